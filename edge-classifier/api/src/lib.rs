@@ -1,0 +1,199 @@
+//! Stacktag wire types: the one shape that the Spin component, the browser module, the
+//! sync gateway and the trainer all speak and write.
+//!
+//! Nothing here computes anything. A type changes only together with
+//! [`MANIFEST_FORMAT_VERSION`] (for the manifest) or with every transport at once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the bundle layout and of [`ModelManifest`]. A reader refuses any other.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// File names inside a bundle directory.
+pub mod files {
+    /// The ONNX graph: token ids in, one probability per label out.
+    pub const MODEL: &str = "model.onnx";
+    /// The `tokenizers` tokenizer, saved with `Tokenizer::save`.
+    pub const TOKENIZER: &str = "tokenizer.json";
+    /// The [`ModelManifest`](crate::ModelManifest).
+    pub const MANIFEST: &str = "manifest.json";
+    /// The evaluation figures, [`Evaluation`](crate::Evaluation), for people and tools.
+    pub const METRICS: &str = "metrics.json";
+    /// The confusion matrix drawn for people.
+    pub const CONFUSION_SVG: &str = "confusion_matrix.svg";
+}
+
+/// A request to `POST /classify`: one text, or a batch of texts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PredictRequest {
+    /// `{"text": "..."}`
+    One {
+        /// The question to classify.
+        text: String,
+    },
+    /// `{"texts": ["...", ...]}`
+    Batch {
+        /// The questions to classify, answered in the same order.
+        texts: Vec<String>,
+    },
+}
+
+/// The answer for one text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The most probable label.
+    pub label: String,
+    /// The probability of every label, in the model's label order.
+    pub probabilities: Vec<LabelProbability>,
+    /// The tokens that pushed the winning label most, strongest first.
+    pub explanation: Vec<TokenContribution>,
+    /// True when the text was longer than the model reads and its tail was ignored.
+    pub truncated: bool,
+    /// Which model answered.
+    pub model: ModelRef,
+}
+
+/// The answer for a batch: one [`Prediction`] per text, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchPrediction {
+    /// One prediction per input text.
+    pub predictions: Vec<Prediction>,
+}
+
+/// One label's probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelProbability {
+    /// The label.
+    pub label: String,
+    /// Its probability, in `[0, 1]`; all of them sum to 1.
+    pub probability: f32,
+}
+
+/// How much one token pushed the winning label above the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenContribution {
+    /// The token as the tokenizer wrote it.
+    pub token: String,
+    /// Its contribution to the winning label's logit minus the other labels' mean, summed over
+    /// its occurrences. Positive pushes towards the winner.
+    pub weight: f32,
+    /// How often the token occurs in the text.
+    pub count: u32,
+}
+
+/// The model that answered a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// Registered model name, e.g. `stacktag`.
+    pub name: String,
+    /// Registry version, when the bundle was stamped with one.
+    pub version: Option<String>,
+}
+
+/// Every HTTP error body: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The error itself.
+    pub error: ErrorBody,
+}
+
+/// The code (stable, machine-readable) and message (for people) of an [`ApiError`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable snake_case code such as `empty_text` or `body_too_large`.
+    pub code: String,
+    /// What went wrong, in words a person can act on.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Builds an error body from a code and a message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { error: ErrorBody { code: code.into(), message: message.into() } }
+    }
+}
+
+/// `manifest.json`: what a bundle is, where it came from and how well it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelManifest {
+    /// Must equal [`MANIFEST_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Registered model name.
+    pub model_name: String,
+    /// Registry version, stamped when the bundle is built for serving; absent at train time.
+    #[serde(default)]
+    pub model_version: Option<String>,
+    /// Labels in the order of the model's probability output.
+    pub labels: Vec<String>,
+    /// RFC 3339 UTC time the bundle was written.
+    pub created_at: String,
+    /// sha256 over the whole training data snapshot (every batch, in order).
+    pub data_snapshot: String,
+    /// The graph's contract: tensor names and the limits the core applies.
+    pub graph: GraphSpec,
+    /// Training parameters, for people and for reproducing the run.
+    pub training: BTreeMap<String, serde_json::Value>,
+    /// Figures on the evaluation set the trainer used.
+    pub metrics: Evaluation,
+    /// sha256 and size of every other file in the bundle, by file name.
+    pub files: BTreeMap<String, FileDigest>,
+}
+
+/// The ONNX graph's interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphSpec {
+    /// Input: int64 token ids, shape `[n]`, as the tokenizer produced them.
+    pub input: String,
+    /// Output: float32 probabilities, shape `[labels]`.
+    pub probabilities: String,
+    /// Output: float32 per-token logit contributions, shape `[n, labels]`.
+    pub token_contributions: String,
+    /// Output: float32 per-adjacent-pair logit contributions, shape `[n - 1, labels]`.
+    pub pair_contributions: String,
+    /// At most this many token ids (specials included) go into the graph.
+    pub max_tokens: usize,
+}
+
+/// Size and sha256 of one bundle file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Lower-case hex sha256 of the file's bytes.
+    pub sha256: String,
+    /// The file's size in bytes.
+    pub bytes: u64,
+}
+
+/// Classification figures on one labelled set (`metrics.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// How many examples were scored.
+    pub examples: usize,
+    /// Share of examples whose top label is right.
+    pub accuracy: f64,
+    /// Unweighted mean of per-class F1.
+    pub macro_f1: f64,
+    /// Per-class figures, in label order.
+    pub per_class: Vec<ClassMetrics>,
+    /// Labels, in the order of the matrix rows and columns.
+    pub labels: Vec<String>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Precision, recall and F1 of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    /// The class.
+    pub label: String,
+    /// Of the examples predicted as this class, the share that are.
+    pub precision: f64,
+    /// Of the examples of this class, the share predicted as it.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+    /// How many examples of this class were scored.
+    pub support: u64,
+}

@@ -1,0 +1,71 @@
+//! The core's errors. Each names the thing that failed; adapters map them to their
+//! transport (an HTTP status, a JS exception) and add no logic.
+
+/// Everything that can go wrong loading a bundle or classifying a text.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `manifest.json` is not a valid manifest.
+    #[error("bundle manifest is invalid: {0}")]
+    ManifestInvalid(#[source] serde_json::Error),
+    /// The manifest has a format version this core does not read.
+    #[error("bundle format version {found} is not supported (this core reads {expected})")]
+    UnsupportedFormat {
+        /// The manifest's version.
+        found: u32,
+        /// The version this core reads.
+        expected: u32,
+    },
+    /// The manifest lists no digest for a file the bundle needs.
+    #[error("bundle manifest has no digest for `{file}`")]
+    MissingDigest {
+        /// The file name.
+        file: &'static str,
+    },
+    /// A file's bytes do not match the manifest's digest.
+    #[error("bundle file `{file}` does not match its manifest digest (expected sha256 {expected}, got {actual})")]
+    DigestMismatch {
+        /// The file name.
+        file: &'static str,
+        /// The manifest's sha256.
+        expected: String,
+        /// The file's sha256.
+        actual: String,
+    },
+    /// The manifest's labels are unusable.
+    #[error("bundle manifest labels are invalid: {0}")]
+    BadLabels(String),
+    /// `tokenizer.json` could not be loaded or used.
+    #[error("tokenizer failed: {0}")]
+    Tokenizer(String),
+    /// The tokenizer lacks a special token the graph contract needs.
+    #[error("tokenizer has no special token `{0}`")]
+    MissingSpecialToken(&'static str),
+    /// `model.onnx` could not be loaded or optimised.
+    #[error("model failed to load: {0}")]
+    ModelLoad(String),
+    /// The model's output does not fit the manifest.
+    #[error("model output has {model} probabilities but the manifest lists {manifest} labels")]
+    LabelCountMismatch {
+        /// Labels in the manifest.
+        manifest: usize,
+        /// Probabilities the graph returns.
+        model: usize,
+    },
+    /// Running the graph failed.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// The text is empty once normalised (or only whitespace).
+    #[error("text is empty")]
+    EmptyText,
+}
+
+impl Error {
+    /// A stable, bounded code for metric labels and API error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::EmptyText => "empty_text",
+            Error::Inference(_) => "inference_failed",
+            _ => "invalid_bundle",
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Classification figures: accuracy, macro-F1, per-class precision and recall, and the
+//! confusion matrix. Pure arithmetic over (truth, prediction) pairs, shared by the trainer's
+//! evaluation and the promotion gate.
+
+use crate::api::{ClassMetrics, Evaluation};
+
+/// Scores `pairs` of (true label index, predicted label index) over `labels`.
+///
+/// # Panics
+/// If an index is out of range of `labels`: that is a caller's bug, not bad data.
+pub fn evaluate(labels: &[String], pairs: impl IntoIterator<Item = (usize, usize)>) -> Evaluation {
+    let k = labels.len();
+    let mut confusion = vec![vec![0u64; k]; k];
+    let mut examples = 0usize;
+    for (truth, predicted) in pairs {
+        confusion[truth][predicted] += 1;
+        examples += 1;
+    }
+    let ratio = |num: u64, den: u64| if den == 0 { 0.0 } else { num as f64 / den as f64 };
+    let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
+    let per_class: Vec<ClassMetrics> = (0..k)
+        .map(|c| {
+            let tp = confusion[c][c];
+            let predicted: u64 = (0..k).map(|t| confusion[t][c]).sum();
+            let support: u64 = confusion[c].iter().sum();
+            let precision = ratio(tp, predicted);
+            let recall = ratio(tp, support);
+            let f1 = if precision + recall == 0.0 {
+                0.0
+            } else {
+                2.0 * precision * recall / (precision + recall)
+            };
+            ClassMetrics { label: labels[c].clone(), precision, recall, f1, support }
+        })
+        .collect();
+    let macro_f1 = if k == 0 { 0.0 } else { per_class.iter().map(|c| c.f1).sum::<f64>() / k as f64 };
+    Evaluation {
+        examples,
+        accuracy: ratio(correct, examples as u64),
+        macro_f1,
+        per_class,
+        labels: labels.to_vec(),
+        confusion,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_match_a_hand_worked_example() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        // truth a: 3 right, 1 called b; truth b: 2 right, 2 called a.
+        let pairs = [(0, 0), (0, 0), (0, 0), (0, 1), (1, 1), (1, 1), (1, 0), (1, 0)];
+        let e = evaluate(&labels, pairs);
+        assert_eq!(e.confusion, vec![vec![3, 1], vec![2, 2]]);
+        assert!((e.accuracy - 5.0 / 8.0).abs() < 1e-12);
+        // a: precision 3/5, recall 3/4; b: precision 2/3, recall 2/4.
+        assert!((e.per_class[0].precision - 0.6).abs() < 1e-12);
+        assert!((e.per_class[0].recall - 0.75).abs() < 1e-12);
+        assert!((e.per_class[1].precision - 2.0 / 3.0).abs() < 1e-12);
+        let f1a = 2.0 * 0.6 * 0.75 / 1.35;
+        let f1b = 2.0 * (2.0 / 3.0) * 0.5 / (2.0 / 3.0 + 0.5);
+        assert!((e.macro_f1 - (f1a + f1b) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_class_never_predicted_has_zero_precision_not_nan() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        let e = evaluate(&labels, [(0, 0), (1, 0)]);
+        assert_eq!(e.per_class[1].precision, 0.0);
+        assert_eq!(e.per_class[1].f1, 0.0);
+        assert!(e.macro_f1.is_finite());
+    }
+}

@@ -1,0 +1,111 @@
+//! Text normalisation, defined once: the trainer applies it before training the tokenizer
+//! and before every encode, and the edge applies it to every request.
+//!
+//! The training data is lower-cased Stack Overflow HTML bodies whose newlines were turned
+//! into `.` and whose `<`, `>` and `&` are still entities. Live questions arrive raw, so both
+//! sides are brought to one form: lower case, entities decoded, line breaks as `.`.
+
+/// Texts longer than this many characters (after normalisation) are cut here. It bounds the
+/// work one request can cause; the longest question in the 16k set has 27,528 characters.
+pub const MAX_TEXT_CHARS: usize = 32_768;
+
+/// The normalised text, and whether it was cut at [`MAX_TEXT_CHARS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    /// The text in the form the tokenizer reads.
+    pub text: String,
+    /// True when the input was longer than [`MAX_TEXT_CHARS`].
+    pub truncated: bool,
+}
+
+/// HTML entities that the data set keeps and that live text has as characters.
+const ENTITIES: [(&str, char); 7] = [
+    ("&gt;", '>'),
+    ("&lt;", '<'),
+    ("&amp;", '&'),
+    ("&quot;", '"'),
+    ("&#39;", '\''),
+    ("&apos;", '\''),
+    ("&nbsp;", ' '),
+];
+
+/// Normalises `text`: lower case, HTML entities decoded, line breaks as `.`, other control
+/// characters as spaces, cut at [`MAX_TEXT_CHARS`] characters.
+pub fn normalize(text: &str) -> Normalized {
+    let mut out = String::with_capacity(text.len().min(MAX_TEXT_CHARS * 4));
+    let mut chars = 0usize;
+    let mut truncated = false;
+    let mut rest = text;
+    'outer: while let Some(c) = rest.chars().next() {
+        let (emit, consumed): (char, usize) = if c == '&' {
+            match ENTITIES.iter().find(|(e, _)| starts_with_ignore_ascii_case(rest, e)) {
+                Some((e, ch)) => (*ch, e.len()),
+                None => ('&', 1),
+            }
+        } else if c == '\r' {
+            // CRLF is one line break, not two.
+            let len = if rest[1..].starts_with('\n') { 2 } else { 1 };
+            ('.', len)
+        } else if c == '\n' {
+            ('.', 1)
+        } else if c.is_control() {
+            (' ', c.len_utf8())
+        } else {
+            (c, c.len_utf8())
+        };
+        rest = &rest[consumed..];
+        for lower in emit.to_lowercase() {
+            if chars == MAX_TEXT_CHARS {
+                truncated = true;
+                break 'outer;
+            }
+            out.push(lower);
+            chars += 1;
+        }
+    }
+    Normalized { text: out, truncated }
+}
+
+fn starts_with_ignore_ascii_case(haystack: &str, prefix: &str) -> bool {
+    haystack.len() >= prefix.len()
+        && haystack.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowercases_and_decodes_entities() {
+        let n = normalize("X =&GT; Y &amp;&amp; Z &lt;T&gt; &unknown;");
+        assert_eq!(n.text, "x => y && z <t> &unknown;");
+        assert!(!n.truncated);
+    }
+
+    #[test]
+    fn line_breaks_become_dots_like_the_training_data() {
+        assert_eq!(normalize("a\r\nb\nc\rd\te").text, "a.b.c.d e");
+    }
+
+    #[test]
+    fn cuts_long_text_on_a_char_boundary() {
+        let long = "é".repeat(MAX_TEXT_CHARS + 5);
+        let n = normalize(&long);
+        assert!(n.truncated);
+        assert_eq!(n.text.chars().count(), MAX_TEXT_CHARS);
+    }
+
+    #[test]
+    fn exactly_the_limit_is_not_truncated() {
+        let n = normalize(&"a".repeat(MAX_TEXT_CHARS));
+        assert!(!n.truncated);
+    }
+
+    #[test]
+    fn multi_char_lowercase_counts_each_char() {
+        // 'İ' lower-cases to two chars; the limit is on output chars.
+        let n = normalize(&"İ".repeat(MAX_TEXT_CHARS));
+        assert!(n.truncated);
+        assert_eq!(n.text.chars().count(), MAX_TEXT_CHARS);
+    }
+}

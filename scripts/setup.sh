@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Idempotent set-up for Stacktag: installs every tool the loop and the tests need and skips
+# whatever is already there, so a second run takes seconds. Safe to run on a fresh machine.
+#
+# Everything slow lands in a cache outside the repo ($STACKTAG_CACHE, default
+# ~/.cache/stacktag) so that a fresh clone on the same machine reuses it.
+set -euo pipefail
+
+CACHE="${STACKTAG_CACHE:-$HOME/.cache/stacktag}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WASMTIME_VERSION=48.0.8
+mkdir -p "$CACHE"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- rust targets -------------------------------------------------------------------------
+for target in wasm32-wasip2 wasm32-unknown-unknown; do
+  if rustup target list --installed | grep -qx "$target"; then
+    log "rust target $target: present"
+  else
+    log "rust target $target: installing"
+    rustup target add "$target"
+  fi
+done
+
+# --- python venv: mlflow server + onnxruntime cross-check ---------------------------------
+# The stamp holds the hash of requirements.txt, so a changed pin reinstalls and an unchanged
+# one is skipped.
+VENV="$CACHE/venv"
+REQ="$ROOT/scripts/requirements.txt"
+stamp="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.stamp" 2>/dev/null)" = "$stamp" ]; then
+  log "python venv: present ($VENV)"
+else
+  log "python venv: installing into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet -r "$REQ"
+  echo "$stamp" > "$VENV/.stamp"
+fi
+
+# --- wasmtime-cli (the local WASM host for the Spin component) ----------------------------
+# About 17 minutes to build on 2 cores, so it is built once into the cache and reused.
+WT="$CACHE/tools/bin/wasmtime"
+if [ -x "$WT" ] && "$WT" --version 2>/dev/null | grep -q "wasmtime $WASMTIME_VERSION"; then
+  log "wasmtime $WASMTIME_VERSION: present ($WT)"
+else
+  log "wasmtime $WASMTIME_VERSION: building (about 17 min on 2 cores)"
+  cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked --root "$CACHE/tools"
+fi
+
+log "done; tools in $CACHE"

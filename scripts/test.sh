@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): set-up (idempotent), then every test.
+#
+#   scripts/test.sh
+#
+# Needs ../shared/data beside the repo (or STACKTAG_SHARED_DATA); uses loopback only.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+
+echo "== native tests (cargo test: the default members)"
+cargo test --locked
+
+echo "== the inference core builds for both wasm targets"
+cargo check --locked -p edge-classifier --target wasm32-wasip2
+cargo check --locked -p edge-classifier --target wasm32-unknown-unknown

@@ -1,0 +1,125 @@
+//! `trainer bench`: the figures in one JSON object, measured in one run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::config::{BenchArgs, TrainConfig};
+use crate::pipeline::{self, Parity, Timings};
+
+/// What `trainer bench` prints.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// Accuracy on DIR/test.csv.gz.
+    pub accuracy: f64,
+    /// Macro-F1 on DIR/test.csv.gz.
+    pub macro_f1: f64,
+    /// Tokenizer training + encoding + fitting, in seconds.
+    pub train_seconds: f64,
+    /// The whole `train` run: reading data, learning, export and the tract check.
+    pub total_seconds: f64,
+    /// Median latency of one `Classifier::classify` (native core, warm, explanation included).
+    pub classify_p50_us: f64,
+    /// 99th percentile of the same.
+    pub classify_p99_us: f64,
+    /// Median of normalise + tokenize alone, the baseline that classify builds on.
+    pub encode_p50_us: f64,
+    /// Every file in the bundle directory.
+    pub bundle_bytes: u64,
+    /// What the edge ships: model.onnx + tokenizer.json + manifest.json.
+    pub served_bytes: u64,
+    /// Questions timed.
+    pub timed_questions: usize,
+    /// Stage timings.
+    pub timings: Timings,
+    /// The export check.
+    pub parity: Parity,
+}
+
+/// Trains on `DIR/train.csv.gz`, evaluates on `DIR/test.csv.gz` and measures the bundle.
+pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
+    let tmp;
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => {
+            tmp = tempdir()?;
+            tmp.join("bundle")
+        }
+    };
+    let cfg = TrainConfig::resolve(
+        vec![args.data.join("train.csv.gz")],
+        Some(args.data.join("test.csv.gz")),
+        out.clone(),
+        &args.model,
+    )?;
+    let outcome = pipeline::train(&cfg)?;
+    let classifier = pipeline::load_bundle(&out)?;
+
+    let texts = &outcome.eval_texts;
+    // Warm caches (tokenizer word cache, allocator) the way a serving instance would be.
+    for t in texts.iter().take(200) {
+        classifier.classify(t)?;
+    }
+    let mut classify_us = Vec::with_capacity(texts.len());
+    let mut encode_us = Vec::with_capacity(texts.len());
+    for t in texts {
+        let start = Instant::now();
+        let p = classifier.classify(t)?;
+        classify_us.push(start.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(p);
+        let start = Instant::now();
+        let e = classifier.encode(t)?;
+        encode_us.push(start.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(e);
+    }
+    let mut bundle_bytes = 0;
+    let mut served_bytes = 0;
+    for entry in std::fs::read_dir(&out).with_context(|| format!("cannot list `{}`", out.display()))? {
+        let entry = entry?;
+        let len = entry.metadata()?.len();
+        bundle_bytes += len;
+        let name = entry.file_name();
+        if [
+            edge_classifier::api::files::MODEL,
+            edge_classifier::api::files::TOKENIZER,
+            edge_classifier::api::files::MANIFEST,
+        ]
+        .iter()
+        .any(|f| name == *f)
+        {
+            served_bytes += len;
+        }
+    }
+    Ok(BenchReport {
+        accuracy: outcome.manifest.metrics.accuracy,
+        macro_f1: outcome.manifest.metrics.macro_f1,
+        train_seconds: outcome.timings.train_seconds(),
+        total_seconds: outcome.timings.total_seconds(),
+        classify_p50_us: percentile(&mut classify_us, 0.50),
+        classify_p99_us: percentile(&mut classify_us, 0.99),
+        encode_p50_us: percentile(&mut encode_us, 0.50),
+        bundle_bytes,
+        served_bytes,
+        timed_questions: texts.len(),
+        timings: outcome.timings,
+        parity: outcome.parity,
+    })
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("stacktag-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    Ok(dir)
+}
+
+/// The `q` quantile (nearest rank) of `values`.
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}

@@ -1,0 +1,42 @@
+//! `trainer evaluate`: how a bundle does on any labelled data, through the serving core.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use edge_classifier::api::Evaluation;
+use edge_classifier::{Classifier, argmax};
+use serde::Serialize;
+
+use crate::data::{self, Example, RowReport};
+
+/// The figures `trainer evaluate --json` prints: metrics.json's shape plus the row counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluateReport {
+    /// Accuracy, macro-F1, per-class figures and the confusion matrix.
+    #[serde(flatten)]
+    pub metrics: Evaluation,
+    /// Rows read and skipped.
+    pub rows: RowReport,
+}
+
+/// Reads `paths` and scores `classifier` on their usable rows.
+pub fn evaluate_paths(classifier: &Classifier, paths: &[PathBuf]) -> anyhow::Result<EvaluateReport> {
+    let mut batches = Vec::new();
+    for path in paths {
+        batches.extend(
+            data::read_source(path).with_context(|| format!("failed to read `{}`", path.display()))?,
+        );
+    }
+    let (examples, rows) = data::clean_labelled(&batches, &classifier.manifest().labels)?;
+    Ok(EvaluateReport { metrics: evaluate_examples(classifier, &examples)?, rows })
+}
+
+/// Scores `classifier` on `examples` (labels index the classifier's labels).
+pub fn evaluate_examples(classifier: &Classifier, examples: &[Example]) -> anyhow::Result<Evaluation> {
+    let mut pairs = Vec::with_capacity(examples.len());
+    for e in examples {
+        let p = classifier.probabilities(&e.text)?;
+        pairs.push((e.label, argmax(&p)));
+    }
+    Ok(edge_classifier::metrics::evaluate(&classifier.manifest().labels, pairs))
+}

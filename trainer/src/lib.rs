@@ -1,0 +1,70 @@
+//! Stacktag's trainer: labelled Stack Overflow questions in (CSV, Parquet, the TensorFlow
+//! layout), a verified, self-contained ONNX bundle out.
+//!
+//! The pipeline is `data` → `tokenizer` → `model` → `export` → `bundle`, with the export
+//! checked by running it through the serving core (`edge-classifier`).
+
+pub mod bench;
+pub mod bundle;
+pub mod config;
+pub mod data;
+pub mod evaluate;
+pub mod export;
+pub mod model;
+pub mod pipeline;
+pub mod progress;
+pub mod report;
+pub mod rng;
+pub mod tokenizer;
+
+use std::process::ExitCode;
+
+use config::{Cli, Command, TrainConfig};
+
+/// Runs one trainer command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Train(args) => {
+            let cfg = TrainConfig::resolve(args.data, args.eval, args.out, &args.model)?;
+            let outcome = pipeline::train(&cfg)?;
+            if args.json {
+                let summary = serde_json::json!({
+                    "bundle": outcome.bundle_dir,
+                    "metrics": outcome.manifest.metrics,
+                    "data_snapshot": outcome.manifest.data_snapshot,
+                    "train_rows": outcome.train_report,
+                    "eval_rows": outcome.eval_report,
+                    "timings": outcome.timings,
+                    "parity": outcome.parity,
+                });
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            }
+        }
+        Command::Evaluate(args) => {
+            let classifier = pipeline::load_bundle(&args.bundle)?;
+            let report = evaluate::evaluate_paths(&classifier, &args.data)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "accuracy {:.4}  macro-F1 {:.4}  on {} rows ({})",
+                    report.metrics.accuracy,
+                    report.metrics.macro_f1,
+                    report.metrics.examples,
+                    report.rows.describe()
+                );
+                for c in &report.metrics.per_class {
+                    println!(
+                        "  {:<12} precision {:.4}  recall {:.4}  f1 {:.4}  support {}",
+                        c.label, c.precision, c.recall, c.f1, c.support
+                    );
+                }
+            }
+        }
+        Command::Bench(args) => {
+            let report = bench::bench(&args)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,358 @@
+//! `trainer train`: data → tokenizer → classifier → ONNX → verified bundle.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use edge_classifier::api::{GraphSpec, MANIFEST_FORMAT_VERSION, ModelManifest, files};
+use edge_classifier::{BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, argmax, encode_with};
+use serde::Serialize;
+use serde_json::json;
+use tokenizers::Tokenizer;
+
+use crate::bundle::{self, BundleBytes};
+use crate::config::TrainConfig;
+use crate::data::{self, Dataset, EvalSource, Example, RowReport};
+use crate::export::{self, names};
+use crate::model::{self, FeatureSpec, FitParams, LinearModel};
+use crate::progress::Progress;
+use crate::tokenizer;
+
+/// The export check's bound on |trainer probability − tract probability|.
+pub const PARITY_TOLERANCE: f32 = 1e-5;
+
+/// How long each stage took, in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// Reading and cleaning the data.
+    pub load: f64,
+    /// Training the tokenizer.
+    pub tokenizer: f64,
+    /// Encoding every text.
+    pub encode: f64,
+    /// Fitting the classifier.
+    pub fit: f64,
+    /// Writing ONNX and verifying it with tract over the evaluation set.
+    pub export_and_verify: f64,
+}
+
+impl Timings {
+    /// Learning time: tokenizer + encoding + fit (what a model costs to train, without I/O
+    /// and the export check).
+    pub fn train_seconds(&self) -> f64 {
+        self.tokenizer + self.encode + self.fit
+    }
+
+    /// Everything.
+    pub fn total_seconds(&self) -> f64 {
+        self.load + self.train_seconds() + self.export_and_verify
+    }
+}
+
+/// The agreement between the trainer's own probabilities and tract's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parity {
+    /// Texts compared.
+    pub examples: usize,
+    /// Largest absolute probability difference.
+    pub max_abs_diff: f32,
+    /// Texts whose top label differs.
+    pub argmax_mismatches: usize,
+}
+
+/// What a training run produced.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The bundle directory.
+    pub bundle_dir: PathBuf,
+    /// Its manifest.
+    pub manifest: ModelManifest,
+    /// Rows read and skipped.
+    pub train_report: RowReport,
+    /// Rows read and skipped from `--eval`.
+    pub eval_report: Option<RowReport>,
+    /// Stage timings.
+    pub timings: Timings,
+    /// The export check's figures.
+    pub parity: Parity,
+    /// Evaluation texts, for callers that go on to measure the bundle (bench).
+    pub eval_texts: Vec<String>,
+}
+
+/// Trains a model as `cfg` says and writes a verified bundle to `cfg.out`.
+pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
+    let progress = Progress::new(cfg.quiet);
+    let mut timings = Timings::default();
+
+    let t = Instant::now();
+    let dataset = load_dataset(cfg, &progress)?;
+    timings.load = t.elapsed().as_secs_f64();
+    progress.note(format!(
+        "training data: {} used, {}; evaluation rows: {}",
+        dataset.train_report.used,
+        dataset.train_report.describe(),
+        dataset.eval.len()
+    ));
+
+    let t = Instant::now();
+    let spinner = progress.spinner("training tokenizer");
+    let train_normalized: Vec<String> = dataset
+        .train
+        .iter()
+        .map(|e| edge_classifier::normalize::normalize(&e.text).text)
+        .collect();
+    let tokenizer = tokenizer::train(&train_normalized, cfg.vocab_size, cfg.min_frequency)?;
+    spinner.finish_and_clear();
+    timings.tokenizer = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let encoder = Encoder::new(&tokenizer, cfg.max_tokens)?;
+    let train_ids = encoder.encode_all(&dataset.train, &progress, "encoding training set")?;
+    let eval_ids = encoder.encode_all(&dataset.eval, &progress, "encoding evaluation set")?;
+    timings.encode = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let spec = FeatureSpec {
+        vocab: tokenizer.get_vocab_size(true),
+        buckets: cfg.buckets,
+        pair_mul: cfg.pair_mul,
+        pooling: cfg.pooling,
+    };
+    let targets: Vec<usize> = dataset.train.iter().map(|e| e.label).collect();
+    let bar = progress.bar(cfg.epochs as u64, "fitting");
+    let fitted = model::fit(
+        &train_ids,
+        &targets,
+        spec,
+        dataset.labels.len(),
+        FitParams { epochs: cfg.epochs, learning_rate: cfg.learning_rate, l2: cfg.l2, seed: cfg.seed },
+        |_| bar.inc(1),
+    );
+    bar.finish_and_clear();
+    timings.fit = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let (bytes, manifest, parity) =
+        export_and_verify(cfg, &dataset, &tokenizer, &fitted, &eval_ids, &progress)?;
+    timings.export_and_verify = t.elapsed().as_secs_f64();
+
+    bundle::write_dir(&cfg.out, &bytes, &manifest)
+        .with_context(|| format!("failed to write bundle to `{}`", cfg.out.display()))?;
+    progress.note(format!(
+        "bundle written to `{}`: accuracy {:.4}, macro-F1 {:.4} on {} evaluation rows",
+        cfg.out.display(),
+        manifest.metrics.accuracy,
+        manifest.metrics.macro_f1,
+        manifest.metrics.examples
+    ));
+    Ok(TrainOutcome {
+        bundle_dir: cfg.out.clone(),
+        manifest,
+        train_report: dataset.train_report,
+        eval_report: dataset.eval_report,
+        timings,
+        parity,
+        eval_texts: dataset.eval.into_iter().map(|e| e.text).collect(),
+    })
+}
+
+fn load_dataset(cfg: &TrainConfig, progress: &Progress) -> anyhow::Result<Dataset> {
+    let bar = progress.bar(cfg.data.len() as u64, "reading data");
+    let mut batches = Vec::new();
+    for path in &cfg.data {
+        batches.extend(
+            data::read_source(path)
+                .with_context(|| format!("failed to read training data `{}`", path.display()))?,
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let eval = match &cfg.eval {
+        Some(path) => EvalSource::Batches(
+            data::read_source(path)
+                .with_context(|| format!("failed to read evaluation data `{}`", path.display()))?,
+        ),
+        None => EvalSource::Split { fraction: cfg.eval_fraction, seed: cfg.seed },
+    };
+    Ok(data::prepare(&batches, eval, &cfg.labels)?)
+}
+
+/// Encodes texts through the core's own `encode_with`, on every core.
+struct Encoder<'a> {
+    tokenizer: &'a Tokenizer,
+    bos: i64,
+    eos: i64,
+    max_tokens: usize,
+}
+
+impl<'a> Encoder<'a> {
+    fn new(tokenizer: &'a Tokenizer, max_tokens: usize) -> anyhow::Result<Self> {
+        let id = |t: &str| {
+            tokenizer
+                .token_to_id(t)
+                .map(i64::from)
+                .with_context(|| format!("trained tokenizer lacks `{t}`"))
+        };
+        Ok(Self { tokenizer, bos: id(BOS_TOKEN)?, eos: id(EOS_TOKEN)?, max_tokens })
+    }
+
+    fn encode_all(&self, examples: &[Example], progress: &Progress, what: &str) -> anyhow::Result<Vec<Vec<i64>>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = examples.len().div_ceil(threads).max(1);
+        let bar = progress.bar(examples.len() as u64, what);
+        // Each thread fills its own slice, so the result's order never depends on timing.
+        let results: Vec<anyhow::Result<Vec<Vec<i64>>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = examples
+                .chunks(chunk)
+                .map(|part| {
+                    let bar = bar.clone();
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|e| {
+                                bar.inc(1);
+                                encode_with(self.tokenizer, self.bos, self.eos, self.max_tokens, &e.text)
+                                    .map(|enc| enc.ids)
+                                    .map_err(anyhow::Error::from)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("encoder thread panicked")))).collect()
+        });
+        bar.finish_and_clear();
+        let mut all = Vec::with_capacity(examples.len());
+        for part in results {
+            all.extend(part?);
+        }
+        Ok(all)
+    }
+}
+
+fn export_and_verify(
+    cfg: &TrainConfig,
+    dataset: &Dataset,
+    tokenizer: &Tokenizer,
+    fitted: &LinearModel,
+    eval_ids: &[Vec<i64>],
+    progress: &Progress,
+) -> anyhow::Result<(BundleBytes, ModelManifest, Parity)> {
+    let onnx = export::to_onnx(fitted, &dataset.labels, &cfg.model_name);
+    let tokenizer_json = tokenizer
+        .to_string(false)
+        .map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?
+        .into_bytes();
+    let mut manifest = ModelManifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        model_name: cfg.model_name.clone(),
+        model_version: None,
+        labels: dataset.labels.clone(),
+        created_at: now_rfc3339(),
+        data_snapshot: dataset.snapshot.clone(),
+        graph: GraphSpec {
+            input: names::INPUT.into(),
+            probabilities: names::PROBABILITIES.into(),
+            token_contributions: names::TOKEN_CONTRIBUTIONS.into(),
+            pair_contributions: names::PAIR_CONTRIBUTIONS.into(),
+            max_tokens: cfg.max_tokens,
+        },
+        training: training_params(cfg, dataset, fitted),
+        // Filled in below from the verified bundle's own answers.
+        metrics: edge_classifier::metrics::evaluate(&dataset.labels, std::iter::empty()),
+        files: BTreeMap::new(),
+    };
+    manifest.files.insert(files::MODEL.into(), bundle::digest(&onnx));
+    manifest.files.insert(files::TOKENIZER.into(), bundle::digest(&tokenizer_json));
+    let manifest_json = serde_json::to_vec_pretty(&manifest)?;
+
+    // The check runs the bundle through the serving core, exactly as the edge will.
+    let classifier = Classifier::load(BundleFiles {
+        manifest: &manifest_json,
+        model: &onnx,
+        tokenizer: &tokenizer_json,
+    })
+    .context("exported bundle does not load in the edge core")?;
+    let (parity, pairs) = verify(&classifier, fitted, &dataset.eval, eval_ids, progress)?;
+    manifest.metrics = edge_classifier::metrics::evaluate(&dataset.labels, pairs);
+    Ok((BundleBytes { model: onnx, tokenizer: tokenizer_json }, manifest, parity))
+}
+
+/// The export check: runs every example through the serving core and compares with `own`,
+/// the trainer's model. Fails unless every probability is within [`PARITY_TOLERANCE`] and every
+/// top label agrees. Returns the figures and the (truth, served prediction) pairs.
+pub fn verify(
+    classifier: &Classifier,
+    own: &LinearModel,
+    examples: &[Example],
+    ids: &[Vec<i64>],
+    progress: &Progress,
+) -> anyhow::Result<(Parity, Vec<(usize, usize)>)> {
+    let bar = progress.bar(examples.len() as u64, "verifying export with tract");
+    let mut parity = Parity { examples: 0, max_abs_diff: 0.0, argmax_mismatches: 0 };
+    let mut pairs = Vec::with_capacity(examples.len());
+    for (example, ids) in examples.iter().zip(ids) {
+        let served = classifier.probabilities(&example.text)?;
+        let mine = own.probabilities(ids);
+        for (a, b) in served.iter().zip(&mine) {
+            parity.max_abs_diff = parity.max_abs_diff.max((a - b).abs());
+        }
+        let predicted = argmax(&served);
+        if predicted != argmax(&mine) {
+            parity.argmax_mismatches += 1;
+        }
+        parity.examples += 1;
+        pairs.push((example.label, predicted));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if parity.max_abs_diff > PARITY_TOLERANCE || parity.argmax_mismatches > 0 {
+        anyhow::bail!(
+            "export check failed: tract and the trainer disagree (max |Δp| {:.3e} > {PARITY_TOLERANCE:e} or {} argmax mismatches over {} texts)",
+            parity.max_abs_diff,
+            parity.argmax_mismatches,
+            parity.examples
+        );
+    }
+    Ok((parity, pairs))
+}
+
+fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -> BTreeMap<String, serde_json::Value> {
+    let value = json!({
+        "trainer_version": env!("CARGO_PKG_VERSION"),
+        "seed": cfg.seed,
+        "tokenizer": "bpe",
+        "vocab_size": fitted.spec.vocab,
+        "min_frequency": cfg.min_frequency,
+        "pair_buckets": fitted.spec.buckets,
+        "pair_mul": fitted.spec.pair_mul,
+        "pooling": fitted.spec.pooling,
+        "epochs": cfg.epochs,
+        "learning_rate": cfg.learning_rate,
+        "l2": cfg.l2,
+        "max_tokens": cfg.max_tokens,
+        "train_rows": dataset.train.len(),
+        "eval_rows": dataset.eval.len(),
+        "eval_source": if cfg.eval.is_some() { "separate" } else { "split" },
+        "eval_fraction": cfg.eval.is_none().then_some(cfg.eval_fraction),
+        "train_skipped": dataset.train_report.skipped,
+        "data_paths": cfg.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+    });
+    match value {
+        serde_json::Value::Object(map) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// Reads the bundle at `dir` and loads it in the core.
+pub fn load_bundle(dir: &Path) -> anyhow::Result<Classifier> {
+    let bytes = bundle::read_dir(dir)?;
+    Classifier::load(bytes.files())
+        .with_context(|| format!("bundle `{}` is not valid", dir.display()))
+}

@@ -1,0 +1,60 @@
+//! Shared helpers: fixture paths and small training configs.
+
+use std::path::{Path, PathBuf};
+
+use trainer::config::{ModelArgs, TrainConfig};
+use trainer::model::Pooling;
+
+/// The hand-made 160-row fixture (see fixtures/make_tiny.py).
+pub fn tiny_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.csv")
+}
+
+/// The real stack_overflow_16k directory, `../shared/data/stackoverflow16k` beside the repo
+/// unless `STACKTAG_SHARED_DATA` points elsewhere.
+pub fn shared_data() -> PathBuf {
+    let base = std::env::var_os("STACKTAG_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    let dir = base.join("stackoverflow16k");
+    assert!(
+        dir.join("train.csv.gz").is_file(),
+        "the shared data set is missing at `{}` (set STACKTAG_SHARED_DATA to the folder holding stackoverflow16k/)",
+        dir.display()
+    );
+    dir
+}
+
+/// Model settings sized for the tiny fixture: small vocabulary and pair table.
+pub fn tiny_model_args() -> ModelArgs {
+    ModelArgs {
+        labels: vec!["csharp".into(), "java".into(), "javascript".into(), "python".into()],
+        model_name: "stacktag-test".into(),
+        seed: 7,
+        eval_fraction: 0.25,
+        vocab_size: 400,
+        min_frequency: 1,
+        buckets: 1009,
+        epochs: 30,
+        learning_rate: 0.5,
+        l2: 0.0,
+        pooling: Pooling::Sqrt,
+        max_tokens: 256,
+        quiet: true,
+    }
+}
+
+/// A config that trains the tiny fixture into `out`.
+pub fn tiny_config(out: &Path) -> TrainConfig {
+    TrainConfig::resolve(vec![tiny_csv()], None, out.to_path_buf(), &tiny_model_args())
+        .expect("tiny config is valid")
+}
+
+/// Writes `rows` (label, text) as a CSV file at `path`.
+pub fn write_csv(path: &Path, rows: &[(&str, &str)]) {
+    let mut s = String::from("label,text\n");
+    for (l, t) in rows {
+        s.push_str(&format!("{},\"{}\"\n", l, t.replace('"', "\"\"")));
+    }
+    std::fs::write(path, s).expect("write csv");
+}

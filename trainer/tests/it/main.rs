@@ -1,0 +1,6 @@
+//! The trainer's one integration-test binary.
+
+mod common;
+mod data;
+mod pipeline;
+mod real_data;

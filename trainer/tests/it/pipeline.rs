@@ -1,0 +1,241 @@
+//! Training end to end on the tiny fixture: the bundle, determinism, export parity (tract
+//! and onnxruntime), safe writes, evaluation and the CLI.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use edge_classifier::api::{ModelManifest, files};
+use trainer::pipeline;
+
+use crate::common::{tiny_config, tiny_csv};
+
+fn train_tiny(out: &Path) -> pipeline::TrainOutcome {
+    pipeline::train(&tiny_config(out)).expect("tiny fixture trains")
+}
+
+#[test]
+fn tiny_fixture_trains_into_a_complete_verified_bundle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle");
+    let outcome = train_tiny(&out);
+
+    for f in [files::MODEL, files::TOKENIZER, files::MANIFEST, files::METRICS, files::CONFUSION_SVG] {
+        assert!(out.join(f).is_file(), "bundle lacks {f}");
+    }
+    let manifest: ModelManifest =
+        serde_json::from_slice(&fs::read(out.join(files::MANIFEST)).expect("read")).expect("manifest parses");
+    assert_eq!(manifest.labels, ["csharp", "java", "javascript", "python"]);
+    assert_eq!(manifest.model_name, "stacktag-test");
+    assert_eq!(manifest.data_snapshot.len(), 64);
+    assert_eq!(manifest.training["seed"], 7);
+    for f in [files::MODEL, files::TOKENIZER] {
+        let bytes = fs::read(out.join(f)).expect("read");
+        assert_eq!(manifest.files[f].sha256, edge_classifier::sha256_hex(&bytes), "{f} digest");
+        assert_eq!(manifest.files[f].bytes, bytes.len() as u64);
+    }
+    // 10 held out per label; the fixture's languages are easy to tell apart.
+    assert_eq!(manifest.metrics.examples, 40);
+    assert!(manifest.metrics.accuracy >= 0.9, "accuracy {}", manifest.metrics.accuracy);
+    let confusion_total: u64 = manifest.metrics.confusion.iter().flatten().sum();
+    assert_eq!(confusion_total, 40);
+
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join(files::METRICS)).expect("read")).expect("json");
+    assert_eq!(metrics["accuracy"], serde_json::json!(manifest.metrics.accuracy));
+    let svg = fs::read_to_string(out.join(files::CONFUSION_SVG)).expect("svg");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<rect x=").count(), 16, "one cell per (true, predicted) pair");
+
+    assert!(outcome.parity.max_abs_diff <= pipeline::PARITY_TOLERANCE);
+    assert_eq!(outcome.parity.argmax_mismatches, 0);
+    assert_eq!(outcome.parity.examples, 40);
+}
+
+#[test]
+fn same_data_and_seed_give_a_byte_identical_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    train_tiny(&a);
+    train_tiny(&b);
+    let read = |d: &Path, f: &str| fs::read(d.join(f)).expect("read");
+    assert!(read(&a, files::MODEL) == read(&b, files::MODEL), "model.onnx differs between identical runs");
+    assert!(read(&a, files::TOKENIZER) == read(&b, files::TOKENIZER), "tokenizer.json differs");
+
+    let mut cfg = tiny_config(&c);
+    cfg.seed = 8;
+    pipeline::train(&cfg).expect("train");
+    assert!(read(&a, files::MODEL) != read(&c, files::MODEL), "the seed must matter");
+}
+
+#[test]
+fn the_export_check_fails_when_the_graph_and_the_trainer_disagree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle");
+    let cfg = tiny_config(&out);
+    train_tiny(&out);
+    let classifier = pipeline::load_bundle(&out).expect("load");
+    let batches = trainer::data::read_source(&tiny_csv()).expect("read");
+    let (examples, _) = trainer::data::clean_labelled(&batches, &cfg.labels).expect("clean");
+    let ids: Vec<Vec<i64>> = examples.iter().map(|e| classifier.encode(&e.text).expect("encode").ids).collect();
+    // A model other than the exported one (one epoch instead of thirty) stands in for a
+    // trainer whose arithmetic drifted from the graph: the check must refuse it.
+    let spec = trainer::model::FeatureSpec {
+        vocab: classifier.tokenizer().get_vocab_size(true),
+        buckets: cfg.buckets,
+        pair_mul: cfg.pair_mul,
+        pooling: cfg.pooling,
+    };
+    let targets: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    let params = trainer::model::FitParams { epochs: 1, learning_rate: 0.5, l2: 0.0, seed: 1 };
+    let other = trainer::model::fit(&ids, &targets, spec, 4, params, |_| {});
+    let progress = trainer::progress::Progress::new(true);
+    let err = pipeline::verify(&classifier, &other, &examples, &ids, &progress)
+        .expect_err("a mismatched export must be refused");
+    assert!(format!("{err:#}").contains("export check failed"), "{err:#}");
+}
+
+fn venv_python() -> PathBuf {
+    let cache = std::env::var_os("STACKTAG_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/stacktag")
+    });
+    let python = cache.join("venv/bin/python");
+    assert!(python.is_file(), "no venv at `{}`: run scripts/setup.sh", python.display());
+    python
+}
+
+fn onnxruntime_check(model: &Path, cases: &Path) -> std::process::Output {
+    Command::new(venv_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/onnxruntime_check.py"))
+        .arg(model)
+        .arg(cases)
+        .output()
+        .expect("run onnxruntime check")
+}
+
+#[test]
+fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle");
+    let outcome = train_tiny(&out);
+    let classifier = pipeline::load_bundle(&out).expect("load");
+    let mut cases: Vec<serde_json::Value> = outcome
+        .eval_texts
+        .iter()
+        .map(|t| {
+            let ids = classifier.encode(t).expect("encode").ids;
+            let probabilities = classifier.run(&ids).expect("run").probabilities;
+            serde_json::json!({ "ids": ids, "probabilities": probabilities })
+        })
+        .collect();
+    let cases_path = dir.path().join("cases.json");
+    fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
+    let ok = onnxruntime_check(&out.join(files::MODEL), &cases_path);
+    assert!(ok.status.success(), "onnxruntime check failed: {}{}", String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
+
+    // The check itself must be able to fail: a wrong expectation is reported.
+    cases[0]["probabilities"][0] = serde_json::json!(2.0);
+    fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
+    let bad = onnxruntime_check(&out.join(files::MODEL), &cases_path);
+    assert!(!bad.status.success(), "a wrong expectation passed the onnxruntime check");
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("case 0"));
+}
+
+#[test]
+fn writing_over_a_directory_that_is_not_a_bundle_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("precious");
+    fs::create_dir(&out).expect("mkdir");
+    fs::write(out.join("thesis.txt"), "do not delete").expect("write");
+    let err = pipeline::train(&tiny_config(&out)).expect_err("must refuse");
+    assert!(format!("{err:#}").contains("is not a bundle directory"), "{err:#}");
+    assert_eq!(fs::read_to_string(out.join("thesis.txt")).expect("kept"), "do not delete");
+}
+
+#[test]
+fn retraining_into_an_existing_bundle_replaces_it_and_leaves_no_temporaries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle");
+    train_tiny(&out);
+    fs::write(out.join("stale.txt"), "from the old bundle").expect("write");
+    train_tiny(&out);
+    assert!(!out.join("stale.txt").exists(), "the old bundle must be replaced whole");
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "bundle")
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+fn trainer_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+}
+
+#[test]
+fn evaluate_prints_the_metrics_json_shape_with_row_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle");
+    train_tiny(&out);
+    let run = trainer_bin()
+        .args(["evaluate", "--json", "--bundle"])
+        .arg(&out)
+        .arg("--data")
+        .arg(tiny_csv())
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json on stdout");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join(files::METRICS)).expect("read")).expect("json");
+    for key in ["accuracy", "macro_f1", "per_class", "confusion", "labels", "examples"] {
+        assert!(report.get(key).is_some() && metrics.get(key).is_some(), "missing `{key}`");
+    }
+    assert_eq!(report["examples"], 160);
+    assert_eq!(report["rows"]["read"], 160);
+    // Training rows are in this set too, so it scores at least as well as the held-out part.
+    assert!(report["accuracy"].as_f64().expect("number") >= 0.9);
+}
+
+#[test]
+fn the_cli_names_a_missing_data_file_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = trainer_bin()
+        .args(["train", "--quiet", "--data", "/no/such/batch.csv", "--out"])
+        .arg(dir.path().join("b"))
+        .env_remove("STACKTAG_DATA")
+        .output()
+        .expect("run");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("`/no/such/batch.csv`"), "{stderr}");
+}
+
+#[test]
+fn the_cli_takes_the_data_location_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("b");
+    let run = trainer_bin()
+        .args(["train", "--quiet", "--json", "--vocab-size", "300", "--min-frequency", "1", "--buckets", "1009", "--out"])
+        .arg(&out)
+        .env("STACKTAG_DATA", tiny_csv())
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    assert_eq!(summary["train_rows"]["read"], 160);
+    assert!(out.join(files::MODEL).is_file());
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_work() {
+    let run = trainer_bin()
+        .args(["train", "--quiet", "--eval-fraction", "1.5", "--out", "/tmp/never", "--data"])
+        .arg(tiny_csv())
+        .output()
+        .expect("run");
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("`--eval-fraction`"));
+}
