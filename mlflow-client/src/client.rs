@@ -1,0 +1,516 @@
+//! The client: one retrying request path, and the tracking and registry calls on top of it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::config::{Auth, ClientConfig};
+use crate::error::Error;
+use crate::types::{Experiment, Metric, ModelVersion, Param, RegisteredModel, Run, RunInfo, RunStatus, Tag};
+
+/// MLflow's REST prefix, relative to the server's base URL.
+const API: &str = "api/2.0/mlflow/";
+
+/// `runs/log-batch` limits (MLflow rejects larger batches).
+const BATCH_MAX_METRICS: usize = 1000;
+const BATCH_MAX_PARAMS: usize = 100;
+const BATCH_MAX_TAGS: usize = 100;
+
+/// An MLflow REST client. Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    cfg: ClientConfig,
+}
+
+/// A raw answer that is not a retryable failure.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Milliseconds since the epoch, as MLflow stamps times.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Client {
+    /// A client for the server `cfg` describes.
+    pub fn new(cfg: ClientConfig) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("stacktag-mlflow-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Transport {
+                call: "client setup".into(),
+                url: cfg.base_url.to_string(),
+                retries: 0,
+                reason: error_chain(&e),
+            })?;
+        Ok(Self { http, cfg })
+    }
+
+    /// The configuration this client runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn url(&self, relative: &str) -> Url {
+        // The base URL always ends in `/` and `relative` never starts with one, so `join`
+        // keeps any path prefix the server sits under.
+        self.cfg.base_url.join(relative).unwrap_or_else(|_| self.cfg.base_url.clone())
+    }
+
+    /// Sends the request `build` makes, retrying connection errors, 429 and 5xx with bounded
+    /// exponential backoff. Any other answer (success or not) is returned as is.
+    pub(crate) async fn execute(
+        &self,
+        call: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Answer, Error> {
+        let policy = self.cfg.retry;
+        let mut retry = 0u32;
+        loop {
+            let request = match &self.cfg.auth {
+                Auth::None => build(&self.http),
+                Auth::Bearer(token) => build(&self.http).bearer_auth(token.expose()),
+                Auth::Basic { username, password } => build(&self.http).basic_auth(username, Some(password.expose())),
+            };
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    // Reading the body is part of the attempt: a connection cut mid-body is
+                    // as retryable as one refused.
+                    match response.bytes().await {
+                        Ok(body) => Ok((status, body.to_vec(), retry_after)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((status, body, retry_after)) => {
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    if !retryable {
+                        return Ok(Answer { status, body });
+                    }
+                    if retry >= policy.max_retries {
+                        return Err(Error::Unavailable {
+                            call: call.to_owned(),
+                            url: self.cfg.base_url.to_string(),
+                            status: status.as_u16(),
+                            retries: retry,
+                            message: message_of(&body),
+                        });
+                    }
+                    let delay = retry_after.unwrap_or_else(|| policy.delay(retry)).min(policy.max_backoff);
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    if e.is_builder() || retry >= policy.max_retries {
+                        return Err(Error::Transport {
+                            call: call.to_owned(),
+                            url: self.cfg.base_url.to_string(),
+                            retries: retry,
+                            reason: error_chain(&e),
+                        });
+                    }
+                    tokio::time::sleep(policy.delay(retry)).await;
+                }
+            }
+            retry += 1;
+        }
+    }
+
+    /// A JSON call to `api/2.0/mlflow/<endpoint>`: the body (if any) as JSON, the answer
+    /// decoded as `T`, any non-success answer turned into [`Error::Api`].
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<T, Error> {
+        let url = self.url(&format!("{API}{endpoint}"));
+        let answer = self
+            .execute(endpoint, |http| {
+                let mut rb = http.request(method.clone(), url.clone()).query(query);
+                if let Some(body) = body {
+                    rb = rb.header(CONTENT_TYPE, "application/json").body(body.to_string());
+                }
+                rb
+            })
+            .await?;
+        decode(endpoint, answer)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<T, Error> {
+        self.call(Method::GET, endpoint, query, None).await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, endpoint: &str, body: Value) -> Result<T, Error> {
+        self.call(Method::POST, endpoint, &[], Some(&body)).await
+    }
+
+    // ---- experiments -------------------------------------------------------------------
+
+    /// The experiment called `name`, or `None` if there is none.
+    pub async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            experiment: Experiment,
+        }
+        match self.get::<Reply>("experiments/get-by-name", &[("experiment_name", name)]).await {
+            Ok(r) => Ok(Some(r.experiment)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the experiment `name` and returns its id.
+    pub async fn create_experiment(&self, name: &str) -> Result<String, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            experiment_id: String,
+        }
+        let r: Reply = self.post("experiments/create", json!({ "name": name })).await?;
+        Ok(r.experiment_id)
+    }
+
+    /// The id of the experiment `name`, created if it does not exist yet (a concurrent
+    /// creator is fine).
+    pub async fn get_or_create_experiment(&self, name: &str) -> Result<String, Error> {
+        if let Some(e) = self.get_experiment_by_name(name).await? {
+            return Ok(e.experiment_id);
+        }
+        match self.create_experiment(name).await {
+            Ok(id) => Ok(id),
+            Err(e) if e.is_already_exists() => match self.get_experiment_by_name(name).await? {
+                Some(e) => Ok(e.experiment_id),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- runs --------------------------------------------------------------------------
+
+    /// Starts a run in `experiment_id`.
+    pub async fn create_run(&self, experiment_id: &str, run_name: Option<&str>, tags: &[Tag]) -> Result<RunInfo, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            run: Run,
+        }
+        let mut body = json!({ "experiment_id": experiment_id, "start_time": now_ms(), "tags": tags });
+        if let Some(name) = run_name {
+            body["run_name"] = json!(name);
+        }
+        let r: Reply = self.post("runs/create", body).await?;
+        Ok(r.run.info)
+    }
+
+    /// The run `run_id`, with its latest metrics, params and tags.
+    pub async fn get_run(&self, run_id: &str) -> Result<Run, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            run: Run,
+        }
+        let r: Reply = self.get("runs/get", &[("run_id", run_id)]).await?;
+        Ok(r.run)
+    }
+
+    /// Logs metrics, params and tags, split into as many `runs/log-batch` calls as MLflow's
+    /// limits need (1000 metrics, 100 params, 100 tags each).
+    pub async fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<(), Error> {
+        let (mut m, mut p, mut t) = (metrics, params, tags);
+        while !(m.is_empty() && p.is_empty() && t.is_empty()) {
+            let (pm, rest_m) = m.split_at(m.len().min(BATCH_MAX_METRICS));
+            let (pp, rest_p) = p.split_at(p.len().min(BATCH_MAX_PARAMS));
+            let (pt, rest_t) = t.split_at(t.len().min(BATCH_MAX_TAGS.min(BATCH_MAX_METRICS - pm.len())));
+            let _: Value = self
+                .post("runs/log-batch", json!({ "run_id": run_id, "metrics": pm, "params": pp, "tags": pt }))
+                .await?;
+            (m, p, t) = (rest_m, rest_p, rest_t);
+        }
+        Ok(())
+    }
+
+    /// Logs one metric value.
+    pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<(), Error> {
+        let _: Value = self
+            .post(
+                "runs/log-metric",
+                json!({ "run_id": run_id, "key": metric.key, "value": metric.value, "timestamp": metric.timestamp, "step": metric.step }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Logs one param.
+    pub async fn log_param(&self, run_id: &str, key: &str, value: &str) -> Result<(), Error> {
+        let _: Value = self.post("runs/log-parameter", json!({ "run_id": run_id, "key": key, "value": value })).await?;
+        Ok(())
+    }
+
+    /// Sets one run tag.
+    pub async fn set_run_tag(&self, run_id: &str, key: &str, value: &str) -> Result<(), Error> {
+        let _: Value = self.post("runs/set-tag", json!({ "run_id": run_id, "key": key, "value": value })).await?;
+        Ok(())
+    }
+
+    /// Ends (or otherwise changes the state of) a run; `FINISHED`, `FAILED` and `KILLED` stamp
+    /// the end time.
+    pub async fn update_run(&self, run_id: &str, status: RunStatus) -> Result<(), Error> {
+        let mut body = json!({ "run_id": run_id, "status": status });
+        if matches!(status, RunStatus::Finished | RunStatus::Failed | RunStatus::Killed) {
+            body["end_time"] = json!(now_ms());
+        }
+        let _: Value = self.post("runs/update", body).await?;
+        Ok(())
+    }
+
+    /// Runs of `experiment_ids` matching `filter` (MLflow's search syntax; empty for all),
+    /// newest first, at most `max_results`.
+    pub async fn search_runs(&self, experiment_ids: &[&str], filter: &str, max_results: u32) -> Result<Vec<Run>, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            #[serde(default)]
+            runs: Vec<Run>,
+        }
+        let r: Reply = self
+            .post(
+                "runs/search",
+                json!({ "experiment_ids": experiment_ids, "filter": filter, "max_results": max_results, "order_by": ["attributes.start_time DESC"] }),
+            )
+            .await?;
+        Ok(r.runs)
+    }
+
+    // ---- registry ----------------------------------------------------------------------
+
+    /// Creates the registered model `name`.
+    pub async fn create_registered_model(&self, name: &str) -> Result<RegisteredModel, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            registered_model: RegisteredModel,
+        }
+        let r: Reply = self.post("registered-models/create", json!({ "name": name })).await?;
+        Ok(r.registered_model)
+    }
+
+    /// The registered model `name`, with its aliases and tags.
+    pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            registered_model: RegisteredModel,
+        }
+        let r: Reply = self.get("registered-models/get", &[("name", name)]).await?;
+        Ok(r.registered_model)
+    }
+
+    /// The registered model `name`, created if it does not exist yet.
+    pub async fn get_or_create_registered_model(&self, name: &str) -> Result<RegisteredModel, Error> {
+        match self.get_registered_model(name).await {
+            Ok(m) => return Ok(m),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        match self.create_registered_model(name).await {
+            Ok(m) => Ok(m),
+            Err(e) if e.is_already_exists() => self.get_registered_model(name).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets a tag on the registered model `name`.
+    pub async fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<(), Error> {
+        let _: Value = self
+            .post("registered-models/set-tag", json!({ "name": name, "key": key, "value": value }))
+            .await?;
+        Ok(())
+    }
+
+    /// Registers a new version of `name` whose files are at `source`.
+    ///
+    /// On the OSS server, pass the run's `mlflow-artifacts:/…` location and its `run_id`: a
+    /// `runs:/…` source breaks `get-artifact`, and the server does not check that `source`
+    /// exists, so upload first.
+    pub async fn create_model_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<ModelVersion, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            model_version: ModelVersion,
+        }
+        let mut body = json!({ "name": name, "source": source, "tags": tags });
+        if let Some(run_id) = run_id {
+            body["run_id"] = json!(run_id);
+        }
+        let r: Reply = self.post("model-versions/create", body).await?;
+        Ok(r.model_version)
+    }
+
+    /// Version `version` of `name`.
+    pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            model_version: ModelVersion,
+        }
+        let r: Reply = self.get("model-versions/get", &[("name", name), ("version", version)]).await?;
+        Ok(r.model_version)
+    }
+
+    /// Every version of `name`, oldest first (all pages).
+    pub async fn model_versions(&self, name: &str) -> Result<Vec<ModelVersion>, Error> {
+        let filter = format!("name='{}'", name.replace('\'', "\\'"));
+        let mut all = self.search_model_versions(&filter).await?;
+        all.sort_by_key(ModelVersion::number);
+        Ok(all)
+    }
+
+    /// Model versions matching `filter` (e.g. `name='stacktag'`), all pages. Their `aliases`
+    /// field is empty: MLflow leaves it out of search results.
+    pub async fn search_model_versions(&self, filter: &str) -> Result<Vec<ModelVersion>, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            #[serde(default)]
+            model_versions: Vec<ModelVersion>,
+            #[serde(default)]
+            next_page_token: Option<String>,
+        }
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("filter", filter), ("max_results", "200")];
+            if let Some(t) = &token {
+                query.push(("page_token", t));
+            }
+            let r: Reply = self.get("model-versions/search", &query).await?;
+            all.extend(r.model_versions);
+            match r.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Sets a tag on version `version` of `name`.
+    pub async fn set_model_version_tag(&self, name: &str, version: &str, key: &str, value: &str) -> Result<(), Error> {
+        let _: Value = self
+            .post("model-versions/set-tag", json!({ "name": name, "version": version, "key": key, "value": value }))
+            .await?;
+        Ok(())
+    }
+
+    /// Points `alias` of `name` at `version` (creating or moving it).
+    pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), Error> {
+        let _: Value = self
+            .post("registered-models/alias", json!({ "name": name, "alias": alias, "version": version }))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes `alias` from `name`.
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), Error> {
+        let _: Value = self
+            .call(Method::DELETE, "registered-models/alias", &[], Some(&json!({ "name": name, "alias": alias })))
+            .await?;
+        Ok(())
+    }
+
+    /// The version `alias` of `name` points at. A missing alias is an error
+    /// (`INVALID_PARAMETER_VALUE` on MLflow 3.17); to ask whether it exists, read
+    /// [`RegisteredModel::alias`] from [`Client::get_registered_model`].
+    pub async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            model_version: ModelVersion,
+        }
+        let r: Reply = self.get("registered-models/alias", &[("name", name), ("alias", alias)]).await?;
+        Ok(r.model_version)
+    }
+}
+
+/// Turns a non-retryable answer into `T` or [`Error::Api`].
+pub(crate) fn decode<T: DeserializeOwned>(call: &str, answer: Answer) -> Result<T, Error> {
+    if !answer.status.is_success() {
+        return Err(api_error(call, &answer));
+    }
+    let body: &[u8] = if answer.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &answer.body };
+    serde_json::from_slice(body).map_err(|e| Error::Decode { call: call.to_owned(), reason: e.to_string() })
+}
+
+/// MLflow's `{error_code, message}` body, or the status and the start of whatever came.
+pub(crate) fn api_error(call: &str, answer: &Answer) -> Error {
+    #[derive(Deserialize)]
+    struct Body {
+        error_code: Option<String>,
+        message: Option<String>,
+    }
+    let parsed: Option<Body> = serde_json::from_slice(&answer.body).ok();
+    let (error_code, message) = match parsed {
+        Some(Body { error_code: Some(code), message }) => (code, message.unwrap_or_default()),
+        _ => (
+            answer.status.canonical_reason().unwrap_or("HTTP_ERROR").to_uppercase().replace(' ', "_"),
+            message_of(&answer.body),
+        ),
+    };
+    Error::Api { call: call.to_owned(), status: answer.status.as_u16(), error_code, message }
+}
+
+/// A short, printable message from an error body.
+fn message_of(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Body {
+        message: Option<String>,
+    }
+    if let Ok(Body { message: Some(m) }) = serde_json::from_slice(body) {
+        return m;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "empty body".into();
+    }
+    text.chars().take(200).collect()
+}
+
+/// A `Retry-After` header in seconds (the HTTP-date form is ignored: the backoff applies).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The error and its causes on one line, without the URL (which reqwest would repeat).
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+    let mut out = String::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the answer's body broke off"
+    } else {
+        "request failed"
+    };
+    out.push_str(kind);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,112 @@
+//! What can go wrong, named by the call that failed. No variant holds a secret.
+
+/// A configuration that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("`{var}` is not set")]
+    Missing {
+        /// The variable's name.
+        var: &'static str,
+    },
+    /// A variable is set to something unusable.
+    #[error("`{var}` is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        var: &'static str,
+        /// Why (secrets already redacted).
+        reason: String,
+    },
+}
+
+/// A failed MLflow call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// MLflow refused the request (a 4xx other than 429): its `error_code` and message.
+    #[error("MLflow `{call}` failed: {error_code}: {message} (HTTP {status})")]
+    Api {
+        /// The call, e.g. `registered-models/alias`.
+        call: String,
+        /// HTTP status.
+        status: u16,
+        /// MLflow's `error_code`, e.g. `RESOURCE_DOES_NOT_EXIST`.
+        error_code: String,
+        /// MLflow's message.
+        message: String,
+    },
+    /// The server kept answering 429 or 5xx until the retries ran out.
+    #[error("MLflow `{call}` failed at `{url}`: HTTP {status} ({retries} retries): {message}")]
+    Unavailable {
+        /// The call.
+        call: String,
+        /// The server's base URL.
+        url: String,
+        /// The last HTTP status.
+        status: u16,
+        /// Retries made.
+        retries: u32,
+        /// The last answer's message (or the start of its body).
+        message: String,
+    },
+    /// No answer at all: connection refused or reset, timeout, a body cut short.
+    #[error("failed to reach MLflow at `{url}` for `{call}`: {reason} ({retries} retries)")]
+    Transport {
+        /// The call.
+        call: String,
+        /// The server's base URL.
+        url: String,
+        /// Retries made.
+        retries: u32,
+        /// What the transport said.
+        reason: String,
+    },
+    /// A success answer whose body is not what the call expects.
+    #[error("MLflow `{call}` answered with an unexpected body: {reason}")]
+    Decode {
+        /// The call.
+        call: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// An artifact location or transfer this client cannot handle.
+    #[error("artifact `{uri}`: {reason}")]
+    Artifact {
+        /// The artifact URI.
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A local file could not be read or written.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        /// What was being done, e.g. `read`.
+        action: &'static str,
+        /// The local path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl Error {
+    /// MLflow's `error_code`, when MLflow answered with one.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Error::Api { error_code, .. } => Some(error_code),
+            _ => None,
+        }
+    }
+
+    /// True when the thing asked for does not exist (HTTP 404 or `RESOURCE_DOES_NOT_EXIST`).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Api { status: 404, .. }) || self.error_code() == Some("RESOURCE_DOES_NOT_EXIST")
+    }
+
+    /// True when the thing being created already exists (`RESOURCE_ALREADY_EXISTS`).
+    pub fn is_already_exists(&self) -> bool {
+        self.error_code() == Some("RESOURCE_ALREADY_EXISTS")
+    }
+}

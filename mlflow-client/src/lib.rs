@@ -1,0 +1,27 @@
+//! A small async MLflow REST client, written once for Stacktag's trainer and its
+//! `registry-sync` gateway.
+//!
+//! It covers what those two need and nothing more: experiments, runs, params, metrics, tags
+//! and `log-batch`; artifact upload, listing and download through the tracking server's
+//! artifact proxy (`mlflow-artifacts:/…`) or, on Databricks, through the DBFS API
+//! (`dbfs:/…`); registered models, model versions, their tags, aliases and search.
+//!
+//! Configuration follows MLflow's own environment variables ([`env_vars`]), resolved once into
+//! a [`ClientConfig`]. Secrets print as `****` ([`Secret`]). Connection errors, 429 and 5xx
+//! answers are retried with bounded exponential backoff ([`RetryPolicy`]); any other 4xx
+//! becomes [`Error::Api`], which carries MLflow's `error_code`, its message and the call's
+//! name.
+
+mod artifacts;
+mod client;
+pub mod config;
+pub mod env_vars;
+mod error;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod types;
+
+pub use artifacts::ArtifactLocation;
+pub use client::Client;
+pub use config::{Auth, ClientConfig, RetryPolicy, Secret, Target};
+pub use error::{ConfigError, Error};

@@ -1,0 +1,373 @@
+//! Test harness (feature `testing`): a real `mlflow server` from the project's venv, and a
+//! scripted fault server for what a real server will not do on demand (503 bursts, bodies
+//! cut short, dropped connections). Loopback only.
+//!
+//! One server per test binary is enough: [`MlflowServer::shared`] starts it once (12–16 s)
+//! and tests isolate themselves by unique experiment and model names ([`unique_name`]).
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{ClientConfig, RetryPolicy};
+
+/// Names the `mlflow` executable to use, overriding the venv lookup.
+pub const MLFLOW_BIN_VAR: &str = "STACKTAG_MLFLOW";
+/// The cache holding the venv (`$STACKTAG_CACHE/venv`), as `scripts/setup.sh` has it.
+pub const CACHE_VAR: &str = "STACKTAG_CACHE";
+
+/// How long a server may take to answer `/health`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A retry policy for tests: 3 quick retries.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy { max_retries: 3, initial_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200) }
+}
+
+/// A name no other test (or earlier run) uses: `prefix-<pid>-<time>-<counter>`.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    format!("{prefix}-{}-{t}-{n}", std::process::id())
+}
+
+/// The `mlflow` executable: `$STACKTAG_MLFLOW`, else `$STACKTAG_CACHE/venv/bin/mlflow`, else
+/// `~/.cache/stacktag/venv/bin/mlflow`.
+pub fn mlflow_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os(MLFLOW_BIN_VAR) {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var_os(CACHE_VAR).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stacktag")
+    });
+    cache.join("venv/bin/mlflow")
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running `mlflow server` with a sqlite backend and a proxied artifact store in a
+/// temporary directory. Dropping it stops the server's whole process group; if the test
+/// process dies instead, the server notices its closed stdin and stops itself.
+pub struct MlflowServer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for MlflowServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlflowServer").field("url", &self.url).field("dir", &self.dir.path()).finish()
+    }
+}
+
+// The wrapper makes the server's lifetime follow the test process: it waits for EOF on its
+// stdin (the pipe closes when the test process exits, even on a panic or a kill) and then
+// signals its whole process group, which holds mlflow and its uvicorn workers.
+const WRAPPER: &str = r#"
+exec 3<&0
+"$@" </dev/null &
+server=$!
+( read -r _ <&3; kill -TERM 0 ) &
+wait "$server"
+status=$?
+kill -TERM 0
+exit "$status"
+"#;
+
+impl MlflowServer {
+    /// Starts a server on a free loopback port and waits for `/health`.
+    pub fn start() -> io::Result<Self> {
+        let bin = mlflow_bin();
+        if !bin.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("`{}` is missing: run `scripts/setup.sh` (or set {MLFLOW_BIN_VAR})", bin.display()),
+            ));
+        }
+        let dir = tempfile::Builder::new().prefix("mlflow-test-").tempdir()?;
+        let port = free_port()?;
+        let db = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
+        let artifacts = dir.path().join("artifacts");
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg("mlflow-test-server")
+            .arg(&bin)
+            .args(["server", "--backend-store-uri", &db, "--artifacts-destination"])
+            .arg(&artifacts)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+            .env("MLFLOW_DISABLE_TELEMETRY", "true")
+            .env("DO_NOT_TRACK", "true")
+            .env_remove("MLFLOW_TRACKING_URI")
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let mut server = Self { child, stdin, url: format!("http://127.0.0.1:{port}"), dir };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if health(port) {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                return Err(io::Error::other(format!("mlflow server exited ({status}) before it was healthy:\n{}", server.log_tail())));
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "mlflow server did not answer /health within {STARTUP_TIMEOUT:?}:\n{}",
+                    server.log_tail()
+                )));
+            }
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The one server of this test binary, started on first use. Panics (failing the test
+    /// that asked) if it cannot start.
+    pub fn shared() -> &'static MlflowServer {
+        static SERVER: OnceLock<MlflowServer> = OnceLock::new();
+        SERVER.get_or_init(|| match MlflowServer::start() {
+            Ok(s) => s,
+            Err(e) => panic!("cannot start the test MLflow server: {e}"),
+        })
+    }
+
+    /// Its base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A client configuration for it, with [`fast_retry`].
+    pub fn config(&self) -> ClientConfig {
+        match ClientConfig::new(&self.url) {
+            Ok(c) => c.with_retry(fast_retry()),
+            Err(e) => panic!("test server URL `{}` is invalid: {e}", self.url),
+        }
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for MlflowServer {
+    fn drop(&mut self) {
+        // Closing stdin makes the wrapper signal the group; a hard kill follows if needed.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn health(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+}
+
+/// What the fault server does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and an MLflow-style JSON error body.
+    Status(u16),
+    /// Answer 200 with a `Content-Length` larger than the body, then close: a download cut
+    /// short.
+    Truncate,
+    /// Close the connection without answering.
+    Drop,
+    /// Pass the request to the upstream server (or answer 404 without one).
+    Forward,
+}
+
+/// One request the fault server saw.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    /// e.g. `GET /api/2.0/mlflow/registered-models/get?name=x HTTP/1.1`
+    pub request_line: String,
+    /// Header lines, as received.
+    pub headers: Vec<String>,
+}
+
+/// A loopback HTTP server that plays a script of [`Fault`]s, one per request, then forwards
+/// everything to an upstream (a real MLflow server) or answers 404.
+pub struct FaultServer {
+    url: String,
+    script: Arc<Mutex<VecDeque<Fault>>>,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    stop: Arc<AtomicBool>,
+    port: u16,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FaultServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultServer").field("url", &self.url).finish()
+    }
+}
+
+impl FaultServer {
+    /// Starts the server; `upstream` is a base URL such as `http://127.0.0.1:5000`.
+    pub fn start(upstream: Option<&str>, script: impl IntoIterator<Item = Fault>) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let upstream = upstream.map(|u| u.trim_start_matches("http://").trim_end_matches('/').to_owned());
+        let script = Arc::new(Mutex::new(script.into_iter().collect::<VecDeque<_>>()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (script, seen, stop) = (script.clone(), seen.clone(), stop.clone());
+            thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (script, seen, upstream) = (script.clone(), seen.clone(), upstream.clone());
+                    thread::spawn(move || {
+                        let _ = serve(conn, &script, &seen, upstream.as_deref());
+                    });
+                }
+            })
+        };
+        Ok(Self { url: format!("http://127.0.0.1:{port}"), script, seen, stop, port, handle: Some(handle) })
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Appends faults to the script.
+    pub fn push(&self, faults: impl IntoIterator<Item = Fault>) {
+        if let Ok(mut s) = self.script.lock() {
+            s.extend(faults);
+        }
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Serves requests on one connection until it closes (every answer closes it).
+fn serve(conn: TcpStream, script: &Mutex<VecDeque<Fault>>, seen: &Mutex<Vec<SeenRequest>>, upstream: Option<&str>) -> io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line)? == 0 {
+        return Ok(());
+    }
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        headers.push(line);
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    if let Ok(mut s) = seen.lock() {
+        s.push(SeenRequest { request_line: request_line.trim_end().to_owned(), headers: headers.clone() });
+    }
+    let fault = script.lock().ok().and_then(|mut s| s.pop_front()).unwrap_or(Fault::Forward);
+    let mut out = conn;
+    match fault {
+        Fault::Status(code) => {
+            let body = format!(r#"{{"error_code":"FAULT_{code}","message":"scripted fault {code}"}}"#);
+            write!(
+                out,
+                "HTTP/1.1 {code} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
+        }
+        Fault::Truncate => {
+            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 4096\r\nConnection: close\r\n\r\nonly a little")?;
+        }
+        Fault::Drop => {}
+        Fault::Forward => match upstream {
+            Some(up) => {
+                let mut upstream_conn = TcpStream::connect(up)?;
+                upstream_conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+                let mut head = request_line.clone();
+                for h in &headers {
+                    let name = h.split(':').next().unwrap_or("").trim();
+                    if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("host") {
+                        continue;
+                    }
+                    head.push_str(h);
+                    head.push_str("\r\n");
+                }
+                head.push_str(&format!("Host: {up}\r\nConnection: close\r\n\r\n"));
+                upstream_conn.write_all(head.as_bytes())?;
+                upstream_conn.write_all(&body)?;
+                let mut answer = Vec::new();
+                upstream_conn.read_to_end(&mut answer)?;
+                out.write_all(&answer)?;
+            }
+            None => {
+                let body = r#"{"error_code":"ENDPOINT_NOT_FOUND","message":"no upstream"}"#;
+                write!(
+                    out,
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )?;
+            }
+        },
+    }
+    out.flush()?;
+    out.shutdown(Shutdown::Both)
+}
