@@ -36,6 +36,13 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Train on DIR/train.csv.gz, evaluate on DIR/test.csv.gz, and print the figures.
     Bench(BenchArgs),
+    /// The gate: score the `challenger` and the `champion` on the same data and move
+    /// `champion` only if the challenger is at least as good (plus the margin).
+    Promote(crate::gate::PromoteArgs),
+    /// Point `champion` back at the version it replaced.
+    Rollback(crate::gate::RollbackArgs),
+    /// Retrain when the data snapshot changed since the champion, then register and gate.
+    Retrain(crate::gate::RetrainArgs),
 }
 
 /// Flags of `trainer train`.
@@ -54,6 +61,12 @@ pub struct TrainArgs {
     /// Print the run's summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Log the run to MLflow and register the bundle as a new version with alias `challenger`.
+    #[arg(long)]
+    pub register: bool,
+    /// Registry settings (used with `--register`).
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
     /// Model settings.
     #[command(flatten)]
     pub model: ModelArgs,

@@ -10,9 +10,11 @@ pub mod config;
 pub mod data;
 pub mod evaluate;
 pub mod export;
+pub mod gate;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod registry;
 pub mod report;
 pub mod rng;
 pub mod tokenizer;
@@ -26,7 +28,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Train(args) => {
             let cfg = TrainConfig::resolve(args.data, args.eval, args.out, &args.model)?;
+            // Resolved before training, so a misconfigured registry fails in a second.
+            let mlflow = match args.register {
+                true => Some(registry::Registry::connect(registry::RegistryConfig::resolve(&args.registry)?)?),
+                false => None,
+            };
             let outcome = pipeline::train(&cfg)?;
+            if let Some(reg) = &mlflow {
+                let registered = registry::register(reg, &outcome.bundle_dir, &outcome.manifest)?;
+                gate::report_registered(&registered);
+            }
             if args.json {
                 let summary = serde_json::json!({
                     "bundle": outcome.bundle_dir,
@@ -61,6 +72,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Promote(args) => return gate::run_promote(args),
+        Command::Rollback(args) => return gate::run_rollback(args),
+        Command::Retrain(args) => return gate::run_retrain(args),
         Command::Bench(args) => {
             let report = bench::bench(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

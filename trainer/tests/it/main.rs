@@ -4,3 +4,4 @@ mod common;
 mod data;
 mod pipeline;
 mod real_data;
+mod registry;

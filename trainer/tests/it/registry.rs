@@ -1,0 +1,348 @@
+//! MLflow tracking, the registry and the promotion gate, against a real `mlflow server`
+//! (one per test binary, started on first use; each test uses its own experiment and model
+//! names) and, for faults, a scripted loopback server in front of it.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use edge_classifier::api::files;
+use mlflow_client::testing::{Fault, FaultServer, MlflowServer, free_port, unique_name};
+use trainer::config::TrainConfig;
+use trainer::gate::{self, Decision, GateConfig, GateMetric, Retrain};
+use trainer::registry::{self, Registry, RegistryConfig, aliases, tags};
+use trainer::{data, pipeline};
+
+use crate::common::{tiny_config, tiny_csv, tiny_model_args, write_csv};
+
+const TOKEN: &str = "tok-TRAINER-NEVER-PRINT-9137";
+
+fn registry_for(model: &str) -> Registry {
+    let cfg = RegistryConfig {
+        client: MlflowServer::shared().config(),
+        experiment: unique_name("exp"),
+        model: model.to_owned(),
+        git_commit: registry::current_git_commit(),
+    };
+    Registry::connect(cfg).expect("registry")
+}
+
+fn gate_config() -> GateConfig {
+    GateConfig { eval: vec![tiny_csv()], metric: GateMetric::Accuracy, margin: 0.0, force: false, version: None }
+}
+
+/// Trains the tiny fixture into `dir/name` and registers it.
+fn train_and_register(reg: &Registry, dir: &Path, name: &str) -> registry::Registered {
+    let outcome = pipeline::train(&tiny_config(&dir.join(name))).expect("tiny fixture trains");
+    registry::register(reg, &outcome.bundle_dir, &outcome.manifest).expect("register")
+}
+
+/// Writes the tiny fixture with every label replaced by the next one: a model trained on it
+/// is wrong about nearly everything.
+fn mislabelled_csv(path: &Path) {
+    let labels: Vec<String> = tiny_model_args().labels;
+    let batches = data::read_source(&tiny_csv()).expect("read tiny");
+    let (examples, _) = data::clean_labelled(&batches, &labels).expect("clean");
+    let rows: Vec<(&str, &str)> =
+        examples.iter().map(|e| (labels[(e.label + 1) % labels.len()].as_str(), e.text.as_str())).collect();
+    write_csv(path, &rows);
+}
+
+fn train_and_register_bad(reg: &Registry, dir: &Path) -> registry::Registered {
+    let csv = dir.join("mislabelled.csv");
+    mislabelled_csv(&csv);
+    let cfg = TrainConfig::resolve(vec![csv], None, dir.join("bad"), &tiny_model_args()).expect("config");
+    let outcome = pipeline::train(&cfg).expect("bad model trains");
+    registry::register(reg, &outcome.bundle_dir, &outcome.manifest).expect("register bad")
+}
+
+fn version_tag(reg: &Registry, version: &str, key: &str) -> Option<String> {
+    let v = reg.block(reg.client().get_model_version(reg.model(), version)).expect("version");
+    v.tag(key).map(str::to_owned)
+}
+
+fn alias(reg: &Registry, name: &str) -> Option<String> {
+    let m = reg.block(reg.client().get_registered_model(reg.model())).expect("model");
+    m.alias(name).map(str::to_owned)
+}
+
+#[test]
+fn train_register_then_promote_first_and_an_equal_challenger() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    let r1 = train_and_register(&reg, dir.path(), "a");
+    assert_eq!(r1.version, "1");
+    assert!(r1.source.starts_with("mlflow-artifacts:/") && r1.source.ends_with("/artifacts/bundle"), "{}", r1.source);
+    assert_eq!(alias(&reg, aliases::CHALLENGER).as_deref(), Some("1"));
+
+    // The run: params, metrics (per class too), tags and artifacts.
+    let c = reg.client();
+    let run = reg.block(c.get_run(&r1.run_id)).expect("run");
+    let manifest: edge_classifier::api::ModelManifest =
+        serde_json::from_slice(&fs::read(dir.path().join("a").join(files::MANIFEST)).expect("manifest")).expect("json");
+    assert_eq!(run.tag(tags::DATA_SNAPSHOT), Some(manifest.data_snapshot.as_str()));
+    assert_eq!(run.tag(tags::TRAINER_VERSION), Some(env!("CARGO_PKG_VERSION")));
+    assert!(run.tag(tags::GIT_COMMIT).is_some_and(|c| !c.is_empty()));
+    assert_eq!(run.metric("accuracy"), Some(manifest.metrics.accuracy));
+    assert_eq!(run.metric("f1_python"), Some(manifest.metrics.per_class[3].f1));
+    assert!(run.metric("support_csharp").is_some());
+    assert_eq!(run.param("seed"), Some("7"));
+    assert_eq!(run.param("model_name"), Some("stacktag-test"));
+    let root: Vec<String> =
+        reg.block(c.list_artifacts(&run.info.artifact_uri)).expect("list").into_iter().map(|f| f.path).collect();
+    for expected in [registry::BUNDLE_ARTIFACT_DIR, files::METRICS, files::CONFUSION_SVG] {
+        assert!(root.iter().any(|p| p == expected), "{expected} missing from {root:?}");
+    }
+    let v1 = reg.block(c.get_model_version(reg.model(), "1")).expect("v1");
+    assert_eq!(v1.run_id.as_deref(), Some(r1.run_id.as_str()));
+    assert_eq!(v1.tag(tags::DATA_SNAPSHOT), Some(manifest.data_snapshot.as_str()));
+
+    // No champion yet: the first valid version is promoted.
+    let first = gate::promote(&reg, &gate_config()).expect("gate");
+    assert_eq!(first.decision, Decision::PromotedFirst);
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
+    assert_eq!(version_tag(&reg, "1", tags::DECISION).as_deref(), Some("promoted_first"));
+    assert_eq!(version_tag(&reg, "1", tags::CHAMPION_VERSION).as_deref(), Some("none"));
+    assert_eq!(version_tag(&reg, "1", tags::PREVIOUS_CHAMPION).as_deref(), Some("none"));
+
+    // Gating the champion again changes nothing.
+    assert_eq!(gate::promote(&reg, &gate_config()).expect("gate").decision, Decision::AlreadyChampion);
+
+    // The same training again scores the same: equal passes a zero margin.
+    let r2 = train_and_register(&reg, dir.path(), "b");
+    assert_eq!(r2.version, "2");
+    // ...but not a margin: an equal macro-F1 is refused when 0.01 more is required.
+    let strict = GateConfig { metric: GateMetric::MacroF1, margin: 0.01, ..gate_config() };
+    let refused = gate::promote(&reg, &strict).expect("gate");
+    assert_eq!(refused.decision, Decision::Rejected, "{}", refused.reason);
+    assert!(refused.reason.contains("macro_f1"), "{}", refused.reason);
+    assert_eq!(version_tag(&reg, "2", tags::MARGIN).as_deref(), Some("0.01"));
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
+    let second = gate::promote(&reg, &gate_config()).expect("gate");
+    assert_eq!(second.decision, Decision::Promoted, "{}", second.reason);
+    assert_eq!(second.challenger_score, second.champion_score);
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("2"));
+    assert_eq!(version_tag(&reg, "2", tags::CHAMPION_VERSION).as_deref(), Some("1"));
+    assert_eq!(version_tag(&reg, "2", tags::PREVIOUS_CHAMPION).as_deref(), Some("1"));
+    assert_eq!(version_tag(&reg, "2", tags::METRIC).as_deref(), Some("accuracy"));
+    let score: f64 = version_tag(&reg, "2", tags::CHALLENGER_SCORE).expect("score").parse().expect("number");
+    assert!((score - second.challenger_score.expect("scored")).abs() < 1e-12);
+}
+
+#[test]
+fn the_gate_refuses_a_worse_model_and_records_why() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    train_and_register(&reg, dir.path(), "good");
+    assert_eq!(gate::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+
+    let bad = train_and_register_bad(&reg, dir.path());
+    let refused = gate::promote(&reg, &gate_config()).expect("gate");
+    assert_eq!(refused.decision, Decision::Rejected, "{}", refused.reason);
+    let (chal, champ) = (refused.challenger_score.expect("scored"), refused.champion_score.expect("scored"));
+    assert!(chal < champ, "challenger {chal} champion {champ}");
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"), "champion unchanged");
+    assert_eq!(alias(&reg, aliases::CHALLENGER).as_deref(), Some(bad.version.as_str()));
+    assert_eq!(version_tag(&reg, &bad.version, tags::DECISION).as_deref(), Some("rejected"));
+    assert_eq!(version_tag(&reg, &bad.version, tags::CHAMPION_VERSION).as_deref(), Some("1"));
+    assert_eq!(version_tag(&reg, &bad.version, tags::FORCED).as_deref(), Some("false"));
+    let reason = version_tag(&reg, &bad.version, tags::REASON).expect("reason");
+    assert!(reason.contains("accuracy") && reason.contains('<'), "{reason}");
+
+    // --force overrides, and says so.
+    let forced = gate::promote(&reg, &GateConfig { force: true, ..gate_config() }).expect("gate");
+    assert_eq!(forced.decision, Decision::Forced);
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some(bad.version.as_str()));
+    assert_eq!(version_tag(&reg, &bad.version, tags::DECISION).as_deref(), Some("forced"));
+    assert_eq!(version_tag(&reg, &bad.version, tags::FORCED).as_deref(), Some("true"));
+}
+
+#[test]
+fn a_corrupt_bundle_is_never_promoted_even_with_force() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    let r = train_and_register(&reg, dir.path(), "a");
+    // Overwrite the registered model file behind the registry's back.
+    let run = reg.block(reg.client().get_run(&r.run_id)).expect("run");
+    reg.block(reg.client().upload_artifact(&run.info.artifact_uri, "bundle/model.onnx", b"not onnx".to_vec()))
+        .expect("overwrite");
+    let outcome = gate::promote(&reg, &GateConfig { force: true, ..gate_config() }).expect("gate");
+    assert_eq!(outcome.decision, Decision::RejectedInvalid);
+    assert!(outcome.reason.contains(files::MODEL), "{}", outcome.reason);
+    assert_eq!(alias(&reg, aliases::CHAMPION), None);
+    assert_eq!(version_tag(&reg, &r.version, tags::DECISION).as_deref(), Some("rejected_invalid"));
+}
+
+#[test]
+fn rollback_returns_champion_to_the_previous_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    train_and_register(&reg, dir.path(), "a");
+    gate::promote(&reg, &gate_config()).expect("gate v1");
+    train_and_register(&reg, dir.path(), "b");
+    assert_eq!(gate::promote(&reg, &gate_config()).expect("gate v2").decision, Decision::Promoted);
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("2"));
+
+    let back = gate::rollback(&reg).expect("rollback");
+    assert_eq!((back.from_version.as_str(), back.to_version.as_str()), ("2", "1"));
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
+    assert_eq!(alias(&reg, aliases::CHALLENGER), None, "the rolled-back challenger is not gated again");
+    assert!(version_tag(&reg, "2", tags::ROLLED_BACK).expect("tag").starts_with("rolled back to version 1"));
+    assert!(version_tag(&reg, "1", tags::RESTORED).expect("tag").starts_with("restored from version 2"));
+
+    // A rolled-back version needs --force to come back.
+    let again = gate::promote(&reg, &GateConfig { version: Some("2".into()), ..gate_config() }).expect("gate");
+    assert_eq!(again.decision, Decision::Rejected);
+    assert!(again.reason.contains("rolled back"), "{}", again.reason);
+
+    // Version 1 was the first champion: there is nothing before it.
+    let err = gate::rollback(&reg).expect_err("nothing before v1");
+    assert!(format!("{err:#}").contains("has no previous champion"), "{err:#}");
+}
+
+#[test]
+fn retrain_skips_unchanged_data_and_gates_new_batches() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    let labels = tiny_model_args().labels;
+    let batches = data::read_source(&tiny_csv()).expect("read");
+    let (examples, _) = data::clean_labelled(&batches, &labels).expect("clean");
+    let (mut eval, mut first, mut second, mut later) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, e) in examples.iter().enumerate() {
+        let row = (labels[e.label].as_str(), e.text.as_str());
+        match i % 5 {
+            0 => eval.push(row),
+            1 | 2 => first.push(row),
+            3 => second.push(row),
+            _ => later.push(row),
+        }
+    }
+    let batches_dir = dir.path().join("batches");
+    fs::create_dir_all(&batches_dir).expect("mkdir");
+    write_csv(&batches_dir.join("0001.csv"), &first);
+    write_csv(&batches_dir.join("0002.csv"), &second);
+    let eval_csv = dir.path().join("eval.csv");
+    write_csv(&eval_csv, &eval);
+    let gate_cfg = GateConfig { eval: vec![eval_csv.clone()], ..gate_config() };
+    let train_cfg = |out: &str| {
+        TrainConfig::resolve(vec![batches_dir.clone()], Some(eval_csv.clone()), dir.path().join(out), &tiny_model_args())
+            .expect("config")
+    };
+
+    let Retrain::Trained { registered, gate: outcome } = gate::retrain(&reg, &train_cfg("r1"), &gate_cfg).expect("retrain 1")
+    else {
+        panic!("an empty registry must train");
+    };
+    assert_eq!((registered.version.as_str(), outcome.decision), ("1", Decision::PromotedFirst));
+
+    match gate::retrain(&reg, &train_cfg("r2"), &gate_cfg).expect("retrain 2") {
+        Retrain::Skipped { version, reason, .. } => {
+            assert_eq!(version, "1");
+            assert!(reason.contains("unchanged since champion version 1"), "{reason}");
+        }
+        other => panic!("unchanged data must not retrain: {other:?}"),
+    }
+    assert!(!dir.path().join("r2").exists(), "nothing was trained");
+
+    write_csv(&batches_dir.join("0003.csv"), &later);
+    let Retrain::Trained { registered, gate: outcome } = gate::retrain(&reg, &train_cfg("r3"), &gate_cfg).expect("retrain 3")
+    else {
+        panic!("a new batch must retrain");
+    };
+    assert_eq!(registered.version, "2");
+    assert!(matches!(outcome.decision, Decision::Promoted | Decision::Rejected), "{outcome:?}");
+    assert_eq!(outcome.champion_version.as_deref(), Some("1"));
+    assert!(version_tag(&reg, "2", tags::DECISION).is_some());
+
+    // Gated on this snapshot already (whatever the verdict): no duplicate version.
+    assert!(matches!(gate::retrain(&reg, &train_cfg("r4"), &gate_cfg).expect("retrain 4"), Retrain::Skipped { .. }));
+    assert_eq!(reg.block(reg.client().model_versions(reg.model())).expect("versions").len(), 2);
+}
+
+// ---- the binary: exit codes, messages, faults, secrets ------------------------------------
+
+fn trainer(args: &[&str], tracking_uri: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env("MLFLOW_TRACKING_URI", tracking_uri)
+        .env("MLFLOW_TRACKING_TOKEN", TOKEN)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        .env("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.01")
+        .env_remove("STACKTAG_DATA")
+        .env_remove("STACKTAG_EVAL")
+        .output()
+        .expect("run trainer")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, experiment: &'a str, model: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--data", data, "--out", out, "--register", "--experiment", experiment, "--registered-model", model,
+        "--seed", "7", "--eval-fraction", "0.25", "--vocab-size", "400", "--min-frequency", "1", "--buckets", "1009",
+        "--epochs", "30", "--max-tokens", "256", "--quiet",
+    ]
+}
+
+#[test]
+fn cli_train_register_and_promote_survive_5xx_bursts_and_never_print_the_token() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let real = MlflowServer::shared();
+    let faults = FaultServer::start(Some(real.url()), [Fault::Status(503), Fault::Status(502), Fault::Status(503)])
+        .expect("fault server");
+    let (experiment, model) = (unique_name("exp"), unique_name("stacktag"));
+    let tiny = tiny_csv();
+    let out = dir.path().join("bundle");
+    let o = trainer(&train_args(path(&tiny), path(&out), &experiment, &model), faults.url());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("registered version 1"), "{}", text(&o));
+    assert!(!text(&o).contains(TOKEN));
+
+    faults.push([Fault::Status(503), Fault::Status(500)]);
+    let o = trainer(&["promote", "--registered-model", &model, "--eval", path(&tiny), "--json"], faults.url());
+    assert!(o.status.success(), "{}", text(&o));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(decision["decision"], "promoted_first");
+    assert!(!text(&o).contains(TOKEN));
+
+    // A worse challenger: exit 0 by default, 3 with --fail-if-not-promoted.
+    let bad_csv = dir.path().join("bad.csv");
+    mislabelled_csv(&bad_csv);
+    let bad_out = dir.path().join("bad");
+    let o = trainer(&train_args(path(&bad_csv), path(&bad_out), &experiment, &model), real.url());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = trainer(&["promote", "--registered-model", &model, "--eval", path(&tiny), "--fail-if-not-promoted"], real.url());
+    assert_eq!(o.status.code(), Some(i32::from(gate::EXIT_NOT_PROMOTED)), "{}", text(&o));
+    assert!(text(&o).contains("not promoted"), "{}", text(&o));
+    let o = trainer(&["promote", "--registered-model", &model, "--eval", path(&tiny)], real.url());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let o = trainer(&["rollback", "--registered-model", &model], real.url());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("has no previous champion"), "{}", text(&o));
+    assert!(!text(&o).contains(TOKEN));
+}
+
+#[test]
+fn cli_unreachable_mlflow_fails_clearly_after_bounded_retries() {
+    let url = format!("http://127.0.0.1:{}", free_port().expect("port"));
+    let tiny = tiny_csv();
+    let o = trainer(&["promote", "--eval", path(&tiny)], &url);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(&format!("failed to reach MLflow at `{url}/`")), "{stderr}");
+    assert!(stderr.contains("(3 retries)") && stderr.contains("registered-models/get"), "{stderr}");
+    assert!(!text(&o).contains(TOKEN));
+
+    // Misconfiguration is named before anything runs.
+    let o = trainer(&["rollback"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("MLFLOW_TRACKING_URI"), "{}", text(&o));
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
