@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use edge_classifier::Classifier;
 use edge_classifier::api::Evaluation;
 use mlflow_client::types::ModelVersion;
 use serde::Serialize;
@@ -260,9 +261,8 @@ pub fn promote(reg: &Registry, cfg: &GateConfig) -> anyhow::Result<GateOutcome> 
     let tmp = tempfile::Builder::new().prefix("stacktag-gate-").tempdir().context("cannot create a temporary directory")?;
 
     let downloaded = registry::download_bundle(reg, &challenger, &tmp.path().join("challenger"))?;
-    let challenger_eval = match downloaded.classifier {
-        Ok(classifier) => evaluate::evaluate_paths(&classifier, &cfg.eval)
-            .with_context(|| format!("cannot evaluate version {challenger_version} of `{name}`"))?,
+    let challenger_classifier = match downloaded.classifier {
+        Ok(classifier) => classifier,
         Err(invalid) => {
             outcome.decision = Decision::RejectedInvalid;
             outcome.reason = format!("version {challenger_version} is not a valid bundle: {invalid}");
@@ -270,7 +270,9 @@ pub fn promote(reg: &Registry, cfg: &GateConfig) -> anyhow::Result<GateOutcome> 
             return Ok(outcome);
         }
     };
-    let challenger_score = cfg.metric.of(&challenger_eval.metrics);
+    let challenger_eval = score(&challenger_classifier, &eval_batches)
+        .with_context(|| format!("cannot evaluate version {challenger_version} of `{name}`"))?;
+    let challenger_score = cfg.metric.of(&challenger_eval);
     outcome.challenger_score = Some(challenger_score);
 
     if challenger.tag(tags::ROLLED_BACK).is_some() && !cfg.force {
@@ -296,10 +298,21 @@ pub fn promote(reg: &Registry, cfg: &GateConfig) -> anyhow::Result<GateOutcome> 
                     outcome.decision = Decision::Promoted;
                     outcome.reason = format!("champion version {champ} is not a valid bundle ({invalid}); the valid challenger replaces it");
                 }
+                Ok(classifier) if classifier.manifest().labels != challenger_classifier.manifest().labels => {
+                    // Each model is scored on the rows of its own labels: the figures would
+                    // not compare.
+                    outcome.decision = if cfg.force { Decision::Forced } else { Decision::Rejected };
+                    outcome.reason = format!(
+                        "labels differ (challenger {:?}, champion version {champ} {:?}): the scores do not compare{}",
+                        challenger_classifier.manifest().labels,
+                        classifier.manifest().labels,
+                        if cfg.force { "; promoted anyway by --force" } else { "; promote only with `--force`" }
+                    );
+                }
                 Ok(classifier) => {
-                    let champion_eval = evaluate::evaluate_paths(&classifier, &cfg.eval)
+                    let champion_eval = score(&classifier, &eval_batches)
                         .with_context(|| format!("cannot evaluate champion version {champ} of `{name}`"))?;
-                    let champion_score = cfg.metric.of(&champion_eval.metrics);
+                    let champion_score = cfg.metric.of(&champion_eval);
                     outcome.champion_score = Some(champion_score);
                     let needed = champion_score + cfg.margin;
                     let m = cfg.metric.name();
@@ -331,6 +344,12 @@ pub fn promote(reg: &Registry, cfg: &GateConfig) -> anyhow::Result<GateOutcome> 
             .with_context(|| format!("cannot point `{}` of `{name}` at version {challenger_version}", aliases::CHAMPION))?;
     }
     Ok(outcome)
+}
+
+/// Scores `classifier` on the usable rows of `batches` (those with one of its labels).
+fn score(classifier: &Classifier, batches: &[data::Batch]) -> anyhow::Result<Evaluation> {
+    let (examples, _) = data::clean_labelled(batches, &classifier.manifest().labels)?;
+    evaluate::evaluate_examples(classifier, &examples)
 }
 
 fn read_eval(paths: &[PathBuf]) -> anyhow::Result<Vec<data::Batch>> {

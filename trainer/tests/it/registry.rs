@@ -158,6 +158,23 @@ fn the_gate_refuses_a_worse_model_and_records_why() {
 }
 
 #[test]
+fn the_gate_refuses_a_model_with_other_labels_whose_scores_do_not_compare() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    train_and_register(&reg, dir.path(), "four");
+    gate::promote(&reg, &gate_config()).expect("gate v1");
+    let mut two = tiny_model_args();
+    two.labels = vec!["java".into(), "python".into()];
+    let cfg = TrainConfig::resolve(vec![tiny_csv()], None, dir.path().join("two"), &two).expect("config");
+    let outcome = pipeline::train(&cfg).expect("two-label model trains");
+    registry::register(&reg, &outcome.bundle_dir, &outcome.manifest).expect("register");
+    let refused = gate::promote(&reg, &gate_config()).expect("gate");
+    assert_eq!(refused.decision, Decision::Rejected);
+    assert!(refused.reason.contains("labels differ"), "{}", refused.reason);
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
+}
+
+#[test]
 fn a_corrupt_bundle_is_never_promoted_even_with_force() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = registry_for(&unique_name("stacktag"));
