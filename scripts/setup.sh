@@ -49,4 +49,15 @@ else
   cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked --root "$CACHE/tools"
 fi
 
+# --- wrk (scripts/bench-edge.sh drives the edge component with it) -------------------------
+if command -v wrk >/dev/null 2>&1; then
+  log "wrk: present"
+else
+  log "wrk: installing (apt)"
+  if [ -z "${STACKTAG_APT_UPDATED:-}" ]; then
+    apt-get update -qq && STACKTAG_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+fi
+
 log "done; tools in $CACHE"

@@ -16,3 +16,6 @@ cargo test --locked
 echo "== the inference core builds for both wasm targets"
 cargo check --locked -p edge-classifier --target wasm32-wasip2
 cargo check --locked -p edge-classifier --target wasm32-unknown-unknown
+
+echo "== edge component: real bundle baked in, pre-initialised, served by wasmtime on loopback"
+bash scripts/test-edge.sh

@@ -12,6 +12,7 @@ mod error;
 mod explain;
 pub mod metrics;
 pub mod normalize;
+pub mod service;
 
 pub use classifier::{
     BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, Encoded, Scores, UNK_TOKEN, argmax, encode_with,

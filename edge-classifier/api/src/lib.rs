@@ -93,6 +93,15 @@ pub struct ModelRef {
     pub version: Option<String>,
 }
 
+/// `GET /health`: the service is up and which model it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` when the service answers.
+    pub status: String,
+    /// The model being served.
+    pub model: ModelRef,
+}
+
 /// Every HTTP error body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {

@@ -1,0 +1,15 @@
+//! Stacktag's edge classifier as a Spin HTTP component.
+//!
+//! A boring adapter: it turns the host's `wasi:http` request into an
+//! [`edge_classifier::service::Request`], lets the core answer, and writes the answer back.
+//! Routes, limits, content types and error bodies all live in `edge_classifier::service`.
+//!
+//! Built with spin-sdk 5 for `wasm32-wasip2`, the component exports
+//! `wasi:http/incoming-handler@0.2.0`, which both Spin (`spin up`, `spin deploy`) and
+//! `wasmtime serve -Scli` run. The model bundle is baked in at build time (see `build.rs`), and
+//! `wizer-initialize` lets `wasmtime wizer` parse it before the component is ever served.
+
+// The only `unsafe` is what the SDK's export macros generate.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod component;

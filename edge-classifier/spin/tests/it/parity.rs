@@ -1,0 +1,130 @@
+//! The component and the native core agree on real test questions.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use edge_classifier::api::Prediction;
+use serde_json::json;
+
+use crate::host::{Instances, Server, native, root};
+
+/// How many real questions are compared (the issue asks for at least 200).
+const QUESTIONS: usize = 240;
+/// Largest difference allowed between a probability on the edge and natively.
+const TOLERANCE: f32 = 1e-6;
+
+/// `(label, text)` rows of the shared test set, spread evenly over the file (it is sorted by
+/// label, so every label is represented).
+fn test_questions(count: usize) -> Vec<(String, String)> {
+    let data = std::env::var_os("STACKTAG_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"));
+    let path = data.join("stackoverflow16k/test.csv.gz");
+    let file = std::fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("failed to open `{}`: {e}", path.display()));
+    let mut csv = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut csv)
+        .expect("gzip UTF-8 CSV");
+    let rows = parse_csv(&csv);
+    assert_eq!(
+        rows.first().map(|r| r.as_slice()),
+        Some(&["label".to_owned(), "text".to_owned()][..])
+    );
+    let rows: Vec<_> = rows[1..].iter().filter(|r| r.len() == 2).collect();
+    let step = (rows.len() / count).max(1);
+    rows.iter()
+        .step_by(step)
+        .take(count)
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+}
+
+/// RFC 4180: quoted fields, doubled quotes, CRLF records.
+fn parse_csv(input: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = input.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+fn compare(server: &Server, questions: &[(String, String)]) {
+    let mut worst = 0.0f32;
+    for (i, (_, text)) in questions.iter().enumerate() {
+        let answer = server.post_json("/classify", &json!({ "text": text }));
+        assert_eq!(
+            answer.status,
+            200,
+            "question {i}: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let edge: Prediction = serde_json::from_slice(&answer.body).expect("a Prediction");
+        let here = native().classify(text).expect("native classify");
+        assert_eq!(edge.label, here.label, "question {i}");
+        assert_eq!(edge.truncated, here.truncated, "question {i}");
+        for (e, n) in edge.probabilities.iter().zip(&here.probabilities) {
+            assert_eq!(e.label, n.label);
+            let diff = (e.probability - n.probability).abs();
+            worst = worst.max(diff);
+            assert!(
+                diff <= TOLERANCE,
+                "question {i}, `{}`: edge {} native {}",
+                e.label,
+                e.probability,
+                n.probability
+            );
+        }
+        let tokens = |p: &Prediction| {
+            p.explanation
+                .iter()
+                .map(|t| t.token.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tokens(&edge),
+            tokens(&here),
+            "question {i}: the same explanation tokens"
+        );
+    }
+    eprintln!(
+        "parity: {} questions, worst |Δp| {worst:e}",
+        questions.len()
+    );
+}
+
+#[test]
+fn probabilities_match_the_native_core_on_real_questions() {
+    let questions = test_questions(QUESTIONS);
+    assert!(questions.len() >= 200, "only {} questions", questions.len());
+    let labels: std::collections::BTreeSet<_> = questions.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels.len(), 4, "every label is represented: {labels:?}");
+    compare(&Server::start(Instances::Reused, &[]), &questions);
+}
+
+#[test]
+fn fresh_instances_answer_like_reused_ones() {
+    let questions = test_questions(QUESTIONS);
+    compare(&Server::start(Instances::Fresh, &[]), &questions[..24]);
+}

@@ -1,0 +1,318 @@
+//! The HTTP service, without a transport: routing, body limits, content types, wire types and
+//! every error body.
+//!
+//! [`handle`] is a pure function from a [`Request`] (method, path, content type, body bytes) to
+//! a [`Response`] (status, headers, body bytes). The Spin component only converts its host's
+//! request into a [`Request`] and writes the [`Response`] back, so the routes behave the same on
+//! every host, are tested natively, and are what the fuzz target drives. No input panics: every
+//! failure becomes an [`ApiError`] body whose code sets the status.
+
+use crate::api::{ApiError, BatchPrediction, Health, ModelRef, PredictRequest};
+use crate::{Classifier, Error};
+
+/// Default `max_body_bytes`: 64 KiB, the Spin variable's default.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default `max_batch`: texts per `{"texts": [...]}` request.
+pub const DEFAULT_MAX_BATCH: usize = 64;
+/// The JSON media type every response body has.
+pub const JSON: &str = "application/json";
+
+/// The routes, for `Allow` headers and 404 messages.
+const ROUTES: &str = "`POST /classify`, `GET /model`, `GET /health`";
+
+/// What the service accepts; resolved once by the adapter (e.g. from a Spin variable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body in bytes; a larger one gets 413.
+    pub max_body_bytes: usize,
+    /// Most texts in one batch request; more gets 400 `batch_too_large`.
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits with `max_body_bytes` read from a configuration string (a Spin variable or an
+    /// environment variable). `None` keeps the default.
+    pub fn with_max_body_bytes(raw: Option<&str>) -> Result<Self, String> {
+        let mut limits = Self::default();
+        if let Some(raw) = raw {
+            limits.max_body_bytes = raw.trim().parse::<usize>().map_err(|e| {
+                format!("`max_body_bytes` must be a number of bytes, got `{raw}`: {e}")
+            })?;
+        }
+        Ok(limits)
+    }
+}
+
+/// An HTTP request as the service sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The method, e.g. `GET` (matched case-sensitively, as HTTP defines).
+    pub method: &'a str,
+    /// The path, possibly with a `?query` (ignored).
+    pub path: &'a str,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The body. An adapter may stop reading after `max_body_bytes + 1` bytes: anything longer
+    /// than the limit is answered with 413 either way.
+    pub body: &'a [u8],
+}
+
+/// An HTTP response: always a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` of `body`.
+    pub content_type: &'static str,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn json(status: u16, value: &impl serde::Serialize) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Self {
+                status,
+                content_type: JSON,
+                allow: None,
+                body,
+            },
+            // The wire types hold only strings, numbers and lists, so this is unreachable in
+            // practice; still an answer, never a panic.
+            Err(e) => Self::error(
+                500,
+                "internal",
+                format!("failed to encode the response: {e}"),
+            ),
+        }
+    }
+
+    fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+        let body = serde_json::to_vec(&ApiError::new(code, message))
+            .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":""}}"#.to_vec());
+        Self {
+            status,
+            content_type: JSON,
+            allow: None,
+            body,
+        }
+    }
+
+    fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
+        let mut response = Self::error(
+            405,
+            "method_not_allowed",
+            format!("`{method} {path}` is not supported; use `{allow} {path}`"),
+        );
+        response.allow = Some(allow);
+        response
+    }
+}
+
+/// Answers one request. Never panics, whatever the bytes.
+pub fn handle(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> Response {
+    let path = request
+        .path
+        .split_once('?')
+        .map_or(request.path, |(path, _)| path);
+    match (path, request.method) {
+        ("/classify", "POST") => classify(classifier, request, limits),
+        ("/classify", method) => Response::method_not_allowed(method, path, "POST"),
+        ("/model", "GET") => Response::json(200, classifier.manifest()),
+        ("/health", "GET") => Response::json(
+            200,
+            &Health {
+                status: "ok".to_owned(),
+                model: model_ref(classifier),
+            },
+        ),
+        ("/model" | "/health", method) => Response::method_not_allowed(method, path, "GET"),
+        _ => Response::error(
+            404,
+            "not_found",
+            format!("no route `{path}`; routes are {ROUTES}"),
+        ),
+    }
+}
+
+/// The answer to every request when the bundle or the configuration did not load: 503, so a
+/// broken deployment says why instead of trapping.
+pub fn unavailable(message: &str) -> Response {
+    Response::error(503, "unavailable", message)
+}
+
+/// The body's media type, as the service understands it.
+enum Body {
+    Json,
+    Text,
+}
+
+fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> Response {
+    if request.body.len() > limits.max_body_bytes {
+        return Response::error(
+            413,
+            "body_too_large",
+            format!(
+                "request body is over the limit of {} bytes",
+                limits.max_body_bytes
+            ),
+        );
+    }
+    let media_type = request.content_type.map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let kind = match media_type.as_deref() {
+        Some("application/json") => Body::Json,
+        Some("text/plain") => Body::Text,
+        Some(other) => {
+            return Response::error(
+                415,
+                "unsupported_media_type",
+                format!(
+                    "content type `{other}` is not supported; send `application/json` or `text/plain`"
+                ),
+            );
+        }
+        None => {
+            return Response::error(
+                415,
+                "unsupported_media_type",
+                "missing `Content-Type`; send `application/json` or `text/plain`",
+            );
+        }
+    };
+    match kind {
+        Body::Text => match std::str::from_utf8(request.body) {
+            Ok(text) => one(classifier, text),
+            Err(e) => Response::error(400, "invalid_utf8", format!("body is not UTF-8: {e}")),
+        },
+        Body::Json => match parse_json(request.body) {
+            Ok(PredictRequest::One { text }) => one(classifier, &text),
+            Ok(PredictRequest::Batch { texts }) => batch(classifier, &texts, limits),
+            Err(response) => response,
+        },
+    }
+}
+
+/// Parses a `POST /classify` JSON body, telling bad JSON from a missing or mistyped field.
+fn parse_json(body: &[u8]) -> Result<PredictRequest, Response> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        Response::error(400, "invalid_json", format!("body is not valid JSON: {e}"))
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(missing_field());
+    };
+    // Exactly one of the two fields: `{"text": .., "texts": ..}` is ambiguous.
+    match (object.get("text"), object.get("texts")) {
+        (Some(_), Some(_)) => Err(Response::error(
+            400,
+            "invalid_field",
+            "send either `text` or `texts`, not both",
+        )),
+        (None, None) => Err(missing_field()),
+        (Some(text), None) => match text.as_str() {
+            Some(text) => Ok(PredictRequest::One {
+                text: text.to_owned(),
+            }),
+            None => Err(Response::error(
+                400,
+                "invalid_field",
+                "`text` must be a string",
+            )),
+        },
+        (None, Some(texts)) => {
+            let texts = texts
+                .as_array()
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .map(|t| t.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| {
+                    Response::error(400, "invalid_field", "`texts` must be a list of strings")
+                })?;
+            Ok(PredictRequest::Batch { texts })
+        }
+    }
+}
+
+fn missing_field() -> Response {
+    Response::error(
+        400,
+        "missing_field",
+        r#"body must be a JSON object with `text` (`{"text": "..."}`) or `texts` (`{"texts": ["..."]}`)"#,
+    )
+}
+
+fn one(classifier: &Classifier, text: &str) -> Response {
+    match classifier.classify(text) {
+        Ok(prediction) => Response::json(200, &prediction),
+        Err(e) => core_error(&e, None),
+    }
+}
+
+fn batch(classifier: &Classifier, texts: &[String], limits: &Limits) -> Response {
+    if texts.is_empty() {
+        return Response::error(
+            400,
+            "empty_batch",
+            "`texts` is empty; send at least one text",
+        );
+    }
+    if texts.len() > limits.max_batch {
+        return Response::error(
+            400,
+            "batch_too_large",
+            format!(
+                "`texts` has {} texts; the limit is {}",
+                texts.len(),
+                limits.max_batch
+            ),
+        );
+    }
+    let mut predictions = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        match classifier.classify(text) {
+            Ok(prediction) => predictions.push(prediction),
+            Err(e) => return core_error(&e, Some(i)),
+        }
+    }
+    Response::json(200, &BatchPrediction { predictions })
+}
+
+/// Maps a core error to its status: the caller's fault is 400, anything else is 500.
+fn core_error(error: &Error, index: Option<usize>) -> Response {
+    let status = match error {
+        Error::EmptyText => 400,
+        _ => 500,
+    };
+    let message = match index {
+        Some(i) => format!("`texts[{i}]`: {error}"),
+        None => error.to_string(),
+    };
+    Response::error(status, error.code(), message)
+}
+
+fn model_ref(classifier: &Classifier) -> ModelRef {
+    let manifest = classifier.manifest();
+    ModelRef {
+        name: manifest.model_name.clone(),
+        version: manifest.model_version.clone(),
+    }
+}
