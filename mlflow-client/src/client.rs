@@ -158,6 +158,18 @@ impl Client {
         self.call(Method::POST, endpoint, &[], Some(&body)).await
     }
 
+    pub(crate) async fn mlflow_get<T: DeserializeOwned>(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<T, Error> {
+        self.get(endpoint, query).await
+    }
+
+    pub(crate) async fn mlflow_post<T: DeserializeOwned>(&self, endpoint: &str, body: Value) -> Result<T, Error> {
+        self.post(endpoint, body).await
+    }
+
+    pub(crate) async fn mlflow_delete<T: DeserializeOwned>(&self, endpoint: &str) -> Result<T, Error> {
+        self.call(Method::DELETE, endpoint, &[], None).await
+    }
+
     // ---- experiments -------------------------------------------------------------------
 
     /// The experiment called `name`, or `None` if there is none.

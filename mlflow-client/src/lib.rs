@@ -4,7 +4,8 @@
 //! It covers what those two need and nothing more: experiments, runs, params, metrics, tags
 //! and `log-batch`; artifact upload, listing and download through the tracking server's
 //! artifact proxy (`mlflow-artifacts:/…`) or, on Databricks, through the DBFS API
-//! (`dbfs:/…`); registered models, model versions, their tags, aliases and search.
+//! (`dbfs:/…`); registered models, model versions, their tags, aliases and search; registry
+//! webhooks and the check of a delivery's signature ([`webhooks`]).
 //!
 //! Configuration follows MLflow's own environment variables ([`env_vars`]), resolved once into
 //! a [`ClientConfig`]. Secrets print as `****` ([`Secret`]). Connection errors, 429 and 5xx
@@ -20,6 +21,7 @@ mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod types;
+pub mod webhooks;
 
 pub use artifacts::ArtifactLocation;
 pub use client::Client;

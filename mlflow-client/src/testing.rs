@@ -22,6 +22,9 @@ pub const MLFLOW_BIN_VAR: &str = "STACKTAG_MLFLOW";
 /// The cache holding the venv (`$STACKTAG_CACHE/venv`), as `scripts/setup.sh` has it.
 pub const CACHE_VAR: &str = "STACKTAG_CACHE";
 
+/// The test server's fixed Fernet key for webhook secrets (a test value, not a secret).
+const WEBHOOK_ENCRYPTION_KEY: &str = "c3RhY2t0YWctdGVzdC13ZWJob29rLWtleS0wMDAwMDA=";
+
 /// How long a server may take to answer `/health`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -110,6 +113,12 @@ impl MlflowServer {
             .arg(&artifacts)
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
             .env("MLFLOW_DISABLE_TELEMETRY", "true")
+            // Webhooks to a loopback receiver, with a fixed key and a short cache so that a
+            // new webhook hears the next event.
+            .env("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", WEBHOOK_ENCRYPTION_KEY)
+            .env("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http,https")
+            .env("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true")
+            .env("MLFLOW_WEBHOOK_CACHE_TTL", "1")
             .env("DO_NOT_TRACK", "true")
             .env_remove("MLFLOW_TRACKING_URI")
             .current_dir(dir.path())
@@ -196,7 +205,8 @@ fn health(port: u16) -> bool {
     answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
 }
 
-/// What the fault server does with one request.
+/// What the fault server does with one request (it doubles as a webhook receiver:
+/// [`Fault::Status`]`(200)` accepts a delivery and [`FaultServer::seen`] shows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer with this status and an MLflow-style JSON error body.
@@ -217,6 +227,18 @@ pub struct SeenRequest {
     pub request_line: String,
     /// Header lines, as received.
     pub headers: Vec<String>,
+    /// The body, as received.
+    pub body: Vec<u8>,
+}
+
+impl SeenRequest {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
 }
 
 /// A loopback HTTP server that plays a script of [`Fault`]s, one per request, then forwards
@@ -321,7 +343,7 @@ fn serve(conn: TcpStream, script: &Mutex<VecDeque<Fault>>, seen: &Mutex<Vec<Seen
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     if let Ok(mut s) = seen.lock() {
-        s.push(SeenRequest { request_line: request_line.trim_end().to_owned(), headers: headers.clone() });
+        s.push(SeenRequest { request_line: request_line.trim_end().to_owned(), headers: headers.clone(), body: body.clone() });
     }
     let fault = script.lock().ok().and_then(|mut s| s.pop_front()).unwrap_or(Fault::Forward);
     let mut out = conn;
