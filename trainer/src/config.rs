@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::model::Pooling;
-
 /// Environment variables the trainer reads (through clap, here and nowhere else).
 pub mod env_vars {
     /// Training data paths, comma-separated; same as repeating `--data`.
@@ -100,14 +98,17 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Initial SGD step (decays linearly to 0).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 2.0)]
     pub learning_rate: f32,
     /// L2 penalty.
     #[arg(long, default_value_t = 0.0)]
     pub l2: f32,
-    /// How contributions are scaled by text length.
-    #[arg(long, value_enum, default_value_t = Pooling::Sqrt)]
-    pub pooling: Pooling,
+    /// Smoothing of the naive-Bayes feature ratios; 0 turns them off.
+    #[arg(long, default_value_t = 1.0)]
+    pub nb_alpha: f32,
+    /// Table size for counting pairs within one text (a prime; small keeps requests cheap).
+    #[arg(long, default_value_t = 16_381)]
+    pub count_buckets: usize,
     /// Tokens the model reads at most ([BOS] and [EOS] included).
     #[arg(long, default_value_t = 2048)]
     pub max_tokens: usize,
@@ -175,14 +176,16 @@ pub struct TrainConfig {
     pub buckets: usize,
     /// Pair hash multiplier.
     pub pair_mul: i64,
-    /// Pooling.
-    pub pooling: Pooling,
+    /// Pair count table size.
+    pub count_buckets: usize,
     /// Epochs.
     pub epochs: usize,
     /// Learning rate.
     pub learning_rate: f32,
     /// L2 penalty.
     pub l2: f32,
+    /// Naive-Bayes smoothing.
+    pub nb_alpha: f32,
     /// Token cap.
     pub max_tokens: usize,
     /// Silence.
@@ -218,6 +221,9 @@ impl TrainConfig {
         if m.buckets == 0 || m.buckets > (1 << 26) {
             anyhow::bail!("`--buckets` must be between 1 and {}, got {}", 1 << 26, m.buckets);
         }
+        if m.count_buckets == 0 || m.count_buckets > (1 << 20) {
+            anyhow::bail!("`--count-buckets` must be between 1 and {}, got {}", 1 << 20, m.count_buckets);
+        }
         if m.epochs == 0 {
             anyhow::bail!("`--epochs` must be at least 1");
         }
@@ -226,6 +232,9 @@ impl TrainConfig {
         }
         if !(m.l2.is_finite() && m.l2 >= 0.0) {
             anyhow::bail!("`--l2` must be zero or positive, got {}", m.l2);
+        }
+        if !(m.nb_alpha.is_finite() && m.nb_alpha >= 0.0) {
+            anyhow::bail!("`--nb-alpha` must be zero or positive, got {}", m.nb_alpha);
         }
         if m.max_tokens < 3 {
             anyhow::bail!("`--max-tokens` must be at least 3, got {}", m.max_tokens);
@@ -245,10 +254,11 @@ impl TrainConfig {
             min_frequency: m.min_frequency,
             buckets: m.buckets,
             pair_mul: PAIR_MUL,
-            pooling: m.pooling,
+            count_buckets: m.count_buckets,
             epochs: m.epochs,
             learning_rate: m.learning_rate,
             l2: m.l2,
+            nb_alpha: m.nb_alpha,
             max_tokens: m.max_tokens,
             quiet: m.quiet,
         })

@@ -117,7 +117,7 @@ pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         vocab: tokenizer.get_vocab_size(true),
         buckets: cfg.buckets,
         pair_mul: cfg.pair_mul,
-        pooling: cfg.pooling,
+        count_buckets: cfg.count_buckets,
     };
     let targets: Vec<usize> = dataset.train.iter().map(|e| e.label).collect();
     let bar = progress.bar(cfg.epochs as u64, "fitting");
@@ -126,7 +126,13 @@ pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         &targets,
         spec,
         dataset.labels.len(),
-        FitParams { epochs: cfg.epochs, learning_rate: cfg.learning_rate, l2: cfg.l2, seed: cfg.seed },
+        FitParams {
+            epochs: cfg.epochs,
+            learning_rate: cfg.learning_rate,
+            l2: cfg.l2,
+            seed: cfg.seed,
+            nb_alpha: cfg.nb_alpha,
+        },
         |_| bar.inc(1),
     );
     bar.finish_and_clear();
@@ -326,10 +332,12 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
         "min_frequency": cfg.min_frequency,
         "pair_buckets": fitted.spec.buckets,
         "pair_mul": fitted.spec.pair_mul,
-        "pooling": fitted.spec.pooling,
+        "count_buckets": fitted.spec.count_buckets,
+        "features": "tf-idf (sublinear tf, l2) over bpe tokens and hashed token pairs",
         "epochs": cfg.epochs,
         "learning_rate": cfg.learning_rate,
         "l2": cfg.l2,
+        "nb_alpha": cfg.nb_alpha,
         "max_tokens": cfg.max_tokens,
         "train_rows": dataset.train.len(),
         "eval_rows": dataset.eval.len(),

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use trainer::config::{ModelArgs, TrainConfig};
-use trainer::model::Pooling;
 
 /// The hand-made 160-row fixture (see fixtures/make_tiny.py).
 pub fn tiny_csv() -> PathBuf {
@@ -38,7 +37,8 @@ pub fn tiny_model_args() -> ModelArgs {
         epochs: 30,
         learning_rate: 0.5,
         l2: 0.0,
-        pooling: Pooling::Sqrt,
+        nb_alpha: 1.0,
+        count_buckets: 101,
         max_tokens: 256,
         quiet: true,
     }
