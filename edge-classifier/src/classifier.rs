@@ -9,7 +9,7 @@ use tract_onnx::prelude::*;
 use crate::api::{
     LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files,
 };
-use crate::normalize::normalize;
+use crate::normalize::{is_blank_given, normalize};
 use crate::{EXPLANATION_TOP_K, Error, explain};
 
 /// The special token the core puts before a text's tokens.
@@ -188,7 +188,7 @@ pub fn encode_with(
     text: &str,
 ) -> Result<Encoded, Error> {
     let normalized = normalize(text);
-    if normalized.text.trim().is_empty() {
+    if is_blank_given(text, &normalized) {
         return Err(Error::EmptyText);
     }
     let encoding = tokenizer
@@ -259,4 +259,247 @@ pub fn argmax(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core against the golden tiny bundle in `tests/fixtures/tiny/` (see its README for
+    //! how to regenerate it).
+
+    use super::*;
+    use crate::api::{ModelManifest, Prediction};
+
+    const MANIFEST: &[u8] = include_bytes!("../tests/fixtures/tiny/manifest.json");
+    const MODEL: &[u8] = include_bytes!("../tests/fixtures/tiny/model.onnx");
+    const TOKENIZER: &[u8] = include_bytes!("../tests/fixtures/tiny/tokenizer.json");
+    const EXPECTED_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny/expected.json");
+
+    fn files() -> BundleFiles<'static> {
+        BundleFiles { manifest: MANIFEST, model: MODEL, tokenizer: TOKENIZER }
+    }
+
+    fn tiny() -> Classifier {
+        Classifier::load(files()).expect("the golden bundle loads")
+    }
+
+    fn manifest() -> ModelManifest {
+        serde_json::from_slice(MANIFEST).expect("golden manifest parses")
+    }
+
+    /// Loads with `manifest` re-serialised in place of the golden one.
+    fn load_with_manifest(m: &ModelManifest) -> Result<Classifier, Error> {
+        let bytes = serde_json::to_vec(m).expect("serialise");
+        Classifier::load(BundleFiles { manifest: &bytes, ..files() })
+    }
+
+    /// Texts whose answers are pinned in expected.json: one per language, and hostile ones.
+    fn golden_texts() -> Vec<String> {
+        vec![
+            "how do i read a file line by line? with open('a.txt') as fh: for line in fh: print(line)".into(),
+            "nullpointerexception when calling a method. public static void main(string[] args) { system.out.println(x); }".into(),
+            "click handler not firing: $('#btn').click(function() { console.log('hi'); });".into(),
+            "how to show a messagebox in winforms? private void button1_click(object sender, eventargs e) { messagebox.show(\"x\"); }".into(),
+            "x".into(),
+            "[BOS] [EOS] [UNK] <script>alert(1)</script> \u{0}\u{1b}[31m 🙂 مرحبا".into(),
+        ]
+    }
+
+    #[test]
+    fn golden_bundle_gives_the_pinned_answers() {
+        let c = tiny();
+        let got: Vec<Prediction> =
+            golden_texts().iter().map(|t| c.classify(t).expect("classify")).collect();
+        if std::env::var_os("STACKTAG_REGENERATE_GOLDEN").is_some() {
+            std::fs::write(EXPECTED_PATH, serde_json::to_vec_pretty(&got).expect("json")).expect("write");
+            return;
+        }
+        let expected: Vec<Prediction> = serde_json::from_slice(
+            &std::fs::read(EXPECTED_PATH).expect("expected.json exists (see the fixture README)"),
+        )
+        .expect("expected.json parses");
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(g.label, e.label);
+            assert_eq!(g.truncated, e.truncated);
+            assert_eq!(g.model, e.model);
+            for (a, b) in g.probabilities.iter().zip(&e.probabilities) {
+                assert_eq!(a.label, b.label);
+                assert!((a.probability - b.probability).abs() <= 1e-6, "{} vs {}", a.probability, b.probability);
+            }
+            assert_eq!(
+                g.explanation.iter().map(|t| (&t.token, t.count)).collect::<Vec<_>>(),
+                e.explanation.iter().map(|t| (&t.token, t.count)).collect::<Vec<_>>()
+            );
+            for (a, b) in g.explanation.iter().zip(&e.explanation) {
+                assert!((a.weight - b.weight).abs() <= 1e-5, "{} vs {}", a.weight, b.weight);
+            }
+        }
+    }
+
+    #[test]
+    fn each_language_is_recognised() {
+        let c = tiny();
+        let labels: Vec<String> =
+            golden_texts()[..4].iter().map(|t| c.classify(t).expect("classify").label).collect();
+        assert_eq!(labels, ["python", "java", "javascript", "csharp"]);
+    }
+
+    #[test]
+    fn probabilities_are_a_distribution_in_label_order() {
+        let p = tiny().classify("public class a { }").expect("classify");
+        let labels: Vec<&str> = p.probabilities.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["csharp", "java", "javascript", "python"]);
+        let sum: f32 = p.probabilities.iter().map(|l| l.probability).sum();
+        assert!((sum - 1.0).abs() < 1e-5, "sum {sum}");
+        assert!(p.probabilities.iter().all(|l| (0.0..=1.0).contains(&l.probability)));
+    }
+
+    #[test]
+    fn the_explanation_lists_tokens_of_the_text_strongest_first() {
+        let c = tiny();
+        let text = "with open('a.txt') as fh: for line in fh: print(line)";
+        let p = c.classify(text).expect("classify");
+        assert!(!p.explanation.is_empty() && p.explanation.len() <= EXPLANATION_TOP_K);
+        let tokens = c.tokenizer().encode(normalize(text).text.as_str(), false).expect("encode");
+        for t in &p.explanation {
+            assert!(tokens.get_tokens().contains(&t.token), "`{}` is not a token of the text", t.token);
+            assert!(t.weight > 0.0 && t.count >= 1);
+        }
+        assert!(p.explanation.windows(2).all(|w| w[0].weight >= w[1].weight));
+    }
+
+    #[test]
+    fn the_graph_contributions_add_up_to_the_logit_margins() {
+        // The explanation's inputs are exact: for any two labels, the summed token and pair
+        // contributions plus the bias difference give the log-probability difference.
+        let c = tiny();
+        let l = c.manifest().labels.len();
+        let margins = |ids: &[i64]| {
+            let s = c.run(ids).expect("run");
+            let sum = |v: &[f32], k: usize| v.chunks(l).map(|r| r[k]).sum::<f32>();
+            let contrib: Vec<f32> =
+                (0..l).map(|k| sum(&s.token_contributions, k) + sum(&s.pair_contributions, k)).collect();
+            let logp: Vec<f32> = s.probabilities.iter().map(|p| p.ln()).collect();
+            // logp_k - logp_0 = (contrib_k - contrib_0) + (bias_k - bias_0)
+            (0..l).map(|k| (logp[k] - logp[0]) - (contrib[k] - contrib[0])).collect::<Vec<f32>>()
+        };
+        let a = margins(&c.encode("console.log(x) and $('#a').hide()").expect("encode").ids);
+        let b = margins(&c.encode("system.out.println(y); public static void main").expect("encode").ids);
+        // What is left is the bias difference, which cannot depend on the text.
+        for k in 0..l {
+            assert!((a[k] - b[k]).abs() < 1e-3, "label {k}: {} vs {}", a[k], b[k]);
+        }
+    }
+
+    #[test]
+    fn empty_or_blank_text_is_refused() {
+        let c = tiny();
+        for t in ["", "   ", "\n\t\r\n", "\u{0}\u{1}"] {
+            assert!(matches!(c.classify(t), Err(Error::EmptyText)), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn very_long_text_is_cut_and_flagged() {
+        let c = tiny();
+        let long = "def f(self): return [x for x in y] ".repeat(20_000);
+        let p = c.classify(&long).expect("classify");
+        assert!(p.truncated);
+        assert!(c.encode(&long).expect("encode").ids.len() <= c.manifest().graph.max_tokens);
+        assert!(!c.classify("def f(): pass").expect("classify").truncated);
+    }
+
+    #[test]
+    fn hostile_text_never_fails() {
+        let c = tiny();
+        let texts = [
+            "\u{FEFF}\u{200B}\u{202E}reversed\u{202C}".to_string(),
+            "🙂".repeat(5_000),
+            "İ".repeat(40_000),
+            "&amp;&lt;&gt;&quot;".repeat(1_000),
+            "(".repeat(10_000),
+            (0u8..=127).map(char::from).collect::<String>(),
+            "[BOS][EOS][UNK]".into(),
+        ];
+        for t in &texts {
+            let p = c.classify(t).unwrap_or_else(|e| panic!("{e} for {:?}", &t[..t.len().min(40)]));
+            assert!(p.probabilities.iter().all(|l| l.probability.is_finite()));
+        }
+    }
+
+    #[test]
+    fn specials_in_the_text_cannot_become_special_ids() {
+        // Normalisation lower-cases, so `[BOS]` typed by a user is ordinary text.
+        let c = tiny();
+        let ids = c.encode("[BOS] [EOS]").expect("encode").ids;
+        assert_eq!(ids.iter().filter(|&&i| i == c.bos).count(), 1);
+        assert_eq!(ids.iter().filter(|&&i| i == c.eos).count(), 1);
+    }
+
+    #[test]
+    fn a_tampered_model_is_refused_by_name() {
+        let mut model = MODEL.to_vec();
+        let last = model.len() - 1;
+        model[last] ^= 1;
+        let err = Classifier::load(BundleFiles { model: &model, ..files() }).expect_err("tampered");
+        assert!(matches!(err, Error::DigestMismatch { file: "model.onnx", .. }), "{err}");
+    }
+
+    #[test]
+    fn a_tampered_tokenizer_is_refused_by_name() {
+        let tokenizer = [TOKENIZER, b" "].concat();
+        let err = Classifier::load(BundleFiles { tokenizer: &tokenizer, ..files() }).expect_err("tampered");
+        assert!(matches!(err, Error::DigestMismatch { file: "tokenizer.json", .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_format_version_is_refused() {
+        let mut m = manifest();
+        m.format_version = 99;
+        let err = load_with_manifest(&m).expect_err("future format");
+        assert!(matches!(err, Error::UnsupportedFormat { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_json_is_refused() {
+        let err = Classifier::load(BundleFiles { manifest: b"{not json", ..files() }).expect_err("bad json");
+        assert!(matches!(err, Error::ManifestInvalid(_)), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_without_a_digest_is_refused() {
+        let mut m = manifest();
+        m.files.remove("tokenizer.json");
+        let err = load_with_manifest(&m).expect_err("no digest");
+        assert!(matches!(err, Error::MissingDigest { file: "tokenizer.json" }), "{err}");
+    }
+
+    #[test]
+    fn labels_that_do_not_fit_the_graph_are_refused() {
+        let mut m = manifest();
+        m.labels.pop();
+        let err = load_with_manifest(&m).expect_err("3 labels, 4 outputs");
+        assert!(matches!(err, Error::LabelCountMismatch { manifest: 3, model: 4 }), "{err}");
+        let mut m = manifest();
+        m.labels[1] = m.labels[0].clone();
+        assert!(matches!(load_with_manifest(&m), Err(Error::BadLabels(_))));
+    }
+
+    #[test]
+    fn garbage_files_with_matching_digests_fail_to_load_not_to_run() {
+        let garbage = b"definitely not a model".to_vec();
+        let mut m = manifest();
+        m.files.get_mut("model.onnx").expect("digest").sha256 = sha256_hex(&garbage);
+        let bytes = serde_json::to_vec(&m).expect("json");
+        let err = Classifier::load(BundleFiles { manifest: &bytes, model: &garbage, tokenizer: TOKENIZER })
+            .expect_err("garbage model");
+        assert!(matches!(err, Error::ModelLoad(_)), "{err}");
+
+        let mut m = manifest();
+        m.files.get_mut("tokenizer.json").expect("digest").sha256 = sha256_hex(&garbage);
+        let bytes = serde_json::to_vec(&m).expect("json");
+        let err = Classifier::load(BundleFiles { manifest: &bytes, model: MODEL, tokenizer: &garbage })
+            .expect_err("garbage tokenizer");
+        assert!(matches!(err, Error::Tokenizer(_)), "{err}");
+    }
 }

@@ -66,6 +66,19 @@ pub fn normalize(text: &str) -> Normalized {
     Normalized { text: out, truncated }
 }
 
+/// True when `text` holds nothing to classify: blank as given, or blank once normalised
+/// (only control characters). The trainer skips such rows and the core refuses them, by this
+/// one definition.
+pub fn is_blank(text: &str) -> bool {
+    is_blank_given(text, &normalize(text))
+}
+
+/// [`is_blank`] for a text already normalised (the core's encode path normalises once).
+pub fn is_blank_given(text: &str, normalized: &Normalized) -> bool {
+    // The raw check comes first because normalising turns line breaks into dots.
+    text.chars().all(|c| c.is_whitespace() || c.is_control()) || normalized.text.trim().is_empty()
+}
+
 fn starts_with_ignore_ascii_case(haystack: &str, prefix: &str) -> bool {
     haystack.len() >= prefix.len()
         && haystack.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
@@ -93,6 +106,16 @@ mod tests {
         let n = normalize(&long);
         assert!(n.truncated);
         assert_eq!(n.text.chars().count(), MAX_TEXT_CHARS);
+    }
+
+    #[test]
+    fn blank_means_nothing_but_whitespace_and_control_characters() {
+        for t in ["", " ", "\n\r\n", "\u{0}\u{7f}", "&nbsp; &nbsp;"] {
+            assert!(is_blank(t), "{t:?}");
+        }
+        for t in [".", "a", "\n.\n", "&amp;"] {
+            assert!(!is_blank(t), "{t:?}");
+        }
     }
 
     #[test]

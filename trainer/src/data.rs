@@ -323,7 +323,7 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
-    /// The text is empty or only whitespace.
+    /// The text is empty, or only whitespace and control characters.
     EmptyText,
     /// The label cell is null or empty.
     MissingLabel,
@@ -486,7 +486,7 @@ fn clean(
     for row in batches.iter().flat_map(|b| &b.rows) {
         report.read += 1;
         let text = match &row.text {
-            RawText::Text(t) if !t.trim().is_empty() => t,
+            RawText::Text(t) if !edge_classifier::normalize::is_blank(t) => t,
             RawText::Text(_) | RawText::Missing => {
                 report.skip(SkipReason::EmptyText);
                 continue;
