@@ -354,10 +354,27 @@ fn cli_unreachable_mlflow_fails_clearly_after_bounded_retries() {
     assert!(stderr.contains("(3 retries)") && stderr.contains("registered-models/get"), "{stderr}");
     assert!(!text(&o).contains(TOKEN));
 
+    // Help shows where the URI comes from, never its value (it may carry a password).
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["promote", "--help"])
+        .env("MLFLOW_TRACKING_URI", "http://ci:pw-SECRET@127.0.0.1:1")
+        .env("MLFLOW_TRACKING_TOKEN", TOKEN)
+        .output()
+        .expect("help");
+    assert!(o.status.success());
+    assert!(text(&o).contains("MLFLOW_TRACKING_URI"));
+    assert!(!text(&o).contains("pw-SECRET") && !text(&o).contains(TOKEN), "{}", text(&o));
+
     // Misconfiguration is named before anything runs.
     let o = trainer(&["rollback"], "");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("MLFLOW_TRACKING_URI"), "{}", text(&o));
+}
+
+#[test]
+fn the_cli_definition_is_consistent() {
+    use clap::CommandFactory;
+    trainer::config::Cli::command().debug_assert();
 }
 
 fn path(p: &Path) -> &str {
