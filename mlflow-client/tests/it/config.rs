@@ -100,3 +100,22 @@ fn artifact_locations_parse_and_join() {
     let err = ArtifactLocation::parse("s3://bucket/x").expect_err("unsupported");
     assert!(err.to_string().contains("s3://bucket/x"));
 }
+
+/// `registry-sync` runs these calls inside axum handlers and tokio tasks, which need `Send`
+/// futures; this only has to compile.
+#[test]
+fn client_futures_are_send() {
+    fn is_send<T: Send>(_: T) {}
+    let c = mlflow_client::Client::new(ClientConfig::new("http://127.0.0.1:1").expect("url")).expect("client");
+    let dir = std::path::Path::new("/nonexistent");
+    is_send(c.get_registered_model("m"));
+    is_send(c.get_or_create_experiment("e"));
+    is_send(c.log_batch("r", &[], &[], &[]));
+    is_send(c.upload_artifact("mlflow-artifacts:/1/r/artifacts", "x", Vec::new()));
+    is_send(c.upload_dir("mlflow-artifacts:/1/r/artifacts", "bundle", dir));
+    is_send(c.download_dir("mlflow-artifacts:/1/r/artifacts/bundle", dir));
+    is_send(c.model_versions("m"));
+    is_send(c.list_webhooks());
+    fn is_sync_clone<T: Send + Sync + Clone>(_: &T) {}
+    is_sync_clone(&c);
+}
