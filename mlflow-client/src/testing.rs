@@ -211,6 +211,8 @@ fn health(port: u16) -> bool {
 pub enum Fault {
     /// Answer with this status and an MLflow-style JSON error body.
     Status(u16),
+    /// Answer with this status and this JSON body (to stand in for an API).
+    Reply(u16, String),
     /// Answer 200 with a `Content-Length` larger than the body, then close: a download cut
     /// short.
     Truncate,
@@ -350,6 +352,13 @@ fn serve(conn: TcpStream, script: &Mutex<VecDeque<Fault>>, seen: &Mutex<Vec<Seen
     match fault {
         Fault::Status(code) => {
             let body = format!(r#"{{"error_code":"FAULT_{code}","message":"scripted fault {code}"}}"#);
+            write!(
+                out,
+                "HTTP/1.1 {code} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
+        }
+        Fault::Reply(code, body) => {
             write!(
                 out,
                 "HTTP/1.1 {code} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -3,6 +3,7 @@
 //! by a scripted server.
 
 mod config;
+mod databricks;
 mod faults;
 mod server;
 mod webhooks;
