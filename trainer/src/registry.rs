@@ -379,11 +379,15 @@ pub fn download_bundle(reg: &Registry, version: &ModelVersion, dest: &Path) -> a
     let fetched = reg.block(reg.client().download_dir(&version.source, dest));
     let classifier = match fetched {
         Ok(_) => verify_bundle(dest),
-        Err(e @ (mlflow_client::Error::Transport { .. } | mlflow_client::Error::Unavailable { .. } | mlflow_client::Error::Io { .. })) => {
+        // Missing files are the bundle's fault; anything else (unreachable, refused
+        // credentials, a full disk) is not, and must not get a version rejected.
+        Err(e) if e.is_not_found() || matches!(e, mlflow_client::Error::Artifact { .. }) => {
+            Err(InvalidBundle::Empty { source_uri: version.source.clone(), reason: e.to_string() })
+        }
+        Err(e) => {
             return Err(anyhow::Error::from(e)
                 .context(format!("cannot download version {} of `{}`", version.version, version.name)));
         }
-        Err(e) => Err(InvalidBundle::Empty { source_uri: version.source.clone(), reason: e.to_string() }),
     };
     Ok(Downloaded { dir: dest.to_path_buf(), classifier })
 }

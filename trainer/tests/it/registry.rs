@@ -191,6 +191,22 @@ fn a_corrupt_bundle_is_never_promoted_even_with_force() {
 }
 
 #[test]
+fn a_version_whose_files_are_missing_is_rejected_as_invalid() {
+    let reg = registry_for(&unique_name("stacktag"));
+    let c = reg.client();
+    let exp = reg.block(c.get_or_create_experiment(&reg.config().experiment)).expect("exp");
+    let run = reg.block(c.create_run(&exp, None, &[])).expect("run");
+    reg.block(c.get_or_create_registered_model(reg.model())).expect("model");
+    let source = format!("{}/bundle", run.artifact_uri);
+    let v = reg.block(c.create_model_version(reg.model(), &source, Some(&run.run_id), &[])).expect("version");
+    reg.block(c.set_alias(reg.model(), aliases::CHALLENGER, &v.version)).expect("alias");
+    let outcome = gate::promote(&reg, &GateConfig { force: true, ..gate_config() }).expect("gate");
+    assert_eq!(outcome.decision, Decision::RejectedInvalid);
+    assert!(outcome.reason.contains("no bundle files"), "{}", outcome.reason);
+    assert_eq!(alias(&reg, aliases::CHAMPION), None);
+}
+
+#[test]
 fn rollback_returns_champion_to_the_previous_one() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = registry_for(&unique_name("stacktag"));
