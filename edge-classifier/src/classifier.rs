@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokenizers::Tokenizer;
+use tokenizers::{Model, Tokenizer};
 use tract_onnx::prelude::*;
 
 use crate::api::{
     LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files,
 };
-use crate::normalize::{is_blank_given, normalize};
+use crate::normalize::{is_blank_given, normalize, pieces};
 use crate::{EXPLANATION_TOP_K, Error, explain};
 
 /// The special token the core puts before a text's tokens.
@@ -128,16 +128,17 @@ impl Classifier {
             self.model.run(tvec!(input.into())).map_err(|e| Error::Inference(format!("{e:#}")))?;
         let read = |i: usize| -> Result<Vec<f32>, Error> {
             let out = outputs.get(i).ok_or_else(|| {
-                Error::Inference(format!("graph returned {} outputs, expected 3", outputs.len()))
+                Error::Inference(format!("graph returned {} outputs, expected 2", outputs.len()))
             })?;
             let view = out.to_plain_array_view::<f32>().map_err(|e| Error::Inference(format!("{e:#}")))?;
             Ok(view.iter().copied().collect())
         };
-        Ok(Scores {
-            probabilities: read(0)?,
-            token_contributions: read(1)?,
-            pair_contributions: read(2)?,
-        })
+        let probabilities = read(0)?;
+        let mut token_contributions = read(1)?;
+        // Rows 0..n are the tokens, the rest the n - 1 pairs.
+        let split = (ids.len() * probabilities.len()).min(token_contributions.len());
+        let pair_contributions = token_contributions.split_off(split);
+        Ok(Scores { probabilities, token_contributions, pair_contributions })
     }
 
     /// The label probabilities for `text`, in manifest label order.
@@ -191,17 +192,25 @@ pub fn encode_with(
     if is_blank_given(text, &normalized) {
         return Err(Error::EmptyText);
     }
-    let encoding = tokenizer
-        .encode(normalized.text.as_str(), false)
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    let tokens = encoding.get_ids();
+    // The BPE model is run on each piece directly: `Tokenizer::encode` would rebuild the same
+    // pieces through its generic pre-tokenizer with per-byte offset bookkeeping, which was
+    // two thirds of a request's time. A test checks that both give the same ids.
+    let model = tokenizer.get_model();
     let room = max_tokens.saturating_sub(2);
-    let kept = tokens.len().min(room);
-    let mut ids = Vec::with_capacity(kept + 2);
+    let mut ids = Vec::with_capacity(room.min(normalized.text.len() / 2) + 2);
     ids.push(bos);
-    ids.extend(tokens[..kept].iter().map(|&id| i64::from(id)));
+    let mut truncated = normalized.truncated;
+    'pieces: for piece in pieces(&normalized.text) {
+        for token in model.tokenize(piece).map_err(|e| Error::Tokenizer(e.to_string()))? {
+            if ids.len() > room {
+                truncated = true;
+                break 'pieces;
+            }
+            ids.push(i64::from(token.id));
+        }
+    }
     ids.push(eos);
-    Ok(Encoded { ids, truncated: normalized.truncated || kept < tokens.len() })
+    Ok(Encoded { ids, truncated })
 }
 
 fn load_graph(bytes: &[u8]) -> Result<Runnable, Error> {

@@ -79,6 +79,43 @@ pub fn is_blank_given(text: &str, normalized: &Normalized) -> bool {
     text.chars().all(|c| c.is_whitespace() || c.is_control()) || normalized.text.trim().is_empty()
 }
 
+/// The pieces a normalised text is cut into before BPE: runs of word characters (letters,
+/// digits, `_`) and runs of other non-space characters, so code such as `=>`, `();` or `::`
+/// stays whole, which is much of what tells the languages apart. Whitespace separates.
+///
+/// The trainer feeds these pieces to the BPE trainer and the core encodes them, so both sides
+/// cut alike. [`PIECE_PATTERN`] says the same for tools that read only `tokenizer.json`.
+pub fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Space,
+        Word,
+        Other,
+    }
+    let class = |c: char| {
+        if c.is_whitespace() {
+            Class::Space
+        } else if c.is_alphanumeric() || c == '_' {
+            Class::Word
+        } else {
+            Class::Other
+        }
+    };
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        rest = rest.trim_start_matches(char::is_whitespace);
+        let first = class(rest.chars().next()?);
+        let end = rest.find(|c: char| class(c) != first).unwrap_or(rest.len());
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// [`pieces`] as a `tokenizers` pre-tokenizer: whitespace split, then this regex isolated.
+/// `\p{Alphabetic}\p{N}` is exactly Rust's `char::is_alphanumeric`.
+pub const PIECE_PATTERN: &str = r"[^\p{Alphabetic}\p{N}_\s]+";
+
 fn starts_with_ignore_ascii_case(haystack: &str, prefix: &str) -> bool {
     haystack.len() >= prefix.len()
         && haystack.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
@@ -116,6 +153,13 @@ mod tests {
         for t in [".", "a", "\n.\n", "&amp;"] {
             assert!(!is_blank(t), "{t:?}");
         }
+    }
+
+    #[test]
+    fn pieces_keep_words_and_punctuation_runs_whole() {
+        let got: Vec<&str> = pieces("  foo_bar2(x);  a=>b ::c é!").collect();
+        assert_eq!(got, ["foo_bar2", "(", "x", ");", "a", "=>", "b", "::", "c", "é", "!"]);
+        assert_eq!(pieces("   ").count(), 0);
     }
 
     #[test]

@@ -23,10 +23,8 @@ pub mod names {
     pub const INPUT: &str = "input_ids";
     /// float32 `[labels]`.
     pub const PROBABILITIES: &str = "probabilities";
-    /// float32 `[n, labels]`.
-    pub const TOKEN_CONTRIBUTIONS: &str = "token_contributions";
-    /// float32 `[n - 1, labels]`.
-    pub const PAIR_CONTRIBUTIONS: &str = "pair_contributions";
+    /// float32 `[2n - 1, labels]`: the tokens' rows, then the pairs'.
+    pub const CONTRIBUTIONS: &str = "contributions";
 }
 
 // 16 is the first opset whose ScatterElements takes `reduction`; 17 is widely supported.
@@ -34,21 +32,25 @@ const OPSET: i64 = 17;
 
 /// Serialises `model` to ONNX bytes. `labels` and `model_name` go into the metadata so that
 /// the file explains itself in any ONNX tool.
+///
+/// Tokens and pairs run as one stream of features (pair rows are offset by the vocabulary
+/// size in one table), which halves the node count: per-node overhead dominates a graph this
+/// small.
 pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<u8> {
     let l = model.labels as i64;
     let spec = &model.spec;
+    let rows = (spec.vocab + spec.buckets) as i64;
+    let count_rows = spec.vocab + spec.count_buckets;
     let initializer = vec![
-        f16_tensor("tok_weights_f16", &[spec.vocab as i64, l], &model.tok),
-        f16_tensor("pair_weights_f16", &[spec.buckets as i64, l], &model.pair),
-        f16_tensor("tok_idf_sq_f16", &[spec.vocab as i64], &model.tok_idf_sq),
-        f16_tensor("pair_idf_sq_f16", &[spec.buckets as i64], &model.pair_idf_sq),
+        f16_tensor("weights_f16", &[rows, l], &model.weights),
+        f16_tensor("idf_sq_f16", &[rows], &model.idf_sq),
         f32_tensor("bias", &[l], &model.bias),
-        f32_tensor("tok_count_zeros", &[spec.vocab as i64], &vec![0.0; spec.vocab]),
-        f32_tensor("pair_count_zeros", &[spec.count_buckets as i64], &vec![0.0; spec.count_buckets]),
+        f32_tensor("count_zeros", &[count_rows as i64], &vec![0.0; count_rows]),
         f32_tensor("one_f", &[], &[1.0]),
         i64_tensor("pair_mul", &[], &[spec.pair_mul]),
         i64_tensor("buckets", &[], &[spec.buckets as i64]),
         i64_tensor("count_buckets", &[], &[spec.count_buckets as i64]),
+        i64_tensor("vocab", &[], &[spec.vocab as i64]),
         i64_tensor("axis0", &[1], &[0]),
         i64_tensor("axis1", &[1], &[1]),
         i64_tensor("zero", &[1], &[0]),
@@ -56,64 +58,48 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         i64_tensor("minus_one", &[1], &[-1]),
         i64_tensor("to_end", &[1], &[i64::MAX]),
     ];
-    let sum0 = || vec![int_attr("keepdims", 0)];
     let to_f32 = || vec![int_attr("to", DataType::Float as i64)];
+    let axis0 = || vec![int_attr("axis", 0)];
     let mut node = vec![
-        // The big tables are stored as f16; tract folds these casts once, at load.
-        op("Cast", &["tok_weights_f16"], "tok_weights", to_f32()),
-        op("Cast", &["pair_weights_f16"], "pair_weights", to_f32()),
-        op("Cast", &["tok_idf_sq_f16"], "tok_idf_sq", to_f32()),
-        op("Cast", &["pair_idf_sq_f16"], "pair_idf_sq", to_f32()),
-        // Token counts: scatter-add ones into a zero table, read each position's count back.
-        op("Shape", &[names::INPUT], "n_shape", vec![]),
-        op("Expand", &["one_f", "n_shape"], "tok_ones", vec![]),
-        scatter_add("tok_count_zeros", names::INPUT, "tok_ones", "tok_count_table"),
-        op("Gather", &["tok_count_table", names::INPUT], "tok_c", vec![int_attr("axis", 0)]),
-        // Sublinear TF share of each position: (1 + ln c) / c.
-        op("Log", &["tok_c"], "tok_ln_c", vec![]),
-        op("Add", &["tok_ln_c", "one_f"], "tok_tf_num", vec![]),
-        op("Div", &["tok_tf_num", "tok_c"], "tok_tf", vec![]),
-        // Squared norm share: tf² · c · idf².
-        op("Mul", &["tok_tf", "tok_tf"], "tok_tf2", vec![]),
-        op("Mul", &["tok_tf2", "tok_c"], "tok_tf2c", vec![]),
-        op("Gather", &["tok_idf_sq", names::INPUT], "tok_idf2", vec![int_attr("axis", 0)]),
-        op("Mul", &["tok_tf2c", "tok_idf2"], "tok_sq", vec![]),
-        op("ReduceSum", &["tok_sq", "axis0"], "tok_nsq", sum0()),
-        // Pairs: key = left · pair_mul + right; weight bucket and count bucket.
+        // Pairs: key = left · pair_mul + right, read at vocab + key mod buckets and counted at
+        // vocab + key mod count_buckets.
         op("Slice", &[names::INPUT, "zero", "minus_one", "axis0"], "left", vec![]),
         op("Slice", &[names::INPUT, "one", "to_end", "axis0"], "right", vec![]),
         op("Mul", &["left", "pair_mul"], "left_scaled", vec![]),
         op("Add", &["left_scaled", "right"], "pair_key", vec![]),
         op("Mod", &["pair_key", "buckets"], "pair_bucket", vec![int_attr("fmod", 0)]),
-        op("Mod", &["pair_key", "count_buckets"], "pair_count_key", vec![int_attr("fmod", 0)]),
-        op("Shape", &["pair_key"], "p_shape", vec![]),
-        op("Expand", &["one_f", "p_shape"], "pair_ones", vec![]),
-        scatter_add("pair_count_zeros", "pair_count_key", "pair_ones", "pair_count_table"),
-        op("Gather", &["pair_count_table", "pair_count_key"], "pair_c", vec![int_attr("axis", 0)]),
-        op("Log", &["pair_c"], "pair_ln_c", vec![]),
-        op("Add", &["pair_ln_c", "one_f"], "pair_tf_num", vec![]),
-        op("Div", &["pair_tf_num", "pair_c"], "pair_tf", vec![]),
-        op("Mul", &["pair_tf", "pair_tf"], "pair_tf2", vec![]),
-        op("Mul", &["pair_tf2", "pair_c"], "pair_tf2c", vec![]),
-        op("Gather", &["pair_idf_sq", "pair_bucket"], "pair_idf2", vec![int_attr("axis", 0)]),
-        op("Mul", &["pair_tf2c", "pair_idf2"], "pair_sq", vec![]),
-        op("ReduceSum", &["pair_sq", "axis0"], "pair_nsq", sum0()),
-        // L2 normalisation of the whole TF-IDF vector.
-        op("Add", &["tok_nsq", "pair_nsq"], "nsq", vec![]),
+        op("Add", &["pair_bucket", "vocab"], "pair_row", vec![]),
+        op("Mod", &["pair_key", "count_buckets"], "pair_count_bucket", vec![int_attr("fmod", 0)]),
+        op("Add", &["pair_count_bucket", "vocab"], "pair_count_key", vec![]),
+        op("Concat", &[names::INPUT, "pair_row"], "rows", axis0()),
+        op("Concat", &[names::INPUT, "pair_count_key"], "count_keys", axis0()),
+        // Counts: scatter-add ones into a zero table, read each position's count back.
+        op("Shape", &["rows"], "rows_shape", vec![]),
+        op("Expand", &["one_f", "rows_shape"], "ones", vec![]),
+        scatter_add("count_zeros", "count_keys", "ones", "count_table"),
+        op("Gather", &["count_table", "count_keys"], "c", axis0()),
+        // Sublinear TF share of each position: (1 + ln c) / c.
+        op("Log", &["c"], "ln_c", vec![]),
+        op("Add", &["ln_c", "one_f"], "tf_num", vec![]),
+        op("Div", &["tf_num", "c"], "tf", vec![]),
+        // L2 norm of the TF-IDF vector: Σ tf² · c · idf² over positions.
+        op("Mul", &["tf", "tf"], "tf2", vec![]),
+        op("Mul", &["tf2", "c"], "tf2c", vec![]),
+        // The tables are stored as f16 and only the gathered rows are cast: casting the whole
+        // table is not folded by tract and would cost 2 ms a request.
+        op("Gather", &["idf_sq_f16", "rows"], "row_idf_sq_f16", axis0()),
+        op("Cast", &["row_idf_sq_f16"], "row_idf_sq", to_f32()),
+        op("Mul", &["tf2c", "row_idf_sq"], "sq", vec![]),
+        op("ReduceSum", &["sq", "axis0"], "nsq", vec![int_attr("keepdims", 0)]),
         op("Sqrt", &["nsq"], "norm", vec![]),
         op("Div", &["one_f", "norm"], "scale", vec![]),
-        // Each position's contribution: idf-folded weight row × tf share × scale.
-        op("Mul", &["tok_tf", "scale"], "tok_m", vec![]),
-        op("Unsqueeze", &["tok_m", "axis1"], "tok_m_col", vec![]),
-        op("Gather", &["tok_weights", names::INPUT], "tok_rows", vec![int_attr("axis", 0)]),
-        op("Mul", &["tok_rows", "tok_m_col"], names::TOKEN_CONTRIBUTIONS, vec![]),
-        op("Mul", &["pair_tf", "scale"], "pair_m", vec![]),
-        op("Unsqueeze", &["pair_m", "axis1"], "pair_m_col", vec![]),
-        op("Gather", &["pair_weights", "pair_bucket"], "pair_rows", vec![int_attr("axis", 0)]),
-        op("Mul", &["pair_rows", "pair_m_col"], names::PAIR_CONTRIBUTIONS, vec![]),
-        op("ReduceSum", &[names::TOKEN_CONTRIBUTIONS, "axis0"], "tok_sum", sum0()),
-        op("ReduceSum", &[names::PAIR_CONTRIBUTIONS, "axis0"], "pair_sum", sum0()),
-        op("Add", &["tok_sum", "pair_sum"], "summed", vec![]),
+        // Each position's contribution: its (NB- and idf-folded) weight row × tf × scale.
+        op("Mul", &["tf", "scale"], "m", vec![]),
+        op("Unsqueeze", &["m", "axis1"], "m_col", vec![]),
+        op("Gather", &["weights_f16", "rows"], "row_weights_f16", axis0()),
+        op("Cast", &["row_weights_f16"], "row_weights", to_f32()),
+        op("Mul", &["row_weights", "m_col"], names::CONTRIBUTIONS, vec![]),
+        op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "summed", vec![int_attr("keepdims", 0)]),
         op("Add", &["summed", "bias"], "logits", vec![]),
         op("Softmax", &["logits"], names::PROBABILITIES, vec![int_attr("axis", -1)]),
     ];
@@ -128,8 +114,7 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         input: vec![value_info(names::INPUT, DataType::Int64, &[Dim::Param("n")])],
         output: vec![
             value_info(names::PROBABILITIES, DataType::Float, &[Dim::Value(l)]),
-            value_info(names::TOKEN_CONTRIBUTIONS, DataType::Float, &[Dim::Param("n"), Dim::Value(l)]),
-            value_info(names::PAIR_CONTRIBUTIONS, DataType::Float, &[Dim::Param("n_pairs"), Dim::Value(l)]),
+            value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param("n_features"), Dim::Value(l)]),
         ],
         ..Default::default()
     };

@@ -51,21 +51,18 @@ pub struct FitParams {
     pub nb_alpha: f32,
 }
 
-/// A trained model, laid out as the graph's initialisers.
+/// A trained model, laid out as the graph's initialisers. Rows `0..vocab` are tokens, rows
+/// `vocab..vocab + buckets` pair buckets: one table, so the graph runs one stream of features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearModel {
     /// The feature space.
     pub spec: FeatureSpec,
     /// Number of labels.
     pub labels: usize,
-    /// `[vocab × labels]` token weights with the idf folded in (`W_f · idf_f`), row-major.
-    pub tok: Vec<f32>,
-    /// `[buckets × labels]` pair weights with the idf folded in.
-    pub pair: Vec<f32>,
-    /// `[vocab]` squared token idf (for the norm).
-    pub tok_idf_sq: Vec<f32>,
-    /// `[buckets]` squared pair idf.
-    pub pair_idf_sq: Vec<f32>,
+    /// `[(vocab + buckets) × labels]` weights with NB ratios and idf folded in, row-major.
+    pub weights: Vec<f32>,
+    /// `[vocab + buckets]` squared idf (for the norm).
+    pub idf_sq: Vec<f32>,
     /// `[labels]` bias.
     pub bias: Vec<f32>,
 }
@@ -89,64 +86,47 @@ fn counts(keys: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-/// One text's positions: which row each reads and its multiplier `tf · scale`.
+/// One text's feature positions, in the graph's order (its tokens, then its pairs): the row
+/// each reads in the combined table and its multiplier `tf · scale`.
 struct Positions {
-    tok_rows: Vec<usize>,
-    tok_mul: Vec<f32>,
-    pair_rows: Vec<usize>,
-    pair_mul: Vec<f32>,
+    rows: Vec<usize>,
+    mul: Vec<f32>,
 }
 
-/// Computes, as the graph does, each position's row and multiplier.
-fn positions(spec: &FeatureSpec, tok_idf_sq: &[f32], pair_idf_sq: &[f32], ids: &[i64]) -> Positions {
-    let tok_rows: Vec<usize> = ids.iter().map(|&id| id as usize).collect();
-    let tok_c = counts(&tok_rows);
-    let tok_tf: Vec<f32> = tok_c.iter().map(|&c| tf_share(c)).collect();
-    let mut nsq_tok = 0f32;
-    for i in 0..ids.len() {
-        nsq_tok += tok_tf[i] * tok_tf[i] * tok_c[i] * tok_idf_sq[tok_rows[i]];
-    }
-
+/// Computes, as the graph does, each position's row and multiplier. `idf_sq` is indexed by
+/// combined row.
+fn positions(spec: &FeatureSpec, idf_sq: &[f32], ids: &[i64]) -> Positions {
+    let v = spec.vocab;
     let keys: Vec<i64> = ids.windows(2).map(|w| spec.pair_key(w[0], w[1])).collect();
-    let pair_rows: Vec<usize> = keys.iter().map(|k| k.rem_euclid(spec.buckets as i64) as usize).collect();
-    let count_keys: Vec<usize> =
-        keys.iter().map(|k| k.rem_euclid(spec.count_buckets as i64) as usize).collect();
-    let pair_c = counts(&count_keys);
-    let pair_tf: Vec<f32> = pair_c.iter().map(|&c| tf_share(c)).collect();
-    let mut nsq_pair = 0f32;
-    for i in 0..keys.len() {
-        nsq_pair += pair_tf[i] * pair_tf[i] * pair_c[i] * pair_idf_sq[pair_rows[i]];
+    let mut rows: Vec<usize> = ids.iter().map(|&id| id as usize).collect();
+    rows.extend(keys.iter().map(|k| v + k.rem_euclid(spec.buckets as i64) as usize));
+    // Tokens are counted exactly (key = id), pairs in the smaller table (key = v + k mod C);
+    // the ranges do not overlap, so one table counts both.
+    let mut count_keys: Vec<usize> = ids.iter().map(|&id| id as usize).collect();
+    count_keys.extend(keys.iter().map(|k| v + k.rem_euclid(spec.count_buckets as i64) as usize));
+    let c = counts(&count_keys);
+    let tf: Vec<f32> = c.iter().map(|&c| tf_share(c)).collect();
+    let mut nsq = 0f32;
+    for i in 0..rows.len() {
+        nsq += tf[i] * tf[i] * c[i] * idf_sq[rows[i]];
     }
-
-    let scale = 1.0 / (nsq_tok + nsq_pair).sqrt();
-    Positions {
-        tok_rows,
-        tok_mul: tok_tf.iter().map(|t| t * scale).collect(),
-        pair_rows,
-        pair_mul: pair_tf.iter().map(|t| t * scale).collect(),
-    }
+    let scale = 1.0 / nsq.sqrt();
+    Positions { rows, mul: tf.iter().map(|t| t * scale).collect() }
 }
 
 impl LinearModel {
     /// Pre-softmax scores, computed as the graph does.
     pub fn logits(&self, ids: &[i64]) -> Vec<f32> {
         let l = self.labels;
-        let p = positions(&self.spec, &self.tok_idf_sq, &self.pair_idf_sq, ids);
-        let mut tok_sum = vec![0f32; l];
-        for (&row, &m) in p.tok_rows.iter().zip(&p.tok_mul) {
-            let w = &self.tok[row * l..][..l];
+        let p = positions(&self.spec, &self.idf_sq, ids);
+        let mut sum = vec![0f32; l];
+        for (&row, &m) in p.rows.iter().zip(&p.mul) {
+            let w = &self.weights[row * l..][..l];
             for c in 0..l {
-                tok_sum[c] += w[c] * m;
+                sum[c] += w[c] * m;
             }
         }
-        let mut pair_sum = vec![0f32; l];
-        for (&row, &m) in p.pair_rows.iter().zip(&p.pair_mul) {
-            let w = &self.pair[row * l..][..l];
-            for c in 0..l {
-                pair_sum[c] += w[c] * m;
-            }
-        }
-        (0..l).map(|c| (tok_sum[c] + pair_sum[c]) + self.bias[c]).collect()
+        (0..l).map(|c| sum[c] + self.bias[c]).collect()
     }
 
     /// Label probabilities for already-encoded `ids`.
@@ -255,16 +235,22 @@ pub fn fit(
     let tok_idf: Vec<f32> = total_df(&tok_df).iter().map(|&df| idf(docs.len(), df)).collect();
     let pair_idf: Vec<f32> = total_df(&pair_df).iter().map(|&df| idf(docs.len(), df)).collect();
     let (tok_nb, pair_nb) = nb_ratios(&tok_df, &pair_df, labels, params.nb_alpha);
-    let tok_idf_sq: Vec<f32> = tok_idf.iter().map(|v| v * v).collect();
-    let pair_idf_sq: Vec<f32> = pair_idf.iter().map(|v| v * v).collect();
+    // The squared idf as the graph will read it (f16-rounded), so that training sees the
+    // exact norms serving computes.
+    let idf_sq: Vec<f32> = tok_idf.iter().chain(&pair_idf).map(|v| round_f16(v * v)).collect();
 
     let sparse: Vec<Sparse> = docs
         .iter()
         .map(|ids| {
-            let p = positions(&spec, &tok_idf_sq, &pair_idf_sq, ids);
+            let p = positions(&spec, &idf_sq, ids);
+            let n_tok = ids.len();
+            let v = spec.vocab;
             Sparse {
-                tok: collapse(&p.tok_rows, p.tok_rows.iter().zip(&p.tok_mul).map(|(&r, &m)| m * tok_idf[r])),
-                pair: collapse(&p.pair_rows, p.pair_rows.iter().zip(&p.pair_mul).map(|(&r, &m)| m * pair_idf[r])),
+                tok: collapse(&p.rows[..n_tok], p.rows[..n_tok].iter().zip(&p.mul).map(|(&r, &m)| m * tok_idf[r])),
+                pair: collapse(
+                    &p.rows[n_tok..].iter().map(|r| r - v).collect::<Vec<_>>(),
+                    p.rows[n_tok..].iter().zip(&p.mul[n_tok..]).map(|(&r, &m)| m * pair_idf[r - v]),
+                ),
             }
         })
         .collect();
@@ -332,14 +318,12 @@ pub fn fit(
     }
     // The graph stores the tables in f16 (half the bundle; the rounding costs no accuracy
     // here), so the model keeps exactly the values the graph will see.
-    for table in [&mut w_tok, &mut w_pair] {
-        for w in table.iter_mut() {
-            *w = round_f16(*w);
-        }
+    let mut weights = w_tok;
+    weights.extend(w_pair);
+    for w in &mut weights {
+        *w = round_f16(*w);
     }
-    let tok_idf_sq = tok_idf_sq.into_iter().map(round_f16).collect();
-    let pair_idf_sq = pair_idf_sq.into_iter().map(round_f16).collect();
-    LinearModel { spec, labels, tok: w_tok, pair: w_pair, tok_idf_sq, pair_idf_sq, bias }
+    LinearModel { spec, labels, weights, idf_sq, bias }
 }
 
 /// `v` rounded to the nearest f16 and back; f16 → f32 is exact, so this is what the graph's

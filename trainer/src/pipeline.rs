@@ -259,8 +259,7 @@ fn export_and_verify(
         graph: GraphSpec {
             input: names::INPUT.into(),
             probabilities: names::PROBABILITIES.into(),
-            token_contributions: names::TOKEN_CONTRIBUTIONS.into(),
-            pair_contributions: names::PAIR_CONTRIBUTIONS.into(),
+            contributions: names::CONTRIBUTIONS.into(),
             max_tokens: cfg.max_tokens,
         },
         training: training_params(cfg, dataset, fitted),

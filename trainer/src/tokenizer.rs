@@ -1,27 +1,46 @@
-//! Training the tokenizer with `tokenizers` (BPE), on text normalised by the core.
+//! Training the tokenizer with `tokenizers` (BPE), on text normalised by the core and cut into
+//! the core's own pieces.
 
+use edge_classifier::normalize::{PIECE_PATTERN, pieces};
 use edge_classifier::{BOS_TOKEN, EOS_TOKEN, UNK_TOKEN};
 use tokenizers::decoders::DecoderWrapper;
-use tokenizers::models::{ModelWrapper, TrainerWrapper};
-use tokenizers::normalizers::NormalizerWrapper;
-use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::models::ModelWrapper;
+use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
-use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer, TokenizerBuilder, TokenizerImpl};
-
-/// Pieces the pre-tokenizer cuts before BPE learns merges: words (letters, digits, `_`) and
-/// runs of punctuation stay whole, so code such as `=>`, `();` or `::` is one piece, which is
-/// much of what tells the languages apart.
-const PIECE_PATTERN: &str = r"[^\w\s]+";
+use tokenizers::processors::PostProcessorWrapper;
+use tokenizers::{
+    AddedToken, SplitDelimiterBehavior, Tokenizer, TokenizerBuilder, TokenizerImpl, Trainer,
+};
 
 /// Trains a BPE tokenizer with at most `vocab_size` tokens on `texts`, which must already be
 /// normalised with [`edge_classifier::normalize::normalize`]. The specials [UNK], [BOS], [EOS]
 /// get ids 0, 1, 2; they are upper case, which normalised text never is, so no input can
 /// produce them.
+///
+/// The merges are learnt from the core's [`pieces`], the same cut the core encodes with. The
+/// saved `tokenizer.json` carries an equivalent pre-tokenizer, so tools that load only that
+/// file tokenize alike (a test holds the two to the same ids).
 pub fn train(texts: &[String], vocab_size: usize, min_frequency: u64) -> anyhow::Result<Tokenizer> {
+    let specials = [UNK_TOKEN, BOS_TOKEN, EOS_TOKEN].map(|t| AddedToken::from(t, true)).to_vec();
+    let mut trainer = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .min_frequency(min_frequency)
+        .show_progress(false)
+        .special_tokens(specials.clone())
+        .build();
+    trainer
+        .feed(texts.iter(), |text| Ok(pieces(text).map(str::to_owned).collect()))
+        .map_err(|e| anyhow::anyhow!("tokenizer training failed: {e}"))?;
+    let mut model = BPE::builder()
+        .unk_token(UNK_TOKEN.into())
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build BPE model: {e}"))?;
+    trainer.train(&mut model).map_err(|e| anyhow::anyhow!("tokenizer training failed: {e}"))?;
+
     let pre: PreTokenizerWrapper = Sequence::new(vec![
         WhitespaceSplit.into(),
         Split::new(SplitPattern::Regex(PIECE_PATTERN.into()), SplitDelimiterBehavior::Isolated, false)
@@ -29,18 +48,6 @@ pub fn train(texts: &[String], vocab_size: usize, min_frequency: u64) -> anyhow:
             .into(),
     ])
     .into();
-    let specials = [UNK_TOKEN, BOS_TOKEN, EOS_TOKEN].map(|t| AddedToken::from(t, true)).to_vec();
-    let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
-        .vocab_size(vocab_size)
-        .min_frequency(min_frequency)
-        .show_progress(false)
-        .special_tokens(specials)
-        .build()
-        .into();
-    let model = BPE::builder()
-        .unk_token(UNK_TOKEN.into())
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot build BPE model: {e}"))?;
     let mut tokenizer: TokenizerImpl<
         ModelWrapper,
         NormalizerWrapper,
@@ -52,8 +59,7 @@ pub fn train(texts: &[String], vocab_size: usize, min_frequency: u64) -> anyhow:
         .with_pre_tokenizer(Some(pre))
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build tokenizer: {e}"))?;
-    tokenizer
-        .train(&mut trainer, texts.iter())
-        .map_err(|e| anyhow::anyhow!("tokenizer training failed: {e}"))?;
+    // The specials are already in the vocabulary (ids 0..3); this marks them special.
+    let _ = tokenizer.add_special_tokens(specials);
     Ok(Tokenizer::from(tokenizer))
 }

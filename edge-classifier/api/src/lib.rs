@@ -158,10 +158,9 @@ pub struct GraphSpec {
     pub input: String,
     /// Output: float32 probabilities, shape `[labels]`.
     pub probabilities: String,
-    /// Output: float32 per-token logit contributions, shape `[n, labels]`.
-    pub token_contributions: String,
-    /// Output: float32 per-adjacent-pair logit contributions, shape `[n - 1, labels]`.
-    pub pair_contributions: String,
+    /// Output: float32 logit contributions, shape `[2n - 1, labels]`: one row per token, then
+    /// one per adjacent token pair.
+    pub contributions: String,
     /// At most this many token ids (specials included) go into the graph.
     pub max_tokens: usize,
 }

@@ -239,3 +239,27 @@ fn bad_settings_are_refused_before_any_work() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("`--eval-fraction`"));
 }
+
+#[test]
+fn the_cores_encode_matches_the_saved_tokenizer_json_on_real_questions() {
+    // The core runs the BPE model on its own pieces; tools that load only tokenizer.json run
+    // its pre-tokenizer. Both must give the same ids, or the bundle would mean two things.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle");
+    train_tiny(&out);
+    let classifier = pipeline::load_bundle(&out).expect("load");
+    let full = tokenizers::Tokenizer::from_file(out.join(files::TOKENIZER)).expect("tokenizer.json loads");
+    let batches = trainer::data::read_source(&crate::common::shared_data().join("test.csv.gz")).expect("read");
+    let mut compared = 0;
+    for row in batches[0].rows.iter().step_by(4) {
+        let trainer::data::RawText::Text(text) = &row.text else { continue };
+        let fast = classifier.encode(text).expect("encode").ids;
+        let normalized = edge_classifier::normalize::normalize(text).text;
+        let reference = full.encode(normalized.as_str(), false).expect("encode");
+        let reference: Vec<i64> = reference.get_ids().iter().map(|&i| i64::from(i)).collect();
+        let body = &fast[1..fast.len() - 1];
+        assert_eq!(body, &reference[..body.len()], "ids differ for {:?}", &text[..text.len().min(60)]);
+        compared += 1;
+    }
+    assert!(compared >= 1900, "compared {compared}");
+}
