@@ -38,12 +38,10 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("bundle file `{}` is unreadable: {e}", path.display()))?
             .len();
         let path = path.display().to_string().replace('\\', "/");
-        // The model and tokenizer sit in writable statics so that the component can zero them
-        // once they are parsed: a pre-initialised snapshot then leaves their pages out.
-        code.push_str(&format!(
-            "pub static {name}: std::sync::Mutex<[u8; {len}]> = \
-             std::sync::Mutex::new(*include_bytes!({path:?}));\n"
-        ));
+        // Kept as they are after loading, on purpose: zeroing them would shrink a pre-initialised
+        // snapshot, but wasmtime maps a snapshot copy-on-write only while its data fills at
+        // least half of the span it covers, and copies it into every new instance otherwise.
+        code.push_str(&format!("pub static {name}: &[u8; {len}] = include_bytes!({path:?});\n"));
     }
     let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?);
     fs::write(out.join("bundle.rs"), code).map_err(|e| format!("failed to write bundle.rs: {e}"))

@@ -1,8 +1,6 @@
 //! The wasm side: bundle, pre-initialisation hook and the HTTP entry point.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 use edge_classifier::service::{self, Limits};
 use edge_classifier::{BundleFiles, Classifier};
@@ -24,80 +22,13 @@ static CLASSIFIER: OnceLock<Result<Classifier, String>> = OnceLock::new();
 /// snapshot already holds it; a host that reuses instances runs it once per instance.
 fn classifier() -> &'static Result<Classifier, String> {
     CLASSIFIER.get_or_init(|| {
-        SCRUBBING.store(true, Ordering::Relaxed);
-        let mut model = bundle::MODEL.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut tokenizer = bundle::TOKENIZER
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let manifest = bundle::MANIFEST
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let loaded = Classifier::load(BundleFiles {
-            manifest: &manifest[..],
-            model: &model[..],
-            tokenizer: &tokenizer[..],
+        Classifier::load(BundleFiles {
+            manifest: bundle::MANIFEST,
+            model: bundle::MODEL,
+            tokenizer: bundle::TOKENIZER,
         })
-        .map_err(|e| format!("{e}"));
-        // The parsed copies are all that is used from here on. Zeroed pages are left out of a
-        // pre-initialised snapshot, so this keeps the raw bytes from being shipped twice.
-        scrub(&mut model);
-        scrub(&mut tokenizer);
-        drop((model, tokenizer, manifest));
-        SCRUBBING.store(false, Ordering::Relaxed);
-        loaded
+        .map_err(|e| format!("{e}"))
     })
-}
-
-fn scrub<const N: usize>(bytes: &mut std::sync::MutexGuard<'_, [u8; N]>) {
-    bytes.fill(0);
-}
-
-/// Zeroes freed memory while the bundle loads. A pre-initialised snapshot keeps every non-zero
-/// page of linear memory, so without this it would also ship the parsers' freed scratch copies
-/// of the model and tokenizer (megabytes). Off once loading is done: a plain pass-through.
-struct ScrubFreed;
-
-static SCRUBBING: AtomicBool = AtomicBool::new(false);
-
-#[global_allocator]
-static ALLOCATOR: ScrubFreed = ScrubFreed;
-
-// SAFETY: every call forwards to `System` with the caller's own pointer and layout; the only
-// additions are zeroing a block the caller is giving back (its `layout.size()` bytes are ours to
-// write until `System.dealloc`) and, in `realloc`, a copy between two live blocks.
-unsafe impl GlobalAlloc for ScrubFreed {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if SCRUBBING.load(Ordering::Relaxed) {
-            unsafe { ptr.write_bytes(0, layout.size()) };
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !SCRUBBING.load(Ordering::Relaxed) {
-            return unsafe { System.realloc(ptr, layout, new_size) };
-        }
-        // Move, so that the old block goes through the scrubbing `dealloc`.
-        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
-            return std::ptr::null_mut();
-        };
-        let new = unsafe { System.alloc(new_layout) };
-        if !new.is_null() {
-            unsafe {
-                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
-        }
-        new
-    }
 }
 
 /// Resolved once per instance from the host's configuration.
