@@ -83,12 +83,15 @@ fn model_and_health() {
     );
 }
 
+/// Method, path, content type, body; then the expected status and code.
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a [u8], u16, &'a str);
+
 #[test]
 fn every_error_has_its_status_and_code() {
     let json = Some("application/json");
     let limits = Limits::default();
     let big = vec![b'a'; limits.max_body_bytes + 1];
-    let cases: &[(&str, &str, Option<&str>, &[u8], u16, &str)] = &[
+    let cases: &[Case<'_>] = &[
         ("POST", "/classify", json, b"{", 400, "invalid_json"),
         (
             "POST",

@@ -24,11 +24,14 @@ fn native_answer(
     service::handle(native(), &request, &Limits::default())
 }
 
+/// A request: method, path, content type, body.
+type Sent<'a> = (&'a str, &'a str, Option<&'a str>, &'a [u8]);
+
 /// Sends a request that must fail, checks the status, the code and the `{"error": {code,
 /// message}}` shape, and that the component answered byte for byte like the native service.
 fn expect_error(
     server: &Server,
-    (method, path, content_type, body): (&str, &str, Option<&str>, &[u8]),
+    (method, path, content_type, body): Sent<'_>,
     status: u16,
     code: &str,
 ) -> Answer {
@@ -154,7 +157,7 @@ fn every_error_has_its_status_and_code() {
         &json!({ "texts": vec!["a question"; Limits::default().max_batch + 1] }),
     )
     .expect("encode");
-    let cases: &[((&str, &str, Option<&str>, &[u8]), u16, &str)] = &[
+    let cases: &[(Sent<'_>, u16, &str)] = &[
         (
             ("POST", "/classify", json, b"{\"text\": "),
             400,
