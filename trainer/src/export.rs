@@ -195,34 +195,28 @@ fn meta(key: &str, value: &str) -> StringStringEntryProto {
     StringStringEntryProto { key: key.into(), value: value.into() }
 }
 
-fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+/// An initialiser in raw little-endian form (the compact, deterministic encoding).
+fn tensor(name: &str, dims: &[i64], data_type: DataType, raw_data: Vec<u8>) -> TensorProto {
     TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
-        data_type: DataType::Float as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        data_type: data_type as i32,
+        raw_data,
         ..Default::default()
     }
+}
+
+fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+    tensor(name, dims, DataType::Float, values.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
 
 /// Values must already be f16-exact (see `model::round_f16`): the conversion here then loses
 /// nothing.
 fn f16_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::Float16 as i32,
-        raw_data: values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
-        ..Default::default()
-    }
+    let raw = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+    tensor(name, dims, DataType::Float16, raw)
 }
 
 fn i64_tensor(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: DataType::Int64 as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
+    tensor(name, dims, DataType::Int64, values.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
