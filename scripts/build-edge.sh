@@ -45,26 +45,13 @@ export CARGO_PROFILE_RELEASE_STRIP=true
 export CARGO_PROFILE_RELEASE_PANIC=abort
 export CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-C target-feature=+simd128"
 
-OUT="$ROOT/target/wasm32-wasip2/release/edge_classifier_spin.wasm"
-STAMP="$OUT.preinit"
-# wizer rewrites cargo's output in place, and cargo does not relink an unchanged crate: to get
-# a plain build back after a pre-initialised one, make cargo relink.
-if [ "$preinit" = 0 ] && [ -f "$STAMP" ]; then
-  touch "$ROOT/edge-classifier/spin/src/lib.rs"
-fi
-
 cargo build --locked --release --target wasm32-wasip2 -p edge-classifier-spin "${features[@]}"
 
+# Cargo copies its plain build from deps/ to this path on every run, so wizer always starts from
+# the plain component, and a rerun pre-initialises again (about 15 s).
+OUT="$ROOT/target/wasm32-wasip2/release/edge_classifier_spin.wasm"
 if [ "$preinit" = 0 ]; then
-  rm -f "$STAMP"
   echo "built (not pre-initialised): $OUT ($(stat -c %s "$OUT") bytes)"
-  exit 0
-fi
-
-# wizer rewrites the file in place; the stamp holds the hash of what it wrote, so a rerun on
-# an unchanged build (cargo did not relink) does not pre-initialise twice.
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(sha256sum "$OUT" | cut -d' ' -f1)" ]; then
-  echo "up to date (pre-initialised): $OUT ($(stat -c %s "$OUT") bytes)"
   exit 0
 fi
 WASMTIME="${STACKTAG_WASMTIME:-${STACKTAG_CACHE:-$HOME/.cache/stacktag}/tools/bin/wasmtime}"
@@ -76,5 +63,4 @@ fi
 # --keep-init-func=true: without it wizer's output is not a valid component (TOOLCHAIN.md).
 "$WASMTIME" wizer -Scli -Shttp --keep-init-func=true "$OUT" -o "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
-sha256sum "$OUT" | cut -d' ' -f1 > "$STAMP"
 echo "built and pre-initialised: $OUT ($(stat -c %s "$OUT") bytes)"
