@@ -21,7 +21,7 @@ cd "$ROOT"
 if [ "${1:-}" = "--build" ]; then
   bash scripts/build-edge.sh >&2
 fi
-WASM="${STACKTAG_EDGE_WASM:-$ROOT/target/wasm32-wasip2/release/edge_classifier_spin.wasm}"
+WASM="${STACKTAG_EDGE_WASM:-${CARGO_TARGET_DIR:-$ROOT/target}/wasm32-wasip2/release/edge_classifier_spin.wasm}"
 WASMTIME="${STACKTAG_WASMTIME:-${STACKTAG_CACHE:-$HOME/.cache/stacktag}/tools/bin/wasmtime}"
 SECONDS_PER_MODE="${STACKTAG_BENCH_SECONDS:-10}"
 CONNECTIONS="${STACKTAG_BENCH_CONNECTIONS:-2}"

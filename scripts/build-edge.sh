@@ -49,7 +49,7 @@ cargo build --locked --release --target wasm32-wasip2 -p edge-classifier-spin "$
 
 # Cargo copies its plain build from deps/ to this path on every run, so wizer always starts from
 # the plain component, and a rerun pre-initialises again (about 15 s).
-OUT="$ROOT/target/wasm32-wasip2/release/edge_classifier_spin.wasm"
+OUT="${CARGO_TARGET_DIR:-$ROOT/target}/wasm32-wasip2/release/edge_classifier_spin.wasm"
 if [ "$preinit" = 0 ]; then
   echo "built (not pre-initialised): $OUT ($(stat -c %s "$OUT") bytes)"
   exit 0

@@ -18,7 +18,7 @@ mkdir -p "$WORK"
 bash scripts/setup.sh
 cargo build --release --locked -p trainer
 
-TRAINER="$ROOT/target/release/trainer"
+TRAINER="${CARGO_TARGET_DIR:-$ROOT/target}/release/trainer"
 "$TRAINER" train --data "$DATA/train.csv.gz" --eval "$DATA/test.csv.gz" --out "$WORK/bundle"
 "$TRAINER" evaluate --bundle "$WORK/bundle" --data "$DATA/test.csv.gz"
 echo "bundle: $WORK/bundle (confusion matrix: $WORK/bundle/confusion_matrix.svg)"

@@ -70,7 +70,11 @@ fn precompiled() -> &'static Path {
     static CWASM: OnceLock<PathBuf> = OnceLock::new();
     CWASM.get_or_init(|| {
         let wasm = env_path("STACKTAG_EDGE_WASM", || {
-            root().join("target/wasm32-wasip2/release/edge_classifier_spin.wasm")
+            // Cargo's own target directory, wherever CARGO_TARGET_DIR puts it.
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root().join("target"))
+                .join("wasm32-wasip2/release/edge_classifier_spin.wasm")
         });
         assert!(
             wasm.is_file(),
