@@ -250,13 +250,17 @@ fn check_labels(labels: &[String]) -> Result<(), Error> {
 
 /// Lower-case hex sha256 of `bytes`: the digest form of every manifest.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of any digest (the trainer's streamed snapshot hashes use it too).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
     }
-    hex
+    out
 }
 
 /// Index of the largest value; the first one wins a tie, so every caller breaks ties alike.

@@ -16,7 +16,7 @@ pub mod service;
 
 pub use classifier::{
     BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, Encoded, Scores, UNK_TOKEN, argmax, encode_with,
-    sha256_hex,
+    hex, sha256_hex,
 };
 pub use edge_classifier_api as api;
 pub use error::Error;

@@ -1,6 +1,5 @@
 //! `trainer bench`: the figures in one JSON object, measured in one run.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -40,12 +39,13 @@ pub struct BenchReport {
 
 /// Trains on `DIR/train.csv.gz`, evaluates on `DIR/test.csv.gz` and measures the bundle.
 pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
+    // Without `--out` the bundle lives in a temporary directory removed when `tmp` drops.
     let tmp;
     let out = match &args.out {
         Some(o) => o.clone(),
         None => {
-            tmp = tempdir()?;
-            tmp.join("bundle")
+            tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
+            tmp.path().join("bundle")
         }
     };
     let cfg = TrainConfig::resolve(
@@ -106,12 +106,6 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         timings: outcome.timings,
         parity: outcome.parity,
     })
-}
-
-fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("stacktag-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    Ok(dir)
 }
 
 /// The `q` quantile (nearest rank) of `values`.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use serde::Serialize;
+use edge_classifier::hex;
 use sha2::{Digest, Sha256};
 
 use crate::rng::SplitMix64;
@@ -156,7 +157,7 @@ fn read_file(path: &Path) -> Result<Batch, DataError> {
     let format =
         format_of(path).ok_or_else(|| DataError::UnsupportedFormat { path: path.to_path_buf() })?;
     let bytes = fs::read(path).map_err(|source| unreadable(path, source))?;
-    let digest = hex(&Sha256::digest(&bytes));
+    let digest = edge_classifier::sha256_hex(&bytes);
     let rows = match format {
         Format::Csv => read_csv(path, &bytes)?,
         Format::Parquet => read_parquet(path, bytes)?,
@@ -314,10 +315,6 @@ fn parse_error(path: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::Parse { path: path.to_path_buf(), message: e.to_string() }
 }
 
-/// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Why a row was not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -335,6 +332,20 @@ pub enum SkipReason {
     Duplicate,
     /// A training row whose text is also in the evaluation data.
     InEvalData,
+}
+
+impl SkipReason {
+    /// The reason's snake_case name, as serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EmptyText => "empty_text",
+            Self::MissingLabel => "missing_label",
+            Self::UnknownLabel => "unknown_label",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::Duplicate => "duplicate",
+            Self::InEvalData => "in_eval_data",
+        }
+    }
 }
 
 /// Rows read, used and skipped (by reason) for one set.
@@ -361,7 +372,7 @@ impl RowReport {
         let parts: Vec<String> = self
             .skipped
             .iter()
-            .map(|(r, n)| format!("{n} {}", serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()))
+            .map(|(r, n)| format!("{n} {}", r.name()))
             .collect();
         format!("{} rows read, skipped: {}", self.read, parts.join(", "))
     }
