@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokenizers::{Model, Tokenizer};
+use tokenizers::Tokenizer;
 use tract_onnx::prelude::*;
 
 use crate::api::{
     LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files,
 };
 use crate::normalize::{is_blank_given, normalize, pieces};
+use crate::piece_cache::{self, PieceCache};
 use crate::{EXPLANATION_TOP_K, Error, explain};
 
 /// The special token the core puts before a text's tokens.
@@ -61,6 +62,7 @@ pub struct Classifier {
     model: Runnable,
     bos: i64,
     eos: i64,
+    pieces: PieceCache,
 }
 
 impl Classifier {
@@ -93,7 +95,7 @@ impl Classifier {
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
         let model = load_graph(files.model)?;
-        let classifier = Self { manifest, tokenizer, model, bos, eos };
+        let classifier = Self { manifest, tokenizer, model, bos, eos, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let scores = classifier.run(&[bos, eos])?;
@@ -116,9 +118,12 @@ impl Classifier {
         &self.tokenizer
     }
 
-    /// Normalises and tokenizes `text` into the ids the graph reads.
+    /// Normalises and tokenizes `text` into the ids the graph reads (the same ids as
+    /// [`encode_with`]; words seen before come from the instance's piece cache).
     pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
-        encode_with(&self.tokenizer, self.bos, self.eos, self.manifest.graph.max_tokens, text)
+        encode_text(self.bos, self.eos, self.manifest.graph.max_tokens, text, |pieces, on_id| {
+            self.pieces.encode(&self.tokenizer, pieces, on_id)
+        })
     }
 
     /// Runs the graph on already-encoded ids.
@@ -126,19 +131,40 @@ impl Classifier {
         let input: Tensor = tract_ndarray::Array1::from(ids.to_vec()).into_tensor();
         let outputs =
             self.model.run(tvec!(input.into())).map_err(|e| Error::Inference(format!("{e:#}")))?;
+        let expected = if self.manifest.graph.scales.is_some() { 3 } else { 2 };
+        if outputs.len() != expected {
+            return Err(Error::Inference(format!(
+                "graph returned {} outputs, expected {expected}",
+                outputs.len()
+            )));
+        }
         let read = |i: usize| -> Result<Vec<f32>, Error> {
-            let out = outputs.get(i).ok_or_else(|| {
-                Error::Inference(format!("graph returned {} outputs, expected 2", outputs.len()))
-            })?;
-            let view = out.to_plain_array_view::<f32>().map_err(|e| Error::Inference(format!("{e:#}")))?;
+            let view = outputs[i]
+                .to_plain_array_view::<f32>()
+                .map_err(|e| Error::Inference(format!("output {i}: {e:#}")))?;
             Ok(view.iter().copied().collect())
         };
         let probabilities = read(0)?;
-        let mut token_contributions = read(1)?;
+        let labels = probabilities.len();
+        let rows = read(1)?;
         // Rows 0..n are the tokens, the rest the n - 1 pairs.
-        let split = (ids.len() * probabilities.len()).min(token_contributions.len());
-        let pair_contributions = token_contributions.split_off(split);
-        Ok(Scores { probabilities, token_contributions, pair_contributions })
+        let features = rows.len() / labels.max(1);
+        let mut contributions = rows;
+        if self.manifest.graph.scales.is_some() {
+            let scales = read(2)?;
+            if scales.len() != features {
+                return Err(Error::Inference(format!(
+                    "graph returned {} scales for {features} features",
+                    scales.len()
+                )));
+            }
+            for (row, scale) in contributions.chunks_mut(labels.max(1)).zip(&scales) {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
+        }
+        let split = (ids.len() * labels).min(contributions.len());
+        let pair_contributions = contributions.split_off(split);
+        Ok(Scores { probabilities, token_contributions: contributions, pair_contributions })
     }
 
     /// The label probabilities for `text`, in manifest label order.
@@ -188,27 +214,47 @@ pub fn encode_with(
     max_tokens: usize,
     text: &str,
 ) -> Result<Encoded, Error> {
+    encode_text(bos, eos, max_tokens, text, |pieces, on_id| {
+        for piece in pieces {
+            for &id in piece_cache::tokenize(tokenizer, piece)?.iter() {
+                if !on_id(id) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Normalises `text`, cuts it into pieces and frames the ids `ids_of` gives for them with
+/// [BOS] and [EOS], truncating at `max_tokens`.
+///
+/// The BPE model runs on each piece directly: `Tokenizer::encode` would rebuild the same pieces
+/// through its generic pre-tokenizer with per-byte offset bookkeeping, which was two thirds of
+/// a request's time. A test checks that both give the same ids.
+fn encode_text(
+    bos: i64,
+    eos: i64,
+    max_tokens: usize,
+    text: &str,
+    ids_of: impl FnOnce(&mut dyn Iterator<Item = &str>, &mut dyn FnMut(u32) -> bool) -> Result<(), Error>,
+) -> Result<Encoded, Error> {
     let normalized = normalize(text);
     if is_blank_given(text, &normalized) {
         return Err(Error::EmptyText);
     }
-    // The BPE model is run on each piece directly: `Tokenizer::encode` would rebuild the same
-    // pieces through its generic pre-tokenizer with per-byte offset bookkeeping, which was
-    // two thirds of a request's time. A test checks that both give the same ids.
-    let model = tokenizer.get_model();
     let room = max_tokens.saturating_sub(2);
     let mut ids = Vec::with_capacity(room.min(normalized.text.len() / 2) + 2);
     ids.push(bos);
     let mut truncated = normalized.truncated;
-    'pieces: for piece in pieces(&normalized.text) {
-        for token in model.tokenize(piece).map_err(|e| Error::Tokenizer(e.to_string()))? {
-            if ids.len() > room {
-                truncated = true;
-                break 'pieces;
-            }
-            ids.push(i64::from(token.id));
+    ids_of(&mut pieces(&normalized.text), &mut |id| {
+        if ids.len() > room {
+            truncated = true;
+            return false;
         }
-    }
+        ids.push(i64::from(id));
+        true
+    })?;
     ids.push(eos);
     Ok(Encoded { ids, truncated })
 }
@@ -317,17 +363,17 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn golden_bundle_gives_the_pinned_answers() {
-        let c = tiny();
+    /// Classifies the golden texts with `c` and checks them against `expected_path`, or
+    /// rewrites it when asked to (`STACKTAG_REGENERATE_GOLDEN`, and only if `regenerable`).
+    fn check_golden(c: &Classifier, expected_path: &str, regenerable: bool) {
         let got: Vec<Prediction> =
             golden_texts().iter().map(|t| c.classify(t).expect("classify")).collect();
-        if std::env::var_os("STACKTAG_REGENERATE_GOLDEN").is_some() {
-            std::fs::write(EXPECTED_PATH, serde_json::to_vec_pretty(&got).expect("json")).expect("write");
+        if regenerable && std::env::var_os("STACKTAG_REGENERATE_GOLDEN").is_some() {
+            std::fs::write(expected_path, serde_json::to_vec_pretty(&got).expect("json")).expect("write");
             return;
         }
         let expected: Vec<Prediction> = serde_json::from_slice(
-            &std::fs::read(EXPECTED_PATH).expect("expected.json exists (see the fixture README)"),
+            &std::fs::read(expected_path).expect("expected.json exists (see the fixture README)"),
         )
         .expect("expected.json parses");
         assert_eq!(got.len(), expected.len());
@@ -347,6 +393,49 @@ mod tests {
                 assert!((a.weight - b.weight).abs() <= 1e-5, "{} vs {}", a.weight, b.weight);
             }
         }
+    }
+
+    #[test]
+    fn golden_bundle_gives_the_pinned_answers() {
+        check_golden(&tiny(), EXPECTED_PATH, true);
+    }
+
+    #[test]
+    fn a_legacy_bundle_without_scales_still_gives_its_pinned_answers() {
+        let legacy = Classifier::load(BundleFiles {
+            manifest: include_bytes!("../tests/fixtures/tiny-legacy/manifest.json"),
+            model: include_bytes!("../tests/fixtures/tiny-legacy/model.onnx"),
+            tokenizer: include_bytes!("../tests/fixtures/tiny-legacy/tokenizer.json"),
+        })
+        .expect("the legacy bundle loads");
+        assert!(legacy.manifest().graph.scales.is_none());
+        check_golden(
+            &legacy,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-legacy/expected.json"),
+            false,
+        );
+    }
+
+    #[test]
+    fn the_piece_cache_gives_the_uncached_ids_and_skips_long_pieces() {
+        let c = tiny();
+        let max = c.manifest().graph.max_tokens;
+        let long_piece = "a".repeat(200);
+        let mut texts = golden_texts();
+        texts.push(format!("{long_piece} print(x) {long_piece}"));
+        // Cut by max_tokens, with the cut inside a cached piece's ids on the second pass.
+        texts.push("public static void main ".repeat(max));
+        for text in &texts {
+            let uncached = encode_with(&c.tokenizer, c.bos, c.eos, max, text).expect("encode");
+            for pass in 0..2 {
+                assert_eq!(c.encode(text).expect("encode"), uncached, "pass {pass} of {text:?}");
+            }
+        }
+        let held = c.pieces.len();
+        assert!(held > 10, "the cache holds {held} pieces");
+        let again = format!("{} zzqq", "b".repeat(200));
+        c.encode(&again).expect("encode");
+        assert_eq!(c.pieces.len(), held + 1, "only the short new piece is kept");
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! of every logit is exact, not an approximation. The graph returns those shares, and this
 //! module only ranks them, so the explanation cannot drift from what was computed.
 
-use std::collections::HashMap;
-
 use tokenizers::Tokenizer;
 
 use crate::Scores;
@@ -45,16 +43,30 @@ pub(crate) fn top_tokens(
             (true, true) => {}
         }
     }
-    let mut by_id: HashMap<i64, (f32, u32)> = HashMap::new();
-    for i in 1..n.saturating_sub(1) {
-        let entry = by_id.entry(ids[i]).or_default();
-        entry.0 += per_position[i];
-        entry.1 += 1;
+    // Per token id: sorting the few hundred (id, weight) positions and merging runs is several
+    // times cheaper than a hash map here. The sort is stable, so each id's weights add up in
+    // position order and the sums do not depend on the sort.
+    let mut entries: Vec<(i64, f32)> =
+        (1..n.saturating_sub(1)).map(|i| (ids[i], per_position[i])).collect();
+    entries.sort_by_key(|e| e.0);
+    let mut ranked: Vec<(i64, f32, u32)> = Vec::with_capacity(entries.len());
+    for (id, weight) in entries {
+        match ranked.last_mut() {
+            Some(last) if last.0 == id => {
+                last.1 += weight;
+                last.2 += 1;
+            }
+            _ => ranked.push((id, weight, 1)),
+        }
     }
-    let mut ranked: Vec<(i64, f32, u32)> =
-        by_id.into_iter().filter(|(_, (w, _))| *w > 0.0).map(|(id, (w, c))| (id, w, c)).collect();
-    // Ties broken by id so that the order never depends on hashing.
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.retain(|r| r.1 > 0.0);
+    // Ties broken by id so that the order is total.
+    let order = |a: &(i64, f32, u32), b: &(i64, f32, u32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if ranked.len() > k {
+        ranked.select_nth_unstable_by(k, order);
+        ranked.truncate(k);
+    }
+    ranked.sort_by(order);
     ranked
         .into_iter()
         .take(k)

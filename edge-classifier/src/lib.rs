@@ -10,6 +10,7 @@
 mod classifier;
 mod error;
 mod explain;
+mod piece_cache;
 pub mod metrics;
 pub mod normalize;
 pub mod service;

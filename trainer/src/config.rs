@@ -106,9 +106,6 @@ pub struct ModelArgs {
     /// Smoothing of the naive-Bayes feature ratios; 0 turns them off.
     #[arg(long, default_value_t = 1.0)]
     pub nb_alpha: f32,
-    /// Table size for counting pairs within one text (a prime; small keeps requests cheap).
-    #[arg(long, default_value_t = 16_381)]
-    pub count_buckets: usize,
     /// Tokens the model reads at most ([BOS] and [EOS] included).
     #[arg(long, default_value_t = 2048)]
     pub max_tokens: usize,
@@ -176,8 +173,6 @@ pub struct TrainConfig {
     pub buckets: usize,
     /// Pair hash multiplier.
     pub pair_mul: i64,
-    /// Pair count table size.
-    pub count_buckets: usize,
     /// Epochs.
     pub epochs: usize,
     /// Learning rate.
@@ -221,9 +216,6 @@ impl TrainConfig {
         if m.buckets == 0 || m.buckets > (1 << 26) {
             anyhow::bail!("`--buckets` must be between 1 and {}, got {}", 1 << 26, m.buckets);
         }
-        if m.count_buckets == 0 || m.count_buckets > (1 << 20) {
-            anyhow::bail!("`--count-buckets` must be between 1 and {}, got {}", 1 << 20, m.count_buckets);
-        }
         if m.epochs == 0 {
             anyhow::bail!("`--epochs` must be at least 1");
         }
@@ -254,7 +246,6 @@ impl TrainConfig {
             min_frequency: m.min_frequency,
             buckets: m.buckets,
             pair_mul: PAIR_MUL,
-            count_buckets: m.count_buckets,
             epochs: m.epochs,
             learning_rate: m.learning_rate,
             l2: m.l2,

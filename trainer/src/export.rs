@@ -23,8 +23,10 @@ pub mod names {
     pub const INPUT: &str = "input_ids";
     /// float32 `[labels]`.
     pub const PROBABILITIES: &str = "probabilities";
-    /// float32 `[2n - 1, labels]`: the tokens' rows, then the pairs'.
+    /// float32 `[2n - 1, labels]`: the weight rows of the tokens, then of the pairs.
     pub const CONTRIBUTIONS: &str = "contributions";
+    /// float32 `[2n - 1]`: each feature's multiplier; row × multiplier is its contribution.
+    pub const SCALES: &str = "scales";
 }
 
 // 16 is the first opset whose ScatterElements takes `reduction`; 17 is widely supported.
@@ -33,23 +35,31 @@ const OPSET: i64 = 17;
 /// Serialises `model` to ONNX bytes. `labels` and `model_name` go into the metadata so that
 /// the file explains itself in any ONNX tool.
 ///
-/// Tokens and pairs run as one stream of features (pair rows are offset by the vocabulary
-/// size in one table), which halves the node count: per-node overhead dominates a graph this
-/// small.
+/// The graph is shaped for tract, whose cost here is per node (about a microsecond each,
+/// whatever it computes) plus its element-by-element path for broadcasts:
+/// - tokens and pairs run as one stream of features, pair rows offset by the vocabulary size
+///   in one table whose last column is the squared idf, so one gather and one sum serve both
+///   the logits and the norm;
+/// - the pair modulo is on non-negative keys, so `fmod = 1` (one remainder op; the integer
+///   form expands to four nodes);
+/// - the per-feature contributions are left as the gathered weight rows plus one scale per
+///   feature, for the core to multiply: a `[n, labels] × [n, 1]` product in the graph took
+///   as long as the rest of it.
 pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<u8> {
     let l = model.labels as i64;
     let spec = &model.spec;
-    let rows = (spec.vocab + spec.buckets) as i64;
-    let count_rows = spec.vocab + spec.count_buckets;
+    let rows = spec.vocab + spec.buckets;
+    let mut table = Vec::with_capacity(rows * (model.labels + 1));
+    for r in 0..rows {
+        table.extend_from_slice(&model.weights[r * model.labels..][..model.labels]);
+        table.push(model.idf_sq[r]);
+    }
     let initializer = vec![
-        f16_tensor("weights_f16", &[rows, l], &model.weights),
-        f16_tensor("idf_sq_f16", &[rows], &model.idf_sq),
+        f16_tensor("table_f16", &[rows as i64, l + 1], &table),
         f32_tensor("bias", &[l], &model.bias),
-        f32_tensor("count_zeros", &[count_rows as i64], &vec![0.0; count_rows]),
         f32_tensor("one_f", &[], &[1.0]),
         i64_tensor("pair_mul", &[], &[spec.pair_mul]),
         i64_tensor("buckets", &[], &[spec.buckets as i64]),
-        i64_tensor("count_buckets", &[], &[spec.count_buckets as i64]),
         i64_tensor("vocab", &[], &[spec.vocab as i64]),
         i64_tensor("axis0", &[1], &[0]),
         i64_tensor("axis1", &[1], &[1]),
@@ -57,51 +67,39 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         i64_tensor("one", &[1], &[1]),
         i64_tensor("minus_one", &[1], &[-1]),
         i64_tensor("to_end", &[1], &[i64::MAX]),
+        i64_tensor("labels", &[1], &[l]),
+        i64_tensor("labels_plus_one", &[1], &[l + 1]),
     ];
-    let to_f32 = || vec![int_attr("to", DataType::Float as i64)];
+    let fmod = || vec![int_attr("fmod", 1)];
     let axis0 = || vec![int_attr("axis", 0)];
     let mut node = vec![
-        // Pairs: key = left · pair_mul + right, read at vocab + key mod buckets and counted at
-        // vocab + key mod count_buckets.
+        // Pairs: key = left · pair_mul + right (never negative: ids are), read at
+        // vocab + key mod buckets.
         op("Slice", &[names::INPUT, "zero", "minus_one", "axis0"], "left", vec![]),
         op("Slice", &[names::INPUT, "one", "to_end", "axis0"], "right", vec![]),
         op("Mul", &["left", "pair_mul"], "left_scaled", vec![]),
         op("Add", &["left_scaled", "right"], "pair_key", vec![]),
-        op("Mod", &["pair_key", "buckets"], "pair_bucket", vec![int_attr("fmod", 0)]),
+        op("Mod", &["pair_key", "buckets"], "pair_bucket", fmod()),
         op("Add", &["pair_bucket", "vocab"], "pair_row", vec![]),
-        op("Mod", &["pair_key", "count_buckets"], "pair_count_bucket", vec![int_attr("fmod", 0)]),
-        op("Add", &["pair_count_bucket", "vocab"], "pair_count_key", vec![]),
         op("Concat", &[names::INPUT, "pair_row"], "rows", axis0()),
-        op("Concat", &[names::INPUT, "pair_count_key"], "count_keys", axis0()),
-        // Counts: scatter-add ones into a zero table, read each position's count back.
-        op("Shape", &["rows"], "rows_shape", vec![]),
-        op("Expand", &["one_f", "rows_shape"], "ones", vec![]),
-        scatter_add("count_zeros", "count_keys", "ones", "count_table"),
-        op("Gather", &["count_table", "count_keys"], "c", axis0()),
-        // Sublinear TF share of each position: (1 + ln c) / c.
-        op("Log", &["c"], "ln_c", vec![]),
-        op("Add", &["ln_c", "one_f"], "tf_num", vec![]),
-        op("Div", &["tf_num", "c"], "tf", vec![]),
-        // L2 norm of the TF-IDF vector: Σ tf² · c · idf² over positions.
-        op("Mul", &["tf", "tf"], "tf2", vec![]),
-        op("Mul", &["tf2", "c"], "tf2c", vec![]),
-        // The tables are stored as f16 and only the gathered rows are cast: casting the whole
-        // table is not folded by tract and would cost 2 ms a request.
-        op("Gather", &["idf_sq_f16", "rows"], "row_idf_sq_f16", axis0()),
-        op("Cast", &["row_idf_sq_f16"], "row_idf_sq", to_f32()),
-        op("Mul", &["tf2c", "row_idf_sq"], "sq", vec![]),
-        op("ReduceSum", &["sq", "axis0"], "nsq", vec![int_attr("keepdims", 0)]),
+        // The rows [weights…, idf²], stored as f16: only the gathered rows are cast (tract does
+        // not fold a cast of the whole table, which would cost 2 ms a request).
+        op("Gather", &["table_f16", "rows"], "row_table_f16", axis0()),
+        op("Cast", &["row_table_f16"], "row_table", vec![int_attr("to", DataType::Float as i64)]),
+        // One sum over the positions gives both the unnormalised logits (the weight columns)
+        // and the squared norm (the idf² column).
+        op("ReduceSum", &["row_table", "axis0"], "sums", vec![int_attr("keepdims", 0)]),
+        op("Slice", &["sums", "zero", "labels", "axis0"], "raw_logits", vec![]),
+        op("Slice", &["sums", "labels", "labels_plus_one", "axis0"], "nsq", vec![]),
         op("Sqrt", &["nsq"], "norm", vec![]),
         op("Div", &["one_f", "norm"], "scale", vec![]),
-        // Each position's contribution: its (NB- and idf-folded) weight row × tf × scale.
-        op("Mul", &["tf", "scale"], "m", vec![]),
-        op("Unsqueeze", &["m", "axis1"], "m_col", vec![]),
-        op("Gather", &["weights_f16", "rows"], "row_weights_f16", axis0()),
-        op("Cast", &["row_weights_f16"], "row_weights", to_f32()),
-        op("Mul", &["row_weights", "m_col"], names::CONTRIBUTIONS, vec![]),
-        op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "summed", vec![int_attr("keepdims", 0)]),
-        op("Add", &["summed", "bias"], "logits", vec![]),
+        op("Mul", &["raw_logits", "scale"], "scaled_logits", vec![]),
+        op("Add", &["scaled_logits", "bias"], "logits", vec![]),
         op("Softmax", &["logits"], names::PROBABILITIES, vec![int_attr("axis", -1)]),
+        // The explanation's inputs: each feature's weight row, and its multiplier 1 / norm.
+        op("Slice", &["row_table", "zero", "labels", "axis1"], names::CONTRIBUTIONS, vec![]),
+        op("Shape", &["rows"], "rows_shape", vec![]),
+        op("Expand", &["scale", "rows_shape"], names::SCALES, vec![]),
     ];
     for (i, n) in node.iter_mut().enumerate() {
         n.name = format!("{}_{i}", n.op_type.to_lowercase());
@@ -115,6 +113,7 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         output: vec![
             value_info(names::PROBABILITIES, DataType::Float, &[Dim::Value(l)]),
             value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param("n_features"), Dim::Value(l)]),
+            value_info(names::SCALES, DataType::Float, &[Dim::Param("n_features")]),
         ],
         ..Default::default()
     };
@@ -170,16 +169,6 @@ fn op(op_type: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProt
         attribute,
         ..Default::default()
     }
-}
-
-fn scatter_add(data: &str, indices: &str, updates: &str, output: &str) -> NodeProto {
-    let reduction = AttributeProto {
-        name: "reduction".into(),
-        r#type: AttributeType::String as i32,
-        s: b"add".to_vec(),
-        ..Default::default()
-    };
-    op("ScatterElements", &[data, indices, updates], output, vec![int_attr("axis", 0), reduction])
 }
 
 fn int_attr(name: &str, value: i64) -> AttributeProto {

@@ -117,7 +117,6 @@ pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         vocab: tokenizer.get_vocab_size(true),
         buckets: cfg.buckets,
         pair_mul: cfg.pair_mul,
-        count_buckets: cfg.count_buckets,
     };
     let targets: Vec<usize> = dataset.train.iter().map(|e| e.label).collect();
     let bar = progress.bar(cfg.epochs as u64, "fitting");
@@ -260,6 +259,7 @@ fn export_and_verify(
             input: names::INPUT.into(),
             probabilities: names::PROBABILITIES.into(),
             contributions: names::CONTRIBUTIONS.into(),
+            scales: Some(names::SCALES.into()),
             max_tokens: cfg.max_tokens,
         },
         training: training_params(cfg, dataset, fitted),
@@ -331,8 +331,7 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
         "min_frequency": cfg.min_frequency,
         "pair_buckets": fitted.spec.buckets,
         "pair_mul": fitted.spec.pair_mul,
-        "count_buckets": fitted.spec.count_buckets,
-        "features": "tf-idf (sublinear tf, l2) over bpe tokens and hashed token pairs",
+        "features": "tf-idf (raw tf, norm over occurrences) over bpe tokens and hashed token pairs",
         "epochs": cfg.epochs,
         "learning_rate": cfg.learning_rate,
         "l2": cfg.l2,

@@ -158,9 +158,14 @@ pub struct GraphSpec {
     pub input: String,
     /// Output: float32 probabilities, shape `[labels]`.
     pub probabilities: String,
-    /// Output: float32 logit contributions, shape `[2n - 1, labels]`: one row per token, then
-    /// one per adjacent token pair.
+    /// Output: float32, shape `[2n - 1, labels]`: one row per token, then one per adjacent token
+    /// pair. With [`GraphSpec::scales`], each row is that feature's weight row and its logit
+    /// contributions are the row times its scale; without, the rows are the contributions.
     pub contributions: String,
+    /// Output: float32, shape `[2n - 1]`: each feature's multiplier (its TF share over the
+    /// norm). Absent in bundles whose graph multiplies the rows itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scales: Option<String>,
     /// At most this many token ids (specials included) go into the graph.
     pub max_tokens: usize,
 }

@@ -38,7 +38,6 @@ pub fn tiny_model_args() -> ModelArgs {
         learning_rate: 0.5,
         l2: 0.0,
         nb_alpha: 1.0,
-        count_buckets: 101,
         max_tokens: 256,
         quiet: true,
     }

@@ -84,7 +84,6 @@ fn the_export_check_fails_when_the_graph_and_the_trainer_disagree() {
         vocab: classifier.tokenizer().get_vocab_size(true),
         buckets: cfg.buckets,
         pair_mul: cfg.pair_mul,
-        count_buckets: cfg.count_buckets,
     };
     let targets: Vec<usize> = examples.iter().map(|e| e.label).collect();
     let params = trainer::model::FitParams { epochs: 1, learning_rate: 0.5, l2: 0.0, seed: 1, nb_alpha: 1.0 };
