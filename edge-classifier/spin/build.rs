@@ -38,10 +38,11 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("bundle file `{}` is unreadable: {e}", path.display()))?
             .len();
         let path = path.display().to_string().replace('\\', "/");
-        // Kept as they are after loading, on purpose: zeroing them would shrink a pre-initialised
-        // snapshot, but wasmtime maps a snapshot copy-on-write only while its data fills at
-        // least half of the span it covers, and copies it into every new instance otherwise.
-        code.push_str(&format!("pub static {name}: &[u8; {len}] = include_bytes!({path:?});\n"));
+        // Writable (`Baked` wraps an `UnsafeCell`), so that pre-initialisation can zero the raw
+        // bytes once they are parsed: zeroed memory is left out of the snapshot.
+        code.push_str(&format!(
+            "pub static {name}: Baked<{len}> = Baked::new(*include_bytes!({path:?}));\n"
+        ));
     }
     let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?);
     fs::write(out.join("bundle.rs"), code).map_err(|e| format!("failed to write bundle.rs: {e}"))
