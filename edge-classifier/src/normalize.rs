@@ -37,6 +37,22 @@ pub fn normalize(text: &str) -> Normalized {
     let mut truncated = false;
     let mut rest = text;
     'outer: while let Some(c) = rest.chars().next() {
+        // Plain ASCII (the bulk of any question) needs only lower-casing: copy the whole run
+        // at once instead of char by char. Entities and control characters take the path below.
+        let plain = rest.bytes().take_while(|b| b.is_ascii() && *b != b'&' && !b.is_ascii_control()).count();
+        if plain > 0 {
+            let take = plain.min(MAX_TEXT_CHARS - chars);
+            let start = out.len();
+            out.push_str(&rest[..take]);
+            out[start..].make_ascii_lowercase();
+            chars += take;
+            rest = &rest[take..];
+            if take < plain {
+                truncated = true;
+                break;
+            }
+            continue;
+        }
         let (emit, consumed): (char, usize) = if c == '&' {
             match ENTITIES.iter().find(|(e, _)| starts_with_ignore_ascii_case(rest, e)) {
                 Some((e, ch)) => (*ch, e.len()),
@@ -166,6 +182,27 @@ mod tests {
     fn exactly_the_limit_is_not_truncated() {
         let n = normalize(&"a".repeat(MAX_TEXT_CHARS));
         assert!(!n.truncated);
+    }
+
+    #[test]
+    fn ascii_runs_are_cut_at_the_limit_too() {
+        let n = normalize(&"AbC".repeat(MAX_TEXT_CHARS));
+        assert!(n.truncated);
+        assert_eq!(n.text, "abc".repeat(MAX_TEXT_CHARS)[..MAX_TEXT_CHARS]);
+        // The cut falls right after an ASCII run, on the next (non-ASCII) char.
+        let n = normalize(&format!("{}ÉB", "A".repeat(MAX_TEXT_CHARS - 1)));
+        assert!(n.truncated);
+        assert_eq!(n.text, format!("{}é", "a".repeat(MAX_TEXT_CHARS - 1)));
+        let n = normalize(&format!("{}É", "A".repeat(MAX_TEXT_CHARS - 1)));
+        assert!(!n.truncated);
+    }
+
+    #[test]
+    fn mixed_text_reads_the_same_across_ascii_runs() {
+        assert_eq!(
+            normalize("Hello&GT;Wörld\tX\u{1b}[1m &amp; ÀB\r\nc").text,
+            "hello>wörld x [1m & àb.c"
+        );
     }
 
     #[test]
