@@ -95,7 +95,9 @@ impl Classifier {
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
         let model = load_graph(files.model)?;
-        let classifier = Self { manifest, tokenizer, model, bos, eos, pieces: PieceCache::default() };
+        let pieces = PieceCache::default();
+        pieces.prewarm(&tokenizer)?;
+        let classifier = Self { manifest, tokenizer, model, bos, eos, pieces };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let scores = classifier.run(&[bos, eos])?;
@@ -148,20 +150,23 @@ impl Classifier {
         let labels = probabilities.len();
         let rows = read(1)?;
         // Rows 0..n are the tokens, the rest the n - 1 pairs.
-        let features = rows.len() / labels.max(1);
-        let mut contributions = rows;
-        if self.manifest.graph.scales.is_some() {
+        let mut contributions = if self.manifest.graph.scales.is_some() {
             let scales = read(2)?;
-            if scales.len() != features {
+            let width = rows.len() / scales.len().max(1);
+            if width < labels || width * scales.len() != rows.len() {
                 return Err(Error::Inference(format!(
-                    "graph returned {} scales for {features} features",
+                    "graph returned {} row values for {} scales and {labels} labels",
+                    rows.len(),
                     scales.len()
                 )));
             }
-            for (row, scale) in contributions.chunks_mut(labels.max(1)).zip(&scales) {
-                row.iter_mut().for_each(|v| *v *= scale);
-            }
-        }
+            rows.chunks(width.max(1))
+                .zip(&scales)
+                .flat_map(|(row, scale)| row[..labels].iter().map(move |v| v * scale))
+                .collect()
+        } else {
+            rows
+        };
         let split = (ids.len() * labels).min(contributions.len());
         let pair_contributions = contributions.split_off(split);
         Ok(Scores { probabilities, token_contributions: contributions, pair_contributions })

@@ -23,7 +23,8 @@ pub mod names {
     pub const INPUT: &str = "input_ids";
     /// float32 `[labels]`.
     pub const PROBABILITIES: &str = "probabilities";
-    /// float32 `[2n - 1, labels]`: the weight rows of the tokens, then of the pairs.
+    /// float32 `[2n - 1, labels + 1]`: the table rows of the tokens, then of the pairs: the
+    /// weights, then the squared idf.
     pub const CONTRIBUTIONS: &str = "contributions";
     /// float32 `[2n - 1]`: each feature's multiplier; row × multiplier is its contribution.
     pub const SCALES: &str = "scales";
@@ -85,10 +86,10 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         // The rows [weights…, idf²], stored as f16: only the gathered rows are cast (tract does
         // not fold a cast of the whole table, which would cost 2 ms a request).
         op("Gather", &["table_f16", "rows"], "row_table_f16", axis0()),
-        op("Cast", &["row_table_f16"], "row_table", vec![int_attr("to", DataType::Float as i64)]),
+        op("Cast", &["row_table_f16"], names::CONTRIBUTIONS, vec![int_attr("to", DataType::Float as i64)]),
         // One sum over the positions gives both the unnormalised logits (the weight columns)
         // and the squared norm (the idf² column).
-        op("ReduceSum", &["row_table", "axis0"], "sums", vec![int_attr("keepdims", 0)]),
+        op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]),
         op("Slice", &["sums", "zero", "labels", "axis0"], "raw_logits", vec![]),
         op("Slice", &["sums", "labels", "labels_plus_one", "axis0"], "nsq", vec![]),
         op("Sqrt", &["nsq"], "norm", vec![]),
@@ -96,8 +97,9 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         op("Mul", &["raw_logits", "scale"], "scaled_logits", vec![]),
         op("Add", &["scaled_logits", "bias"], "logits", vec![]),
         op("Softmax", &["logits"], names::PROBABILITIES, vec![int_attr("axis", -1)]),
-        // The explanation's inputs: each feature's weight row, and its multiplier 1 / norm.
-        op("Slice", &["row_table", "zero", "labels", "axis1"], names::CONTRIBUTIONS, vec![]),
+        // The explanation's inputs: each feature's row (weights, then idf², left whole: a
+        // slice of it made tract split the cast and the sum in two), and its multiplier
+        // 1 / norm.
         op("Shape", &["rows"], "rows_shape", vec![]),
         op("Expand", &["scale", "rows_shape"], names::SCALES, vec![]),
     ];
@@ -112,7 +114,7 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         input: vec![value_info(names::INPUT, DataType::Int64, &[Dim::Param("n")])],
         output: vec![
             value_info(names::PROBABILITIES, DataType::Float, &[Dim::Value(l)]),
-            value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param("n_features"), Dim::Value(l)]),
+            value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param("n_features"), Dim::Value(l + 1)]),
             value_info(names::SCALES, DataType::Float, &[Dim::Param("n_features")]),
         ],
         ..Default::default()

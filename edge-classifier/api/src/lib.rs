@@ -158,9 +158,11 @@ pub struct GraphSpec {
     pub input: String,
     /// Output: float32 probabilities, shape `[labels]`.
     pub probabilities: String,
-    /// Output: float32, shape `[2n - 1, labels]`: one row per token, then one per adjacent token
-    /// pair. With [`GraphSpec::scales`], each row is that feature's weight row and its logit
-    /// contributions are the row times its scale; without, the rows are the contributions.
+    /// Output: float32, one row per token, then one per adjacent token pair. With
+    /// [`GraphSpec::scales`], shape `[2n - 1, labels + k]`: a row starts with that feature's
+    /// weights, and its logit contributions are those times its scale (any further columns are
+    /// the graph's own, e.g. the squared idf). Without, shape `[2n - 1, labels]`: the rows are
+    /// the contributions.
     pub contributions: String,
     /// Output: float32, shape `[2n - 1]`: each feature's multiplier (its TF share over the
     /// norm). Absent in bundles whose graph multiplies the rows itself.
