@@ -95,9 +95,7 @@ impl Classifier {
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
         let model = load_graph(files.model)?;
-        let pieces = PieceCache::default();
-        pieces.prewarm(&tokenizer)?;
-        let classifier = Self { manifest, tokenizer, model, bos, eos, pieces };
+        let classifier = Self { manifest, tokenizer, model, bos, eos, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let scores = classifier.run(&[bos, eos])?;

@@ -11,7 +11,6 @@ use std::sync::RwLock;
 use tokenizers::{Model, Tokenizer};
 
 use crate::Error;
-use crate::normalize::pieces;
 
 /// Distinct pieces kept at most (a few MB at worst); past it, new pieces are encoded each time.
 /// Entries are never evicted, so a long-running instance keeps its hottest words from the
@@ -56,26 +55,6 @@ impl PieceCache {
                 }
             }
         }
-        self.remember(fresh);
-        Ok(())
-    }
-
-    /// Fills the cache with every vocabulary entry that is a whole piece (a word, or a run of
-    /// punctuation), each with the ids BPE gives it: a common word a serving instance has not
-    /// met yet then needs no BPE run either.
-    pub(crate) fn prewarm(&self, tokenizer: &Tokenizer) -> Result<(), Error> {
-        let vocab = tokenizer.get_vocab(false);
-        let mut words: Vec<&str> = vocab
-            .keys()
-            .map(String::as_str)
-            .filter(|t| t.len() <= MAX_PIECE_BYTES && pieces(t).eq([*t]))
-            .collect();
-        // Sorted, so that which words fit under the cap does not depend on hash order.
-        words.sort_unstable();
-        let fresh = words
-            .into_iter()
-            .map(|w| Ok((w, tokenize(tokenizer, w)?)))
-            .collect::<Result<Vec<_>, Error>>()?;
         self.remember(fresh);
         Ok(())
     }
