@@ -1,6 +1,6 @@
 //! Loading a bundle and running it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
@@ -60,6 +60,9 @@ pub struct Classifier {
     manifest: ModelManifest,
     tokenizer: Tokenizer,
     model: Runnable,
+    /// A run's scratch state, kept between runs: building one allocates a slot per node.
+    /// Whoever finds it taken builds their own, so concurrent callers never wait on each other.
+    state: Mutex<Option<TypedSimpleState>>,
     bos: i64,
     eos: i64,
     pieces: PieceCache,
@@ -95,7 +98,15 @@ impl Classifier {
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
         let model = load_graph(files.model)?;
-        let classifier = Self { manifest, tokenizer, model, bos, eos, pieces: PieceCache::default() };
+        let classifier = Self {
+            manifest,
+            tokenizer,
+            model,
+            state: Mutex::new(None),
+            bos,
+            eos,
+            pieces: PieceCache::default(),
+        };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let scores = classifier.run(&[bos, eos])?;
@@ -129,8 +140,15 @@ impl Classifier {
     /// Runs the graph on already-encoded ids.
     pub fn run(&self, ids: &[i64]) -> Result<Scores, Error> {
         let input: Tensor = tract_ndarray::Array1::from(ids.to_vec()).into_tensor();
-        let outputs =
-            self.model.run(tvec!(input.into())).map_err(|e| Error::Inference(format!("{e:#}")))?;
+        let err = |e: TractError| Error::Inference(format!("{e:#}"));
+        let reused = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut state = match reused {
+            Some(state) => state,
+            None => self.model.spawn().map_err(err)?,
+        };
+        // A state whose run failed is dropped, not kept: it may hold that run's values.
+        let outputs = state.run(tvec!(input.into())).map_err(err)?;
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         let expected = if self.manifest.graph.scales.is_some() { 3 } else { 2 };
         if outputs.len() != expected {
             return Err(Error::Inference(format!(

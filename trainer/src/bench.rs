@@ -3,9 +3,11 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::Serialize;
+use edge_classifier::Classifier;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{BenchArgs, TrainConfig};
+use crate::config::{BenchArgs, LatencyArgs, TrainConfig};
+use crate::data;
 use crate::pipeline::{self, Parity, Timings};
 
 /// What `trainer bench` prints.
@@ -19,21 +21,13 @@ pub struct BenchReport {
     pub train_seconds: f64,
     /// The whole `train` run: reading data, learning, export and the tract check.
     pub total_seconds: f64,
-    /// Median latency of one `Classifier::classify` (native core, warm, explanation included).
-    pub classify_p50_us: f64,
-    /// 99th percentile of the same.
-    pub classify_p99_us: f64,
-    /// Median of normalise + tokenize alone, measured right after that question's classify
-    /// (so its words are in the instance's piece cache).
-    pub encode_p50_us: f64,
-    /// Median of one graph run (tract) on that question's ids.
-    pub run_p50_us: f64,
+    /// The serving core's latency (what `trainer latency` prints for the bundle).
+    #[serde(flatten)]
+    pub latency: Latency,
     /// Every file in the bundle directory.
     pub bundle_bytes: u64,
     /// What the edge ships: model.onnx + tokenizer.json + manifest.json.
     pub served_bytes: u64,
-    /// Questions timed.
-    pub timed_questions: usize,
     /// Stage timings.
     pub timings: Timings,
     /// The export check.
@@ -59,28 +53,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     )?;
     let outcome = pipeline::train(&cfg)?;
     let classifier = pipeline::load_bundle(&out)?;
-
-    let texts = &outcome.eval_texts;
-    // Warm caches (tokenizer word cache, allocator) the way a serving instance would be.
-    for t in texts.iter().take(200) {
-        classifier.classify(t)?;
-    }
-    let mut classify_us = Vec::with_capacity(texts.len());
-    let mut encode_us = Vec::with_capacity(texts.len());
-    let mut run_us = Vec::with_capacity(texts.len());
-    for t in texts {
-        let start = Instant::now();
-        let p = classifier.classify(t)?;
-        classify_us.push(start.elapsed().as_secs_f64() * 1e6);
-        std::hint::black_box(p);
-        let start = Instant::now();
-        let e = classifier.encode(t)?;
-        encode_us.push(start.elapsed().as_secs_f64() * 1e6);
-        let start = Instant::now();
-        let scores = classifier.run(&e.ids)?;
-        run_us.push(start.elapsed().as_secs_f64() * 1e6);
-        std::hint::black_box(scores);
-    }
+    let texts: Vec<&str> = outcome.eval_texts.iter().map(String::as_str).collect();
+    let latency = latency(&classifier, &texts)?;
     let mut bundle_bytes = 0;
     let mut served_bytes = 0;
     for entry in std::fs::read_dir(&out).with_context(|| format!("cannot list `{}`", out.display()))? {
@@ -104,15 +78,73 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         macro_f1: outcome.manifest.metrics.macro_f1,
         train_seconds: outcome.timings.train_seconds(),
         total_seconds: outcome.timings.total_seconds(),
+        latency,
+        bundle_bytes,
+        served_bytes,
+        timings: outcome.timings,
+        parity: outcome.parity,
+    })
+}
+
+/// What `trainer latency` prints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median latency of one `Classifier::classify` (native core, warm, explanation included,
+    /// each question seen for the first time).
+    pub classify_p50_us: f64,
+    /// 99th percentile of the same.
+    pub classify_p99_us: f64,
+    /// Median of normalise + tokenize alone, measured right after that question's classify
+    /// (so its words are in the instance's piece cache).
+    pub encode_p50_us: f64,
+    /// Median of one graph run (tract) on that question's ids, right after.
+    pub run_p50_us: f64,
+    /// Questions timed.
+    pub timed_questions: usize,
+}
+
+/// `trainer latency`: loads the bundle and times it on the data's questions.
+pub fn latency_of_bundle(args: &LatencyArgs) -> anyhow::Result<Latency> {
+    let classifier = pipeline::load_bundle(&args.bundle)?;
+    let mut batches = Vec::new();
+    for path in &args.data {
+        batches.extend(
+            data::read_source(path).with_context(|| format!("failed to read `{}`", path.display()))?,
+        );
+    }
+    let (examples, _) = data::clean_labelled(&batches, &classifier.manifest().labels)?;
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    latency(&classifier, &texts)
+}
+
+/// Times `classifier` on `texts`: a classify on each question's first sight (after a warm-up on
+/// the first 200, the way a serving instance is warm), then that question's encode and run.
+pub fn latency(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Latency> {
+    for t in texts.iter().take(200) {
+        classifier.classify(t)?;
+    }
+    let mut classify_us = Vec::with_capacity(texts.len());
+    let mut encode_us = Vec::with_capacity(texts.len());
+    let mut run_us = Vec::with_capacity(texts.len());
+    for t in texts {
+        let start = Instant::now();
+        let p = classifier.classify(t)?;
+        classify_us.push(start.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(p);
+        let start = Instant::now();
+        let e = classifier.encode(t)?;
+        encode_us.push(start.elapsed().as_secs_f64() * 1e6);
+        let start = Instant::now();
+        let scores = classifier.run(&e.ids)?;
+        run_us.push(start.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(scores);
+    }
+    Ok(Latency {
         classify_p50_us: percentile(&mut classify_us, 0.50),
         classify_p99_us: percentile(&mut classify_us, 0.99),
         encode_p50_us: percentile(&mut encode_us, 0.50),
         run_p50_us: percentile(&mut run_us, 0.50),
-        bundle_bytes,
-        served_bytes,
         timed_questions: texts.len(),
-        timings: outcome.timings,
-        parity: outcome.parity,
     })
 }
 

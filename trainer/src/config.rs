@@ -34,6 +34,9 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Train on DIR/train.csv.gz, evaluate on DIR/test.csv.gz, and print the figures.
     Bench(BenchArgs),
+    /// Time the serving core on a bundle: one classify per question of the data, each seen
+    /// for the first time (after a warm-up), in this process; prints one JSON object.
+    Latency(LatencyArgs),
     /// The gate: score the `challenger` and the `champion` on the same data and move
     /// `champion` only if the challenger is at least as good (plus the margin).
     Promote(crate::gate::PromoteArgs),
@@ -129,6 +132,20 @@ pub struct EvaluateArgs {
     /// No notes.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Flags of `trainer latency`.
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// The bundle directory.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Questions (labelled data in any format `train` reads; the labels are not used).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
+    /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `trainer bench`.

@@ -79,6 +79,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = bench::bench(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Latency(args) => {
+            let report = bench::latency_of_bundle(&args)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -198,6 +198,26 @@ fn evaluate_prints_the_metrics_json_shape_with_row_counts() {
 }
 
 #[test]
+fn latency_times_every_question_and_refuses_a_non_bundle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bundle");
+    train_tiny(&out);
+    let run = trainer_bin().args(["latency", "--bundle"]).arg(&out).arg("--data").arg(tiny_csv()).output().expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json on stdout");
+    assert_eq!(report["timed_questions"], 160);
+    let p50 = report["classify_p50_us"].as_f64().expect("number");
+    let p99 = report["classify_p99_us"].as_f64().expect("number");
+    assert!(p50 > 0.0 && p99 >= p50, "p50 {p50}, p99 {p99}");
+    for key in ["encode_p50_us", "run_p50_us"] {
+        assert!(report[key].as_f64().expect("number") > 0.0, "{key}");
+    }
+    let run = trainer_bin().args(["latency", "--bundle"]).arg(dir.path()).arg("--data").arg(tiny_csv()).output().expect("run");
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains(&dir.path().display().to_string()));
+}
+
+#[test]
 fn the_cli_names_a_missing_data_file_and_exits_non_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = trainer_bin()
