@@ -105,9 +105,9 @@ pub struct Latency {
 
 /// `trainer latency`: loads the bundle and times it on the data's questions.
 pub fn latency_of_bundle(args: &LatencyArgs) -> anyhow::Result<Latency> {
-    let classifier = pipeline::load_bundle(&args.bundle)?;
+    let classifier = pipeline::load_bundle(&args.target.bundle)?;
     let mut batches = Vec::new();
-    for path in &args.data {
+    for path in &args.target.data {
         batches.extend(
             data::read_source(path).with_context(|| format!("failed to read `{}`", path.display()))?,
         );

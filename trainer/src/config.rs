@@ -117,15 +117,23 @@ pub struct ModelArgs {
     pub quiet: bool,
 }
 
-/// Flags of `trainer evaluate`.
+/// A bundle and the labelled data to run it on (`evaluate`, `latency`).
 #[derive(Debug, Args)]
-pub struct EvaluateArgs {
+pub struct BundleOnData {
     /// The bundle directory.
     #[arg(long)]
     pub bundle: PathBuf,
     /// Labelled data, in any format `train` reads.
     #[arg(long, required = true, value_delimiter = ',')]
     pub data: Vec<PathBuf>,
+}
+
+/// Flags of `trainer evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// What to score on what.
+    #[command(flatten)]
+    pub target: BundleOnData,
     /// Print the figures as JSON (the shape of metrics.json, plus row counts).
     #[arg(long)]
     pub json: bool,
@@ -137,12 +145,9 @@ pub struct EvaluateArgs {
 /// Flags of `trainer latency`.
 #[derive(Debug, Args)]
 pub struct LatencyArgs {
-    /// The bundle directory.
-    #[arg(long)]
-    pub bundle: PathBuf,
-    /// Questions (labelled data in any format `train` reads; the labels are not used).
-    #[arg(long, required = true, value_delimiter = ',')]
-    pub data: Vec<PathBuf>,
+    /// What to time on which questions (their labels are not used).
+    #[command(flatten)]
+    pub target: BundleOnData,
     /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
     #[arg(long)]
     pub json: bool,

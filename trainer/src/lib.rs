@@ -52,8 +52,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Evaluate(args) => {
-            let classifier = pipeline::load_bundle(&args.bundle)?;
-            let report = evaluate::evaluate_paths(&classifier, &args.data)?;
+            let classifier = pipeline::load_bundle(&args.target.bundle)?;
+            let report = evaluate::evaluate_paths(&classifier, &args.target.data)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
