@@ -31,6 +31,42 @@ pub struct BundleFiles<'a> {
     pub tokenizer: &'a [u8],
 }
 
+/// The three files of a bundle, owned: what a native host reads from a bundle directory.
+#[derive(Debug, Clone)]
+pub struct OwnedBundle {
+    /// `manifest.json`
+    pub manifest: Vec<u8>,
+    /// `model.onnx`
+    pub model: Vec<u8>,
+    /// `tokenizer.json`
+    pub tokenizer: Vec<u8>,
+}
+
+impl OwnedBundle {
+    /// Reads the three files the core needs from the bundle directory `dir`; the error names
+    /// the file. Classifying never touches a file: only native hosts (the trainer, the tests,
+    /// the fuzz target) call this, so that they all read a bundle one way.
+    pub fn read_dir(dir: &std::path::Path) -> std::io::Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| {
+                let message = format!("cannot read bundle file `{}`: {e}", path.display());
+                std::io::Error::new(e.kind(), message)
+            })
+        };
+        Ok(Self {
+            manifest: read(files::MANIFEST)?,
+            model: read(files::MODEL)?,
+            tokenizer: read(files::TOKENIZER)?,
+        })
+    }
+
+    /// The bytes as [`Classifier::load`] takes them.
+    pub fn files(&self) -> BundleFiles<'_> {
+        BundleFiles { manifest: &self.manifest, model: &self.model, tokenizer: &self.tokenizer }
+    }
+}
+
 /// A text as the graph reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {

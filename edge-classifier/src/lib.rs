@@ -16,7 +16,8 @@ pub mod normalize;
 pub mod service;
 
 pub use classifier::{
-    BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, Encoded, Scores, UNK_TOKEN, argmax, encode_with,
+    BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, Encoded, OwnedBundle, Scores, UNK_TOKEN, argmax,
+    encode_with,
     hex, sha256_hex,
 };
 pub use edge_classifier_api as api;

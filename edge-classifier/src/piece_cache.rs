@@ -27,8 +27,8 @@ pub(crate) struct PieceCache {
 }
 
 impl PieceCache {
-    /// Appends the ids of every piece to `out` (through `on_id`, which returns false to stop),
-    /// running the tokenizer's BPE model only on pieces not seen before.
+    /// Hands the ids of every piece, in order, to `on_id` (which returns false to stop), running
+    /// the tokenizer's BPE model only on pieces not seen before.
     pub(crate) fn encode<'t>(
         &self,
         tokenizer: &Tokenizer,

@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use edge_classifier::Classifier;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::{BenchArgs, LatencyArgs, TrainConfig};
-use crate::data;
+use crate::evaluate;
 use crate::pipeline::{self, Parity, Timings};
 
 /// What `trainer bench` prints.
@@ -87,7 +87,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
 }
 
 /// What `trainer latency` prints.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 pub struct Latency {
     /// Median latency of one `Classifier::classify` (native core, warm, explanation included,
     /// each question seen for the first time).
@@ -106,13 +106,7 @@ pub struct Latency {
 /// `trainer latency`: loads the bundle and times it on the data's questions.
 pub fn latency_of_bundle(args: &LatencyArgs) -> anyhow::Result<Latency> {
     let classifier = pipeline::load_bundle(&args.target.bundle)?;
-    let mut batches = Vec::new();
-    for path in &args.target.data {
-        batches.extend(
-            data::read_source(path).with_context(|| format!("failed to read `{}`", path.display()))?,
-        );
-    }
-    let (examples, _) = data::clean_labelled(&batches, &classifier.manifest().labels)?;
+    let (examples, _) = evaluate::read_examples(&args.target.data, &classifier.manifest().labels)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     latency(&classifier, &texts)
 }

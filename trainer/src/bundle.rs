@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use edge_classifier::BundleFiles;
+use edge_classifier::OwnedBundle;
 use edge_classifier::api::{FileDigest, ModelManifest, files};
 
 use crate::report;
@@ -19,40 +19,14 @@ pub struct BundleBytes {
     pub tokenizer: Vec<u8>,
 }
 
-/// A bundle read from disk.
-#[derive(Debug, Clone)]
-pub struct ReadBundle {
-    /// `manifest.json`
-    pub manifest: Vec<u8>,
-    /// `model.onnx`
-    pub model: Vec<u8>,
-    /// `tokenizer.json`
-    pub tokenizer: Vec<u8>,
-}
-
-impl ReadBundle {
-    /// The bytes as the core takes them.
-    pub fn files(&self) -> BundleFiles<'_> {
-        BundleFiles { manifest: &self.manifest, model: &self.model, tokenizer: &self.tokenizer }
-    }
-}
-
 /// Size and sha256 of `bytes`.
 pub fn digest(bytes: &[u8]) -> FileDigest {
     FileDigest { sha256: edge_classifier::sha256_hex(bytes), bytes: bytes.len() as u64 }
 }
 
 /// Reads the three files the core needs from the bundle at `dir`.
-pub fn read_dir(dir: &Path) -> anyhow::Result<ReadBundle> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        fs::read(&path).with_context(|| format!("cannot read bundle file `{}`", path.display()))
-    };
-    Ok(ReadBundle {
-        manifest: read(files::MANIFEST)?,
-        model: read(files::MODEL)?,
-        tokenizer: read(files::TOKENIZER)?,
-    })
+pub fn read_dir(dir: &Path) -> anyhow::Result<OwnedBundle> {
+    Ok(OwnedBundle::read_dir(dir)?)
 }
 
 /// Writes the bundle to `out`: every file goes into a temporary sibling directory, which then

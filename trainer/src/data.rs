@@ -10,9 +10,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use edge_classifier::hex;
 use polars::prelude::*;
 use serde::Serialize;
-use edge_classifier::hex;
 use sha2::{Digest, Sha256};
 
 use crate::rng::SplitMix64;
@@ -314,7 +314,6 @@ fn unreadable(path: &Path, source: std::io::Error) -> DataError {
 fn parse_error(path: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::Parse { path: path.to_path_buf(), message: e.to_string() }
 }
-
 
 /// Why a row was not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

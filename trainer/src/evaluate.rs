@@ -21,14 +21,19 @@ pub struct EvaluateReport {
 
 /// Reads `paths` and scores `classifier` on their usable rows.
 pub fn evaluate_paths(classifier: &Classifier, paths: &[PathBuf]) -> anyhow::Result<EvaluateReport> {
+    let (examples, rows) = read_examples(paths, &classifier.manifest().labels)?;
+    Ok(EvaluateReport { metrics: evaluate_examples(classifier, &examples)?, rows })
+}
+
+/// The usable rows of `paths` (read in order), with `labels` as the label set.
+pub fn read_examples(paths: &[PathBuf], labels: &[String]) -> anyhow::Result<(Vec<Example>, RowReport)> {
     let mut batches = Vec::new();
     for path in paths {
         batches.extend(
             data::read_source(path).with_context(|| format!("failed to read `{}`", path.display()))?,
         );
     }
-    let (examples, rows) = data::clean_labelled(&batches, &classifier.manifest().labels)?;
-    Ok(EvaluateReport { metrics: evaluate_examples(classifier, &examples)?, rows })
+    Ok(data::clean_labelled(&batches, labels)?)
 }
 
 /// Scores `classifier` on `examples` (labels index the classifier's labels).

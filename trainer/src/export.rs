@@ -26,11 +26,12 @@ pub mod names {
     /// float32 `[2n - 1, labels + 1]`: the table rows of the tokens, then of the pairs: the
     /// weights, then the squared idf.
     pub const CONTRIBUTIONS: &str = "contributions";
-    /// float32 `[2n - 1]`: each feature's multiplier; row × multiplier is its contribution.
+    /// float32 `[2n - 1]`: each feature's multiplier; its weights × multiplier are its
+    /// contributions.
     pub const SCALES: &str = "scales";
 }
 
-// 16 is the first opset whose ScatterElements takes `reduction`; 17 is widely supported.
+// Every op here is older than 17, and onnxruntime and tract both run 17.
 const OPSET: i64 = 17;
 
 /// Serialises `model` to ONNX bytes. `labels` and `model_name` go into the metadata so that
@@ -63,7 +64,6 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         i64_tensor("buckets", &[], &[spec.buckets as i64]),
         i64_tensor("vocab", &[], &[spec.vocab as i64]),
         i64_tensor("axis0", &[1], &[0]),
-        i64_tensor("axis1", &[1], &[1]),
         i64_tensor("zero", &[1], &[0]),
         i64_tensor("one", &[1], &[1]),
         i64_tensor("minus_one", &[1], &[-1]),

@@ -37,6 +37,11 @@ impl FeatureSpec {
     pub fn pair_key(&self, a: i64, b: i64) -> i64 {
         a * self.pair_mul + b
     }
+
+    /// The bucket of the pair `(a, b)`: its row in the pair part of the table.
+    pub fn pair_bucket(&self, a: i64, b: i64) -> usize {
+        self.pair_key(a, b).rem_euclid(self.buckets as i64) as usize
+    }
 }
 
 /// Optimiser settings.
@@ -83,7 +88,7 @@ fn positions(spec: &FeatureSpec, idf_sq: &[f32], ids: &[i64]) -> Positions {
     let v = spec.vocab;
     let mut rows: Vec<usize> = ids.iter().map(|&id| id as usize).collect();
     rows.extend(
-        ids.windows(2).map(|w| v + spec.pair_key(w[0], w[1]).rem_euclid(spec.buckets as i64) as usize),
+        ids.windows(2).map(|w| v + spec.pair_bucket(w[0], w[1])),
     );
     let nsq: f32 = rows.iter().map(|&r| idf_sq[r]).sum();
     Positions { rows, scale: 1.0 / nsq.sqrt() }
@@ -200,7 +205,7 @@ pub fn fit(
             tok_df[t * labels + y] += 1;
         }
         seen.clear();
-        seen.extend(ids.windows(2).map(|w| spec.pair_key(w[0], w[1]).rem_euclid(spec.buckets as i64) as usize));
+        seen.extend(ids.windows(2).map(|w| spec.pair_bucket(w[0], w[1])));
         seen.sort_unstable();
         seen.dedup();
         for &h in &seen {

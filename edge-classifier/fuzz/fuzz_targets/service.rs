@@ -5,26 +5,16 @@
 
 use std::sync::LazyLock;
 
-use edge_classifier::api::{ApiError, files};
+use edge_classifier::api::ApiError;
 use edge_classifier::service::{self, Limits};
-use edge_classifier::{BundleFiles, Classifier};
+use edge_classifier::{Classifier, OwnedBundle};
 use libfuzzer_sys::fuzz_target;
 
 static CLASSIFIER: LazyLock<Classifier> = LazyLock::new(|| {
     let dir = std::env::var("STACKTAG_BUNDLE_DIR")
         .expect("set STACKTAG_BUNDLE_DIR to a bundle directory (scripts/fuzz-edge.sh does)");
-    let read = |file: &str| std::fs::read(format!("{dir}/{file}")).expect("a bundle file");
-    let (manifest, model, tokenizer) = (
-        read(files::MANIFEST),
-        read(files::MODEL),
-        read(files::TOKENIZER),
-    );
-    Classifier::load(BundleFiles {
-        manifest: &manifest,
-        model: &model,
-        tokenizer: &tokenizer,
-    })
-    .expect("the bundle loads")
+    let bundle = OwnedBundle::read_dir(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    Classifier::load(bundle.files()).expect("the bundle loads")
 });
 
 const METHODS: [&str; 6] = ["POST", "GET", "PUT", "DELETE", "HEAD", "OPTIONS"];

@@ -251,11 +251,10 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`; pre-init blocks are handed out zeroed.
+        // SAFETY: as in `alloc`; pre-init blocks are handed out zeroed, so `alloc` serves.
         unsafe {
-            let state = self.state();
-            if state.active {
-                return state.take(grains(layout.size()), layout.align());
+            if self.state().active {
+                return self.alloc(layout);
             }
             System.alloc_zeroed(layout)
         }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edge_classifier::{BundleFiles, Classifier, api::files};
+use edge_classifier::{Classifier, OwnedBundle};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -36,22 +36,8 @@ pub fn bundle_dir() -> PathBuf {
 pub fn native() -> &'static Classifier {
     static NATIVE: OnceLock<Classifier> = OnceLock::new();
     NATIVE.get_or_init(|| {
-        let dir = bundle_dir();
-        let read = |file: &str| {
-            std::fs::read(dir.join(file))
-                .unwrap_or_else(|e| panic!("failed to read `{}`: {e}", dir.join(file).display()))
-        };
-        let (manifest, model, tokenizer) = (
-            read(files::MANIFEST),
-            read(files::MODEL),
-            read(files::TOKENIZER),
-        );
-        Classifier::load(BundleFiles {
-            manifest: &manifest,
-            model: &model,
-            tokenizer: &tokenizer,
-        })
-        .expect("the bundle loads natively")
+        let bundle = OwnedBundle::read_dir(&bundle_dir()).unwrap_or_else(|e| panic!("{e}"));
+        Classifier::load(bundle.files()).expect("the bundle loads natively")
     })
 }
 
