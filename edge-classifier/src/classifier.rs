@@ -192,32 +192,17 @@ impl Classifier {
                 outputs.len()
             )));
         }
-        let read = |i: usize| -> Result<Vec<f32>, Error> {
-            let view = outputs[i]
-                .to_plain_array_view::<f32>()
-                .map_err(|e| Error::Inference(format!("output {i}: {e:#}")))?;
-            Ok(view.iter().copied().collect())
+        let read = |i: usize| -> Result<&[f32], Error> {
+            let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());
+            slice.map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
         };
-        let probabilities = read(0)?;
+        let probabilities = read(0)?.to_vec();
         let labels = probabilities.len();
         let rows = read(1)?;
         // Rows 0..n are the tokens, the rest the n - 1 pairs.
-        let mut contributions = if self.manifest.graph.scales.is_some() {
-            let scales = read(2)?;
-            let width = rows.len() / scales.len().max(1);
-            if width < labels || width * scales.len() != rows.len() {
-                return Err(Error::Inference(format!(
-                    "graph returned {} row values for {} scales and {labels} labels",
-                    rows.len(),
-                    scales.len()
-                )));
-            }
-            rows.chunks(width.max(1))
-                .zip(&scales)
-                .flat_map(|(row, scale)| row[..labels].iter().map(move |v| v * scale))
-                .collect()
-        } else {
-            rows
+        let mut contributions = match self.manifest.graph.scales {
+            None => rows.to_vec(),
+            Some(_) => scale_rows(rows, read(2)?, labels, ids.len())?,
         };
         let split = (ids.len() * labels).min(contributions.len());
         let pair_contributions = contributions.split_off(split);
@@ -314,6 +299,31 @@ fn encode_text(
     })?;
     ids.push(eos);
     Ok(Encoded { ids, truncated })
+}
+
+/// The contributions from a graph that leaves the multiply to the core: each row of `rows`
+/// starts with that feature's `labels` weights (further columns are the graph's own), and
+/// `scales` holds one multiplier for all of them or one per row.
+fn scale_rows(rows: &[f32], scales: &[f32], labels: usize, n: usize) -> Result<Vec<f32>, Error> {
+    let features = (2 * n).saturating_sub(1);
+    let width = rows.len() / features.max(1);
+    let bad = || {
+        Error::Inference(format!(
+            "graph returned {} row values and {} scales for {features} features and {labels} labels",
+            rows.len(),
+            scales.len()
+        ))
+    };
+    let per_row = scales.len() == features && features != 1;
+    if width < labels || width * features != rows.len() || !(per_row || scales.len() == 1) {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(features * labels);
+    for (i, row) in rows.chunks_exact(width).enumerate() {
+        let scale = if per_row { scales[i] } else { scales[0] };
+        out.extend(row[..labels].iter().map(|v| v * scale));
+    }
+    Ok(out)
 }
 
 fn load_graph(bytes: &[u8]) -> Result<Runnable, Error> {
@@ -471,6 +481,52 @@ mod tests {
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-legacy/expected.json"),
             false,
         );
+    }
+
+    #[test]
+    fn a_bundle_with_one_scale_per_feature_still_gives_its_pinned_answers() {
+        let older = Classifier::load(BundleFiles {
+            manifest: include_bytes!("../tests/fixtures/tiny-feature-scales/manifest.json"),
+            model: include_bytes!("../tests/fixtures/tiny-feature-scales/model.onnx"),
+            tokenizer: include_bytes!("../tests/fixtures/tiny-feature-scales/tokenizer.json"),
+        })
+        .expect("the bundle with per-feature scales loads");
+        let ids = older.encode("public static void main").expect("encode").ids;
+        // That graph really outputs one scale per feature (else this test proves nothing).
+        let model = load_graph(include_bytes!("../tests/fixtures/tiny-feature-scales/model.onnx"))
+            .expect("graph loads");
+        let input: Tensor = tract_ndarray::Array1::from(ids.clone()).into_tensor();
+        let outputs = model.run(tvec!(input.into())).expect("runs");
+        assert_eq!(outputs[2].len(), 2 * ids.len() - 1);
+        check_golden(
+            &older,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-feature-scales/expected.json"),
+            false,
+        );
+    }
+
+    #[test]
+    fn the_current_graph_outputs_one_scale() {
+        let c = tiny();
+        let ids = c.encode("public static void main").expect("encode").ids;
+        let input: Tensor = tract_ndarray::Array1::from(ids).into_tensor();
+        let outputs = load_graph(MODEL).expect("graph loads").run(tvec!(input.into())).expect("runs");
+        assert_eq!(outputs[2].len(), 1);
+    }
+
+    #[test]
+    fn scales_of_the_wrong_count_are_an_error() {
+        // 3 features (n = 2) of width 3 for 2 labels.
+        let rows = [1.0, 2.0, 9.0, 3.0, 4.0, 9.0, 5.0, 6.0, 9.0];
+        assert_eq!(scale_rows(&rows, &[2.0], 2, 2).expect("one scale"), [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
+        assert_eq!(
+            scale_rows(&rows, &[1.0, 0.5, 2.0], 2, 2).expect("one per feature"),
+            [1.0, 2.0, 1.5, 2.0, 10.0, 12.0]
+        );
+        let err = scale_rows(&rows, &[1.0, 2.0], 2, 2).expect_err("two scales for three features");
+        assert!(err.to_string().contains("2 scales"), "{err}");
+        assert!(scale_rows(&rows[..8], &[1.0], 2, 2).is_err(), "ragged rows");
+        assert!(scale_rows(&rows, &[1.0], 4, 2).is_err(), "rows narrower than the labels");
     }
 
     #[test]

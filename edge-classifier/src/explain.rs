@@ -27,10 +27,7 @@ pub(crate) fn top_tokens(
     };
     // Positions 0 and n-1 are [BOS] and [EOS] (the core's encode puts them there).
     let is_special = |i: usize| i == 0 || i + 1 == n;
-    let mut per_position = vec![0f32; n];
-    for i in 0..n {
-        per_position[i] += margin(&scores.token_contributions[i * labels..(i + 1) * labels]);
-    }
+    let mut per_position: Vec<f32> = (0..n).map(|i| margin(&scores.token_contributions[i * labels..][..labels])).collect();
     for i in 0..n.saturating_sub(1) {
         let m = margin(&scores.pair_contributions[i * labels..(i + 1) * labels]);
         match (is_special(i), is_special(i + 1)) {
@@ -43,22 +40,34 @@ pub(crate) fn top_tokens(
             (true, true) => {}
         }
     }
-    // Per token id: sorting the few hundred (id, weight) positions and merging runs is several
-    // times cheaper than a hash map here. The sort is stable, so each id's weights add up in
-    // position order and the sums do not depend on the sort.
-    let mut entries: Vec<(i64, f32)> =
-        (1..n.saturating_sub(1)).map(|i| (ids[i], per_position[i])).collect();
-    entries.sort_by_key(|e| e.0);
-    let mut ranked: Vec<(i64, f32, u32)> = Vec::with_capacity(entries.len());
-    for (id, weight) in entries {
-        match ranked.last_mut() {
-            Some(last) if last.0 == id => {
-                last.1 += weight;
-                last.2 += 1;
+    // Per token id, in a small open-addressing table (ids are never negative, so -1 marks a
+    // free slot): linear in the positions, where sorting them took most of this function's
+    // time. Positions are visited in order, so each id's weights add up in position order and
+    // the sums are the same on every platform.
+    let inner = 1..n.saturating_sub(1);
+    let mask = (inner.len() * 2).next_power_of_two().max(16) - 1;
+    let mut slots: Vec<(i64, f32, u32)> = vec![(-1, 0.0, 0); mask + 1];
+    let mut used: Vec<usize> = Vec::with_capacity(inner.len());
+    for i in inner {
+        let id = ids[i];
+        // Fibonacci hashing: the top bits of id × 2^64/φ spread consecutive ids apart.
+        let mut slot = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32) as usize & mask;
+        loop {
+            let entry = &mut slots[slot];
+            if entry.0 == id {
+                entry.1 += per_position[i];
+                entry.2 += 1;
+                break;
             }
-            _ => ranked.push((id, weight, 1)),
+            if entry.0 == -1 {
+                *entry = (id, per_position[i], 1);
+                used.push(slot);
+                break;
+            }
+            slot = (slot + 1) & mask;
         }
     }
+    let mut ranked: Vec<(i64, f32, u32)> = used.into_iter().map(|slot| slots[slot]).collect();
     ranked.retain(|r| r.1 > 0.0);
     // Ties broken by id so that the order is total.
     let order = |a: &(i64, f32, u32), b: &(i64, f32, u32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));

@@ -23,7 +23,7 @@ const MAX_PIECE_BYTES: usize = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct PieceCache {
-    map: RwLock<HashMap<Box<str>, Box<[u32]>>>,
+    map: RwLock<HashMap<Box<str>, Box<[u32]>, foldhash::fast::RandomState>>,
 }
 
 impl PieceCache {

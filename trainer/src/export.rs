@@ -26,10 +26,13 @@ pub mod names {
     /// float32 `[2n - 1, labels + 1]`: the table rows of the tokens, then of the pairs: the
     /// weights, then the squared idf.
     pub const CONTRIBUTIONS: &str = "contributions";
-    /// float32 `[2n - 1]`: each feature's multiplier; its weights × multiplier are its
-    /// contributions.
+    /// float32 `[1]`: every feature's multiplier (1 / norm); a feature's weights × multiplier
+    /// are its contributions.
     pub const SCALES: &str = "scales";
 }
+
+/// The bias of the table's extra (idf²) column in the softmax: exp(-1e30 - max) is 0 in f32.
+const NO_LABEL_LOGIT: f32 = -1e30;
 
 // Every op here is older than 17, and onnxruntime and tract both run 17.
 const OPSET: i64 = 17;
@@ -44,8 +47,8 @@ const OPSET: i64 = 17;
 ///   the logits and the norm;
 /// - the pair modulo is on non-negative keys, so `fmod = 1` (one remainder op; the integer
 ///   form expands to four nodes);
-/// - the per-feature contributions are left as the gathered weight rows plus one scale per
-///   feature, for the core to multiply: a `[n, labels] × [n, 1]` product in the graph took
+/// - the per-feature contributions are left as the gathered weight rows plus the text's one
+///   scale, for the core to multiply: a `[n, labels] × [n, 1]` product in the graph took
 ///   as long as the rest of it.
 pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<u8> {
     let l = model.labels as i64;
@@ -56,9 +59,13 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         table.extend_from_slice(&model.weights[r * model.labels..][..model.labels]);
         table.push(model.idf_sq[r]);
     }
+    // The idf² column's "logit": far below any real one, so its softmax share is exactly 0.
+    let bias_ext: Vec<f32> = model.bias.iter().copied().chain([NO_LABEL_LOGIT]).collect();
+    let norm_mask: Vec<f32> = (0..=model.labels).map(|j| if j == model.labels { 1.0 } else { 0.0 }).collect();
     let initializer = vec![
         f16_tensor("table_f16", &[rows as i64, l + 1], &table),
-        f32_tensor("bias", &[l], &model.bias),
+        f32_tensor("bias_ext", &[l + 1], &bias_ext),
+        f32_tensor("norm_mask", &[l + 1], &norm_mask),
         f32_tensor("one_f", &[], &[1.0]),
         i64_tensor("pair_mul", &[], &[spec.pair_mul]),
         i64_tensor("buckets", &[], &[spec.buckets as i64]),
@@ -69,7 +76,6 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         i64_tensor("minus_one", &[1], &[-1]),
         i64_tensor("to_end", &[1], &[i64::MAX]),
         i64_tensor("labels", &[1], &[l]),
-        i64_tensor("labels_plus_one", &[1], &[l + 1]),
     ];
     let fmod = || vec![int_attr("fmod", 1)];
     let axis0 = || vec![int_attr("axis", 0)];
@@ -88,20 +94,21 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         op("Gather", &["table_f16", "rows"], "row_table_f16", axis0()),
         op("Cast", &["row_table_f16"], names::CONTRIBUTIONS, vec![int_attr("to", DataType::Float as i64)]),
         // One sum over the positions gives both the unnormalised logits (the weight columns)
-        // and the squared norm (the idf² column).
+        // and the squared norm (the idf² column). No Slice reads that sum: tract pushes a
+        // slice up through the sum and the cast, splitting both in two and concatenating the
+        // contributions back (about 10 µs a request). So the norm is taken through a mask,
+        // the whole row is scaled, and the extra column's logit is pushed to -1e30 by its
+        // bias, which gives it probability 0 in the softmax; only the probabilities, which
+        // nothing follows, are sliced.
         op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]),
-        op("Slice", &["sums", "zero", "labels", "axis0"], "raw_logits", vec![]),
-        op("Slice", &["sums", "labels", "labels_plus_one", "axis0"], "nsq", vec![]),
+        op("Mul", &["sums", "norm_mask"], "norm_terms", vec![]),
+        op("ReduceSum", &["norm_terms", "axis0"], "nsq", vec![int_attr("keepdims", 1)]),
         op("Sqrt", &["nsq"], "norm", vec![]),
-        op("Div", &["one_f", "norm"], "scale", vec![]),
-        op("Mul", &["raw_logits", "scale"], "scaled_logits", vec![]),
-        op("Add", &["scaled_logits", "bias"], "logits", vec![]),
-        op("Softmax", &["logits"], names::PROBABILITIES, vec![int_attr("axis", -1)]),
-        // The explanation's inputs: each feature's row (weights, then idf², left whole: a
-        // slice of it made tract split the cast and the sum in two), and its multiplier
-        // 1 / norm.
-        op("Shape", &["rows"], "rows_shape", vec![]),
-        op("Expand", &["scale", "rows_shape"], names::SCALES, vec![]),
+        op("Div", &["one_f", "norm"], names::SCALES, vec![]),
+        op("Mul", &["sums", names::SCALES], "scaled_sums", vec![]),
+        op("Add", &["scaled_sums", "bias_ext"], "logits_ext", vec![]),
+        op("Softmax", &["logits_ext"], "probabilities_ext", vec![int_attr("axis", -1)]),
+        op("Slice", &["probabilities_ext", "zero", "labels", "axis0"], names::PROBABILITIES, vec![]),
     ];
     for (i, n) in node.iter_mut().enumerate() {
         n.name = format!("{}_{i}", n.op_type.to_lowercase());
@@ -115,7 +122,7 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         output: vec![
             value_info(names::PROBABILITIES, DataType::Float, &[Dim::Value(l)]),
             value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param("n_features"), Dim::Value(l + 1)]),
-            value_info(names::SCALES, DataType::Float, &[Dim::Param("n_features")]),
+            value_info(names::SCALES, DataType::Float, &[Dim::Value(1)]),
         ],
         ..Default::default()
     };

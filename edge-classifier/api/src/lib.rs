@@ -164,8 +164,9 @@ pub struct GraphSpec {
     /// the graph's own, e.g. the squared idf). Without, shape `[2n - 1, labels]`: the rows are
     /// the contributions.
     pub contributions: String,
-    /// Output: float32, shape `[2n - 1]`: each feature's multiplier (its TF share over the
-    /// norm). Absent in bundles whose graph multiplies the rows itself.
+    /// Output: float32, shape `[1]` (every feature's multiplier: 1 / the text's norm) or
+    /// `[2n - 1]` (one per feature: the first graphs with scales, still loadable). Absent in bundles
+    /// whose graph multiplies the rows itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scales: Option<String>,
     /// At most this many token ids (specials included) go into the graph.
