@@ -467,51 +467,47 @@ mod tests {
         check_golden(&tiny(), EXPECTED_PATH, true);
     }
 
+    /// A committed fixture bundle, `tests/fixtures/$dir`: its files and its `expected.json`.
+    macro_rules! fixture {
+        ($dir:literal) => {
+            (
+                BundleFiles {
+                    manifest: include_bytes!(concat!("../tests/fixtures/", $dir, "/manifest.json")),
+                    model: include_bytes!(concat!("../tests/fixtures/", $dir, "/model.onnx")),
+                    tokenizer: include_bytes!(concat!("../tests/fixtures/", $dir, "/tokenizer.json")),
+                },
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/", $dir, "/expected.json"),
+            )
+        };
+    }
+
+    /// The raw outputs of the graph in `files` on the ids of a short Java line.
+    fn raw_outputs(files: BundleFiles<'_>) -> (usize, TVec<TValue>) {
+        let ids = Classifier::load(files).expect("loads").encode("public static void main").expect("encode").ids;
+        let input: Tensor = tract_ndarray::Array1::from(ids.clone()).into_tensor();
+        (ids.len(), load_graph(files.model).expect("graph loads").run(tvec!(input.into())).expect("runs"))
+    }
+
     #[test]
     fn a_legacy_bundle_without_scales_still_gives_its_pinned_answers() {
-        let legacy = Classifier::load(BundleFiles {
-            manifest: include_bytes!("../tests/fixtures/tiny-legacy/manifest.json"),
-            model: include_bytes!("../tests/fixtures/tiny-legacy/model.onnx"),
-            tokenizer: include_bytes!("../tests/fixtures/tiny-legacy/tokenizer.json"),
-        })
-        .expect("the legacy bundle loads");
+        let (files, expected) = fixture!("tiny-legacy");
+        let legacy = Classifier::load(files).expect("the legacy bundle loads");
         assert!(legacy.manifest().graph.scales.is_none());
-        check_golden(
-            &legacy,
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-legacy/expected.json"),
-            false,
-        );
+        check_golden(&legacy, expected, false);
     }
 
     #[test]
     fn a_bundle_with_one_scale_per_feature_still_gives_its_pinned_answers() {
-        let older = Classifier::load(BundleFiles {
-            manifest: include_bytes!("../tests/fixtures/tiny-feature-scales/manifest.json"),
-            model: include_bytes!("../tests/fixtures/tiny-feature-scales/model.onnx"),
-            tokenizer: include_bytes!("../tests/fixtures/tiny-feature-scales/tokenizer.json"),
-        })
-        .expect("the bundle with per-feature scales loads");
-        let ids = older.encode("public static void main").expect("encode").ids;
+        let (files, expected) = fixture!("tiny-feature-scales");
         // That graph really outputs one scale per feature (else this test proves nothing).
-        let model = load_graph(include_bytes!("../tests/fixtures/tiny-feature-scales/model.onnx"))
-            .expect("graph loads");
-        let input: Tensor = tract_ndarray::Array1::from(ids.clone()).into_tensor();
-        let outputs = model.run(tvec!(input.into())).expect("runs");
-        assert_eq!(outputs[2].len(), 2 * ids.len() - 1);
-        check_golden(
-            &older,
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-feature-scales/expected.json"),
-            false,
-        );
+        let (n, outputs) = raw_outputs(files);
+        assert_eq!(outputs[2].len(), 2 * n - 1);
+        check_golden(&Classifier::load(files).expect("the bundle loads"), expected, false);
     }
 
     #[test]
     fn the_current_graph_outputs_one_scale() {
-        let c = tiny();
-        let ids = c.encode("public static void main").expect("encode").ids;
-        let input: Tensor = tract_ndarray::Array1::from(ids).into_tensor();
-        let outputs = load_graph(MODEL).expect("graph loads").run(tvec!(input.into())).expect("runs");
-        assert_eq!(outputs[2].len(), 1);
+        assert_eq!(raw_outputs(files()).1[2].len(), 1);
     }
 
     #[test]
