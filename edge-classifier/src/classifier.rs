@@ -165,6 +165,12 @@ impl Classifier {
         &self.tokenizer
     }
 
+    /// The optimised tract plan this classifier runs, for tools that look inside it (the
+    /// trainer's per-node profile); classifying never needs it.
+    pub fn graph(&self) -> &Arc<TypedRunnableModel> {
+        &self.model
+    }
+
     /// Normalises and tokenizes `text` into the ids the graph reads (the same ids as
     /// [`encode_with`]; words seen before come from the instance's piece cache).
     pub fn encode(&self, text: &str) -> Result<Encoded, Error> {

@@ -101,6 +101,22 @@ pub struct Latency {
     pub run_p50_us: f64,
     /// Questions timed.
     pub timed_questions: usize,
+    /// With `--per-node`: each tract node's mean time per graph run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeTime>>,
+}
+
+/// One node of the optimised tract plan and its mean time per run.
+#[derive(Debug, Serialize)]
+pub struct NodeTime {
+    /// The node's id in the plan (the order it runs in).
+    pub id: usize,
+    /// tract's op name (`Gather`, `Reduce<Sum>`, …).
+    pub op: String,
+    /// The node's name, derived by tract from the ONNX node it came from.
+    pub name: String,
+    /// Mean wall time of this node per graph run, in µs.
+    pub mean_us: f64,
 }
 
 /// `trainer latency`: loads the bundle and times it on the data's questions.
@@ -108,7 +124,44 @@ pub fn latency_of_bundle(args: &LatencyArgs) -> anyhow::Result<Latency> {
     let classifier = pipeline::load_bundle(&args.target.bundle)?;
     let (examples, _) = evaluate::read_examples(&args.target.data, &classifier.manifest().labels)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    latency(&classifier, &texts)
+    let mut report = latency(&classifier, &texts)?;
+    if args.per_node {
+        report.nodes = Some(per_node(&classifier, &texts)?);
+    }
+    Ok(report)
+}
+
+/// Times every node of the classifier's own tract plan, one run per question (encoded first,
+/// outside the timing), by wrapping tract's per-node evaluation. This is how the graph's cost
+/// was found to be per node rather than per value, and where tract's optimiser had split ops.
+pub fn per_node(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Vec<NodeTime>> {
+    use tract_onnx::prelude::*;
+
+    let plan = classifier.graph();
+    let mut state = plan.spawn()?;
+    let mut seconds = vec![0f64; plan.model().nodes().len()];
+    for t in texts {
+        let ids = classifier.encode(t)?.ids;
+        let input: Tensor = tract_ndarray::Array1::from(ids).into_tensor();
+        state.run_plan_with_eval(tvec!(input.into()), |ctx, op_state, node, inputs| {
+            let start = Instant::now();
+            let outputs = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+            seconds[node.id] += start.elapsed().as_secs_f64();
+            outputs
+        })?;
+    }
+    let runs = texts.len().max(1) as f64;
+    Ok(plan
+        .model()
+        .nodes()
+        .iter()
+        .map(|node| NodeTime {
+            id: node.id,
+            op: node.op().name().to_string(),
+            name: node.name.clone(),
+            mean_us: seconds[node.id] / runs * 1e6,
+        })
+        .collect())
 }
 
 /// Times `classifier` on `texts`: a classify on each question's first sight (after a warm-up on
@@ -139,6 +192,7 @@ pub fn latency(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Latenc
         encode_p50_us: percentile(&mut encode_us, 0.50),
         run_p50_us: percentile(&mut run_us, 0.50),
         timed_questions: texts.len(),
+        nodes: None,
     })
 }
 

@@ -148,6 +148,9 @@ pub struct LatencyArgs {
     /// What to time on which questions (their labels are not used).
     #[command(flatten)]
     pub target: BundleOnData,
+    /// Also time every tract node of the graph, over one run per question (adds `nodes`).
+    #[arg(long)]
+    pub per_node: bool,
     /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
     #[arg(long)]
     pub json: bool,

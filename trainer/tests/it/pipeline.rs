@@ -212,6 +212,29 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
     for key in ["encode_p50_us", "run_p50_us"] {
         assert!(report[key].as_f64().expect("number") > 0.0, "{key}");
     }
+    assert!(report.get("nodes").is_none(), "nodes only with --per-node");
+    let run = trainer_bin()
+        .args(["latency", "--per-node", "--bundle"])
+        .arg(&out)
+        .arg("--data")
+        .arg(tiny_csv())
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json on stdout");
+    let nodes = report["nodes"].as_array().expect("nodes");
+    let ops: Vec<&str> = nodes.iter().map(|n| n["op"].as_str().expect("op")).collect();
+    // The plan the core runs: ids in order, and the export's ops as tract optimised them (no
+    // Concat after the cast: a slice of the sum would bring one back).
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["id"], i);
+        assert!(n["mean_us"].as_f64().expect("number") >= 0.0);
+    }
+    for op in ["Source", "Gather", "Cast", "Softmax"] {
+        assert!(ops.contains(&op), "{op} in {ops:?}");
+    }
+    assert_eq!(ops.iter().filter(|op| **op == "Concat").count(), 1, "{ops:?}");
+    assert_eq!(ops.iter().filter(|op| **op == "Cast").count(), 1, "{ops:?}");
     let run = trainer_bin().args(["latency", "--bundle"]).arg(dir.path()).arg("--data").arg(tiny_csv()).output().expect("run");
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains(&dir.path().display().to_string()));
