@@ -172,20 +172,20 @@ fn trainer_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_trainer"))
 }
 
+/// Runs `trainer <args> --bundle <bundle> --data tiny.csv`, which must succeed, and parses the
+/// JSON it prints.
+fn json_on_tiny(args: &[&str], bundle: &Path) -> serde_json::Value {
+    let run = trainer_bin().args(args).arg("--bundle").arg(bundle).arg("--data").arg(tiny_csv()).output().expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_slice(&run.stdout).expect("json on stdout")
+}
+
 #[test]
 fn evaluate_prints_the_metrics_json_shape_with_row_counts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bundle");
     train_tiny(&out);
-    let run = trainer_bin()
-        .args(["evaluate", "--json", "--bundle"])
-        .arg(&out)
-        .arg("--data")
-        .arg(tiny_csv())
-        .output()
-        .expect("run");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json on stdout");
+    let report = json_on_tiny(&["evaluate", "--json"], &out);
     let metrics: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join(files::METRICS)).expect("read")).expect("json");
     for key in ["accuracy", "macro_f1", "per_class", "confusion", "labels", "examples"] {
@@ -202,9 +202,7 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bundle");
     train_tiny(&out);
-    let run = trainer_bin().args(["latency", "--bundle"]).arg(&out).arg("--data").arg(tiny_csv()).output().expect("run");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json on stdout");
+    let report = json_on_tiny(&["latency"], &out);
     assert_eq!(report["timed_questions"], 160);
     let p50 = report["classify_p50_us"].as_f64().expect("number");
     let p99 = report["classify_p99_us"].as_f64().expect("number");
@@ -213,15 +211,7 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
         assert!(report[key].as_f64().expect("number") > 0.0, "{key}");
     }
     assert!(report.get("nodes").is_none(), "nodes only with --per-node");
-    let run = trainer_bin()
-        .args(["latency", "--per-node", "--bundle"])
-        .arg(&out)
-        .arg("--data")
-        .arg(tiny_csv())
-        .output()
-        .expect("run");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json on stdout");
+    let report = json_on_tiny(&["latency", "--per-node"], &out);
     let nodes = report["nodes"].as_array().expect("nodes");
     let ops: Vec<&str> = nodes.iter().map(|n| n["op"].as_str().expect("op")).collect();
     // The plan the core runs: ids in order, and the export's ops as tract optimised them (no
