@@ -181,7 +181,6 @@ impl Classifier {
 
     /// Runs the graph on already-encoded ids.
     pub fn run(&self, ids: &[i64]) -> Result<Scores, Error> {
-        let input: Tensor = tract_ndarray::Array1::from(ids.to_vec()).into_tensor();
         let err = |e: TractError| Error::Inference(format!("{e:#}"));
         let reused = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut state = match reused {
@@ -189,7 +188,7 @@ impl Classifier {
             None => self.model.spawn().map_err(err)?,
         };
         // A state whose run failed is dropped, not kept: it may hold that run's values.
-        let outputs = state.run(tvec!(input.into())).map_err(err)?;
+        let outputs = state.run(graph_inputs(ids)).map_err(err)?;
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         let expected = if self.manifest.graph.scales.is_some() { 3 } else { 2 };
         if outputs.len() != expected {
@@ -307,6 +306,12 @@ fn encode_text(
     Ok(Encoded { ids, truncated })
 }
 
+/// The graph's inputs for `ids`: what [`Classifier::run`] feeds the plan of
+/// [`Classifier::graph`], for tools that run that plan themselves.
+pub fn graph_inputs(ids: &[i64]) -> TVec<TValue> {
+    tvec!(tract_ndarray::Array1::from(ids.to_vec()).into_tensor().into())
+}
+
 /// The contributions from a graph that leaves the multiply to the core: each row of `rows`
 /// starts with that feature's `labels` weights (further columns are the graph's own), and
 /// `scales` holds one multiplier for all of them or one per row.
@@ -320,7 +325,7 @@ fn scale_rows(rows: &[f32], scales: &[f32], labels: usize, n: usize) -> Result<V
             scales.len()
         ))
     };
-    let per_row = scales.len() == features && features != 1;
+    let per_row = scales.len() == features;
     if width < labels || width * features != rows.len() || !(per_row || scales.len() == 1) {
         return Err(bad());
     }
@@ -489,9 +494,9 @@ mod tests {
 
     /// The raw outputs of the graph in `files` on the ids of a short Java line.
     fn raw_outputs(files: BundleFiles<'_>) -> (usize, TVec<TValue>) {
-        let ids = Classifier::load(files).expect("loads").encode("public static void main").expect("encode").ids;
-        let input: Tensor = tract_ndarray::Array1::from(ids.clone()).into_tensor();
-        (ids.len(), load_graph(files.model).expect("graph loads").run(tvec!(input.into())).expect("runs"))
+        let c = Classifier::load(files).expect("loads");
+        let ids = c.encode("public static void main").expect("encode").ids;
+        (ids.len(), c.graph().run(graph_inputs(&ids)).expect("runs"))
     }
 
     #[test]

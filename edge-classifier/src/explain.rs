@@ -27,7 +27,8 @@ pub(crate) fn top_tokens(
     };
     // Positions 0 and n-1 are [BOS] and [EOS] (the core's encode puts them there).
     let is_special = |i: usize| i == 0 || i + 1 == n;
-    let mut per_position: Vec<f32> = (0..n).map(|i| margin(&scores.token_contributions[i * labels..][..labels])).collect();
+    let mut per_position: Vec<f32> =
+        (0..n).map(|i| margin(&scores.token_contributions[i * labels..][..labels])).collect();
     for i in 0..n.saturating_sub(1) {
         let m = margin(&scores.pair_contributions[i * labels..(i + 1) * labels]);
         match (is_special(i), is_special(i + 1)) {
@@ -47,7 +48,6 @@ pub(crate) fn top_tokens(
     let inner = 1..n.saturating_sub(1);
     let mask = (inner.len() * 2).next_power_of_two().max(16) - 1;
     let mut slots: Vec<(i64, f32, u32)> = vec![(-1, 0.0, 0); mask + 1];
-    let mut used: Vec<usize> = Vec::with_capacity(inner.len());
     for i in inner {
         let id = ids[i];
         // Fibonacci hashing: the top bits of id × 2^64/φ spread consecutive ids apart.
@@ -61,14 +61,13 @@ pub(crate) fn top_tokens(
             }
             if entry.0 == -1 {
                 *entry = (id, per_position[i], 1);
-                used.push(slot);
                 break;
             }
             slot = (slot + 1) & mask;
         }
     }
-    let mut ranked: Vec<(i64, f32, u32)> = used.into_iter().map(|slot| slots[slot]).collect();
-    ranked.retain(|r| r.1 > 0.0);
+    // The ranking below is a total order, so the slots' order does not matter.
+    let mut ranked: Vec<(i64, f32, u32)> = slots.into_iter().filter(|r| r.0 != -1 && r.1 > 0.0).collect();
     // Ties broken by id so that the order is total.
     let order = |a: &(i64, f32, u32), b: &(i64, f32, u32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if ranked.len() > k {

@@ -17,8 +17,7 @@ pub mod service;
 
 pub use classifier::{
     BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, Encoded, OwnedBundle, Scores, UNK_TOKEN, argmax,
-    encode_with,
-    hex, sha256_hex,
+    encode_with, graph_inputs, hex, sha256_hex,
 };
 pub use edge_classifier_api as api;
 pub use error::Error;

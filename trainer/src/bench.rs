@@ -135,15 +135,12 @@ pub fn latency_of_bundle(args: &LatencyArgs) -> anyhow::Result<Latency> {
 /// outside the timing), by wrapping tract's per-node evaluation. This is how the graph's cost
 /// was found to be per node rather than per value, and where tract's optimiser had split ops.
 pub fn per_node(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Vec<NodeTime>> {
-    use tract_onnx::prelude::*;
-
     let plan = classifier.graph();
     let mut state = plan.spawn()?;
     let mut seconds = vec![0f64; plan.model().nodes().len()];
     for t in texts {
         let ids = classifier.encode(t)?.ids;
-        let input: Tensor = tract_ndarray::Array1::from(ids).into_tensor();
-        state.run_plan_with_eval(tvec!(input.into()), |ctx, op_state, node, inputs| {
+        state.run_plan_with_eval(edge_classifier::graph_inputs(&ids), |ctx, op_state, node, inputs| {
             let start = Instant::now();
             let outputs = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
             seconds[node.id] += start.elapsed().as_secs_f64();

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use edge_classifier::OwnedBundle;
 use edge_classifier::api::{FileDigest, ModelManifest, files};
 
 use crate::report;
@@ -22,11 +21,6 @@ pub struct BundleBytes {
 /// Size and sha256 of `bytes`.
 pub fn digest(bytes: &[u8]) -> FileDigest {
     FileDigest { sha256: edge_classifier::sha256_hex(bytes), bytes: bytes.len() as u64 }
-}
-
-/// Reads the three files the core needs from the bundle at `dir`.
-pub fn read_dir(dir: &Path) -> anyhow::Result<OwnedBundle> {
-    Ok(OwnedBundle::read_dir(dir)?)
 }
 
 /// Writes the bundle to `out`: every file goes into a temporary sibling directory, which then

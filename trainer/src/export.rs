@@ -59,7 +59,6 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         table.extend_from_slice(&model.weights[r * model.labels..][..model.labels]);
         table.push(model.idf_sq[r]);
     }
-    // The idf² column's "logit": far below any real one, so its softmax share is exactly 0.
     let bias_ext: Vec<f32> = model.bias.iter().copied().chain([NO_LABEL_LOGIT]).collect();
     let norm_mask: Vec<f32> = (0..=model.labels).map(|j| if j == model.labels { 1.0 } else { 0.0 }).collect();
     let initializer = vec![

@@ -358,7 +358,7 @@ fn now_rfc3339() -> String {
 
 /// Reads the bundle at `dir` and loads it in the core.
 pub fn load_bundle(dir: &Path) -> anyhow::Result<Classifier> {
-    let bytes = bundle::read_dir(dir)?;
+    let bytes = edge_classifier::OwnedBundle::read_dir(dir)?;
     Classifier::load(bytes.files())
         .with_context(|| format!("bundle `{}` is not valid", dir.display()))
 }

@@ -360,7 +360,7 @@ pub fn verify_bundle(dir: &Path) -> Result<Classifier, InvalidBundle> {
             });
         }
     }
-    let read = bundle::read_dir(dir).map_err(InvalidBundle::Load)?;
+    let read = edge_classifier::OwnedBundle::read_dir(dir).map_err(|e| InvalidBundle::Load(e.into()))?;
     Classifier::load(read.files()).map_err(|e| InvalidBundle::Load(e.into()))
 }
 
