@@ -9,28 +9,23 @@
 # target with plain cargo and the sanitizer-coverage flags cargo-fuzz passes (stable codegen
 # options); AddressSanitizer is left out: the core forbids `unsafe`, so a panic is the failure
 # that matters, and libFuzzer catches those. STACKTAG_BUNDLE_DIR picks the bundle (default: the
-# tiny training fixture, trained here, which keeps executions fast).
+# golden tiny bundle, edge-classifier/tests/fixtures/tiny, which keeps executions fast and is
+# the bundle `cargo test -p edge-classifier` replays the seeds and the corpus against).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SECONDS_TO_RUN="${1:-600}"
 FUZZ="$ROOT/edge-classifier/fuzz"
-
-if [ -z "${STACKTAG_BUNDLE_DIR:-}" ]; then
-  STACKTAG_BUNDLE_DIR="$ROOT/target/stacktag-fuzz-bundle"
-  rm -rf "$STACKTAG_BUNDLE_DIR"
-  cargo run --locked --quiet -p trainer -- train --quiet --data trainer/tests/fixtures/tiny.csv \
-    --out "$STACKTAG_BUNDLE_DIR" --vocab-size 400 --min-frequency 1 --buckets 1009 --epochs 30 \
-    --max-tokens 256
-fi
-export STACKTAG_BUNDLE_DIR
+export STACKTAG_BUNDLE_DIR="${STACKTAG_BUNDLE_DIR:-$ROOT/edge-classifier/tests/fixtures/tiny}"
 
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-# --target keeps the flags off build scripts and proc-macros, as cargo-fuzz does.
-cargo build --manifest-path "$FUZZ/Cargo.toml" --release --target "$HOST" --bin service
+# --target keeps the flags off build scripts and proc-macros, as cargo-fuzz does. Its own
+# target directory whatever CARGO_TARGET_DIR says: the instrumented build must not replace the
+# workspace's artifacts, and the binary's path below depends on it.
+cargo build --manifest-path "$FUZZ/Cargo.toml" --target-dir "$FUZZ/target" --release \
+  --target "$HOST" --bin service
 
 CORPUS="$FUZZ/target/corpus/service"
 mkdir -p "$CORPUS" "$FUZZ/artifacts/service"

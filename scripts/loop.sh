@@ -8,17 +8,16 @@
 # unless MLFLOW_TRACKING_URI is set). (Sync and serving join as their issues land.)
 # Everything it writes goes under .stacktag/ in the repo.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DATA="${STACKTAG_SHARED_DATA:-$ROOT/../shared/data}/stackoverflow16k"
+DATA="$SHARED_DATA/stackoverflow16k"
 WORK="$ROOT/.stacktag"
 mkdir -p "$WORK"
 
 bash scripts/setup.sh
 cargo build --release --locked -p trainer
 
-TRAINER="${CARGO_TARGET_DIR:-$ROOT/target}/release/trainer"
+TRAINER="$TARGET_DIR/release/trainer"
 "$TRAINER" train --data "$DATA/train.csv.gz" --eval "$DATA/test.csv.gz" --out "$WORK/bundle"
 "$TRAINER" evaluate --bundle "$WORK/bundle" --data "$DATA/test.csv.gz"
 echo "bundle: $WORK/bundle (confusion matrix: $WORK/bundle/confusion_matrix.svg)"
@@ -33,9 +32,10 @@ if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
   if ! curl -fsS "$MLFLOW_TRACKING_URI/health" >/dev/null 2>&1; then
     mkdir -p "$WORK/mlflow"
     # Its own process group, so that stopping it also stops its workers.
-    setsid "${STACKTAG_CACHE:-$HOME/.cache/stacktag}/venv/bin/mlflow" server \
+    MLFLOW_LOG="$WORK/mlflow/server.log"
+    setsid "$CACHE/venv/bin/mlflow" server \
       --backend-store-uri "sqlite:///$WORK/mlflow/mlflow.db" --artifacts-destination "$WORK/mlflow/artifacts" \
-      --host 127.0.0.1 --port "${STACKTAG_MLFLOW_PORT:-5000}" --workers 1 >"$WORK/mlflow/server.log" 2>&1 &
+      --host 127.0.0.1 --port "${STACKTAG_MLFLOW_PORT:-5000}" --workers 1 >"$MLFLOW_LOG" 2>&1 &
     MLFLOW_PID=$!
     # On exit: stop the whole group and wait until it is gone (a graceful uvicorn shutdown
     # takes seconds; a next run must not find a server that is about to vanish).
@@ -48,10 +48,10 @@ if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
       kill -KILL -- "-$MLFLOW_PID" 2>/dev/null || true
     }
     trap stop_mlflow EXIT
-    for _ in $(seq 1 240); do
-      curl -fsS "$MLFLOW_TRACKING_URI/health" >/dev/null 2>&1 && break
-      sleep 0.5
-    done
+    # It starts in 12-16 s here; two minutes covers a cold, busy machine.
+    wait_http "$MLFLOW_TRACKING_URI/health" 120 "the local MLflow server" ||
+      die "MLflow did not come up at \`$MLFLOW_TRACKING_URI\`; its log is \`$MLFLOW_LOG\`" \
+        "(last lines: $(tail -n 5 "$MLFLOW_LOG" 2>/dev/null | tr '\n' ' '))"
   fi
 fi
 "$TRAINER" retrain --data "$DATA/train.csv.gz" --eval "$DATA/test.csv.gz" --out "$WORK/candidate"

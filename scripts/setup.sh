@@ -5,13 +5,10 @@
 # Everything slow lands in a cache outside the repo ($STACKTAG_CACHE, default
 # ~/.cache/stacktag) so that a fresh clone on the same machine reuses it.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CACHE="${STACKTAG_CACHE:-$HOME/.cache/stacktag}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WASMTIME_VERSION=48.0.8
 mkdir -p "$CACHE"
-
-log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- rust targets -------------------------------------------------------------------------
 for target in wasm32-wasip2 wasm32-unknown-unknown; do
@@ -40,10 +37,12 @@ else
 fi
 
 # --- wasmtime-cli (the local WASM host for the Spin component) ----------------------------
-# About 17 minutes to build on 2 cores, so it is built once into the cache and reused.
-WT="$CACHE/tools/bin/wasmtime"
-if [ -x "$WT" ] && "$WT" --version 2>/dev/null | grep -q "wasmtime $WASMTIME_VERSION"; then
-  log "wasmtime $WASMTIME_VERSION: present ($WT)"
+# About 17 minutes to build on 2 cores, so it is built once into the cache and reused. With
+# STACKTAG_WASMTIME pointing elsewhere, that one is used and checked instead.
+if [ -x "$WASMTIME" ] && "$WASMTIME" --version 2>/dev/null | grep -q "wasmtime $WASMTIME_VERSION"; then
+  log "wasmtime $WASMTIME_VERSION: present ($WASMTIME)"
+elif [ "$WASMTIME" != "$CACHE/tools/bin/wasmtime" ]; then
+  die "STACKTAG_WASMTIME is \`$WASMTIME\`, which is not wasmtime $WASMTIME_VERSION"
 else
   log "wasmtime $WASMTIME_VERSION: building (about 17 min on 2 cores)"
   cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked --root "$CACHE/tools"
