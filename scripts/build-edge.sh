@@ -1,106 +1,113 @@
 #!/usr/bin/env bash
-# Builds the edge classifier Spin component with a model bundle baked in, then pre-initialises
-# it so that no request ever parses the model.
+# Builds the edge classifier Spin component once, without a model, and bakes model bundles
+# into copies of it, so that a new model takes seconds and no Rust compile.
 #
-#   STACKTAG_BUNDLE_DIR=DIR scripts/build-edge.sh [--spin] [--no-preinit]
+#   scripts/build-edge.sh build [--spin]                     # cargo: the generic component
+#   scripts/build-edge.sh bake [--bundle DIR] [--out FILE]   # wasmtime wizer: no cargo, seconds
+#   scripts/build-edge.sh [--spin] [--bundle DIR] [--out FILE]   # build, then bake
 #
-#   STACKTAG_BUNDLE_DIR  the bundle directory `trainer train --out DIR` wrote (required);
-#                        `tiny-fixture` explicitly asks for edge-classifier/tests/fixtures/tiny
-#   --spin               read `max_body_bytes` from the Spin variable (what spin.toml's build
-#                        runs); without it, from the STACKTAG_MAX_BODY_BYTES env var, which is
-#                        what `wasmtime serve` can give (it has no Spin variables)
-#   --no-preinit         skip `wasmtime wizer` (the model is then parsed once per instance)
+#   build     compiles the generic component (opt-level z, fat LTO, simd128) to
+#             target/wasm32-wasip2/release/edge_classifier_spin.wasm, plus the native snapshot
+#             check `snapshot-span` that `bake` runs. Served as is, it answers 503
+#             `unavailable`: it has no model.
+#   bake      pre-initialises a copy of the generic component with `wasmtime wizer`, which
+#             preopens the bundle at `/bundle`: `wizer-initialize` reads and verifies it and
+#             parses the model, and the snapshot ships the ready classifier. Then it checks that
+#             wasmtime will map the snapshot copy-on-write (fails otherwise) and renames the
+#             result into place (never a half-written output). It fails if the generic
+#             component or the check is not built yet.
+#   --bundle  the bundle directory `trainer train --out DIR` wrote (default: STACKTAG_BUNDLE_DIR;
+#             `tiny-fixture` is the golden edge-classifier/tests/fixtures/tiny)
+#   --out     where the baked component goes (default:
+#             target/wasm32-wasip2/release/edge_classifier_spin.baked.wasm, spin.toml's `source`)
+#   --spin    compile in the Spin variable `max_body_bytes` (what spin.toml's build runs);
+#             without it the limit comes from the STACKTAG_MAX_BODY_BYTES env var, which is what
+#             `wasmtime serve` can give (it has no Spin variables)
 #
-# Output: target/wasm32-wasip2/release/edge_classifier_spin.wasm (spin.toml's `source`).
-# Needs wasmtime-cli 48 for the pre-init step (scripts/setup.sh caches it; STACKTAG_WASMTIME
-# overrides the path).
+# Needs wasmtime-cli 48 for `bake` (scripts/setup.sh caches it; STACKTAG_WASMTIME overrides).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-features=()
-preinit=1
-for arg in "$@"; do
-  case "$arg" in
-    --spin) features=(--features spin-variables) ;;
-    --no-preinit) preinit=0 ;;
-    *) echo "error: unknown argument \`$arg\` (see the header of $0)" >&2; exit 2 ;;
+step=all
+case "${1:-}" in
+  build | bake) step="$1"; shift ;;
+esac
+spin=0
+bundle="${STACKTAG_BUNDLE_DIR:-}"
+out="$EDGE_BAKED"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --spin) spin=1 ;;
+    --bundle) [ $# -ge 2 ] || die "\`--bundle\` needs a directory"; bundle="$2"; shift ;;
+    --out) [ $# -ge 2 ] || die "\`--out\` needs a file"; out="$2"; shift ;;
+    *) die "unknown argument \`$1\` (see the header of $0)" ;;
   esac
+  shift
 done
-if [ -z "${STACKTAG_BUNDLE_DIR:-}" ]; then
-  echo "error: set STACKTAG_BUNDLE_DIR to a bundle directory (\`trainer train --out DIR\`)," \
-    "or to \`tiny-fixture\` for the tiny test fixture" >&2
-  exit 2
-fi
+[ "$step" = build ] || [ -n "$bundle" ] || die "no bundle to bake: pass \`--bundle DIR\` or set" \
+  "STACKTAG_BUNDLE_DIR to what \`trainer train --out DIR\` wrote (\`tiny-fixture\` for the" \
+  "golden tiny bundle); \`$0 build\` compiles the generic component alone"
+[ "$step" = bake ] && [ "$spin" = 1 ] && die "\`--spin\` is a build option: \`$0 build --spin\`"
 
-# Size and speed of the component only, so set here rather than in the shared release profile:
-# opt-level "z" puts the whole code (tract, tokenizers, SDK) at 8.4 MB of wasm, against 10.6 MB
-# at "s" and about 16 at 3, with no measurable cost per request (the model is tiny and SIMD
-# kernels do the work); fat LTO and one codegen unit shave more; simd128 turns on tract's wasm
-# SIMD kernels.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL="${STACKTAG_EDGE_OPT_LEVEL:-z}"
-export CARGO_PROFILE_RELEASE_LTO=fat
-export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-export CARGO_PROFILE_RELEASE_STRIP=true
-export CARGO_PROFILE_RELEASE_PANIC=abort
-export CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-C target-feature=+simd128"
+# The native snapshot check, built by `build` in cargo's dev profile (the one `cargo test`
+# builds it in too, so the tests and the bake run one binary).
+SPAN_CHECK="$TARGET_DIR/debug/snapshot-span"
 
-cargo build --locked --release --target wasm32-wasip2 -p edge-classifier-spin "${features[@]}"
+build() {
+  local features=()
+  [ "$spin" = 1 ] && features=(--features spin-variables)
+  # Size and speed of the component only, so set here rather than in the shared release
+  # profile: opt-level "z" puts the code (tract, tokenizers, SDK) at 8.4 MB of wasm, against
+  # 10.6 MB at "s" and about 16 at 3, with no measurable cost per request (SIMD kernels do the
+  # work); fat LTO and one codegen unit shave more; simd128 turns on tract's wasm SIMD kernels.
+  CARGO_PROFILE_RELEASE_OPT_LEVEL="${STACKTAG_EDGE_OPT_LEVEL:-z}" \
+    CARGO_PROFILE_RELEASE_LTO=fat \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+    CARGO_PROFILE_RELEASE_STRIP=true \
+    CARGO_PROFILE_RELEASE_PANIC=abort \
+    CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-C target-feature=+simd128" \
+    cargo build --locked --release --target wasm32-wasip2 -p edge-classifier-spin --lib \
+    "${features[@]}"
+  cargo build --locked --quiet -p edge-classifier-spin --bin snapshot-span
+  log "built the generic component (no model): $EDGE_WASM ($(stat -c %s "$EDGE_WASM") bytes)"
+}
 
-# Cargo copies its plain build from deps/ to this path on every run, so wizer always starts from
-# the plain component, and a rerun pre-initialises again (about 15 s).
-OUT="${CARGO_TARGET_DIR:-$ROOT/target}/wasm32-wasip2/release/edge_classifier_spin.wasm"
-if [ "$preinit" = 0 ]; then
-  echo "built (not pre-initialised): $OUT ($(stat -c %s "$OUT") bytes)"
-  exit 0
-fi
-WASMTIME="${STACKTAG_WASMTIME:-${STACKTAG_CACHE:-$HOME/.cache/stacktag}/tools/bin/wasmtime}"
-if ! [ -x "$WASMTIME" ]; then
-  echo "error: wasmtime not found at \`$WASMTIME\`: run scripts/setup.sh, set STACKTAG_WASMTIME," \
-    "or build with --no-preinit" >&2
-  exit 1
-fi
-# --keep-init-func=true: without it wizer's output is not a valid component (TOOLCHAIN.md).
-"$WASMTIME" wizer -Scli -Shttp --keep-init-func=true "$OUT" -o "$OUT.tmp"
-mv "$OUT.tmp" "$OUT"
-echo "built and pre-initialised: $OUT ($(stat -c %s "$OUT") bytes)"
+bake() {
+  case "$bundle" in
+    tiny-fixture) bundle="$ROOT/edge-classifier/tests/fixtures/tiny" ;;
+  esac
+  [ -f "$bundle/manifest.json" ] || die "\`$bundle\` is not a bundle: it has no manifest.json" \
+    "(pass what \`trainer train --out DIR\` wrote)"
+  [ -f "$EDGE_WASM" ] || die "no generic component at \`$EDGE_WASM\`: run \`$0 build\` first"
+  [ -x "$SPAN_CHECK" ] || die "no snapshot check at \`$SPAN_CHECK\`: run \`$0 build\` first"
+  need_wasmtime
+  mkdir -p "$(dirname "$out")"
+  local tmp
+  tmp="$(mktemp "$out.tmp.XXXXXX")"
+  # On any failure below, no half-written output is left behind.
+  trap 'rm -f "$tmp"' EXIT
+  # The `--spin` build imports Spin's variables interface, which wasmtime lacks; initialisation
+  # never calls it (the limit is read per instance, when served), so it may trap. Only then:
+  # on wasmtime 48 the flag also stubs the component's wasi 0.2.12 imports instead of matching
+  # them to wasmtime's 0.2 implementation, and instantiation fails ("mismatched resource
+  # types"), so even the Spin build's bake is unverified (README, "Production").
+  local stubs=()
+  if grep -qa 'fermyon:spin/variables' "$EDGE_WASM"; then
+    stubs=(-W unknown-imports-trap=y)
+  fi
+  # --keep-init-func=true: without it wizer's output is not a valid component (TOOLCHAIN.md).
+  # Only the bundle directory is preopened, and wizer passes no environment.
+  "$WASMTIME" wizer -Scli -Shttp "${stubs[@]}" --keep-init-func=true \
+    --dir "$bundle::/bundle" "$EDGE_WASM" -o "$tmp" ||
+    die "baking \`$bundle\` into the component failed (wizer's message is above)"
+  "$SPAN_CHECK" "$tmp" >&2
+  mv -f "$tmp" "$out"
+  trap - EXIT
+  log "baked \`$bundle\` into $out ($(stat -c %s "$out") bytes)"
+}
 
-# Wasmtime maps the snapshot copy-on-write into a new instance (what keeps a fresh request at a
-# couple of ms) only while its initialised span, lowest to highest non-zero byte, is under
-# 16 MiB or at least half data; otherwise it copies it into every instance (11-25 ms a request
-# here). The span grows with the bundle, so say where it stands.
-python3 - "$OUT" <<'PY' >&2 || echo "warning: could not read the snapshot's data segments" >&2
-import sys
-
-def leb(b, i, signed=False):
-    value = shift = 0
-    while True:
-        byte = b[i]; i += 1; value |= (byte & 0x7F) << shift; shift += 7
-        if byte < 0x80:
-            if signed and byte & 0x40: value -= 1 << shift
-            return value, i
-
-def sections(b, i=8):
-    while i < len(b):
-        sid, n, i = b[i], *leb(b, i + 1)
-        yield sid, b[i:i + n]; i += n
-
-component = open(sys.argv[1], "rb").read()
-core = next(body for sid, body in sections(component) if sid == 1)  # the main core module
-data = next(body for sid, body in sections(core) if sid == 11)
-count, j = leb(data, 0)
-lo, hi, total = None, 0, 0
-for _ in range(count):
-    flag, j = leb(data, j)
-    if flag == 2: _, j = leb(data, j)  # explicit memory index
-    offset = None
-    if flag in (0, 2): offset, j = leb(data, j + 1, signed=True); j += 1  # i32.const N end
-    size, j = leb(data, j); j += size
-    if offset is not None and size:
-        total += size; lo = offset if lo is None else min(lo, offset); hi = max(hi, offset + size)
-span = hi - lo
-mapped = span < 16 << 20 or span < 2 * total
-print(f"snapshot: {total} bytes of data over a span of {span} bytes: "
-      + ("mapped copy-on-write" if mapped else
-         "warning: over 16 MiB and under half data, so wasmtime copies it into every instance"))
-PY
+case "$step" in
+  build) build ;;
+  bake) bake ;;
+  all) build; bake ;;
+esac

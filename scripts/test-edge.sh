@@ -1,32 +1,23 @@
 #!/usr/bin/env bash
-# The edge component's tests (scripts/test.sh runs this): trains a bundle on the shared data,
-# bakes it into the Spin component (scripts/build-edge.sh), then runs the component's
-# integration tests, which serve it with `wasmtime serve` on loopback.
+# The edge component's tests (scripts/test.sh runs this): builds the generic component once,
+# trains a bundle on the shared data, bakes it in (scripts/build-edge.sh), then runs the
+# component's integration tests, which serve it with `wasmtime serve` on loopback.
 #
 #   scripts/test-edge.sh
 #
-# The bundle is cached in target/stacktag-edge-bundle and replaced only when a retrain gives a
-# different model or tokenizer, so an unchanged trainer does not force a 7-minute wasm rebuild
-# (the manifest's timestamp alone would).
+# A retrained bundle costs a bake (seconds), not a wasm rebuild: cargo rebuilds the component
+# only when its code changes.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DATA="${STACKTAG_SHARED_DATA:-$ROOT/../shared/data}/stackoverflow16k"
-BUNDLE="$ROOT/target/stacktag-edge-bundle"
-FRESH="$ROOT/target/stacktag-edge-bundle.new"
+BUNDLE="$TARGET_DIR/stacktag-edge-bundle"
 
-rm -rf "$FRESH"
+bash scripts/build-edge.sh build
+log "training the bundle to bake on $SHARED_DATA/stackoverflow16k"
 cargo run --locked --quiet -p trainer -- train --quiet \
-  --data "$DATA/train.csv.gz" --eval "$DATA/test.csv.gz" --out "$FRESH"
-if [ -f "$BUNDLE/manifest.json" ] && cmp -s "$BUNDLE/model.onnx" "$FRESH/model.onnx" \
-  && cmp -s "$BUNDLE/tokenizer.json" "$FRESH/tokenizer.json"; then
-  rm -rf "$FRESH"
-else
-  rm -rf "$BUNDLE"
-  mv "$FRESH" "$BUNDLE"
-fi
+  --data "$SHARED_DATA/stackoverflow16k/train.csv.gz" \
+  --eval "$SHARED_DATA/stackoverflow16k/test.csv.gz" --out "$BUNDLE"
+bash scripts/build-edge.sh bake --bundle "$BUNDLE"
 
-export STACKTAG_BUNDLE_DIR="$BUNDLE"
-bash scripts/build-edge.sh
-cargo test --locked -p edge-classifier-spin
+STACKTAG_BUNDLE_DIR="$BUNDLE" STACKTAG_EDGE_WASM="$EDGE_BAKED" STACKTAG_WASMTIME="$WASMTIME" \
+  STACKTAG_SHARED_DATA="$SHARED_DATA" cargo test --locked -p edge-classifier-spin

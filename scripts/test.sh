@@ -5,8 +5,7 @@
 #
 # Needs ../shared/data beside the repo (or STACKTAG_SHARED_DATA); uses loopback only.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bash scripts/setup.sh
 
@@ -17,5 +16,11 @@ echo "== the inference core builds for both wasm targets"
 cargo check --locked -p edge-classifier --target wasm32-wasip2
 cargo check --locked -p edge-classifier --target wasm32-unknown-unknown
 
-echo "== edge component: real bundle baked in, pre-initialised, served by wasmtime on loopback"
+echo "== the Spin build of the component (what \`spin build\` compiles) type-checks"
+cargo check --locked -p edge-classifier-spin --target wasm32-wasip2 --features spin-variables
+
+echo "== the fuzz target builds (its own workspace and lockfile)"
+cargo check --locked --manifest-path edge-classifier/fuzz/Cargo.toml --target-dir "$TARGET_DIR"
+
+echo "== edge component: generic build, real bundle baked in, served by wasmtime on loopback"
 bash scripts/test-edge.sh

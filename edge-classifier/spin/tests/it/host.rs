@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edge_classifier::{Classifier, OwnedBundle};
+use edge_classifier::Classifier;
+use edge_classifier::bundle::read_verified_dir;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -20,28 +21,35 @@ fn env_path(name: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
         .unwrap_or_else(default)
 }
 
-/// The bundle the component was built with.
+/// Cargo's target directory, wherever CARGO_TARGET_DIR puts it.
+pub fn target_dir() -> PathBuf {
+    env_path("CARGO_TARGET_DIR", || root().join("target"))
+}
+
+/// The bundle baked into the component.
 pub fn bundle_dir() -> PathBuf {
     std::env::var_os("STACKTAG_BUNDLE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             panic!(
-                "set STACKTAG_BUNDLE_DIR to the bundle the component was built with \
-             (scripts/test.sh does: it trains one and runs scripts/build-edge.sh)"
+                "set STACKTAG_BUNDLE_DIR to the bundle baked into the component \
+             (scripts/test-edge.sh does: it trains one and runs scripts/build-edge.sh)"
             )
         })
 }
 
-/// The native core on the same bundle, loaded once.
+/// The native core on the same bundle, loaded once, read the way the component reads it.
 pub fn native() -> &'static Classifier {
     static NATIVE: OnceLock<Classifier> = OnceLock::new();
     NATIVE.get_or_init(|| {
-        let bundle = OwnedBundle::read_dir(&bundle_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let dir = bundle_dir();
+        let bundle = read_verified_dir(&dir).unwrap_or_else(|e| panic!("`{}`: {e}", dir.display()));
         Classifier::load(bundle.files()).expect("the bundle loads natively")
     })
 }
 
-fn wasmtime() -> PathBuf {
+/// wasmtime-cli 48, where scripts/setup.sh puts it.
+pub fn wasmtime() -> PathBuf {
     env_path("STACKTAG_WASMTIME", || {
         let cache = env_path("STACKTAG_CACHE", || {
             env_path("HOME", || PathBuf::from("/root")).join(".cache/stacktag")
@@ -50,34 +58,62 @@ fn wasmtime() -> PathBuf {
     })
 }
 
-/// The component compiled once for this host (`wasmtime compile`), so that every server below
-/// starts in milliseconds instead of compiling megabytes of wasm again.
-fn precompiled() -> &'static Path {
-    static CWASM: OnceLock<PathBuf> = OnceLock::new();
-    CWASM.get_or_init(|| {
-        let wasm = env_path("STACKTAG_EDGE_WASM", || {
-            // Cargo's own target directory, wherever CARGO_TARGET_DIR puts it.
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root().join("target"))
-                .join("wasm32-wasip2/release/edge_classifier_spin.wasm")
-        });
-        assert!(
-            wasm.is_file(),
-            "no component at `{}`: build it with `STACKTAG_BUNDLE_DIR=DIR scripts/build-edge.sh`",
-            wasm.display()
-        );
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edge_classifier_spin.cwasm");
-        let status = Command::new(wasmtime())
-            .arg("compile")
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&out)
-            .status()
-            .unwrap_or_else(|e| panic!("failed to run `{}`: {e}", wasmtime().display()));
-        assert!(status.success(), "`wasmtime compile` failed: {status}");
-        out
-    })
+/// Which build of the component to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// The model baked in (`build-edge.sh bake`): `STACKTAG_EDGE_WASM`, default the bake's
+    /// default output.
+    Baked,
+    /// The generic build, no model (`build-edge.sh build`).
+    Generic,
+}
+
+impl Build {
+    /// The component file.
+    pub fn wasm(self) -> PathBuf {
+        let release = target_dir().join("wasm32-wasip2/release");
+        match self {
+            Build::Baked => env_path("STACKTAG_EDGE_WASM", || {
+                release.join("edge_classifier_spin.baked.wasm")
+            }),
+            Build::Generic => release.join("edge_classifier_spin.wasm"),
+        }
+    }
+}
+
+/// Compiles `wasm` for this host (`wasmtime compile`) into `CARGO_TARGET_TMPDIR`, so that a
+/// server starts in milliseconds instead of compiling megabytes of wasm again.
+pub fn precompile(wasm: &Path, name: &str) -> PathBuf {
+    assert!(
+        wasm.is_file(),
+        "no component at `{}`: build and bake it with \
+         `scripts/build-edge.sh --bundle DIR` (scripts/test-edge.sh does)",
+        wasm.display()
+    );
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.cwasm"));
+    let status = Command::new(wasmtime())
+        .arg("compile")
+        .arg(wasm)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("failed to run `{}`: {e}", wasmtime().display()));
+    assert!(
+        status.success(),
+        "`wasmtime compile` of `{}` failed: {status}",
+        wasm.display()
+    );
+    out
+}
+
+/// Each build compiled once per test run.
+fn precompiled(build: Build) -> &'static Path {
+    static BAKED: OnceLock<PathBuf> = OnceLock::new();
+    static GENERIC: OnceLock<PathBuf> = OnceLock::new();
+    match build {
+        Build::Baked => BAKED.get_or_init(|| precompile(&build.wasm(), "baked")),
+        Build::Generic => GENERIC.get_or_init(|| precompile(&build.wasm(), "generic")),
+    }
 }
 
 /// How the host treats instances.
@@ -97,8 +133,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the component with extra `--env KEY=VALUE`s and waits until it listens.
+    /// Starts the baked component with extra `--env KEY=VALUE`s and waits until it listens.
     pub fn start(instances: Instances, env: &[(&str, &str)]) -> Server {
+        Server::serve(precompiled(Build::Baked), instances, env)
+    }
+
+    /// Starts a build of the component.
+    pub fn start_build(build: Build, instances: Instances) -> Server {
+        Server::serve(precompiled(build), instances, &[])
+    }
+
+    /// Starts a precompiled component (`precompile`) and waits until it listens.
+    pub fn serve(cwasm: &Path, instances: Instances, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(wasmtime());
         command.args([
             "serve",
@@ -115,7 +161,7 @@ impl Server {
         for (key, value) in env {
             command.arg("--env").arg(format!("{key}={value}"));
         }
-        command.arg(precompiled());
+        command.arg(cwasm);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -70,8 +70,18 @@ fn parse_csv(input: &str) -> Vec<Vec<String>> {
     rows
 }
 
+/// Largest difference allowed between an explanation weight on the edge and natively.
+const WEIGHT_TOLERANCE: f32 = 1e-5;
+
+/// Asserts `|edge - native| <= tolerance`, keeping the largest difference seen in `worst`.
+fn close(edge: f32, native: f32, tolerance: f32, worst: &mut f32, what: impl Fn() -> String) {
+    let diff = (edge - native).abs();
+    *worst = worst.max(diff);
+    assert!(diff <= tolerance, "{}: edge {edge} native {native}", what());
+}
+
 fn compare(server: &Server, questions: &[(String, String)]) {
-    let mut worst = 0.0f32;
+    let (mut worst, mut worst_weight) = (0.0f32, 0.0f32);
     for (i, (_, text)) in questions.iter().enumerate() {
         let answer = server.post_json("/classify", &json!({ "text": text }));
         assert_eq!(
@@ -84,32 +94,38 @@ fn compare(server: &Server, questions: &[(String, String)]) {
         let here = native().classify(text).expect("native classify");
         assert_eq!(edge.label, here.label, "question {i}");
         assert_eq!(edge.truncated, here.truncated, "question {i}");
+        assert_eq!(edge.model, here.model, "question {i}");
+        // Lengths first: `zip` would silently stop at the shorter side.
+        assert_eq!(
+            edge.probabilities.len(),
+            here.probabilities.len(),
+            "question {i}: as many probabilities"
+        );
         for (e, n) in edge.probabilities.iter().zip(&here.probabilities) {
-            assert_eq!(e.label, n.label);
-            let diff = (e.probability - n.probability).abs();
-            worst = worst.max(diff);
-            assert!(
-                diff <= TOLERANCE,
-                "question {i}, `{}`: edge {} native {}",
-                e.label,
-                e.probability,
-                n.probability
+            assert_eq!(e.label, n.label, "question {i}");
+            let what = || format!("question {i}, probability of `{}`", e.label);
+            close(e.probability, n.probability, TOLERANCE, &mut worst, what);
+        }
+        assert_eq!(
+            edge.explanation.len(),
+            here.explanation.len(),
+            "question {i}: as many explanation tokens"
+        );
+        for (rank, (e, n)) in edge.explanation.iter().zip(&here.explanation).enumerate() {
+            assert_eq!(e.token, n.token, "question {i}, explanation rank {rank}");
+            assert_eq!(e.count, n.count, "question {i}, token `{}`", e.token);
+            let what = || format!("question {i}, weight of token `{}`", e.token);
+            close(
+                e.weight,
+                n.weight,
+                WEIGHT_TOLERANCE,
+                &mut worst_weight,
+                what,
             );
         }
-        let tokens = |p: &Prediction| {
-            p.explanation
-                .iter()
-                .map(|t| t.token.clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            tokens(&edge),
-            tokens(&here),
-            "question {i}: the same explanation tokens"
-        );
     }
     eprintln!(
-        "parity: {} questions, worst |Δp| {worst:e}",
+        "parity: {} questions, worst |Δp| {worst:e}, worst |Δweight| {worst_weight:e}",
         questions.len()
     );
 }

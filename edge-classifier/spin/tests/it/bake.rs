@@ -1,0 +1,181 @@
+//! Baking: the generic component without a model answers 503 and never traps, a bundle bakes
+//! into it in seconds without a Rust compile (`scripts/build-edge.sh bake`), and a bundle that
+//! does not verify fails the bake and leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use edge_classifier::Classifier;
+use edge_classifier::api::{ModelManifest, Prediction, files};
+use edge_classifier::bundle::read_verified_dir;
+use serde_json::json;
+
+use crate::host::{Build, Instances, Server, precompile, root, wasmtime};
+
+/// The golden tiny bundle: a second model, different from the one test-edge.sh baked.
+fn tiny() -> PathBuf {
+    root().join("edge-classifier/tests/fixtures/tiny")
+}
+
+/// A fresh directory under `CARGO_TARGET_TMPDIR` for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+/// `scripts/build-edge.sh bake --bundle BUNDLE --out OUT`: the real bake step.
+fn bake(bundle: &Path, out: &Path) -> Output {
+    Command::new("bash")
+        .arg(root().join("scripts/build-edge.sh"))
+        .arg("bake")
+        .arg("--bundle")
+        .arg(bundle)
+        .arg("--out")
+        .arg(out)
+        .env("STACKTAG_WASMTIME", wasmtime())
+        .output()
+        .expect("run scripts/build-edge.sh")
+}
+
+/// Checks that every route answers 503 `unavailable` saying that no model is baked in.
+fn expect_unavailable(server: &Server) {
+    let requests: [(&str, &str, Option<&str>, &[u8]); 4] = [
+        (
+            "POST",
+            "/classify",
+            Some("application/json"),
+            br#"{"text": "how do i sort a list"}"#,
+        ),
+        (
+            "POST",
+            "/classify",
+            Some("text/plain"),
+            b"how do i sort a list",
+        ),
+        ("GET", "/model", None, b""),
+        ("GET", "/health", None, b""),
+    ];
+    // Twice round: an instance that answered once must still answer (no trap, no poisoning).
+    for (method, path, content_type, body) in requests.iter().chain(&requests) {
+        let answer = server.send(method, path, *content_type, body);
+        let what = format!("{method} {path}");
+        assert_eq!(
+            answer.status,
+            503,
+            "{what}: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/json"),
+            "{what}"
+        );
+        let value = answer.json();
+        assert_eq!(value["error"]["code"], "unavailable", "{what}: {value}");
+        let message = value["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("no model is baked"), "{what}: {message}");
+    }
+}
+
+#[test]
+fn the_generic_component_answers_503_unavailable_without_trapping() {
+    for instances in [Instances::Fresh, Instances::Reused] {
+        expect_unavailable(&Server::start_build(Build::Generic, instances));
+    }
+}
+
+#[test]
+fn wizer_without_a_bundle_leaves_the_component_generic() {
+    let dir = scratch("wizer-without-bundle");
+    let out = dir.join("no-bundle.wasm");
+    // The bake's wizer call, minus the preopened bundle directory.
+    let status = Command::new(wasmtime())
+        .args(["wizer", "-Scli", "-Shttp", "--keep-init-func=true"])
+        .arg(Build::Generic.wasm())
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("run wasmtime wizer");
+    assert!(status.success(), "wizer without a bundle failed: {status}");
+    let cwasm = precompile(&out, "no-bundle");
+    expect_unavailable(&Server::serve(&cwasm, Instances::Fresh, &[]));
+}
+
+#[test]
+fn a_second_bundle_bakes_into_the_same_generic_build() {
+    let dir = scratch("bake-tiny");
+    let out = dir.join("tiny.wasm");
+    let baked = bake(&tiny(), &out);
+    assert!(
+        baked.status.success(),
+        "baking the tiny bundle failed: {}",
+        String::from_utf8_lossy(&baked.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&baked.stderr);
+    assert!(
+        stderr.contains("mapped copy-on-write"),
+        "the bake checks the snapshot: {stderr}"
+    );
+    assert!(
+        !stderr.contains("Compiling"),
+        "baking compiled Rust: {stderr}"
+    );
+
+    let bundle = read_verified_dir(&tiny()).expect("the tiny bundle verifies");
+    let native = Classifier::load(bundle.files()).expect("the tiny bundle loads");
+    let server = Server::serve(&precompile(&out, "tiny"), Instances::Fresh, &[]);
+    let model = server.send("GET", "/model", None, b"");
+    assert_eq!(model.status, 200);
+    let manifest: ModelManifest = serde_json::from_slice(&model.body).expect("a manifest");
+    assert_eq!(
+        &manifest,
+        native.manifest(),
+        "the tiny bundle is what is served"
+    );
+    let text = "how do i print a list in blank";
+    let answer = server.post_json("/classify", &json!({ "text": text }));
+    assert_eq!(
+        answer.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let edge: Prediction = serde_json::from_slice(&answer.body).expect("a Prediction");
+    assert_eq!(edge.label, native.classify(text).expect("classify").label);
+}
+
+#[test]
+fn a_tampered_bundle_fails_the_bake_and_leaves_no_output() {
+    let dir = scratch("bake-tampered");
+    let bundle = dir.join("bundle");
+    std::fs::create_dir(&bundle).expect("mkdir");
+    for entry in std::fs::read_dir(tiny()).expect("the tiny fixture") {
+        let path = entry.expect("an entry").path();
+        std::fs::copy(&path, bundle.join(path.file_name().expect("a name"))).expect("copy");
+    }
+    // Same size, one bit off: only the digest check can tell.
+    let model = bundle.join(files::MODEL);
+    let mut bytes = std::fs::read(&model).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&model, bytes).expect("write");
+
+    let out = dir.join("out/tampered.wasm");
+    let baked = bake(&bundle, &out);
+    let stderr = String::from_utf8_lossy(&baked.stderr);
+    assert!(
+        !baked.status.success(),
+        "a tampered bundle was baked: {stderr}"
+    );
+    assert!(
+        stderr.contains("`model.onnx`"),
+        "the error names the file: {stderr}"
+    );
+    assert!(!out.exists(), "a failed bake left `{}`", out.display());
+    let left: Vec<_> = std::fs::read_dir(dir.join("out"))
+        .map(|entries| entries.map(|e| e.expect("an entry").file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed bake left {left:?}");
+}
