@@ -1,93 +1,16 @@
-//! Loading a bundle and running it.
+//! A loaded bundle, and classifying a text with it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
-use tract_onnx::prelude::*;
+use tract_onnx::prelude::TypedRunnableModel;
 
-use crate::api::{
-    LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files,
-};
-use crate::normalize::{is_blank_given, normalize, pieces};
-use crate::piece_cache::{self, PieceCache};
+use crate::api::{LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files};
+use crate::bundle::{self, BundleFiles};
+use crate::encode::{BOS_TOKEN, EOS_TOKEN, Encoded, encode_text};
+use crate::graph::{Graph, Scores};
+use crate::piece_cache::PieceCache;
 use crate::{EXPLANATION_TOP_K, Error, explain};
-
-/// The special token the core puts before a text's tokens.
-pub const BOS_TOKEN: &str = "[BOS]";
-/// The special token the core puts after a text's tokens.
-pub const EOS_TOKEN: &str = "[EOS]";
-/// The token for anything the vocabulary lacks.
-pub const UNK_TOKEN: &str = "[UNK]";
-
-/// The three files of a bundle, as bytes (the core does no I/O).
-#[derive(Debug, Clone, Copy)]
-pub struct BundleFiles<'a> {
-    /// `manifest.json`
-    pub manifest: &'a [u8],
-    /// `model.onnx`
-    pub model: &'a [u8],
-    /// `tokenizer.json`
-    pub tokenizer: &'a [u8],
-}
-
-/// The three files of a bundle, owned: what a native host reads from a bundle directory.
-#[derive(Debug, Clone)]
-pub struct OwnedBundle {
-    /// `manifest.json`
-    pub manifest: Vec<u8>,
-    /// `model.onnx`
-    pub model: Vec<u8>,
-    /// `tokenizer.json`
-    pub tokenizer: Vec<u8>,
-}
-
-impl OwnedBundle {
-    /// Reads the three files the core needs from the bundle directory `dir`; the error names
-    /// the file. Classifying never touches a file: only native hosts (the trainer, the tests,
-    /// the fuzz target) call this, so that they all read a bundle one way.
-    pub fn read_dir(dir: &std::path::Path) -> std::io::Result<Self> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| {
-                let message = format!("cannot read bundle file `{}`: {e}", path.display());
-                std::io::Error::new(e.kind(), message)
-            })
-        };
-        Ok(Self {
-            manifest: read(files::MANIFEST)?,
-            model: read(files::MODEL)?,
-            tokenizer: read(files::TOKENIZER)?,
-        })
-    }
-
-    /// The bytes as [`Classifier::load`] takes them.
-    pub fn files(&self) -> BundleFiles<'_> {
-        BundleFiles { manifest: &self.manifest, model: &self.model, tokenizer: &self.tokenizer }
-    }
-}
-
-/// A text as the graph reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    /// Token ids: `[BOS] tokens… [EOS]`, at most `max_tokens` of them.
-    pub ids: Vec<i64>,
-    /// True when the text was cut (by characters or by tokens).
-    pub truncated: bool,
-}
-
-/// The graph's raw outputs for one text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scores {
-    /// One probability per label, in manifest order.
-    pub probabilities: Vec<f32>,
-    /// `[n × labels]` row-major: each token's contribution to each label's logit.
-    pub token_contributions: Vec<f32>,
-    /// `[(n - 1) × labels]` row-major: each adjacent pair's contribution.
-    pub pair_contributions: Vec<f32>,
-}
-
-type Runnable = Arc<TypedRunnableModel>;
 
 /// A loaded, verified bundle, ready to classify. Loading parses and optimises the graph once;
 /// classifying reuses it, so hold on to a `Classifier` for as long as you serve.
@@ -95,32 +18,31 @@ type Runnable = Arc<TypedRunnableModel>;
 pub struct Classifier {
     manifest: ModelManifest,
     tokenizer: Tokenizer,
-    model: Runnable,
-    /// A run's scratch state, kept between runs: building one allocates a slot per node.
-    /// Whoever finds it taken builds their own, so concurrent callers never wait on each other.
-    state: Mutex<Option<TypedSimpleState>>,
+    graph: Graph,
     bos: i64,
     eos: i64,
     pieces: PieceCache,
 }
 
 impl Classifier {
-    /// Verifies the bundle (format version, every file's sha256, labels, the graph's output
-    /// shape) and prepares it to run.
+    /// Verifies the bundle (format version, the size and sha256 of the files it uses, labels,
+    /// the graph's output shape) and prepares it to run.
     pub fn load(files: BundleFiles<'_>) -> Result<Self, Error> {
-        let manifest: ModelManifest =
-            serde_json::from_slice(files.manifest).map_err(Error::ManifestInvalid)?;
+        let manifest = bundle::parse_manifest(files.manifest)?;
+        // Format 1 also covers two older graph shapes (no `scales`, and one scale per
+        // feature), told apart by `graph.scales` and the output's length; see
+        // `GraphSpec::scales` for when that support can go.
         if manifest.format_version != MANIFEST_FORMAT_VERSION {
             return Err(Error::UnsupportedFormat {
                 found: manifest.format_version,
                 expected: MANIFEST_FORMAT_VERSION,
             });
         }
-        verify_digest(&manifest, files::MODEL, files.model)?;
-        verify_digest(&manifest, files::TOKENIZER, files.tokenizer)?;
+        bundle::verify_file(&manifest, files::MODEL, files.model)?;
+        bundle::verify_file(&manifest, files::TOKENIZER, files.tokenizer)?;
         check_labels(&manifest.labels)?;
         if manifest.graph.max_tokens < 2 {
-            return Err(Error::BadLabels(format!(
+            return Err(Error::InvalidGraphSpec(format!(
                 "graph max_tokens {} leaves no room for [BOS] and [EOS]",
                 manifest.graph.max_tokens
             )));
@@ -133,16 +55,8 @@ impl Classifier {
         };
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
-        let model = load_graph(files.model)?;
-        let classifier = Self {
-            manifest,
-            tokenizer,
-            model,
-            state: Mutex::new(None),
-            bos,
-            eos,
-            pieces: PieceCache::default(),
-        };
+        let graph = Graph::load(files.model, manifest.graph.scales.is_some())?;
+        let classifier = Self { manifest, tokenizer, graph, bos, eos, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let scores = classifier.run(&[bos, eos])?;
@@ -168,11 +82,11 @@ impl Classifier {
     /// The optimised tract plan this classifier runs, for tools that look inside it (the
     /// trainer's per-node profile); classifying never needs it.
     pub fn graph(&self) -> &Arc<TypedRunnableModel> {
-        &self.model
+        self.graph.plan()
     }
 
     /// Normalises and tokenizes `text` into the ids the graph reads (the same ids as
-    /// [`encode_with`]; words seen before come from the instance's piece cache).
+    /// [`crate::encode_with`]; words seen before come from the instance's piece cache).
     pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
         encode_text(self.bos, self.eos, self.manifest.graph.max_tokens, text, |pieces, on_id| {
             self.pieces.encode(&self.tokenizer, pieces, on_id)
@@ -181,37 +95,7 @@ impl Classifier {
 
     /// Runs the graph on already-encoded ids.
     pub fn run(&self, ids: &[i64]) -> Result<Scores, Error> {
-        let err = |e: TractError| Error::Inference(format!("{e:#}"));
-        let reused = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let mut state = match reused {
-            Some(state) => state,
-            None => self.model.spawn().map_err(err)?,
-        };
-        // A state whose run failed is dropped, not kept: it may hold that run's values.
-        let outputs = state.run(graph_inputs(ids)).map_err(err)?;
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
-        let expected = if self.manifest.graph.scales.is_some() { 3 } else { 2 };
-        if outputs.len() != expected {
-            return Err(Error::Inference(format!(
-                "graph returned {} outputs, expected {expected}",
-                outputs.len()
-            )));
-        }
-        let read = |i: usize| -> Result<&[f32], Error> {
-            let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());
-            slice.map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
-        };
-        let probabilities = read(0)?.to_vec();
-        let labels = probabilities.len();
-        let rows = read(1)?;
-        // Rows 0..n are the tokens, the rest the n - 1 pairs.
-        let mut contributions = match self.manifest.graph.scales {
-            None => rows.to_vec(),
-            Some(_) => scale_rows(rows, read(2)?, labels, ids.len())?,
-        };
-        let split = (ids.len() * labels).min(contributions.len());
-        let pair_contributions = contributions.split_off(split);
-        Ok(Scores { probabilities, token_contributions: contributions, pair_contributions })
+        self.graph.run(ids)
     }
 
     /// The label probabilities for `text`, in manifest label order.
@@ -252,111 +136,6 @@ impl Classifier {
     }
 }
 
-/// Encodes `text` with a tokenizer that is not (yet) part of a bundle: the trainer uses this
-/// while it builds one, so training and serving tokenize through the same function.
-pub fn encode_with(
-    tokenizer: &Tokenizer,
-    bos: i64,
-    eos: i64,
-    max_tokens: usize,
-    text: &str,
-) -> Result<Encoded, Error> {
-    encode_text(bos, eos, max_tokens, text, |pieces, on_id| {
-        for piece in pieces {
-            for &id in piece_cache::tokenize(tokenizer, piece)?.iter() {
-                if !on_id(id) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Normalises `text`, cuts it into pieces and frames the ids `ids_of` gives for them with
-/// [BOS] and [EOS], truncating at `max_tokens`.
-///
-/// The BPE model runs on each piece directly: `Tokenizer::encode` would rebuild the same pieces
-/// through its generic pre-tokenizer with per-byte offset bookkeeping, which was two thirds of
-/// a request's time. A test checks that both give the same ids.
-fn encode_text(
-    bos: i64,
-    eos: i64,
-    max_tokens: usize,
-    text: &str,
-    ids_of: impl FnOnce(&mut dyn Iterator<Item = &str>, &mut dyn FnMut(u32) -> bool) -> Result<(), Error>,
-) -> Result<Encoded, Error> {
-    let normalized = normalize(text);
-    if is_blank_given(text, &normalized) {
-        return Err(Error::EmptyText);
-    }
-    let room = max_tokens.saturating_sub(2);
-    let mut ids = Vec::with_capacity(room.min(normalized.text.len() / 2) + 2);
-    ids.push(bos);
-    let mut truncated = normalized.truncated;
-    ids_of(&mut pieces(&normalized.text), &mut |id| {
-        if ids.len() > room {
-            truncated = true;
-            return false;
-        }
-        ids.push(i64::from(id));
-        true
-    })?;
-    ids.push(eos);
-    Ok(Encoded { ids, truncated })
-}
-
-/// The graph's inputs for `ids`: what [`Classifier::run`] feeds the plan of
-/// [`Classifier::graph`], for tools that run that plan themselves.
-pub fn graph_inputs(ids: &[i64]) -> TVec<TValue> {
-    tvec!(tract_ndarray::Array1::from(ids.to_vec()).into_tensor().into())
-}
-
-/// The contributions from a graph that leaves the multiply to the core: each row of `rows`
-/// starts with that feature's `labels` weights (further columns are the graph's own), and
-/// `scales` holds one multiplier for all of them or one per row.
-fn scale_rows(rows: &[f32], scales: &[f32], labels: usize, n: usize) -> Result<Vec<f32>, Error> {
-    let features = (2 * n).saturating_sub(1);
-    let width = rows.len() / features.max(1);
-    let bad = || {
-        Error::Inference(format!(
-            "graph returned {} row values and {} scales for {features} features and {labels} labels",
-            rows.len(),
-            scales.len()
-        ))
-    };
-    let per_row = scales.len() == features;
-    if width < labels || width * features != rows.len() || !(per_row || scales.len() == 1) {
-        return Err(bad());
-    }
-    let mut out = Vec::with_capacity(features * labels);
-    for (i, row) in rows.chunks_exact(width).enumerate() {
-        let scale = if per_row { scales[i] } else { scales[0] };
-        out.extend(row[..labels].iter().map(|v| v * scale));
-    }
-    Ok(out)
-}
-
-fn load_graph(bytes: &[u8]) -> Result<Runnable, Error> {
-    let err = |e: TractError| Error::ModelLoad(format!("{e:#}"));
-    tract_onnx::onnx()
-        .model_for_read(&mut &*bytes)
-        .map_err(err)?
-        .into_optimized()
-        .map_err(err)?
-        .into_runnable()
-        .map_err(err)
-}
-
-fn verify_digest(manifest: &ModelManifest, file: &'static str, bytes: &[u8]) -> Result<(), Error> {
-    let expected = &manifest.files.get(file).ok_or(Error::MissingDigest { file })?.sha256;
-    let actual = sha256_hex(bytes);
-    if !actual.eq_ignore_ascii_case(expected) {
-        return Err(Error::DigestMismatch { file, expected: expected.clone(), actual });
-    }
-    Ok(())
-}
-
 fn check_labels(labels: &[String]) -> Result<(), Error> {
     if labels.len() < 2 {
         return Err(Error::BadLabels(format!("need at least 2 labels, found {}", labels.len())));
@@ -370,21 +149,6 @@ fn check_labels(labels: &[String]) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Lower-case hex sha256 of `bytes`: the digest form of every manifest.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Lower-case hex of any digest (the trainer's streamed snapshot hashes use it too).
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    out
 }
 
 /// Index of the largest value; the first one wins a tie, so every caller breaks ties alike.
@@ -405,6 +169,11 @@ mod tests {
 
     use super::*;
     use crate::api::{ModelManifest, Prediction};
+    use crate::bundle::{BundleError, sha256_hex};
+    use crate::encode::encode_with;
+    use crate::graph::graph_inputs;
+    use crate::normalize::normalize;
+    use tract_onnx::prelude::{TVec, TValue};
 
     const MANIFEST: &[u8] = include_bytes!("../tests/fixtures/tiny/manifest.json");
     const MODEL: &[u8] = include_bytes!("../tests/fixtures/tiny/model.onnx");
@@ -429,27 +198,16 @@ mod tests {
         Classifier::load(BundleFiles { manifest: &bytes, ..files() })
     }
 
-    /// Texts whose answers are pinned in expected.json: one per language, and hostile ones.
+    /// Texts whose answers are pinned in each fixture's expected.json: one per language, and
+    /// hostile ones. `examples/golden.rs` writes those answers from the same file.
     fn golden_texts() -> Vec<String> {
-        vec![
-            "how do i read a file line by line? with open('a.txt') as fh: for line in fh: print(line)".into(),
-            "nullpointerexception when calling a method. public static void main(string[] args) { system.out.println(x); }".into(),
-            "click handler not firing: $('#btn').click(function() { console.log('hi'); });".into(),
-            "how to show a messagebox in winforms? private void button1_click(object sender, eventargs e) { messagebox.show(\"x\"); }".into(),
-            "x".into(),
-            "[BOS] [EOS] [UNK] <script>alert(1)</script> \u{0}\u{1b}[31m 🙂 مرحبا".into(),
-        ]
+        serde_json::from_slice(include_bytes!("../tests/fixtures/golden-texts.json")).expect("golden texts parse")
     }
 
-    /// Classifies the golden texts with `c` and checks them against `expected_path`, or
-    /// rewrites it when asked to (`STACKTAG_REGENERATE_GOLDEN`, and only if `regenerable`).
-    fn check_golden(c: &Classifier, expected_path: &str, regenerable: bool) {
+    /// Classifies the golden texts with `c` and checks them against `expected_path`.
+    fn check_golden(c: &Classifier, expected_path: &str) {
         let got: Vec<Prediction> =
             golden_texts().iter().map(|t| c.classify(t).expect("classify")).collect();
-        if regenerable && std::env::var_os("STACKTAG_REGENERATE_GOLDEN").is_some() {
-            std::fs::write(expected_path, serde_json::to_vec_pretty(&got).expect("json")).expect("write");
-            return;
-        }
         let expected: Vec<Prediction> = serde_json::from_slice(
             &std::fs::read(expected_path).expect("expected.json exists (see the fixture README)"),
         )
@@ -459,6 +217,7 @@ mod tests {
             assert_eq!(g.label, e.label);
             assert_eq!(g.truncated, e.truncated);
             assert_eq!(g.model, e.model);
+            assert_eq!(g.probabilities.len(), e.probabilities.len());
             for (a, b) in g.probabilities.iter().zip(&e.probabilities) {
                 assert_eq!(a.label, b.label);
                 assert!((a.probability - b.probability).abs() <= 1e-6, "{} vs {}", a.probability, b.probability);
@@ -475,7 +234,7 @@ mod tests {
 
     #[test]
     fn golden_bundle_gives_the_pinned_answers() {
-        check_golden(&tiny(), EXPECTED_PATH, true);
+        check_golden(&tiny(), EXPECTED_PATH);
     }
 
     /// A committed fixture bundle, `tests/fixtures/$dir`: its files and its `expected.json`.
@@ -504,7 +263,7 @@ mod tests {
         let (files, expected) = fixture!("tiny-legacy");
         let legacy = Classifier::load(files).expect("the legacy bundle loads");
         assert!(legacy.manifest().graph.scales.is_none());
-        check_golden(&legacy, expected, false);
+        check_golden(&legacy, expected);
     }
 
     #[test]
@@ -513,27 +272,12 @@ mod tests {
         // That graph really outputs one scale per feature (else this test proves nothing).
         let (n, outputs) = raw_outputs(files);
         assert_eq!(outputs[2].len(), 2 * n - 1);
-        check_golden(&Classifier::load(files).expect("the bundle loads"), expected, false);
+        check_golden(&Classifier::load(files).expect("the bundle loads"), expected);
     }
 
     #[test]
     fn the_current_graph_outputs_one_scale() {
         assert_eq!(raw_outputs(files()).1[2].len(), 1);
-    }
-
-    #[test]
-    fn scales_of_the_wrong_count_are_an_error() {
-        // 3 features (n = 2) of width 3 for 2 labels.
-        let rows = [1.0, 2.0, 9.0, 3.0, 4.0, 9.0, 5.0, 6.0, 9.0];
-        assert_eq!(scale_rows(&rows, &[2.0], 2, 2).expect("one scale"), [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
-        assert_eq!(
-            scale_rows(&rows, &[1.0, 0.5, 2.0], 2, 2).expect("one per feature"),
-            [1.0, 2.0, 1.5, 2.0, 10.0, 12.0]
-        );
-        let err = scale_rows(&rows, &[1.0, 2.0], 2, 2).expect_err("two scales for three features");
-        assert!(err.to_string().contains("2 scales"), "{err}");
-        assert!(scale_rows(&rows[..8], &[1.0], 2, 2).is_err(), "ragged rows");
-        assert!(scale_rows(&rows, &[1.0], 4, 2).is_err(), "rows narrower than the labels");
     }
 
     #[test]
@@ -664,14 +408,18 @@ mod tests {
         let last = model.len() - 1;
         model[last] ^= 1;
         let err = Classifier::load(BundleFiles { model: &model, ..files() }).expect_err("tampered");
-        assert!(matches!(err, Error::DigestMismatch { file: "model.onnx", .. }), "{err}");
+        assert!(matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, .. }) if file == "model.onnx"), "{err}");
     }
 
     #[test]
     fn a_tampered_tokenizer_is_refused_by_name() {
-        let tokenizer = [TOKENIZER, b" "].concat();
+        let mut tokenizer = TOKENIZER.to_vec();
+        tokenizer[0] ^= 1;
         let err = Classifier::load(BundleFiles { tokenizer: &tokenizer, ..files() }).expect_err("tampered");
-        assert!(matches!(err, Error::DigestMismatch { file: "tokenizer.json", .. }), "{err}");
+        assert!(matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, .. }) if file == "tokenizer.json"), "{err}");
+        let longer = [TOKENIZER, b" "].concat();
+        let err = Classifier::load(BundleFiles { tokenizer: &longer, ..files() }).expect_err("longer");
+        assert!(matches!(&err, Error::Bundle(BundleError::SizeMismatch { file, .. }) if file == "tokenizer.json"), "{err}");
     }
 
     #[test]
@@ -685,7 +433,7 @@ mod tests {
     #[test]
     fn a_manifest_that_is_not_json_is_refused() {
         let err = Classifier::load(BundleFiles { manifest: b"{not json", ..files() }).expect_err("bad json");
-        assert!(matches!(err, Error::ManifestInvalid(_)), "{err}");
+        assert!(matches!(err, Error::Bundle(BundleError::ManifestInvalid(_))), "{err}");
     }
 
     #[test]
@@ -693,7 +441,7 @@ mod tests {
         let mut m = manifest();
         m.files.remove("tokenizer.json");
         let err = load_with_manifest(&m).expect_err("no digest");
-        assert!(matches!(err, Error::MissingDigest { file: "tokenizer.json" }), "{err}");
+        assert!(matches!(&err, Error::Bundle(BundleError::MissingDigest { file }) if file == "tokenizer.json"), "{err}");
     }
 
     #[test]
@@ -708,17 +456,27 @@ mod tests {
     }
 
     #[test]
+    fn a_max_tokens_without_room_for_the_specials_is_a_graph_error_not_a_label_error() {
+        let mut m = manifest();
+        m.graph.max_tokens = 1;
+        let err = load_with_manifest(&m).expect_err("max_tokens 1");
+        assert!(matches!(&err, Error::InvalidGraphSpec(msg) if msg.contains("max_tokens 1")), "{err}");
+    }
+
+    #[test]
     fn garbage_files_with_matching_digests_fail_to_load_not_to_run() {
         let garbage = b"definitely not a model".to_vec();
         let mut m = manifest();
-        m.files.get_mut("model.onnx").expect("digest").sha256 = sha256_hex(&garbage);
+        let digest = m.files.get_mut("model.onnx").expect("digest");
+        (digest.sha256, digest.bytes) = (sha256_hex(&garbage), garbage.len() as u64);
         let bytes = serde_json::to_vec(&m).expect("json");
         let err = Classifier::load(BundleFiles { manifest: &bytes, model: &garbage, tokenizer: TOKENIZER })
             .expect_err("garbage model");
         assert!(matches!(err, Error::ModelLoad(_)), "{err}");
 
         let mut m = manifest();
-        m.files.get_mut("tokenizer.json").expect("digest").sha256 = sha256_hex(&garbage);
+        let digest = m.files.get_mut("tokenizer.json").expect("digest");
+        (digest.sha256, digest.bytes) = (sha256_hex(&garbage), garbage.len() as u64);
         let bytes = serde_json::to_vec(&m).expect("json");
         let err = Classifier::load(BundleFiles { manifest: &bytes, model: MODEL, tokenizer: &garbage })
             .expect_err("garbage tokenizer");

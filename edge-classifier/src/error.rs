@@ -4,9 +4,9 @@
 /// Everything that can go wrong loading a bundle or classifying a text.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `manifest.json` is not a valid manifest.
-    #[error("bundle manifest is invalid: {0}")]
-    ManifestInvalid(#[source] serde_json::Error),
+    /// A bundle file is missing, unreadable, or does not match its manifest.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     /// The manifest has a format version this core does not read.
     #[error("bundle format version {found} is not supported (this core reads {expected})")]
     UnsupportedFormat {
@@ -15,25 +15,12 @@ pub enum Error {
         /// The version this core reads.
         expected: u32,
     },
-    /// The manifest lists no digest for a file the bundle needs.
-    #[error("bundle manifest has no digest for `{file}`")]
-    MissingDigest {
-        /// The file name.
-        file: &'static str,
-    },
-    /// A file's bytes do not match the manifest's digest.
-    #[error("bundle file `{file}` does not match its manifest digest (expected sha256 {expected}, got {actual})")]
-    DigestMismatch {
-        /// The file name.
-        file: &'static str,
-        /// The manifest's sha256.
-        expected: String,
-        /// The file's sha256.
-        actual: String,
-    },
     /// The manifest's labels are unusable.
     #[error("bundle manifest labels are invalid: {0}")]
     BadLabels(String),
+    /// The manifest's graph section is unusable (e.g. a `max_tokens` too small to run).
+    #[error("bundle manifest graph is invalid: {0}")]
+    InvalidGraphSpec(String),
     /// `tokenizer.json` could not be loaded or used.
     #[error("tokenizer failed: {0}")]
     Tokenizer(String),

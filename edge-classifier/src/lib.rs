@@ -2,23 +2,27 @@
 //! probabilities and an explanation.
 //!
 //! The trainer's export check, the promotion gate, the sync gateway's validation, the Spin
-//! component and the browser module all call this crate, so they cannot disagree. It does no
-//! I/O: a bundle arrives as bytes ([`BundleFiles`]) and leaves as a [`Classifier`].
+//! component and the browser module all call this crate, so they cannot disagree. Its only I/O
+//! is [`bundle::read_verified_dir`], which reads and verifies a bundle directory; a bundle
+//! then arrives as bytes ([`BundleFiles`]) and leaves as a [`Classifier`].
 //!
 //! It builds unchanged for the host, `wasm32-wasip2` and `wasm32-unknown-unknown`.
 
+pub mod bundle;
 mod classifier;
+mod encode;
 mod error;
 mod explain;
+mod graph;
 mod piece_cache;
 pub mod metrics;
 pub mod normalize;
 pub mod service;
 
-pub use classifier::{
-    BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, Encoded, OwnedBundle, Scores, UNK_TOKEN, argmax,
-    encode_with, graph_inputs, hex, sha256_hex,
-};
+pub use bundle::{BundleFiles, OwnedBundle, hex, sha256_hex};
+pub use classifier::{Classifier, argmax};
+pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, UNK_TOKEN, encode_with};
+pub use graph::{Scores, graph_inputs};
 pub use edge_classifier_api as api;
 pub use error::Error;
 

@@ -29,7 +29,7 @@ type Hasher = foldhash::fast::RandomState;
 /// entry, so a lookup reads one cache line and compares one `u128`. The rest go to `long`,
 /// whose boxed keys and ids cost two more reads each. A serving instance looks up a few
 /// hundred pieces per request, mostly in cold memory, so the reads are what it pays for
-/// (classify p50 about 10% lower than with boxed keys and ids, in alternating runs).
+/// (classify p50 8-10% lower than with boxed keys and ids, in alternating runs).
 #[derive(Debug, Default)]
 pub(crate) struct PieceCache {
     maps: RwLock<Maps>,

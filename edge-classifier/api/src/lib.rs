@@ -9,6 +9,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Version of the bundle layout and of [`ModelManifest`]. A reader refuses any other.
+///
+/// Format 1 covers three graph shapes, told apart by [`GraphSpec::scales`] and the length of
+/// that output: the first graphs (no `scales`), then one scale per feature, now one scale for
+/// all. The two older shapes stay readable only because registries still hold champions and
+/// rollback targets trained with them (versions registered before commit 6c1cffa). Their
+/// support goes with the next format bump, once no registry still serves or can roll back to
+/// such a version; from then on the gate and registry-sync refuse them as invalid bundles.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 
 /// File names inside a bundle directory.

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Regenerates the golden tiny bundle (edge-classifier/tests/fixtures/tiny) and its pinned
+# answers. Run it only when the model or the graph changes on purpose, then review the diff.
+#
+#   scripts/regenerate-golden.sh
+#
+# The training flags live in edge-classifier/tests/fixtures/tiny/train-args, which the
+# trainer's tests also read to check that this command reproduces the committed model.onnx
+# byte for byte.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+FIXTURE=edge-classifier/tests/fixtures/tiny
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "$SCRATCH"' EXIT
+
+# Train into a scratch directory: `train --out` replaces its target whole, which would take
+# the fixture's README, train-args and expected.json with it.
+# shellcheck disable=SC2046 # the flags are words by design
+cargo run --locked --quiet -p trainer -- train --quiet $(cat "$FIXTURE/train-args") --out "$SCRATCH/tiny"
+cp "$SCRATCH"/tiny/* "$FIXTURE"/
+cargo run --locked --quiet -p edge-classifier --example golden -- "$FIXTURE"
+git --no-pager diff --stat -- "$FIXTURE"
