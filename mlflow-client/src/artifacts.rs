@@ -213,11 +213,18 @@ impl Client {
         while let Some(dir) = pending.pop() {
             let here = root.join(&dir);
             for entry in self.list_artifacts(&here.uri()).await? {
-                let name = entry.path.rsplit('/').next().unwrap_or(&entry.path).to_owned();
-                if name.is_empty() || name == "." || name == ".." {
+                // Listings come from the server: each entry must name one plain file or folder
+                // directly under the listed one (some servers prefix the folder's own path),
+                // or joining it to `dest` could write outside it.
+                let listed = entry.path.trim_end_matches('/');
+                let name = match dir.is_empty() {
+                    true => listed,
+                    false => listed.strip_prefix(&format!("{dir}/")).unwrap_or(listed),
+                };
+                if !is_plain_name(name) {
                     return Err(Error::Artifact { uri: here.uri(), reason: format!("refusing the listed name `{}`", entry.path) });
                 }
-                let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
+                let rel = if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") };
                 if entry.is_dir {
                     pending.push(rel);
                     continue;
@@ -303,6 +310,11 @@ impl Client {
             }
         }
     }
+}
+
+/// One path segment that stays where it is joined: not empty, no separator, not `.` or `..`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
 /// Collects the files under `dir` (relative to `root`), refusing symlinks that leave it.

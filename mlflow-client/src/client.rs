@@ -253,29 +253,6 @@ impl Client {
         Ok(())
     }
 
-    /// Logs one metric value.
-    pub async fn log_metric(&self, run_id: &str, metric: &Metric) -> Result<(), Error> {
-        let _: Value = self
-            .post(
-                "runs/log-metric",
-                json!({ "run_id": run_id, "key": metric.key, "value": metric.value, "timestamp": metric.timestamp, "step": metric.step }),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Logs one param.
-    pub async fn log_param(&self, run_id: &str, key: &str, value: &str) -> Result<(), Error> {
-        let _: Value = self.post("runs/log-parameter", json!({ "run_id": run_id, "key": key, "value": value })).await?;
-        Ok(())
-    }
-
-    /// Sets one run tag.
-    pub async fn set_run_tag(&self, run_id: &str, key: &str, value: &str) -> Result<(), Error> {
-        let _: Value = self.post("runs/set-tag", json!({ "run_id": run_id, "key": key, "value": value })).await?;
-        Ok(())
-    }
-
     /// Ends (or otherwise changes the state of) a run; `FINISHED`, `FAILED` and `KILLED` stamp
     /// the end time.
     pub async fn update_run(&self, run_id: &str, status: RunStatus) -> Result<(), Error> {
@@ -285,23 +262,6 @@ impl Client {
         }
         let _: Value = self.post("runs/update", body).await?;
         Ok(())
-    }
-
-    /// Runs of `experiment_ids` matching `filter` (MLflow's search syntax; empty for all),
-    /// newest first, at most `max_results`.
-    pub async fn search_runs(&self, experiment_ids: &[&str], filter: &str, max_results: u32) -> Result<Vec<Run>, Error> {
-        #[derive(Deserialize)]
-        struct Reply {
-            #[serde(default)]
-            runs: Vec<Run>,
-        }
-        let r: Reply = self
-            .post(
-                "runs/search",
-                json!({ "experiment_ids": experiment_ids, "filter": filter, "max_results": max_results, "order_by": ["attributes.start_time DESC"] }),
-            )
-            .await?;
-        Ok(r.runs)
     }
 
     // ---- registry ----------------------------------------------------------------------

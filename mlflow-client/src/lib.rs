@@ -24,6 +24,6 @@ pub mod types;
 pub mod webhooks;
 
 pub use artifacts::ArtifactLocation;
-pub use client::Client;
+pub use client::{Client, now_ms};
 pub use config::{Auth, ClientConfig, RetryPolicy, Secret, Target};
 pub use error::{ConfigError, Error};

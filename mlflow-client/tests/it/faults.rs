@@ -88,3 +88,20 @@ async fn unreachable_mlflow_fails_clearly_after_bounded_retries() {
     assert!(text.contains("experiments/get-by-name") && text.contains("(2 retries)"), "{text}");
     assert!(!format!("{text} {err:?}").contains(TOKEN));
 }
+
+#[tokio::test]
+async fn a_listing_that_names_a_path_outside_the_download_is_refused() {
+    // A real server never lists `../x`; a hostile or broken one could, and the download must
+    // not write outside its destination.
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("dest");
+    for bad in ["../x", "..", "a/../../x", "/etc/x", "a\\b"] {
+        let listing = serde_json::json!({ "files": [{ "path": bad, "is_dir": false, "file_size": 1 }] }).to_string();
+        let faults = FaultServer::start(None, [Fault::Reply(200, listing)]).expect("faults");
+        let c = client_for(faults.url(), fast_retry());
+        let err = c.download_dir("mlflow-artifacts:/1/run/artifacts/bundle", &dest).await.expect_err(bad);
+        assert!(matches!(&err, Error::Artifact { reason, .. } if reason.contains(bad)), "{bad}: {err}");
+        assert_eq!(faults.seen().len(), 1, "{bad}: nothing was downloaded");
+    }
+    assert!(!dir.path().join("x").exists() && !dest.exists(), "nothing was written");
+}
