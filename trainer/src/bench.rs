@@ -6,7 +6,9 @@ use anyhow::Context;
 use edge_classifier::Classifier;
 use serde::Serialize;
 
-use crate::config::{BenchArgs, LatencyArgs, TrainConfig};
+use std::path::{Path, PathBuf};
+
+use crate::config::{ModelParams, TrainConfig};
 use crate::evaluate;
 use crate::pipeline::{self, Parity, Timings};
 
@@ -34,8 +36,21 @@ pub struct BenchReport {
     pub parity: Parity,
 }
 
+/// What `trainer bench` runs on.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Directory holding `train.csv.gz` and `test.csv.gz`.
+    pub data: PathBuf,
+    /// Where to keep the bundle (a temporary directory otherwise).
+    pub out: Option<PathBuf>,
+    /// Model settings.
+    pub model: ModelParams,
+    /// No progress bars or notes.
+    pub quiet: bool,
+}
+
 /// Trains on `DIR/train.csv.gz`, evaluates on `DIR/test.csv.gz` and measures the bundle.
-pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
+pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
     // Without `--out` the bundle lives in a temporary directory removed when `tmp` drops.
     let tmp;
     let out = match &args.out {
@@ -45,12 +60,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             tmp.path().join("bundle")
         }
     };
-    let cfg = TrainConfig::resolve(
+    let mut cfg = TrainConfig::new(
         vec![args.data.join("train.csv.gz")],
-        Some(args.data.join("test.csv.gz")),
+        vec![args.data.join("test.csv.gz")],
         out.clone(),
         &args.model,
     )?;
+    cfg.quiet = args.quiet;
     let outcome = pipeline::train(&cfg)?;
     let classifier = pipeline::load_bundle(&out)?;
     let texts: Vec<&str> = outcome.eval_texts.iter().map(String::as_str).collect();
@@ -119,13 +135,14 @@ pub struct NodeTime {
     pub mean_us: f64,
 }
 
-/// `trainer latency`: loads the bundle and times it on the data's questions.
-pub fn latency_of_bundle(args: &LatencyArgs) -> anyhow::Result<Latency> {
-    let classifier = pipeline::load_bundle(&args.target.bundle)?;
-    let (examples, _) = evaluate::read_examples(&args.target.data, &classifier.manifest().labels)?;
+/// `trainer latency`: loads the bundle and times it on the questions of `data`; `per_node`
+/// adds each tract node's mean time.
+pub fn latency_of_bundle(bundle: &Path, data: &[PathBuf], with_nodes: bool) -> anyhow::Result<Latency> {
+    let classifier = pipeline::load_bundle(bundle)?;
+    let (examples, _) = evaluate::read_examples(data, &classifier.manifest().labels)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let mut report = latency(&classifier, &texts)?;
-    if args.per_node {
+    if with_nodes {
         report.nodes = Some(per_node(&classifier, &texts)?);
     }
     Ok(report)

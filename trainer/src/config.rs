@@ -1,178 +1,64 @@
-//! Command-line flags and environment variables, resolved once into validated configs.
-//! Nothing downstream reads `std::env`.
+//! Validated configurations. The binary's flags (`src/cli/flags.rs`) resolve into these once;
+//! the library never sees a flag or reads the environment.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-
-/// Environment variables the trainer reads (through clap, here and nowhere else).
-pub mod env_vars {
-    /// Training data paths, comma-separated; same as repeating `--data`.
-    pub const DATA: &str = "STACKTAG_DATA";
-    /// Evaluation data path; same as `--eval`.
-    pub const EVAL: &str = "STACKTAG_EVAL";
-}
-
-/// The labels a Stacktag model tells apart unless `--labels` says otherwise.
+/// The labels a Stacktag model tells apart unless told otherwise.
 pub const DEFAULT_LABELS: [&str; 4] = ["csharp", "java", "javascript", "python"];
 
-/// `trainer`: trains, evaluates and benchmarks Stacktag models.
-#[derive(Debug, Parser)]
-#[command(name = "trainer", version, about)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
+/// The pair hash multiplier: a prime above any vocabulary size, so `a * PAIR_MUL + b` is
+/// unique before the modulo.
+pub const PAIR_MUL: i64 = 1_000_003;
 
-/// The trainer's subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Train a model and write a verified bundle.
-    Train(TrainArgs),
-    /// Score a bundle on any labelled data.
-    Evaluate(EvaluateArgs),
-    /// Train on DIR/train.csv.gz, evaluate on DIR/test.csv.gz, and print the figures.
-    Bench(BenchArgs),
-    /// Time the serving core on a bundle: one classify per question of the data, each seen
-    /// for the first time (after a warm-up), in this process; prints one JSON object.
-    Latency(LatencyArgs),
-    /// The gate: score the `challenger` and the `champion` on the same data and move
-    /// `champion` only if the challenger is at least as good (plus the margin).
-    Promote(crate::gate::PromoteArgs),
-    /// Point `champion` back at the version it replaced.
-    Rollback(crate::gate::RollbackArgs),
-    /// Retrain when the data snapshot changed since the champion, then register and gate.
-    Retrain(crate::gate::RetrainArgs),
-}
-
-/// Flags of `trainer train`.
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// Training data: CSV, CSV.gz, Parquet, a `<label>/*.txt` directory or its .tar.gz, or a
-    /// directory of such files (one batch each). Repeat for several batches.
-    #[arg(long, required = true, env = env_vars::DATA, value_delimiter = ',')]
-    pub data: Vec<PathBuf>,
-    /// Separate evaluation data; without it a seeded, stratified split is held out.
-    #[arg(long, env = env_vars::EVAL)]
-    pub eval: Option<PathBuf>,
-    /// Where to write the bundle directory.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Print the run's summary as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Log the run to MLflow and register the bundle as a new version with alias `challenger`.
-    #[arg(long)]
-    pub register: bool,
-    /// Registry settings (used with `--register`).
-    #[command(flatten)]
-    pub registry: crate::registry::RegistryArgs,
-    /// Model settings.
-    #[command(flatten)]
-    pub model: ModelArgs,
-}
-
-/// Settings that shape the model (shared by `train` and `bench`).
-#[derive(Debug, Clone, Args)]
-pub struct ModelArgs {
-    /// Labels to learn, comma-separated; rows with any other label are skipped.
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_LABELS.map(String::from))]
+/// Settings that shape the model. [`Default`] holds the shipped defaults, which the
+/// command line's defaults are taken from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelParams {
+    /// Labels to learn; rows with any other label are skipped.
     pub labels: Vec<String>,
     /// Registered model name written into the manifest.
-    #[arg(long, default_value = "stacktag")]
     pub model_name: String,
     /// Seed for the split and the example order.
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Share of each label held out for evaluation when `--eval` is not given.
-    #[arg(long, default_value_t = 0.2)]
+    /// Share of each label held out for evaluation when no evaluation data is given.
     pub eval_fraction: f64,
     /// Tokenizer vocabulary size.
-    #[arg(long, default_value_t = 16_000)]
     pub vocab_size: usize,
     /// A merge must occur this often to enter the vocabulary.
-    #[arg(long, default_value_t = 2)]
     pub min_frequency: u64,
     /// Buckets for hashed adjacent-token pairs (a prime is best).
-    #[arg(long, default_value_t = 262_139)]
     pub buckets: usize,
     /// Passes over the training data.
-    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Initial SGD step (decays linearly to 0).
-    #[arg(long, default_value_t = 2.0)]
     pub learning_rate: f32,
     /// L2 penalty.
-    #[arg(long, default_value_t = 0.0)]
     pub l2: f32,
     /// Smoothing of the naive-Bayes feature ratios; 0 turns them off.
-    #[arg(long, default_value_t = 1.0)]
     pub nb_alpha: f32,
-    /// Tokens the model reads at most ([BOS] and [EOS] included). 768 cuts the longest few
-    /// percent of questions: accuracy on a held-out split of the training data was the same as
-    /// with 2048 (0.9031 vs 0.9029 over two seeds), and p99 latency about 40% lower.
-    #[arg(long, default_value_t = 768)]
+    /// Tokens the model reads at most ([BOS] and [EOS] included).
     pub max_tokens: usize,
-    /// No progress bars or notes.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
-/// A bundle and the labelled data to run it on (`evaluate`, `latency`).
-#[derive(Debug, Args)]
-pub struct BundleOnData {
-    /// The bundle directory.
-    #[arg(long)]
-    pub bundle: PathBuf,
-    /// Labelled data, in any format `train` reads.
-    #[arg(long, required = true, value_delimiter = ',')]
-    pub data: Vec<PathBuf>,
-}
-
-/// Flags of `trainer evaluate`.
-#[derive(Debug, Args)]
-pub struct EvaluateArgs {
-    /// What to score on what.
-    #[command(flatten)]
-    pub target: BundleOnData,
-    /// Print the figures as JSON (the shape of metrics.json, plus row counts).
-    #[arg(long)]
-    pub json: bool,
-    /// No notes.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-/// Flags of `trainer latency`.
-#[derive(Debug, Args)]
-pub struct LatencyArgs {
-    /// What to time on which questions (their labels are not used).
-    #[command(flatten)]
-    pub target: BundleOnData,
-    /// Also time every tract node of the graph, over one run per question (adds `nodes`).
-    #[arg(long)]
-    pub per_node: bool,
-    /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Flags of `trainer bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Directory holding train.csv.gz and test.csv.gz.
-    #[arg(long, env = env_vars::DATA)]
-    pub data: PathBuf,
-    /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
-    #[arg(long)]
-    pub json: bool,
-    /// Where to keep the bundle (a temporary directory otherwise).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Model settings.
-    #[command(flatten)]
-    pub model: ModelArgs,
+impl Default for ModelParams {
+    fn default() -> Self {
+        Self {
+            labels: DEFAULT_LABELS.map(String::from).to_vec(),
+            model_name: "stacktag".into(),
+            seed: 42,
+            eval_fraction: 0.2,
+            vocab_size: 16_000,
+            min_frequency: 2,
+            buckets: 262_139,
+            epochs: 10,
+            learning_rate: 2.0,
+            l2: 0.0,
+            nb_alpha: 1.0,
+            // 768 cuts the longest few percent of questions: accuracy on held-out splits of the
+            // training data matched 2048 tokens, and p99 latency fell by about a third (README).
+            max_tokens: 768,
+        }
+    }
 }
 
 /// A validated training configuration.
@@ -180,11 +66,11 @@ pub struct BenchArgs {
 pub struct TrainConfig {
     /// Training batches, in order.
     pub data: Vec<PathBuf>,
-    /// Separate evaluation data.
-    pub eval: Option<PathBuf>,
+    /// Separate evaluation data, every path read in order; empty means a held-out split.
+    pub eval: Vec<PathBuf>,
     /// Bundle directory.
     pub out: PathBuf,
-    /// Labels, in output order.
+    /// Labels, in output order (sorted, unique, lower case).
     pub labels: Vec<String>,
     /// Model name.
     pub model_name: String,
@@ -210,17 +96,13 @@ pub struct TrainConfig {
     pub nb_alpha: f32,
     /// Token cap.
     pub max_tokens: usize,
-    /// Silence.
+    /// No progress bars or notes.
     pub quiet: bool,
 }
 
-/// The pair hash multiplier: a prime above any vocabulary size, so `a * PAIR_MUL + b` is
-/// unique before the modulo.
-pub const PAIR_MUL: i64 = 1_000_003;
-
 impl TrainConfig {
-    /// Checks the raw flags and builds the config.
-    pub fn resolve(data: Vec<PathBuf>, eval: Option<PathBuf>, out: PathBuf, m: &ModelArgs) -> anyhow::Result<Self> {
+    /// Checks the settings and builds the config (not quiet; set [`TrainConfig::quiet`]).
+    pub fn new(data: Vec<PathBuf>, eval: Vec<PathBuf>, out: PathBuf, m: &ModelParams) -> anyhow::Result<Self> {
         let mut labels: Vec<String> = m.labels.iter().map(|l| l.trim().to_lowercase()).collect();
         labels.retain(|l| !l.is_empty());
         labels.sort();
@@ -229,7 +111,7 @@ impl TrainConfig {
             anyhow::bail!("`--labels` must name at least 2 distinct labels, got {}", labels.len());
         }
         if data.is_empty() {
-            anyhow::bail!("no training data: pass `--data PATH` or set `{}`", env_vars::DATA);
+            anyhow::bail!("no training data: pass `--data PATH`");
         }
         if !(m.eval_fraction > 0.0 && m.eval_fraction < 1.0) {
             anyhow::bail!("`--eval-fraction` must be between 0 and 1, got {}", m.eval_fraction);
@@ -278,7 +160,7 @@ impl TrainConfig {
             l2: m.l2,
             nb_alpha: m.nb_alpha,
             max_tokens: m.max_tokens,
-            quiet: m.quiet,
+            quiet: false,
         })
     }
 }

@@ -110,6 +110,16 @@ pub enum DataError {
     },
 }
 
+/// Reads every path in order (see [`read_source`]) into one list of batches; `set` names the
+/// data in errors (`training`, `evaluation`).
+pub fn read_sources(paths: &[PathBuf], set: &str) -> anyhow::Result<Vec<Batch>> {
+    let mut batches = Vec::new();
+    for path in paths {
+        batches.extend(read_source(path).map_err(|e| anyhow::anyhow!(e).context(format!("failed to read {set} data `{}`", path.display())))?);
+    }
+    Ok(batches)
+}
+
 /// Reads one `--data`/`--eval` path: a file is one batch, a directory of data files is one
 /// batch per file (sorted by name: batches that arrived over time), and a directory of
 /// `<label>/` folders is one batch.
@@ -316,8 +326,9 @@ fn parse_error(path: &Path, e: impl std::fmt::Display) -> DataError {
 }
 
 /// Why a row was not used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SkipReason {
     /// The text is empty, or only whitespace and control characters.
     EmptyText,
@@ -336,14 +347,7 @@ pub enum SkipReason {
 impl SkipReason {
     /// The reason's snake_case name, as serialised.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::EmptyText => "empty_text",
-            Self::MissingLabel => "missing_label",
-            Self::UnknownLabel => "unknown_label",
-            Self::InvalidUtf8 => "invalid_utf8",
-            Self::Duplicate => "duplicate",
-            Self::InEvalData => "in_eval_data",
-        }
+        self.into()
     }
 }
 

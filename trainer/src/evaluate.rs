@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use edge_classifier::api::Evaluation;
 use edge_classifier::{Classifier, argmax};
 use serde::Serialize;
@@ -27,12 +26,7 @@ pub fn evaluate_paths(classifier: &Classifier, paths: &[PathBuf]) -> anyhow::Res
 
 /// The usable rows of `paths` (read in order), with `labels` as the label set.
 pub fn read_examples(paths: &[PathBuf], labels: &[String]) -> anyhow::Result<(Vec<Example>, RowReport)> {
-    let mut batches = Vec::new();
-    for path in paths {
-        batches.extend(
-            data::read_source(path).with_context(|| format!("failed to read `{}`", path.display()))?,
-        );
-    }
+    let batches = data::read_sources(paths, "labelled")?;
     Ok(data::clean_labelled(&batches, labels)?)
 }
 

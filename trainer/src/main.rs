@@ -1,12 +1,14 @@
-//! The `trainer` binary: a shell around [`trainer::run`].
+//! The `trainer` binary: flags in, one call into the `trainer` library, results out.
+
+mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = trainer::config::Cli::parse();
-    match trainer::run(cli) {
+    let flags = cli::flags::Cli::parse();
+    match cli::run(flags) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

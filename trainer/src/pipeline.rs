@@ -13,7 +13,7 @@ use tokenizers::Tokenizer;
 
 use crate::bundle::{self, BundleBytes};
 use crate::config::TrainConfig;
-use crate::data::{self, Dataset, EvalSource, Example, RowReport};
+use crate::data::{self, Batch, Dataset, EvalSource, Example, RowReport};
 use crate::export::{self, names};
 use crate::model::{self, FeatureSpec, FitParams, LinearModel};
 use crate::progress::Progress;
@@ -82,12 +82,25 @@ pub struct TrainOutcome {
 
 /// Trains a model as `cfg` says and writes a verified bundle to `cfg.out`.
 pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
+    let t = Instant::now();
+    let train = data::read_sources(&cfg.data, "training")?;
+    let eval = data::read_sources(&cfg.eval, "evaluation")?;
+    train_on(cfg, &train, eval, t)
+}
+
+/// [`train`] on batches already read from `cfg.data` and `cfg.eval` (`eval` empty: a held-out
+/// split), so a caller that needed the data first (`retrain` hashes it) does not read it
+/// twice. `started` is when reading began, for the `load` timing.
+pub fn train_on(cfg: &TrainConfig, train: &[Batch], eval: Vec<Batch>, started: Instant) -> anyhow::Result<TrainOutcome> {
     let progress = Progress::new(cfg.quiet);
     let mut timings = Timings::default();
 
-    let t = Instant::now();
-    let dataset = load_dataset(cfg, &progress)?;
-    timings.load = t.elapsed().as_secs_f64();
+    let eval = match cfg.eval.is_empty() {
+        true => EvalSource::Split { fraction: cfg.eval_fraction, seed: cfg.seed },
+        false => EvalSource::Batches(eval),
+    };
+    let dataset = data::prepare(train, eval, &cfg.labels)?;
+    timings.load = started.elapsed().as_secs_f64();
     progress.note(format!(
         "training data: {} used, {}; evaluation rows: {}",
         dataset.train_report.used,
@@ -162,27 +175,6 @@ pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     })
 }
 
-fn load_dataset(cfg: &TrainConfig, progress: &Progress) -> anyhow::Result<Dataset> {
-    let bar = progress.bar(cfg.data.len() as u64, "reading data");
-    let mut batches = Vec::new();
-    for path in &cfg.data {
-        batches.extend(
-            data::read_source(path)
-                .with_context(|| format!("failed to read training data `{}`", path.display()))?,
-        );
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let eval = match &cfg.eval {
-        Some(path) => EvalSource::Batches(
-            data::read_source(path)
-                .with_context(|| format!("failed to read evaluation data `{}`", path.display()))?,
-        ),
-        None => EvalSource::Split { fraction: cfg.eval_fraction, seed: cfg.seed },
-    };
-    Ok(data::prepare(&batches, eval, &cfg.labels)?)
-}
-
 /// Encodes texts through the core's own `encode_with`, on every core.
 struct Encoder<'a> {
     tokenizer: &'a Tokenizer,
@@ -253,7 +245,7 @@ fn export_and_verify(
         model_name: cfg.model_name.clone(),
         model_version: None,
         labels: dataset.labels.clone(),
-        created_at: now_rfc3339(),
+        created_at: model_registry::now_rfc3339(),
         data_snapshot: dataset.snapshot.clone(),
         graph: GraphSpec {
             input: names::INPUT.into(),
@@ -339,8 +331,8 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
         "max_tokens": cfg.max_tokens,
         "train_rows": dataset.train.len(),
         "eval_rows": dataset.eval.len(),
-        "eval_source": if cfg.eval.is_some() { "separate" } else { "split" },
-        "eval_fraction": cfg.eval.is_none().then_some(cfg.eval_fraction),
+        "eval_source": if cfg.eval.is_empty() { "split" } else { "separate" },
+        "eval_fraction": cfg.eval.is_empty().then_some(cfg.eval_fraction),
         "train_skipped": dataset.train_report.skipped,
         "data_paths": cfg.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     });
@@ -350,15 +342,7 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
     }
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
-}
-
-/// Reads the bundle at `dir` and loads it in the core.
+/// Reads and verifies the bundle at `dir` and loads it in the core.
 pub fn load_bundle(dir: &Path) -> anyhow::Result<Classifier> {
-    let bytes = edge_classifier::OwnedBundle::read_dir(dir)?;
-    Classifier::load(bytes.files())
-        .with_context(|| format!("bundle `{}` is not valid", dir.display()))
+    model_registry::verify_bundle(dir).with_context(|| format!("bundle `{}` is not valid", dir.display()))
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use trainer::config::{ModelArgs, TrainConfig};
+use trainer::config::{ModelParams, TrainConfig};
 
 /// The hand-made 160-row fixture (see fixtures/make_tiny.py).
 pub fn tiny_csv() -> PathBuf {
@@ -25,8 +25,8 @@ pub fn shared_data() -> PathBuf {
 }
 
 /// Model settings sized for the tiny fixture: small vocabulary and pair table.
-pub fn tiny_model_args() -> ModelArgs {
-    ModelArgs {
+pub fn tiny_params() -> ModelParams {
+    ModelParams {
         labels: vec!["csharp".into(), "java".into(), "javascript".into(), "python".into()],
         model_name: "stacktag-test".into(),
         seed: 7,
@@ -39,14 +39,19 @@ pub fn tiny_model_args() -> ModelArgs {
         l2: 0.0,
         nb_alpha: 1.0,
         max_tokens: 256,
-        quiet: true,
     }
+}
+
+/// A quiet training config (`eval` empty: a held-out split).
+pub fn train_config(data: Vec<PathBuf>, eval: Vec<PathBuf>, out: PathBuf, params: &ModelParams) -> TrainConfig {
+    let mut cfg = TrainConfig::new(data, eval, out, params).expect("config is valid");
+    cfg.quiet = true;
+    cfg
 }
 
 /// A config that trains the tiny fixture into `out`.
 pub fn tiny_config(out: &Path) -> TrainConfig {
-    TrainConfig::resolve(vec![tiny_csv()], None, out.to_path_buf(), &tiny_model_args())
-        .expect("tiny config is valid")
+    train_config(vec![tiny_csv()], vec![], out.to_path_buf(), &tiny_params())
 }
 
 /// Writes `rows` (label, text) as a CSV file at `path`.

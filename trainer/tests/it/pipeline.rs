@@ -8,7 +8,8 @@ use std::process::Command;
 use edge_classifier::api::{ModelManifest, files};
 use trainer::pipeline;
 
-use crate::common::{tiny_config, tiny_csv};
+use crate::common::{tiny_config, tiny_csv, tiny_params, train_config};
+use trainer::config::ModelParams;
 
 fn train_tiny(out: &Path) -> pipeline::TrainOutcome {
     pipeline::train(&tiny_config(out)).expect("tiny fixture trains")
@@ -204,11 +205,9 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
     train_tiny(&out);
     let report = json_on_tiny(&["latency"], &out);
     assert_eq!(report["timed_questions"], 160);
-    let p50 = report["classify_p50_us"].as_f64().expect("number");
-    let p99 = report["classify_p99_us"].as_f64().expect("number");
-    assert!(p50 > 0.0 && p99 >= p50, "p50 {p50}, p99 {p99}");
-    for key in ["encode_p50_us", "run_p50_us"] {
-        assert!(report[key].as_f64().expect("number") > 0.0, "{key}");
+    // Times are figures for the bench to print, not for a test to judge: only their presence.
+    for key in ["classify_p50_us", "classify_p99_us", "encode_p50_us", "run_p50_us"] {
+        assert!(report[key].as_f64().is_some_and(f64::is_finite), "{key}: {}", report[key]);
     }
     assert!(report.get("nodes").is_none(), "nodes only with --per-node");
     let report = json_on_tiny(&["latency", "--per-node"], &out);
@@ -218,7 +217,7 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
     // Concat after the cast: a slice of the sum would bring one back).
     for (i, n) in nodes.iter().enumerate() {
         assert_eq!(n["id"], i);
-        assert!(n["mean_us"].as_f64().expect("number") >= 0.0);
+        assert!(n["mean_us"].as_f64().is_some_and(f64::is_finite), "{n}");
     }
     for op in ["Source", "Gather", "Cast", "Softmax"] {
         assert!(ops.contains(&op), "{op} in {ops:?}");
@@ -278,20 +277,62 @@ fn the_cores_encode_matches_the_saved_tokenizer_json_on_real_questions() {
     // its pre-tokenizer. Both must give the same ids, or the bundle would mean two things.
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bundle");
-    train_tiny(&out);
+    // Room for whole questions: the tiny vocabulary cuts real ones into many tokens, and at
+    // the fixture's 256 most would be compared by their first ids only.
+    let params = ModelParams { max_tokens: 1 << 16, ..tiny_params() };
+    pipeline::train(&train_config(vec![tiny_csv()], vec![], out.clone(), &params)).expect("trains");
     let classifier = pipeline::load_bundle(&out).expect("load");
     let full = tokenizers::Tokenizer::from_file(out.join(files::TOKENIZER)).expect("tokenizer.json loads");
     let batches = trainer::data::read_source(&crate::common::shared_data().join("test.csv.gz")).expect("read");
-    let mut compared = 0;
+    let (mut compared, mut truncated) = (0, 0);
     for row in batches[0].rows.iter().step_by(4) {
         let trainer::data::RawText::Text(text) = &row.text else { continue };
-        let fast = classifier.encode(text).expect("encode").ids;
+        let fast = classifier.encode(text).expect("encode");
         let normalized = edge_classifier::normalize::normalize(text).text;
         let reference = full.encode(normalized.as_str(), false).expect("encode");
         let reference: Vec<i64> = reference.get_ids().iter().map(|&i| i64::from(i)).collect();
-        let body = &fast[1..fast.len() - 1];
-        assert_eq!(body, &reference[..body.len()], "ids differ for {:?}", &text[..text.len().min(60)]);
+        let body = &fast.ids[1..fast.ids.len() - 1];
+        let room = classifier.manifest().graph.max_tokens - 2;
+        let what: String = text.chars().take(60).collect();
+        if reference.len() <= room {
+            // Whole: every id, and nothing cut.
+            assert_eq!(body, &reference[..], "ids differ for {what:?}");
+        } else {
+            // Cut at max_tokens: the core keeps exactly the first `room` ids, and says so.
+            assert_eq!(body, &reference[..room], "ids differ for {what:?}");
+            assert!(fast.truncated, "{what:?} was cut but not flagged");
+            truncated += 1;
+        }
         compared += 1;
     }
     assert!(compared >= 1900, "compared {compared}");
+    assert!(truncated < compared / 2, "most questions are compared whole ({truncated} of {compared} cut)");
+}
+
+#[test]
+fn the_documented_command_reproduces_the_golden_model() {
+    // The golden tiny bundle's flags live beside it (`train-args`), and scripts/regenerate-golden.sh
+    // trains with them: the same flags must give the committed files byte for byte, or the
+    // golden answers no longer describe what the trainer makes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let fixture = root.join("edge-classifier/tests/fixtures/tiny");
+    let flags = fs::read_to_string(fixture.join("train-args")).expect("train-args");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("tiny");
+    let run = trainer_bin()
+        .current_dir(&root)
+        .args(["train", "--quiet"])
+        .args(flags.split_whitespace())
+        .arg("--out")
+        .arg(&out)
+        .env_remove("STACKTAG_DATA")
+        .env_remove("STACKTAG_EVAL")
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for f in [files::MODEL, files::TOKENIZER] {
+        let made = fs::read(out.join(f)).expect("made");
+        let committed = fs::read(fixture.join(f)).expect("committed");
+        assert!(made == committed, "`{f}` differs from the committed fixture: run scripts/regenerate-golden.sh and review");
+    }
 }

@@ -7,32 +7,45 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use edge_classifier::api::files;
-use mlflow_client::testing::{Fault, FaultServer, MlflowServer, free_port, unique_name};
-use trainer::config::TrainConfig;
-use trainer::gate::{self, Decision, GateConfig, GateMetric, Retrain};
-use trainer::registry::{self, Registry, RegistryConfig, aliases, tags};
+use mlflow_client::ClientConfig;
+use mlflow_client::testing::{Fault, FaultServer, MlflowServer, fast_retry, free_port, unique_name};
+use model_registry::{BUNDLE_ARTIFACT_DIR, Decision, GateMetric, Registered, RegistryConfig, aliases, tags};
+use trainer::registry::{self, Connection as Registry, GateConfig};
+use trainer::retrain::{self, Retrain};
 use trainer::{data, pipeline};
 
-use crate::common::{tiny_config, tiny_csv, tiny_model_args, write_csv};
+use crate::common::{tiny_config, tiny_csv, tiny_params, train_config, write_csv};
 
 const TOKEN: &str = "tok-TRAINER-NEVER-PRINT-9137";
 
+/// The documented exit code of `promote` and `retrain --fail-if-not-promoted` when the gate
+/// says no (README).
+const EXIT_NOT_PROMOTED: i32 = 3;
+
+fn registry_on(client: ClientConfig, model: &str) -> Registry {
+    let cfg = RegistryConfig { client, experiment: unique_name("exp"), model: model.to_owned() };
+    Registry::new(cfg).expect("registry")
+}
+
 fn registry_for(model: &str) -> Registry {
-    let cfg = RegistryConfig {
-        client: MlflowServer::shared().config(),
-        experiment: unique_name("exp"),
-        model: model.to_owned(),
-        git_commit: registry::current_git_commit(),
-    };
-    Registry::connect(cfg).expect("registry")
+    registry_on(MlflowServer::shared().config(), model)
+}
+
+fn gate_with(metric: GateMetric, margin: f64, force: bool, version: Option<&str>) -> GateConfig {
+    let gate = model_registry::GateConfig::new(metric, margin, force, version.map(str::to_owned)).expect("gate config");
+    GateConfig { eval: vec![tiny_csv()], gate }
 }
 
 fn gate_config() -> GateConfig {
-    GateConfig { eval: vec![tiny_csv()], metric: GateMetric::Accuracy, margin: 0.0, force: false, version: None }
+    gate_with(GateMetric::Accuracy, 0.0, false, None)
+}
+
+fn forced() -> GateConfig {
+    gate_with(GateMetric::Accuracy, 0.0, true, None)
 }
 
 /// Trains the tiny fixture into `dir/name` and registers it.
-fn train_and_register(reg: &Registry, dir: &Path, name: &str) -> registry::Registered {
+fn train_and_register(reg: &Registry, dir: &Path, name: &str) -> Registered {
     let outcome = pipeline::train(&tiny_config(&dir.join(name))).expect("tiny fixture trains");
     registry::register(reg, &outcome.bundle_dir, &outcome.manifest).expect("register")
 }
@@ -40,7 +53,7 @@ fn train_and_register(reg: &Registry, dir: &Path, name: &str) -> registry::Regis
 /// Writes the tiny fixture with every label replaced by the next one: a model trained on it
 /// is wrong about nearly everything.
 fn mislabelled_csv(path: &Path) {
-    let labels: Vec<String> = tiny_model_args().labels;
+    let labels: Vec<String> = tiny_params().labels;
     let batches = data::read_source(&tiny_csv()).expect("read tiny");
     let (examples, _) = data::clean_labelled(&batches, &labels).expect("clean");
     let rows: Vec<(&str, &str)> =
@@ -48,10 +61,10 @@ fn mislabelled_csv(path: &Path) {
     write_csv(path, &rows);
 }
 
-fn train_and_register_bad(reg: &Registry, dir: &Path) -> registry::Registered {
+fn train_and_register_bad(reg: &Registry, dir: &Path) -> Registered {
     let csv = dir.join("mislabelled.csv");
     mislabelled_csv(&csv);
-    let cfg = TrainConfig::resolve(vec![csv], None, dir.join("bad"), &tiny_model_args()).expect("config");
+    let cfg = train_config(vec![csv], vec![], dir.join("bad"), &tiny_params());
     let outcome = pipeline::train(&cfg).expect("bad model trains");
     registry::register(reg, &outcome.bundle_dir, &outcome.manifest).expect("register bad")
 }
@@ -90,7 +103,7 @@ fn train_register_then_promote_first_and_an_equal_challenger() {
     assert_eq!(run.param("model_name"), Some("stacktag-test"));
     let root: Vec<String> =
         reg.block(c.list_artifacts(&run.info.artifact_uri)).expect("list").into_iter().map(|f| f.path).collect();
-    for expected in [registry::BUNDLE_ARTIFACT_DIR, files::METRICS, files::CONFUSION_SVG] {
+    for expected in [BUNDLE_ARTIFACT_DIR, files::METRICS, files::CONFUSION_SVG] {
         assert!(root.iter().any(|p| p == expected), "{expected} missing from {root:?}");
     }
     let v1 = reg.block(c.get_model_version(reg.model(), "1")).expect("v1");
@@ -98,7 +111,7 @@ fn train_register_then_promote_first_and_an_equal_challenger() {
     assert_eq!(v1.tag(tags::DATA_SNAPSHOT), Some(manifest.data_snapshot.as_str()));
 
     // No champion yet: the first valid version is promoted.
-    let first = gate::promote(&reg, &gate_config()).expect("gate");
+    let first = registry::promote(&reg, &gate_config()).expect("gate");
     assert_eq!(first.decision, Decision::PromotedFirst);
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
     assert_eq!(version_tag(&reg, "1", tags::DECISION).as_deref(), Some("promoted_first"));
@@ -106,19 +119,19 @@ fn train_register_then_promote_first_and_an_equal_challenger() {
     assert_eq!(version_tag(&reg, "1", tags::PREVIOUS_CHAMPION).as_deref(), Some("none"));
 
     // Gating the champion again changes nothing.
-    assert_eq!(gate::promote(&reg, &gate_config()).expect("gate").decision, Decision::AlreadyChampion);
+    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::AlreadyChampion);
 
     // The same training again scores the same: equal passes a zero margin.
     let r2 = train_and_register(&reg, dir.path(), "b");
     assert_eq!(r2.version, "2");
     // ...but not a margin: an equal macro-F1 is refused when 0.01 more is required.
-    let strict = GateConfig { metric: GateMetric::MacroF1, margin: 0.01, ..gate_config() };
-    let refused = gate::promote(&reg, &strict).expect("gate");
+    let strict = gate_with(GateMetric::MacroF1, 0.01, false, None);
+    let refused = registry::promote(&reg, &strict).expect("gate");
     assert_eq!(refused.decision, Decision::Rejected, "{}", refused.reason);
     assert!(refused.reason.contains("macro_f1"), "{}", refused.reason);
     assert_eq!(version_tag(&reg, "2", tags::MARGIN).as_deref(), Some("0.01"));
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
-    let second = gate::promote(&reg, &gate_config()).expect("gate");
+    let second = registry::promote(&reg, &gate_config()).expect("gate");
     assert_eq!(second.decision, Decision::Promoted, "{}", second.reason);
     assert_eq!(second.challenger_score, second.champion_score);
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("2"));
@@ -134,10 +147,10 @@ fn the_gate_refuses_a_worse_model_and_records_why() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = registry_for(&unique_name("stacktag"));
     train_and_register(&reg, dir.path(), "good");
-    assert_eq!(gate::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
 
     let bad = train_and_register_bad(&reg, dir.path());
-    let refused = gate::promote(&reg, &gate_config()).expect("gate");
+    let refused = registry::promote(&reg, &gate_config()).expect("gate");
     assert_eq!(refused.decision, Decision::Rejected, "{}", refused.reason);
     let (chal, champ) = (refused.challenger_score.expect("scored"), refused.champion_score.expect("scored"));
     assert!(chal < champ, "challenger {chal} champion {champ}");
@@ -150,7 +163,7 @@ fn the_gate_refuses_a_worse_model_and_records_why() {
     assert!(reason.contains("accuracy") && reason.contains('<'), "{reason}");
 
     // --force overrides, and says so.
-    let forced = gate::promote(&reg, &GateConfig { force: true, ..gate_config() }).expect("gate");
+    let forced = registry::promote(&reg, &forced()).expect("gate");
     assert_eq!(forced.decision, Decision::Forced);
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some(bad.version.as_str()));
     assert_eq!(version_tag(&reg, &bad.version, tags::DECISION).as_deref(), Some("forced"));
@@ -162,13 +175,13 @@ fn the_gate_refuses_a_model_with_other_labels_whose_scores_do_not_compare() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = registry_for(&unique_name("stacktag"));
     train_and_register(&reg, dir.path(), "four");
-    gate::promote(&reg, &gate_config()).expect("gate v1");
-    let mut two = tiny_model_args();
+    registry::promote(&reg, &gate_config()).expect("gate v1");
+    let mut two = tiny_params();
     two.labels = vec!["java".into(), "python".into()];
-    let cfg = TrainConfig::resolve(vec![tiny_csv()], None, dir.path().join("two"), &two).expect("config");
+    let cfg = train_config(vec![tiny_csv()], vec![], dir.path().join("two"), &two);
     let outcome = pipeline::train(&cfg).expect("two-label model trains");
     registry::register(&reg, &outcome.bundle_dir, &outcome.manifest).expect("register");
-    let refused = gate::promote(&reg, &gate_config()).expect("gate");
+    let refused = registry::promote(&reg, &gate_config()).expect("gate");
     assert_eq!(refused.decision, Decision::Rejected);
     assert!(refused.reason.contains("labels differ"), "{}", refused.reason);
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
@@ -183,7 +196,7 @@ fn a_corrupt_bundle_is_never_promoted_even_with_force() {
     let run = reg.block(reg.client().get_run(&r.run_id)).expect("run");
     reg.block(reg.client().upload_artifact(&run.info.artifact_uri, "bundle/model.onnx", b"not onnx".to_vec()))
         .expect("overwrite");
-    let outcome = gate::promote(&reg, &GateConfig { force: true, ..gate_config() }).expect("gate");
+    let outcome = registry::promote(&reg, &forced()).expect("gate");
     assert_eq!(outcome.decision, Decision::RejectedInvalid);
     assert!(outcome.reason.contains(files::MODEL), "{}", outcome.reason);
     assert_eq!(alias(&reg, aliases::CHAMPION), None);
@@ -194,13 +207,13 @@ fn a_corrupt_bundle_is_never_promoted_even_with_force() {
 fn a_version_whose_files_are_missing_is_rejected_as_invalid() {
     let reg = registry_for(&unique_name("stacktag"));
     let c = reg.client();
-    let exp = reg.block(c.get_or_create_experiment(&reg.config().experiment)).expect("exp");
+    let exp = reg.block(c.get_or_create_experiment(&reg.registry().config().experiment)).expect("exp");
     let run = reg.block(c.create_run(&exp, None, &[])).expect("run");
     reg.block(c.get_or_create_registered_model(reg.model())).expect("model");
     let source = format!("{}/bundle", run.artifact_uri);
     let v = reg.block(c.create_model_version(reg.model(), &source, Some(&run.run_id), &[])).expect("version");
     reg.block(c.set_alias(reg.model(), aliases::CHALLENGER, &v.version)).expect("alias");
-    let outcome = gate::promote(&reg, &GateConfig { force: true, ..gate_config() }).expect("gate");
+    let outcome = registry::promote(&reg, &forced()).expect("gate");
     assert_eq!(outcome.decision, Decision::RejectedInvalid);
     assert!(outcome.reason.contains("no bundle files"), "{}", outcome.reason);
     assert_eq!(alias(&reg, aliases::CHAMPION), None);
@@ -211,12 +224,12 @@ fn rollback_returns_champion_to_the_previous_one() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = registry_for(&unique_name("stacktag"));
     train_and_register(&reg, dir.path(), "a");
-    gate::promote(&reg, &gate_config()).expect("gate v1");
+    registry::promote(&reg, &gate_config()).expect("gate v1");
     train_and_register(&reg, dir.path(), "b");
-    assert_eq!(gate::promote(&reg, &gate_config()).expect("gate v2").decision, Decision::Promoted);
+    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate v2").decision, Decision::Promoted);
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("2"));
 
-    let back = gate::rollback(&reg).expect("rollback");
+    let back = registry::rollback(&reg).expect("rollback");
     assert_eq!((back.from_version.as_str(), back.to_version.as_str()), ("2", "1"));
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
     assert_eq!(alias(&reg, aliases::CHALLENGER), None, "the rolled-back challenger is not gated again");
@@ -224,12 +237,12 @@ fn rollback_returns_champion_to_the_previous_one() {
     assert!(version_tag(&reg, "1", tags::RESTORED).expect("tag").starts_with("restored from version 2"));
 
     // A rolled-back version needs --force to come back.
-    let again = gate::promote(&reg, &GateConfig { version: Some("2".into()), ..gate_config() }).expect("gate");
+    let again = registry::promote(&reg, &gate_with(GateMetric::Accuracy, 0.0, false, Some("2"))).expect("gate");
     assert_eq!(again.decision, Decision::Rejected);
     assert!(again.reason.contains("rolled back"), "{}", again.reason);
 
     // Version 1 was the first champion: there is nothing before it.
-    let err = gate::rollback(&reg).expect_err("nothing before v1");
+    let err = registry::rollback(&reg).expect_err("nothing before v1");
     assert!(format!("{err:#}").contains("has no previous champion"), "{err:#}");
 }
 
@@ -237,7 +250,7 @@ fn rollback_returns_champion_to_the_previous_one() {
 fn retrain_skips_unchanged_data_and_gates_new_batches() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = registry_for(&unique_name("stacktag"));
-    let labels = tiny_model_args().labels;
+    let labels = tiny_params().labels;
     let batches = data::read_source(&tiny_csv()).expect("read");
     let (examples, _) = data::clean_labelled(&batches, &labels).expect("clean");
     let (mut eval, mut first, mut second, mut later) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -256,19 +269,17 @@ fn retrain_skips_unchanged_data_and_gates_new_batches() {
     write_csv(&batches_dir.join("0002.csv"), &second);
     let eval_csv = dir.path().join("eval.csv");
     write_csv(&eval_csv, &eval);
-    let gate_cfg = GateConfig { eval: vec![eval_csv.clone()], ..gate_config() };
-    let train_cfg = |out: &str| {
-        TrainConfig::resolve(vec![batches_dir.clone()], Some(eval_csv.clone()), dir.path().join(out), &tiny_model_args())
-            .expect("config")
-    };
+    let gate_cfg = gate_config().gate;
+    let train_cfg =
+        |out: &str| train_config(vec![batches_dir.clone()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params());
 
-    let Retrain::Trained { registered, gate: outcome } = gate::retrain(&reg, &train_cfg("r1"), &gate_cfg).expect("retrain 1")
+    let Retrain::Trained { registered, gate: outcome } = retrain::retrain(&reg, &train_cfg("r1"), &gate_cfg).expect("retrain 1")
     else {
         panic!("an empty registry must train");
     };
     assert_eq!((registered.version.as_str(), outcome.decision), ("1", Decision::PromotedFirst));
 
-    match gate::retrain(&reg, &train_cfg("r2"), &gate_cfg).expect("retrain 2") {
+    match retrain::retrain(&reg, &train_cfg("r2"), &gate_cfg).expect("retrain 2") {
         Retrain::Skipped { version, reason, .. } => {
             assert_eq!(version, "1");
             assert!(reason.contains("unchanged since champion version 1"), "{reason}");
@@ -278,7 +289,7 @@ fn retrain_skips_unchanged_data_and_gates_new_batches() {
     assert!(!dir.path().join("r2").exists(), "nothing was trained");
 
     write_csv(&batches_dir.join("0003.csv"), &later);
-    let Retrain::Trained { registered, gate: outcome } = gate::retrain(&reg, &train_cfg("r3"), &gate_cfg).expect("retrain 3")
+    let Retrain::Trained { registered, gate: outcome } = retrain::retrain(&reg, &train_cfg("r3"), &gate_cfg).expect("retrain 3")
     else {
         panic!("a new batch must retrain");
     };
@@ -288,8 +299,73 @@ fn retrain_skips_unchanged_data_and_gates_new_batches() {
     assert!(version_tag(&reg, "2", tags::DECISION).is_some());
 
     // Gated on this snapshot already (whatever the verdict): no duplicate version.
-    assert!(matches!(gate::retrain(&reg, &train_cfg("r4"), &gate_cfg).expect("retrain 4"), Retrain::Skipped { .. }));
+    assert!(matches!(retrain::retrain(&reg, &train_cfg("r4"), &gate_cfg).expect("retrain 4"), Retrain::Skipped { .. }));
     assert_eq!(reg.block(reg.client().model_versions(reg.model())).expect("versions").len(), 2);
+}
+
+#[test]
+fn retrain_skips_a_snapshot_the_gate_already_rejected() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    train_and_register(&reg, dir.path(), "good");
+    // Half the rows to evaluate on; the other half, every label shifted by one, to train on:
+    // scored on the true labels, that model is wrong nearly everywhere, so the gate rejects
+    // it for certain.
+    let labels = tiny_params().labels;
+    let batches = data::read_source(&tiny_csv()).expect("read");
+    let (examples, _) = data::clean_labelled(&batches, &labels).expect("clean");
+    let (mut eval, mut wrong) = (Vec::new(), Vec::new());
+    for (i, e) in examples.iter().enumerate() {
+        match i % 2 {
+            0 => eval.push((labels[e.label].as_str(), e.text.as_str())),
+            _ => wrong.push((labels[(e.label + 1) % labels.len()].as_str(), e.text.as_str())),
+        }
+    }
+    let eval_csv = dir.path().join("eval.csv");
+    write_csv(&eval_csv, &eval);
+    let gate = GateConfig { eval: vec![eval_csv.clone()], ..gate_config() };
+    assert_eq!(registry::promote(&reg, &gate).expect("gate v1").decision, Decision::PromotedFirst);
+    let bad = dir.path().join("batches");
+    fs::create_dir_all(&bad).expect("mkdir");
+    write_csv(&bad.join("0001.csv"), &wrong);
+    let cfg = |out: &str| train_config(vec![bad.clone()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params());
+    let Retrain::Trained { registered, gate } = retrain::retrain(&reg, &cfg("r1"), &gate_config().gate).expect("retrain")
+    else {
+        panic!("new data must train");
+    };
+    assert_eq!((registered.version.as_str(), gate.decision), ("2", Decision::Rejected), "{}", gate.reason);
+    match retrain::retrain(&reg, &cfg("r2"), &gate_config().gate).expect("retrain again") {
+        Retrain::Skipped { version, reason, .. } => {
+            assert_eq!(version, "2");
+            assert!(reason.contains("already decided on (rejected)"), "{reason}");
+        }
+        other => panic!("a rejected snapshot must not be trained again: {other:?}"),
+    }
+    assert!(!dir.path().join("r2").exists(), "nothing was trained");
+    assert_eq!(reg.block(reg.client().model_versions(reg.model())).expect("versions").len(), 2);
+    assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("1"));
+}
+
+#[test]
+fn a_transport_failure_during_the_gate_decides_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let model = unique_name("stacktag");
+    let direct = registry_for(&model);
+    let r = train_and_register(&direct, dir.path(), "a");
+    // The gate reads the model and the version, then lists the bundle's files: that listing
+    // and all its retries meet a dropped connection.
+    let faults = FaultServer::start(
+        Some(MlflowServer::shared().url()),
+        [Fault::Forward, Fault::Forward, Fault::Drop, Fault::Drop, Fault::Drop, Fault::Drop],
+    )
+    .expect("fault server");
+    let via_faults = registry_on(ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry()), &model);
+    let err = registry::promote(&via_faults, &gate_config()).expect_err("an unreachable bundle is an error");
+    assert!(format!("{err:#}").contains(&format!("cannot download version {} of `{model}`", r.version)), "{err:#}");
+    assert_eq!(version_tag(&direct, &r.version, tags::DECISION), None, "no decision was recorded");
+    assert_eq!(alias(&direct, aliases::CHAMPION), None);
+    // Once MLflow answers again, the same version is gated normally.
+    assert_eq!(registry::promote(&direct, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
 }
 
 // ---- the binary: exit codes, messages, faults, secrets ------------------------------------
@@ -347,7 +423,7 @@ fn cli_train_register_and_promote_survive_5xx_bursts_and_never_print_the_token()
     let o = trainer(&train_args(path(&bad_csv), path(&bad_out), &experiment, &model), real.url());
     assert!(o.status.success(), "{}", text(&o));
     let o = trainer(&["promote", "--registered-model", &model, "--eval", path(&tiny), "--fail-if-not-promoted"], real.url());
-    assert_eq!(o.status.code(), Some(i32::from(gate::EXIT_NOT_PROMOTED)), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(EXIT_NOT_PROMOTED), "{}", text(&o));
     assert!(text(&o).contains("not promoted"), "{}", text(&o));
     let o = trainer(&["promote", "--registered-model", &model, "--eval", path(&tiny)], real.url());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -356,6 +432,83 @@ fn cli_train_register_and_promote_survive_5xx_bursts_and_never_print_the_token()
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("has no previous champion"), "{}", text(&o));
     assert!(!text(&o).contains(TOKEN));
+}
+
+#[test]
+fn cli_retrain_twice_uses_every_eval_file_and_records_the_built_commit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let real = MlflowServer::shared();
+    let (experiment, model) = (unique_name("exp"), unique_name("stacktag"));
+    let labels = tiny_params().labels;
+    let batches = data::read_source(&tiny_csv()).expect("read");
+    let (examples, _) = data::clean_labelled(&batches, &labels).expect("clean");
+    let (mut train, mut eval_a, mut eval_b) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, e) in examples.iter().enumerate() {
+        let row = (labels[e.label].as_str(), e.text.as_str());
+        match i % 4 {
+            0 => eval_a.push(row),
+            1 => eval_b.push(row),
+            _ => train.push(row),
+        }
+    }
+    let inbox = dir.path().join("inbox");
+    fs::create_dir_all(&inbox).expect("mkdir");
+    write_csv(&inbox.join("0001.csv"), &train);
+    let (a, b) = (dir.path().join("eval-a.csv"), dir.path().join("eval-b.csv"));
+    write_csv(&a, &eval_a);
+    write_csv(&b, &eval_b);
+    let out = dir.path().join("bundle");
+    let args = [
+        "retrain", "--data", path(&inbox), "--eval", path(&a), "--eval", path(&b), "--out", path(&out), "--experiment",
+        &experiment, "--registered-model", &model, "--json", "--seed", "7", "--vocab-size", "400", "--min-frequency", "1",
+        "--buckets", "1009", "--epochs", "30", "--max-tokens", "256", "--quiet",
+    ];
+    // Run from a directory that is not a checkout: the commit recorded is the one the
+    // binary was built from, not the working directory's.
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args(args)
+            .current_dir(elsewhere.path())
+            .env("MLFLOW_TRACKING_URI", real.url())
+            .env_remove("STACKTAG_DATA")
+            .env_remove("STACKTAG_EVAL")
+            .output()
+            .expect("run trainer")
+    };
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let first: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(first["outcome"], "trained", "{first}");
+    assert_eq!(first["gate"]["decision"], "promoted_first", "{first}");
+    let reg = registry_for(&model);
+    let run_id = first["registered"]["run_id"].as_str().expect("run id");
+    let logged = reg.block(reg.client().get_run(run_id)).expect("run");
+    // Both files: the evaluation set is every row of a and of b (a bundle evaluated on `a`
+    // alone would count only its rows).
+    assert_eq!(logged.metric("eval_examples"), Some((eval_a.len() + eval_b.len()) as f64));
+    let manifest: edge_classifier::api::ModelManifest =
+        serde_json::from_slice(&fs::read(out.join(files::MANIFEST)).expect("manifest")).expect("json");
+    assert_eq!(manifest.metrics.examples, eval_a.len() + eval_b.len());
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert_eq!(logged.tag(tags::GIT_COMMIT), Some(head.as_str()));
+
+    // The same data again: nothing to do, exit 0, and no second version.
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let second: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(second["outcome"], "skipped", "{second}");
+    assert!(second["reason"].as_str().expect("reason").contains("unchanged since champion version 1"), "{second}");
+    let human: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+    let o = run(&human);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("nothing to do: data snapshot unchanged"), "{}", text(&o));
+    assert_eq!(reg.block(reg.client().model_versions(reg.model())).expect("versions").len(), 1);
 }
 
 #[test]
@@ -388,9 +541,14 @@ fn cli_unreachable_mlflow_fails_clearly_after_bounded_retries() {
 }
 
 #[test]
-fn the_cli_definition_is_consistent() {
-    use clap::CommandFactory;
-    trainer::config::Cli::command().debug_assert();
+fn every_subcommands_help_passes_clap_s_own_checks() {
+    // A debug build of clap checks the whole command definition (conflicting names, bad
+    // defaults) when it builds a command's help, and panics on an inconsistency.
+    for sub in ["train", "evaluate", "bench", "latency", "promote", "rollback", "retrain"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_trainer")).args([sub, "--help"]).output().expect("help");
+        assert!(o.status.success(), "`trainer {sub} --help`: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: trainer"), "{}", text(&o));
+    }
 }
 
 fn path(p: &Path) -> &str {

@@ -1,0 +1,109 @@
+//! Fetching a version's bundle and verifying it with the serving core.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use edge_classifier::Classifier;
+use edge_classifier::bundle::{self, BundleError};
+use mlflow_client::types::ModelVersion;
+
+use crate::registry::Registry;
+
+/// Why a downloaded bundle cannot be used. Never promoted, never served.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidBundle {
+    /// A file is missing, cut short, altered, or named outside the bundle.
+    #[error(transparent)]
+    Files(#[from] BundleError),
+    /// The files are intact, but the core does not load them (format, labels, graph).
+    #[error("bundle does not load in the edge core: {0}")]
+    Load(#[source] edge_classifier::Error),
+    /// The registry holds no files for the version.
+    #[error("no bundle files at `{source_uri}`: {reason}")]
+    Empty {
+        /// The version's source.
+        source_uri: String,
+        /// What the registry said.
+        reason: String,
+    },
+}
+
+/// Reads the bundle in `dir` through the core's one bundle reader (every listed file's size
+/// and sha256, plain names only), then loads it in the serving core, which checks the format,
+/// the labels and the graph. The classifier it returns is the one to evaluate or serve.
+pub fn verify_bundle(dir: &Path) -> Result<Classifier, InvalidBundle> {
+    let files = bundle::read_verified_dir(dir)?;
+    Classifier::load(files.files()).map_err(InvalidBundle::Load)
+}
+
+/// A downloaded version: either a verified classifier or why it is unusable.
+#[derive(Debug)]
+pub struct Downloaded {
+    /// Where the files are.
+    pub dir: PathBuf,
+    /// The verified classifier, or why not.
+    pub classifier: Result<Classifier, InvalidBundle>,
+}
+
+/// True when a failed download is the bundle's fault (nothing there, a listing MLflow should
+/// never give), so the version is invalid. Anything else (unreachable, refused credentials, a
+/// full disk) says nothing about the version, and must not get it rejected.
+pub fn is_bundle_fault(e: &mlflow_client::Error) -> bool {
+    e.is_not_found() || matches!(e, mlflow_client::Error::Artifact { .. })
+}
+
+/// Downloads `version`'s bundle into `dest` and verifies it. Transport failures are errors;
+/// a bundle that is missing, incomplete or corrupt comes back as [`InvalidBundle`].
+pub async fn download_verified(reg: &Registry, version: &ModelVersion, dest: &Path) -> anyhow::Result<Downloaded> {
+    let classifier = match reg.client().download_dir(&version.source, dest).await {
+        Ok(_) => verify_bundle(dest),
+        Err(e) if is_bundle_fault(&e) => {
+            Err(InvalidBundle::Empty { source_uri: version.source.clone(), reason: e.to_string() })
+        }
+        Err(e) => {
+            return Err(anyhow::Error::from(e))
+                .with_context(|| format!("cannot download version {} of `{}`", version.version, version.name));
+        }
+    };
+    Ok(Downloaded { dir: dest.to_path_buf(), classifier })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transport_failure_is_not_the_bundles_fault() {
+        let transport = mlflow_client::Error::Transport {
+            call: "artifacts list".into(),
+            url: "http://127.0.0.1:9/".into(),
+            retries: 3,
+            reason: "connection refused".into(),
+        };
+        assert!(!is_bundle_fault(&transport), "an unreachable server must not reject a version");
+        let unavailable = mlflow_client::Error::Unavailable {
+            call: "artifacts GET".into(),
+            url: "http://127.0.0.1:9/".into(),
+            status: 503,
+            retries: 3,
+            message: "busy".into(),
+        };
+        assert!(!is_bundle_fault(&unavailable));
+        let refused = mlflow_client::Error::Api {
+            call: "artifacts list".into(),
+            status: 401,
+            error_code: "UNAUTHENTICATED".into(),
+            message: "bad credentials".into(),
+        };
+        assert!(!is_bundle_fault(&refused), "refused credentials say nothing about the version");
+        let missing = mlflow_client::Error::Api {
+            call: "artifacts GET".into(),
+            status: 404,
+            error_code: "RESOURCE_DOES_NOT_EXIST".into(),
+            message: "no such file".into(),
+        };
+        assert!(is_bundle_fault(&missing));
+        let empty = mlflow_client::Error::Artifact { uri: "mlflow-artifacts:/1/r/artifacts/bundle".into(), reason: "no files there".into() };
+        assert!(is_bundle_fault(&empty));
+    }
+}

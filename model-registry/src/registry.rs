@@ -1,0 +1,109 @@
+//! Where the registry is, which names to use, and what it already holds.
+
+use anyhow::Context;
+use mlflow_client::{Client, ClientConfig};
+
+use crate::names::{aliases, tags};
+
+/// A resolved registry configuration.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// The MLflow client's configuration (its `Debug` redacts secrets).
+    pub client: ClientConfig,
+    /// Experiment that training runs are logged to.
+    pub experiment: String,
+    /// Registered model name.
+    pub model: String,
+}
+
+impl RegistryConfig {
+    /// Checks the names (trimmed, not empty); `what` names the setting in errors, e.g.
+    /// `["--experiment", "--registered-model"]`.
+    pub fn new(client: ClientConfig, experiment: &str, model: &str, what: [&str; 2]) -> anyhow::Result<Self> {
+        for (name, value) in what.iter().zip([experiment, model]) {
+            if value.trim().is_empty() {
+                anyhow::bail!("`{name}` must not be empty");
+            }
+        }
+        Ok(Self { client, experiment: experiment.trim().to_owned(), model: model.trim().to_owned() })
+    }
+}
+
+/// A client and the names it works on.
+#[derive(Debug)]
+pub struct Registry {
+    client: Client,
+    cfg: RegistryConfig,
+}
+
+impl Registry {
+    /// Builds the client (no request is sent yet).
+    pub fn new(cfg: RegistryConfig) -> anyhow::Result<Self> {
+        let client = Client::new(cfg.client.clone())?;
+        Ok(Self { client, cfg })
+    }
+
+    /// The async client, for calls this crate does not wrap.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.cfg
+    }
+
+    /// The registered model's name.
+    pub fn model(&self) -> &str {
+        &self.cfg.model
+    }
+}
+
+/// A version already trained on some data snapshot that needs no new training.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrainedBefore {
+    /// That version.
+    pub version: String,
+    /// Why nothing needs doing, in words.
+    pub reason: String,
+}
+
+/// The version that makes training on `snapshot` pointless, if any: the champion, when it was
+/// trained on it; or the newest version, when it was trained on it and the gate already
+/// decided on it (a rejected model on the same data would be rejected again, so it is not
+/// registered twice).
+pub async fn trained_before(reg: &Registry, snapshot: &str) -> anyhow::Result<Option<TrainedBefore>> {
+    let c = reg.client();
+    let name = reg.model();
+    let model = match c.get_registered_model(name).await {
+        Ok(m) => m,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("cannot read registered model `{name}`"))),
+    };
+    if let Some(champ) = model.alias(aliases::CHAMPION) {
+        let v = c
+            .get_model_version(name, champ)
+            .await
+            .with_context(|| format!("cannot read champion version {champ} of `{name}`"))?;
+        if v.tag(tags::DATA_SNAPSHOT) == Some(snapshot) {
+            return Ok(Some(TrainedBefore {
+                reason: format!("data snapshot unchanged since champion version {}", v.version),
+                version: v.version,
+            }));
+        }
+    }
+    let versions = c.model_versions(name).await.with_context(|| format!("cannot list versions of `{name}`"))?;
+    if let Some(newest) = versions.last()
+        && newest.tag(tags::DATA_SNAPSHOT) == Some(snapshot)
+        && let Some(decision) = newest.tag(tags::DECISION)
+    {
+        return Ok(Some(TrainedBefore {
+            version: newest.version.clone(),
+            reason: format!(
+                "data snapshot unchanged since version {}, which the gate already decided on ({decision})",
+                newest.version
+            ),
+        }));
+    }
+    Ok(None)
+}

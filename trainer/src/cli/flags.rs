@@ -1,0 +1,326 @@
+//! The trainer's flags and environment variables, parsed by clap and resolved once into the
+//! library's configs. This is the only place that knows about clap or reads the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use mlflow_client::{ClientConfig, env_vars as mlflow_env};
+use model_registry::{GateConfig, GateMetric, RegistryConfig};
+use strum::VariantNames;
+use trainer::bench::BenchConfig;
+use trainer::config::{ModelParams, TrainConfig};
+
+/// Environment variables the trainer reads (through clap, here and nowhere else), besides
+/// MLflow's own (`mlflow_client::env_vars`).
+pub mod env_vars {
+    /// Training data paths, comma-separated; same as repeating `--data`.
+    pub const DATA: &str = "STACKTAG_DATA";
+    /// Evaluation data paths, comma-separated; same as `--eval`.
+    pub const EVAL: &str = "STACKTAG_EVAL";
+}
+
+/// `trainer`: trains, evaluates, registers and gates Stacktag models.
+#[derive(Debug, Parser)]
+#[command(name = "trainer", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The trainer's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model and write a verified bundle.
+    Train(TrainArgs),
+    /// Score a bundle on any labelled data.
+    Evaluate(EvaluateArgs),
+    /// Train on DIR/train.csv.gz, evaluate on DIR/test.csv.gz, and print the figures.
+    Bench(BenchArgs),
+    /// Time the serving core on a bundle: one classify per question of the data, each seen
+    /// for the first time (after a warm-up), in this process; prints one JSON object.
+    Latency(LatencyArgs),
+    /// The gate: score the `challenger` and the `champion` on the same data and move
+    /// `champion` only if the challenger is at least as good (plus the margin).
+    Promote(PromoteArgs),
+    /// Point `champion` back at the version it replaced.
+    Rollback(RollbackArgs),
+    /// Retrain when the data snapshot changed since the champion, then register and gate.
+    Retrain(RetrainArgs),
+}
+
+/// Flags of `trainer train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data: CSV, CSV.gz, Parquet, a `<label>/*.txt` directory or its .tar.gz, or a
+    /// directory of such files (one batch each). Repeat for several batches.
+    #[arg(long, required = true, env = env_vars::DATA, value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
+    /// Separate evaluation data (repeat or comma-separate for several files); without it a
+    /// seeded, stratified split is held out.
+    #[arg(long, env = env_vars::EVAL, value_delimiter = ',')]
+    pub eval: Vec<PathBuf>,
+    /// Where to write the bundle directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the run's summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Log the run to MLflow and register the bundle as a new version with alias `challenger`.
+    #[arg(long)]
+    pub register: bool,
+    /// Registry settings (used with `--register`).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Model settings.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Settings that shape the model (shared by `train`, `bench` and `retrain`); the defaults are
+/// [`ModelParams::default`]'s.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Labels to learn, comma-separated; rows with any other label are skipped.
+    #[arg(long, value_delimiter = ',', default_values_t = ModelParams::default().labels)]
+    pub labels: Vec<String>,
+    /// Registered model name written into the manifest.
+    #[arg(long, default_value_t = ModelParams::default().model_name)]
+    pub model_name: String,
+    /// Seed for the split and the example order.
+    #[arg(long, default_value_t = ModelParams::default().seed)]
+    pub seed: u64,
+    /// Share of each label held out for evaluation when `--eval` is not given.
+    #[arg(long, default_value_t = ModelParams::default().eval_fraction)]
+    pub eval_fraction: f64,
+    /// Tokenizer vocabulary size.
+    #[arg(long, default_value_t = ModelParams::default().vocab_size)]
+    pub vocab_size: usize,
+    /// A merge must occur this often to enter the vocabulary.
+    #[arg(long, default_value_t = ModelParams::default().min_frequency)]
+    pub min_frequency: u64,
+    /// Buckets for hashed adjacent-token pairs (a prime is best).
+    #[arg(long, default_value_t = ModelParams::default().buckets)]
+    pub buckets: usize,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = ModelParams::default().epochs)]
+    pub epochs: usize,
+    /// Initial SGD step (decays linearly to 0).
+    #[arg(long, default_value_t = ModelParams::default().learning_rate)]
+    pub learning_rate: f32,
+    /// L2 penalty.
+    #[arg(long, default_value_t = ModelParams::default().l2)]
+    pub l2: f32,
+    /// Smoothing of the naive-Bayes feature ratios; 0 turns them off.
+    #[arg(long, default_value_t = ModelParams::default().nb_alpha)]
+    pub nb_alpha: f32,
+    /// Tokens the model reads at most ([BOS] and [EOS] included); see the README for why 768.
+    #[arg(long, default_value_t = ModelParams::default().max_tokens)]
+    pub max_tokens: usize,
+    /// No progress bars or notes.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl ModelArgs {
+    /// The model settings.
+    pub fn params(&self) -> ModelParams {
+        ModelParams {
+            labels: self.labels.clone(),
+            model_name: self.model_name.clone(),
+            seed: self.seed,
+            eval_fraction: self.eval_fraction,
+            vocab_size: self.vocab_size,
+            min_frequency: self.min_frequency,
+            buckets: self.buckets,
+            epochs: self.epochs,
+            learning_rate: self.learning_rate,
+            l2: self.l2,
+            nb_alpha: self.nb_alpha,
+            max_tokens: self.max_tokens,
+        }
+    }
+
+    /// A validated training config for `data` → `out`, evaluated on `eval`.
+    pub fn train_config(&self, data: Vec<PathBuf>, eval: Vec<PathBuf>, out: PathBuf) -> anyhow::Result<TrainConfig> {
+        if data.is_empty() {
+            anyhow::bail!("no training data: pass `--data PATH` or set `{}`", env_vars::DATA);
+        }
+        let mut cfg = TrainConfig::new(data, eval, out, &self.params())?;
+        cfg.quiet = self.quiet;
+        Ok(cfg)
+    }
+}
+
+/// Where the registry is and which names to use (shared by every registry command).
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// MLflow tracking server: an http(s) URL, or `databricks` (with `DATABRICKS_HOST` and
+    /// `DATABRICKS_TOKEN`). Auth: `MLFLOW_TRACKING_TOKEN`, or `MLFLOW_TRACKING_USERNAME` and
+    /// `MLFLOW_TRACKING_PASSWORD`.
+    #[arg(long, env = mlflow_env::TRACKING_URI, hide_env_values = true)]
+    pub tracking_uri: Option<String>,
+    /// MLflow experiment that training runs are logged to.
+    #[arg(long, default_value = "stacktag")]
+    pub experiment: String,
+    /// Registered model name.
+    #[arg(long, default_value = "stacktag")]
+    pub registered_model: String,
+}
+
+impl RegistryArgs {
+    /// Resolves the flags and MLflow's environment variables, once.
+    pub fn resolve(&self) -> anyhow::Result<RegistryConfig> {
+        let uri = self.tracking_uri.clone().filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("no MLflow server: pass `--tracking-uri URL` or set `{}`", mlflow_env::TRACKING_URI)
+        })?;
+        let client = ClientConfig::from_lookup(|name| match name == mlflow_env::TRACKING_URI {
+            true => Some(uri.clone()),
+            false => std::env::var(name).ok(),
+        })
+        .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
+        RegistryConfig::new(client, &self.experiment, &self.registered_model, ["--experiment", "--registered-model"])
+    }
+}
+
+/// Flags of the gate (shared by `promote` and `retrain`).
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Labelled evaluation data both models are scored on (any format `train` reads; repeat
+    /// or comma-separate for several files).
+    #[arg(long, env = env_vars::EVAL, value_delimiter = ',', required = true)]
+    pub eval: Vec<PathBuf>,
+    /// The figure compared: `accuracy` or `macro_f1`.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// The challenger must score at least the champion's score plus this.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub margin: f64,
+    /// Exit with code 3 when the challenger is not promoted (by default that is exit 0).
+    #[arg(long)]
+    pub fail_if_not_promoted: bool,
+    /// Print the decision as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl GateArgs {
+    /// The gate's settings.
+    pub fn resolve(&self, force: bool, version: Option<String>) -> anyhow::Result<GateConfig> {
+        let metric: GateMetric =
+            self.metric.parse().map_err(|_| anyhow::anyhow!("`--metric` must be one of {:?}, got `{}`", GateMetric::VARIANTS, self.metric))?;
+        GateConfig::new(metric, self.margin, force, version)
+    }
+}
+
+/// Flags of `trainer promote`.
+#[derive(Debug, Clone, Args)]
+pub struct PromoteArgs {
+    /// Registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Gate settings.
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// The version to gate (default: the one with alias `challenger`).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Promote whatever the scores say (recorded as `forced`). A corrupt bundle is still
+    /// refused.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Flags of `trainer rollback`.
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// Registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `trainer retrain`.
+#[derive(Debug, Clone, Args)]
+pub struct RetrainArgs {
+    /// Training data, as for `train`: typically a directory where batches accumulate.
+    #[arg(long, required = true, env = env_vars::DATA, value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
+    /// Where to write the new bundle (a temporary directory otherwise).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Gate settings; `--eval` is also the data the model is evaluated on while training.
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// Model settings.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// A bundle and the labelled data to run it on (`evaluate`, `latency`).
+#[derive(Debug, Args)]
+pub struct BundleOnData {
+    /// The bundle directory.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Labelled data, in any format `train` reads.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
+}
+
+/// Flags of `trainer evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// What to score on what.
+    #[command(flatten)]
+    pub target: BundleOnData,
+    /// Print the figures as JSON (the shape of metrics.json, plus row counts).
+    #[arg(long)]
+    pub json: bool,
+    /// No notes.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of `trainer latency`.
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// What to time on which questions (their labels are not used).
+    #[command(flatten)]
+    pub target: BundleOnData,
+    /// Also time every tract node of the graph, over one run per question (adds `nodes`).
+    #[arg(long)]
+    pub per_node: bool,
+    /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `trainer bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Directory holding train.csv.gz and test.csv.gz.
+    #[arg(long, env = env_vars::DATA)]
+    pub data: PathBuf,
+    /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
+    #[arg(long)]
+    pub json: bool,
+    /// Where to keep the bundle (a temporary directory otherwise).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Model settings.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+impl BenchArgs {
+    /// The bench's settings.
+    pub fn resolve(&self) -> BenchConfig {
+        BenchConfig { data: self.data.clone(), out: self.out.clone(), model: self.model.params(), quiet: self.model.quiet }
+    }
+}

@@ -1,0 +1,144 @@
+//! The trainer's command line: each command resolves its flags once, calls the library, and
+//! prints (JSON on stdout with `--json`, a line for people otherwise; notes on stderr).
+
+pub mod flags;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use model_registry::{GateOutcome, aliases};
+use trainer::registry::{self, Connection, EvalData};
+use trainer::retrain::{self, Retrain};
+use trainer::{bench, evaluate, pipeline};
+
+use flags::{Cli, Command};
+
+/// Exit code of `promote` and `retrain` with `--fail-if-not-promoted` when the gate said no.
+pub const EXIT_NOT_PROMOTED: u8 = 3;
+
+/// Runs one trainer command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Train(args) => {
+            let cfg = args.model.train_config(args.data, args.eval, args.out)?;
+            // Resolved before training, so a misconfigured registry fails in a second.
+            let conn = match args.register {
+                true => Some(Connection::new(args.registry.resolve()?)?),
+                false => None,
+            };
+            let outcome = pipeline::train(&cfg)?;
+            if let Some(conn) = &conn {
+                let r = registry::register(conn, &outcome.bundle_dir, &outcome.manifest)?;
+                eprintln!(
+                    "registered version {} of `{}` with alias `{}` (run {}, source {})",
+                    r.version,
+                    r.model,
+                    aliases::CHALLENGER,
+                    r.run_id,
+                    r.source
+                );
+            }
+            if args.json {
+                let summary = serde_json::json!({
+                    "bundle": outcome.bundle_dir,
+                    "metrics": outcome.manifest.metrics,
+                    "data_snapshot": outcome.manifest.data_snapshot,
+                    "train_rows": outcome.train_report,
+                    "eval_rows": outcome.eval_report,
+                    "timings": outcome.timings,
+                    "parity": outcome.parity,
+                });
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            }
+        }
+        Command::Evaluate(args) => {
+            let classifier = pipeline::load_bundle(&args.target.bundle)?;
+            let report = evaluate::evaluate_paths(&classifier, &args.target.data)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "accuracy {:.4}  macro-F1 {:.4}  on {} rows ({})",
+                    report.metrics.accuracy,
+                    report.metrics.macro_f1,
+                    report.metrics.examples,
+                    report.rows.describe()
+                );
+                for c in &report.metrics.per_class {
+                    println!(
+                        "  {:<12} precision {:.4}  recall {:.4}  f1 {:.4}  support {}",
+                        c.label, c.precision, c.recall, c.f1, c.support
+                    );
+                }
+            }
+        }
+        Command::Bench(args) => {
+            let report = bench::bench(&args.resolve())?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Latency(args) => {
+            let report = bench::latency_of_bundle(&args.target.bundle, &args.target.data, args.per_node)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Promote(args) => {
+            let gate = args.gate.resolve(args.force, args.version.clone())?;
+            let eval = EvalData::read(&args.gate.eval)?;
+            let conn = Connection::new(args.registry.resolve()?)?;
+            let outcome = registry::promote_on(&conn, &gate, &eval)?;
+            match args.gate.json {
+                true => println!("{}", serde_json::to_string_pretty(&outcome)?),
+                false => println!("{}", outcome.describe()),
+            }
+            return Ok(gate_exit(&outcome, args.gate.fail_if_not_promoted));
+        }
+        Command::Rollback(args) => {
+            let conn = Connection::new(args.registry.resolve()?)?;
+            let r = registry::rollback(&conn)?;
+            match args.json {
+                true => println!("{}", serde_json::to_string_pretty(&r)?),
+                false => println!(
+                    "rolled back `{}`: `{}` is version {} again (was {})",
+                    r.model,
+                    aliases::CHAMPION,
+                    r.to_version,
+                    r.from_version
+                ),
+            }
+        }
+        Command::Retrain(args) => {
+            let gate = args.gate.resolve(false, None)?;
+            let conn = Connection::new(args.registry.resolve()?)?;
+            let tmp = tempfile::Builder::new().prefix("stacktag-retrain-").tempdir().context("cannot create a temporary directory")?;
+            let out = args.out.clone().unwrap_or_else(|| tmp.path().join("bundle"));
+            // The gate's `--eval` files are also the training run's evaluation data, all of them.
+            let train_cfg = args.model.train_config(args.data.clone(), args.gate.eval.clone(), out)?;
+            let r = retrain::retrain(&conn, &train_cfg, &gate)?;
+            if args.gate.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            return Ok(match &r {
+                Retrain::Skipped { reason, .. } => {
+                    if !args.gate.json {
+                        println!("nothing to do: {reason}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Retrain::Trained { registered, gate: outcome } => {
+                    if !args.gate.json {
+                        println!("registered version {} of `{}` (run {})", registered.version, registered.model, registered.run_id);
+                        println!("{}", outcome.describe());
+                    }
+                    gate_exit(outcome, args.gate.fail_if_not_promoted)
+                }
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gate_exit(o: &GateOutcome, fail_if_not_promoted: bool) -> ExitCode {
+    match fail_if_not_promoted && !o.decision.is_champion() {
+        true => ExitCode::from(EXIT_NOT_PROMOTED),
+        false => ExitCode::SUCCESS,
+    }
+}

@@ -1,0 +1,53 @@
+//! `trainer retrain`, the scheduler's step: train only when the data changed, then register
+//! and gate.
+
+use std::time::Instant;
+
+use model_registry::{GateOutcome, Registered, TrainedBefore};
+use serde::Serialize;
+
+use crate::config::TrainConfig;
+use crate::data;
+use crate::pipeline;
+use crate::registry::{self, Connection, EvalData};
+
+/// What `trainer retrain` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Retrain {
+    /// The data snapshot is one the registry already has a gated model for.
+    Skipped {
+        /// The data snapshot.
+        data_snapshot: String,
+        /// The version trained on it.
+        version: String,
+        /// Why nothing was done.
+        reason: String,
+    },
+    /// A new model was trained, registered and gated.
+    Trained {
+        /// The registration.
+        registered: Registered,
+        /// The gate's answer.
+        gate: GateOutcome,
+    },
+}
+
+/// Retrains on `train_cfg.data` only when its snapshot differs from the champion's (and from
+/// the newest version's, once that was gated), then registers the model and gates it on
+/// `train_cfg.eval`, the same data it was evaluated on while training. Each file is read
+/// once.
+pub fn retrain(conn: &Connection, train_cfg: &TrainConfig, gate: &model_registry::GateConfig) -> anyhow::Result<Retrain> {
+    let started = Instant::now();
+    let batches = data::read_sources(&train_cfg.data, "training")?;
+    let snapshot = data::snapshot_of(&batches);
+    if let Some(TrainedBefore { version, reason }) = conn.block(model_registry::trained_before(conn.registry(), &snapshot))? {
+        return Ok(Retrain::Skipped { data_snapshot: snapshot, version, reason });
+    }
+    let eval = EvalData::read(&train_cfg.eval)?;
+    let outcome = pipeline::train_on(train_cfg, &batches, eval.batches().to_vec(), started)?;
+    let registered = registry::register(conn, &outcome.bundle_dir, &outcome.manifest)?;
+    let gate = model_registry::GateConfig { version: Some(registered.version.clone()), ..gate.clone() };
+    let gate = registry::promote_on(conn, &gate, &eval)?;
+    Ok(Retrain::Trained { registered, gate })
+}
