@@ -437,6 +437,13 @@ pub(crate) fn api_error(call: &str, answer: &Answer) -> Error {
             message_of(&answer.body),
         ),
     };
+    let message = match answer.status.as_u16() {
+        // The server's own text only says "not authenticated"; say which settings to check.
+        401 | 403 => format!(
+            "{message} (check `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`, or `MLFLOW_TRACKING_TOKEN`)"
+        ),
+        _ => message,
+    };
     Error::Api { call: call.to_owned(), status: answer.status.as_u16(), error_code, message }
 }
 

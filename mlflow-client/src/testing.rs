@@ -91,6 +91,16 @@ exit "$status"
 impl MlflowServer {
     /// Starts a server on a free loopback port and waits for `/health`.
     pub fn start() -> io::Result<Self> {
+        Self::launch(None)
+    }
+
+    /// Starts a server with MLflow's basic-auth app (`--app-name basic-auth`), whose admin
+    /// user is `admin` with `admin_password`; every API call then needs credentials.
+    pub fn start_with_basic_auth(admin_password: &str) -> io::Result<Self> {
+        Self::launch(Some(admin_password))
+    }
+
+    fn launch(admin_password: Option<&str>) -> io::Result<Self> {
         let bin = mlflow_bin();
         if !bin.exists() {
             return Err(io::Error::new(
@@ -112,6 +122,11 @@ impl MlflowServer {
             .args(["server", "--backend-store-uri", &db, "--artifacts-destination"])
             .arg(&artifacts)
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+            .args(admin_password.map_or(&[][..], |_| &["--app-name", "basic-auth"][..]))
+            // Read by the basic-auth app only: the admin's password (there is no default) and
+            // the key its forms' CSRF protection needs.
+            .env("MLFLOW_AUTH_ADMIN_PASSWORD", admin_password.unwrap_or_default())
+            .env("MLFLOW_FLASK_SERVER_SECRET_KEY", "stacktag-test-csrf-key")
             .env("MLFLOW_DISABLE_TELEMETRY", "true")
             // Webhooks to a loopback receiver, with a fixed key and a short cache so that a
             // new webhook hears the next event.

@@ -24,7 +24,7 @@ mod rollback;
 pub use download::{Downloaded, InvalidBundle, download_verified, verify_bundle};
 pub use gate::{Decision, GateConfig, GateMetric, GateOutcome};
 pub use names::{BUNDLE_ARTIFACT_DIR, aliases, tags};
-pub use register::{Provenance, Registered, metrics_of, params_of, register};
+pub use register::{MLMODEL, Provenance, Registered, metrics_of, mlmodel, params_of, register};
 pub use registry::{Registry, RegistryConfig, TrainedBefore, trained_before};
 pub use rollback::{Rollback, rollback};
 

@@ -64,6 +64,10 @@ pub async fn register(reg: &Registry, bundle_dir: &Path, manifest: &ModelManifes
         c.upload_dir(&run.artifact_uri, BUNDLE_ARTIFACT_DIR, bundle_dir)
             .await
             .with_context(|| format!("cannot upload bundle `{}`", bundle_dir.display()))?;
+        // Beside the bundle's own files, so the version is also a plain MLflow Model.
+        c.upload_artifact(&run.artifact_uri, &format!("{BUNDLE_ARTIFACT_DIR}/{MLMODEL}"), mlmodel(&run.run_id).into_bytes())
+            .await
+            .context("cannot upload the version's `MLmodel`")?;
         for name in [files::METRICS, files::CONFUSION_SVG] {
             let path = bundle_dir.join(name);
             if let Ok(bytes) = std::fs::read(&path) {
@@ -109,6 +113,32 @@ pub async fn register(reg: &Registry, bundle_dir: &Path, manifest: &ModelManifes
     }
 }
 
+/// The MLflow Model descriptor in the version's artifact directory.
+pub const MLMODEL: &str = "MLmodel";
+
+/// An `MLmodel` that makes the bundle directory an MLflow Model with the `onnx` flavor (and
+/// `python_function`, served by onnxruntime), so MLflow's own clients can
+/// `mlflow.onnx.load_model("models:/stacktag@champion")`. The bundle's files stay as they are:
+/// Stacktag reads `manifest.json`, MLflow reads this.
+pub fn mlmodel(run_id: &str) -> String {
+    format!(
+        "artifact_path: {BUNDLE_ARTIFACT_DIR}\n\
+         flavors:\n\
+         \x20 onnx:\n\
+         \x20   code: null\n\
+         \x20   data: {model}\n\
+         \x20   providers:\n\
+         \x20   - CPUExecutionProvider\n\
+         \x20 python_function:\n\
+         \x20   data: {model}\n\
+         \x20   loader_module: mlflow.onnx\n\
+         run_id: {run_id}\n\
+         utc_time_created: '{created}'\n",
+        model = files::MODEL,
+        created = crate::now_rfc3339(),
+    )
+}
+
 /// The run's metrics: accuracy, macro-F1, the evaluation size, and precision, recall, F1
 /// and support per class (`f1_python`, ...).
 pub fn metrics_of(manifest: &ModelManifest, timestamp: i64) -> Vec<Metric> {
@@ -146,4 +176,21 @@ pub fn params_of(manifest: &ModelManifest) -> Vec<Param> {
     map.insert("model_name".into(), manifest.model_name.clone());
     map.insert("labels".into(), manifest.labels.join(","));
     map.into_iter().map(|(k, v)| Param::new(k, v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mlmodel_names_the_onnx_file_for_both_flavors() {
+        let text = mlmodel("abc123");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "artifact_path: bundle");
+        assert_eq!(lines[1], "flavors:");
+        assert_eq!(lines[2], "  onnx:");
+        assert_eq!(lines[4], "    data: model.onnx");
+        assert!(lines.contains(&"  python_function:") && lines.contains(&"    loader_module: mlflow.onnx"), "{text}");
+        assert!(lines.contains(&"run_id: abc123"), "{text}");
+    }
 }

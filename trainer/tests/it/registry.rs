@@ -368,6 +368,77 @@ fn a_transport_failure_during_the_gate_decides_nothing() {
     assert_eq!(registry::promote(&direct, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
 }
 
+#[test]
+fn mlflow_itself_loads_the_champion_as_an_onnx_model() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    train_and_register(&reg, dir.path(), "a");
+    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    let python = mlflow_client::testing::mlflow_bin().with_file_name("python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_champion.py");
+    let o = Command::new(&python)
+        .arg(&script)
+        .arg(MlflowServer::shared().url())
+        .arg(format!("models:/{}@{}", reg.model(), aliases::CHAMPION))
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .expect("run the venv's python");
+    assert!(o.status.success(), "mlflow.onnx.load_model failed: {}", text(&o));
+    let outputs = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(outputs.split_whitespace().collect::<Vec<_>>(), ["probabilities", "contributions", "scales"], "{}", text(&o));
+    // The bundle itself is untouched by the extra file: it still verifies and loads.
+    let v = reg.block(reg.client().get_model_version(reg.model(), "1")).expect("v1");
+    let got = reg.block(model_registry::download_verified(reg.registry(), &v, &dir.path().join("dl"))).expect("download");
+    assert!(got.classifier.is_ok(), "{:?}", got.classifier.err());
+    assert!(dir.path().join("dl").join(model_registry::MLMODEL).is_file());
+}
+
+#[test]
+fn cli_works_with_basic_auth_and_names_refused_credentials_without_printing_them() {
+    const ADMIN_PASSWORD: &str = "Adm1n-NEVER-PRINT-7781";
+    let server = MlflowServer::start_with_basic_auth(ADMIN_PASSWORD).expect("basic-auth server");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (experiment, model) = (unique_name("exp"), unique_name("stacktag"));
+    let tiny = tiny_csv();
+    let out = dir.path().join("bundle");
+    let with_password = |args: &[&str], password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args(args)
+            .env("MLFLOW_TRACKING_URI", server.url())
+            .env("MLFLOW_TRACKING_USERNAME", "admin")
+            .env("MLFLOW_TRACKING_PASSWORD", password)
+            .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            .env("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.01")
+            .env_remove("MLFLOW_TRACKING_TOKEN")
+            .env_remove("STACKTAG_DATA")
+            .env_remove("STACKTAG_EVAL")
+            .output()
+            .expect("run trainer")
+    };
+    let o = with_password(&train_args(path(&tiny), path(&out), &experiment, &model), ADMIN_PASSWORD);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = with_password(&["promote", "--registered-model", &model, "--eval", path(&tiny), "--json"], ADMIN_PASSWORD);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let wrong = "wrong-NEVER-PRINT-1234";
+    let o = with_password(&["promote", "--registered-model", &model, "--eval", path(&tiny)], wrong);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("HTTP 401") && stderr.contains("MLFLOW_TRACKING_PASSWORD"), "{stderr}");
+    assert!(!text(&o).contains(wrong) && !text(&o).contains(ADMIN_PASSWORD), "{}", text(&o));
+    // Without credentials at all, the same clear refusal.
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["rollback", "--registered-model", &model])
+        .env("MLFLOW_TRACKING_URI", server.url())
+        .env_remove("MLFLOW_TRACKING_USERNAME")
+        .env_remove("MLFLOW_TRACKING_PASSWORD")
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .output()
+        .expect("run trainer");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("HTTP 401"), "{}", text(&o));
+}
+
 // ---- the binary: exit codes, messages, faults, secrets ------------------------------------
 
 fn trainer(args: &[&str], tracking_uri: &str) -> Output {
