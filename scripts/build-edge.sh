@@ -2,9 +2,9 @@
 # Builds the edge classifier Spin component once, without a model, and bakes model bundles
 # into copies of it, so that a new model takes seconds and no Rust compile.
 #
-#   scripts/build-edge.sh build [--spin]                     # cargo: the generic component
+#   scripts/build-edge.sh build                              # cargo: the generic component
 #   scripts/build-edge.sh bake [--bundle DIR] [--out FILE]   # wasmtime wizer: no cargo, seconds
-#   scripts/build-edge.sh [--spin] [--bundle DIR] [--out FILE]   # build, then bake
+#   scripts/build-edge.sh [--bundle DIR] [--out FILE]        # build, then bake (spin build)
 #
 #   build     compiles the generic component (opt-level z, fat LTO, simd128) to
 #             target/wasm32-wasip2/release/edge_classifier_spin.wasm, plus the native snapshot
@@ -20,9 +20,6 @@
 #             `tiny-fixture` is the golden edge-classifier/tests/fixtures/tiny)
 #   --out     where the baked component goes (default:
 #             target/wasm32-wasip2/release/edge_classifier_spin.baked.wasm, spin.toml's `source`)
-#   --spin    compile in the Spin variable `max_body_bytes` (what spin.toml's build runs);
-#             without it the limit comes from the STACKTAG_MAX_BODY_BYTES env var, which is what
-#             `wasmtime serve` can give (it has no Spin variables)
 #
 # Needs wasmtime-cli 48 for `bake` (scripts/setup.sh caches it; STACKTAG_WASMTIME overrides).
 set -euo pipefail
@@ -32,12 +29,10 @@ step=all
 case "${1:-}" in
   build | bake) step="$1"; shift ;;
 esac
-spin=0
 bundle="${STACKTAG_BUNDLE_DIR:-}"
 out="$EDGE_BAKED"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --spin) spin=1 ;;
     --bundle) [ $# -ge 2 ] || die "\`--bundle\` needs a directory"; bundle="$2"; shift ;;
     --out) [ $# -ge 2 ] || die "\`--out\` needs a file"; out="$2"; shift ;;
     *) die "unknown argument \`$1\` (see the header of $0)" ;;
@@ -47,15 +42,12 @@ done
 [ "$step" = build ] || [ -n "$bundle" ] || die "no bundle to bake: pass \`--bundle DIR\` or set" \
   "STACKTAG_BUNDLE_DIR to what \`trainer train --out DIR\` wrote (\`tiny-fixture\` for the" \
   "golden tiny bundle); \`$0 build\` compiles the generic component alone"
-[ "$step" = bake ] && [ "$spin" = 1 ] && die "\`--spin\` is a build option: \`$0 build --spin\`"
 
 # The native snapshot check, built by `build` in cargo's dev profile (the one `cargo test`
 # builds it in too, so the tests and the bake run one binary).
 SPAN_CHECK="$TARGET_DIR/debug/snapshot-span"
 
 build() {
-  local features=()
-  [ "$spin" = 1 ] && features=(--features spin-variables)
   # Size and speed of the component only, so set here rather than in the shared release
   # profile: opt-level "z" puts the code (tract, tokenizers, SDK) at 8.4 MB of wasm, against
   # 10.6 MB at "s" and about 16 at 3, with no measurable cost per request (SIMD kernels do the
@@ -66,8 +58,7 @@ build() {
     CARGO_PROFILE_RELEASE_STRIP=true \
     CARGO_PROFILE_RELEASE_PANIC=abort \
     CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-C target-feature=+simd128" \
-    cargo build --locked --release --target wasm32-wasip2 -p edge-classifier-spin --lib \
-    "${features[@]}"
+    cargo build --locked --release --target wasm32-wasip2 -p edge-classifier-spin --lib
   cargo build --locked --quiet -p edge-classifier-spin --bin snapshot-span
   log "built the generic component (no model): $EDGE_WASM ($(stat -c %s "$EDGE_WASM") bytes)"
 }
@@ -86,18 +77,9 @@ bake() {
   tmp="$(mktemp "$out.tmp.XXXXXX")"
   # On any failure below, no half-written output is left behind.
   trap 'rm -f "$tmp"' EXIT
-  # The `--spin` build imports Spin's variables interface, which wasmtime lacks; initialisation
-  # never calls it (the limit is read per instance, when served), so it may trap. Only then:
-  # on wasmtime 48 the flag also stubs the component's wasi 0.2.12 imports instead of matching
-  # them to wasmtime's 0.2 implementation, and instantiation fails ("mismatched resource
-  # types"), so even the Spin build's bake is unverified (README, "Production").
-  local stubs=()
-  if grep -qa 'fermyon:spin/variables' "$EDGE_WASM"; then
-    stubs=(-W unknown-imports-trap=y)
-  fi
   # --keep-init-func=true: without it wizer's output is not a valid component (TOOLCHAIN.md).
   # Only the bundle directory is preopened, and wizer passes no environment.
-  "$WASMTIME" wizer -Scli -Shttp "${stubs[@]}" --keep-init-func=true \
+  "$WASMTIME" wizer -Scli -Shttp --keep-init-func=true \
     --dir "$bundle::/bundle" "$EDGE_WASM" -o "$tmp" ||
     die "baking \`$bundle\` into the component failed (wizer's message is above)"
   "$SPAN_CHECK" "$tmp" >&2

@@ -8,7 +8,7 @@
 # trainer's tests also read to check that this command reproduces the committed model.onnx
 # byte for byte.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 FIXTURE=edge-classifier/tests/fixtures/tiny
 SCRATCH="$(mktemp -d)"

@@ -16,9 +16,6 @@ echo "== the inference core builds for both wasm targets"
 cargo check --locked -p edge-classifier --target wasm32-wasip2
 cargo check --locked -p edge-classifier --target wasm32-unknown-unknown
 
-echo "== the Spin build of the component (what \`spin build\` compiles) type-checks"
-cargo check --locked -p edge-classifier-spin --target wasm32-wasip2 --features spin-variables
-
 echo "== the fuzz target builds (its own workspace and lockfile)"
 cargo check --locked --manifest-path edge-classifier/fuzz/Cargo.toml --target-dir "$TARGET_DIR"
 

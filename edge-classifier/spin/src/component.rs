@@ -20,8 +20,10 @@ const BUNDLE_DIR: &str = "/bundle";
 const NO_MODEL: &str = "no model is baked into this component: it is the generic build; \
     bake a bundle in with `scripts/build-edge.sh bake --bundle DIR`";
 
-/// Where `max_body_bytes` comes from when the Spin variable is compiled out.
-#[cfg(not(feature = "spin-variables"))]
+/// Where `max_body_bytes` comes from, on every host: an environment variable, which
+/// `wasmtime serve --env` and Spin's `environment` (spin.toml) both set. A Spin variable would
+/// import Spin's variables interface, which the wasmtime CLI cannot provide, so a component
+/// using one could not be baked by `wasmtime wizer`; one baked file must serve both hosts.
 const MAX_BODY_ENV: &str = "STACKTAG_MAX_BODY_BYTES";
 
 /// The baked-in classifier. Only `wizer-initialize` sets it, so it lives in the snapshot; in
@@ -39,19 +41,8 @@ unsafe extern "C" {
 fn limits() -> &'static Result<Limits, String> {
     static LIMITS: OnceLock<Result<Limits, String>> = OnceLock::new();
     LIMITS.get_or_init(|| {
-        #[cfg(feature = "spin-variables")]
-        let raw = match spin_sdk::variables::get("max_body_bytes") {
-            Ok(value) => Some(value),
-            Err(spin_sdk::variables::Error::Undefined(_)) => None,
-            Err(e) => {
-                return Err(format!(
-                    "failed to read the Spin variable `max_body_bytes`: {e}"
-                ));
-            }
-        };
         // Straight from the host, not `std::env`: wasi-libc caches the environment on first
         // use, and a pre-initialised snapshot would then hold the build machine's (empty) one.
-        #[cfg(not(feature = "spin-variables"))]
         let raw = wasi::cli::environment::get_environment()
             .into_iter()
             .find_map(|(key, value)| (key == MAX_BODY_ENV).then_some(value));

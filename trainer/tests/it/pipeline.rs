@@ -124,8 +124,13 @@ fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
         .iter()
         .map(|t| {
             let ids = classifier.encode(t).expect("encode").ids;
-            let probabilities = classifier.run(&ids).expect("run").probabilities;
-            serde_json::json!({ "ids": ids, "probabilities": probabilities })
+            let scores = classifier.run(&ids).expect("run");
+            serde_json::json!({
+                "ids": ids,
+                "probabilities": scores.probabilities,
+                "token_contributions": scores.token_contributions,
+                "pair_contributions": scores.pair_contributions,
+            })
         })
         .collect();
     let cases_path = dir.path().join("cases.json");
@@ -134,11 +139,20 @@ fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
     assert!(ok.status.success(), "onnxruntime check failed: {}{}", String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
 
     // The check itself must be able to fail: a wrong expectation is reported.
+    let ok_probabilities = cases[0]["probabilities"].clone();
     cases[0]["probabilities"][0] = serde_json::json!(2.0);
     fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
     let bad = onnxruntime_check(&out.join(files::MODEL), &cases_path);
     assert!(!bad.status.success(), "a wrong expectation passed the onnxruntime check");
     assert!(String::from_utf8_lossy(&bad.stdout).contains("case 0"));
+
+    // So must its comparison of the explanation's inputs.
+    cases[0]["probabilities"] = ok_probabilities;
+    cases[1]["token_contributions"][2] = serde_json::json!(cases[1]["token_contributions"][2].as_f64().expect("number") + 0.5);
+    fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
+    let bad = onnxruntime_check(&out.join(files::MODEL), &cases_path);
+    assert!(!bad.status.success(), "a wrong contribution passed the onnxruntime check");
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("case 1"), "{}", String::from_utf8_lossy(&bad.stdout));
 }
 
 #[test]

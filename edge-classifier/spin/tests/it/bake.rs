@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use edge_classifier::Classifier;
-use edge_classifier::api::{ModelManifest, Prediction, files};
+use edge_classifier::api::{ModelManifest, files};
 use edge_classifier::bundle::read_verified_dir;
-use serde_json::json;
 
 use crate::host::{Build, Instances, Server, precompile, root, wasmtime};
 
@@ -61,18 +60,7 @@ fn expect_unavailable(server: &Server) {
     for (method, path, content_type, body) in requests.iter().chain(&requests) {
         let answer = server.send(method, path, *content_type, body);
         let what = format!("{method} {path}");
-        assert_eq!(
-            answer.status,
-            503,
-            "{what}: {:?}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        assert_eq!(
-            answer.header("content-type"),
-            Some("application/json"),
-            "{what}"
-        );
-        let value = answer.json();
+        let value = answer.json_with(503, &what);
         assert_eq!(value["error"]["code"], "unavailable", "{what}: {value}");
         let message = value["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains("no model is baked"), "{what}: {message}");
@@ -135,14 +123,7 @@ fn a_second_bundle_bakes_into_the_same_generic_build() {
         "the tiny bundle is what is served"
     );
     let text = "how do i print a list in blank";
-    let answer = server.post_json("/classify", &json!({ "text": text }));
-    assert_eq!(
-        answer.status,
-        200,
-        "{:?}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let edge: Prediction = serde_json::from_slice(&answer.body).expect("a Prediction");
+    let edge = server.classify(text, "the tiny bundle's answer");
     assert_eq!(edge.label, native.classify(text).expect("classify").label);
 }
 

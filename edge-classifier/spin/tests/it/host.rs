@@ -224,6 +224,14 @@ impl Server {
         let bytes = serde_json::to_vec(body).expect("encode JSON");
         self.send("POST", path, Some("application/json"), &bytes)
     }
+
+    /// `POST /classify` of one text, which must answer 200 with a `Prediction`; `what` names
+    /// the request in failures.
+    pub fn classify(&self, text: &str, what: &str) -> edge_classifier::api::Prediction {
+        let answer = self.post_json("/classify", &serde_json::json!({ "text": text }));
+        assert_eq!(answer.status, 200, "{what}: {:?}", String::from_utf8_lossy(&answer.body));
+        serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("{what}: not a Prediction: {e}"))
+    }
 }
 
 impl Drop for Server {
@@ -283,6 +291,15 @@ impl Answer {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, after checking that the answer has `status` and is JSON, as every
+    /// answer of the service must be; `what` names the request in failures.
+    pub fn json_with(&self, status: u16, what: &str) -> serde_json::Value {
+        let body = String::from_utf8_lossy(&self.body);
+        assert_eq!(self.status, status, "{what}: {body:?}");
+        assert_eq!(self.header("content-type"), Some("application/json"), "{what}");
+        self.json()
     }
 
     /// The body as JSON.

@@ -3,8 +3,6 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use edge_classifier::api::Prediction;
-use serde_json::json;
 
 use crate::host::{Instances, Server, native, root};
 
@@ -83,14 +81,7 @@ fn close(edge: f32, native: f32, tolerance: f32, worst: &mut f32, what: impl Fn(
 fn compare(server: &Server, questions: &[(String, String)]) {
     let (mut worst, mut worst_weight) = (0.0f32, 0.0f32);
     for (i, (_, text)) in questions.iter().enumerate() {
-        let answer = server.post_json("/classify", &json!({ "text": text }));
-        assert_eq!(
-            answer.status,
-            200,
-            "question {i}: {:?}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        let edge: Prediction = serde_json::from_slice(&answer.body).expect("a Prediction");
+        let edge = server.classify(text, &format!("question {i}"));
         let here = native().classify(text).expect("native classify");
         assert_eq!(edge.label, here.label, "question {i}");
         assert_eq!(edge.truncated, here.truncated, "question {i}");

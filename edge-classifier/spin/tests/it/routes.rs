@@ -37,18 +37,7 @@ fn expect_error(
 ) -> Answer {
     let answer = server.send(method, path, content_type, body);
     let what = format!("{method} {path} ({content_type:?}, {} bytes)", body.len());
-    assert_eq!(
-        answer.status,
-        status,
-        "{what}: {:?}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    assert_eq!(
-        answer.header("content-type"),
-        Some("application/json"),
-        "{what}"
-    );
-    let value = answer.json();
+    let value = answer.json_with(status, &what);
     let keys: Vec<_> = value["error"]
         .as_object()
         .expect("an `error` object")
@@ -101,9 +90,7 @@ fn classify_json_text_plain_and_batch_agree() {
     let server = Server::start(Instances::Reused, &[]);
     let labels = &native().manifest().labels;
 
-    let one = server.post_json("/classify", &json!({ "text": QUESTION }));
-    assert_eq!(one.status, 200, "{:?}", String::from_utf8_lossy(&one.body));
-    let one: Prediction = serde_json::from_slice(&one.body).expect("a Prediction");
+    let one = server.classify(QUESTION, "one question");
     let got: Vec<_> = one.probabilities.iter().map(|p| &p.label).collect();
     assert_eq!(
         got,
@@ -292,8 +279,8 @@ fn every_error_has_its_status_and_code() {
 
 #[test]
 fn body_limit_comes_from_the_host_configuration() {
-    // `wasmtime serve` has no Spin variables; the component built without `spin-variables`
-    // reads the same knob from its environment.
+    // The one knob, from the environment on every host (`wasmtime serve --env`, Spin's
+    // `environment` in spin.toml).
     let server = Server::start(Instances::Fresh, &[("STACKTAG_MAX_BODY_BYTES", "2048")]);
     let small = server.send("POST", "/classify", Some("text/plain"), &[b'x'; 2048]);
     assert_eq!(
