@@ -48,15 +48,20 @@ else
   cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked --root "$CACHE/tools"
 fi
 
-# --- wrk (scripts/bench-edge.sh drives the edge component with it) -------------------------
-if command -v wrk >/dev/null 2>&1; then
-  log "wrk: present"
+# --- Debian packages: wrk (scripts/bench-edge.sh drives the edge component with it) and
+# prometheus (the server the loop and the monitoring test scrape the gateway with, and
+# promtool, which checks the rules) -------------------------------------------------------
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+if [ ${#missing[@]} -eq 0 ]; then
+  log "wrk, prometheus: present"
 else
-  log "wrk: installing (apt)"
+  log "${missing[*]}: installing (apt)"
   if [ -z "${STACKTAG_APT_UPDATED:-}" ]; then
     apt-get update -qq && STACKTAG_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 log "done; tools in $CACHE"

@@ -9,6 +9,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bash scripts/setup.sh
 
+echo "== monitoring: Prometheus config, alert rules and their unit tests, Grafana dashboards"
+bash scripts/check-monitoring.sh
+
 echo "== native tests (cargo test: the default members)"
 cargo test --locked
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Checks the monitoring files offline: the Prometheus config and alert rules with promtool
+# (syntax, and the unit tests in prometheus/alerts_test.yml that fire each alert and keep it
+# quiet), and the Grafana dashboards' structure. The live check, in which a real Prometheus
+# scrapes a real gateway and runs every query, is a registry-sync test.
+#
+#   scripts/check-monitoring.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+command -v promtool >/dev/null || die "promtool is missing: run scripts/setup.sh (Debian prometheus)"
+log "promtool check config"
+promtool check config prometheus/prometheus.yml
+log "promtool check rules"
+promtool check rules prometheus/alerts.yml
+log "promtool test rules (each alert fires and stays quiet)"
+promtool test rules prometheus/alerts_test.yml
+log "grafana dashboards"
+"$CACHE/venv/bin/python" scripts/check_dashboards.py grafana
