@@ -1,0 +1,147 @@
+//! The flags and environment, parsed by clap and resolved once into the library's configs.
+//! The only place that knows about clap or reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mlflow_client::{ClientConfig, Secret, env_vars as mlflow_env};
+use model_registry::RegistryConfig;
+use registry_sync::evaluation::Sample;
+use registry_sync::{Selector, ServeConfig, SyncConfig, WebhookRegistration};
+
+/// The webhook secret's variable (never printed; `hide_env_values`).
+const WEBHOOK_SECRET: &str = "STACKTAG_WEBHOOK_SECRET";
+
+/// Keeps the edge serving the registry's champion.
+#[derive(Debug, Parser)]
+#[command(name = "registry-sync", version)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Resolve, download, verify, evaluate, stamp and bake one version; write the component.
+    Once {
+        #[command(flatten)]
+        common: Common,
+        /// The alias to take the version from.
+        #[arg(long, default_value = "champion", conflicts_with = "version")]
+        alias: String,
+        /// A fixed version instead of an alias.
+        #[arg(long)]
+        version: Option<String>,
+        /// Where the baked component goes (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Watch the alias (polling and webhooks) and serve it through the gateway.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// The alias to watch.
+        #[arg(long, default_value = "champion")]
+        alias: String,
+        /// Versioned model dirs and the `current` pointer.
+        #[arg(long, default_value = ".stacktag/sync")]
+        state_dir: PathBuf,
+        /// The gateway's address.
+        #[arg(long, default_value = "127.0.0.1:8780")]
+        listen: SocketAddr,
+        /// Seconds between polls of the alias.
+        #[arg(long, default_value_t = 10.0)]
+        poll_interval: f64,
+        /// The `wasmtime` that serves each model.
+        #[arg(long, env = "STACKTAG_WASMTIME", default_value_os_t = default_wasmtime())]
+        wasmtime: PathBuf,
+        /// Create the MLflow webhook (idempotent) posting to `--webhook-url`.
+        #[arg(long)]
+        register_webhook: bool,
+        /// The URL MLflow should post to (default: the gateway's `/webhooks/mlflow`).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// The webhook's name in MLflow.
+        #[arg(long, default_value = "stacktag-registry-sync")]
+        webhook_name: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// MLflow tracking URI.
+    #[arg(long, env = mlflow_env::TRACKING_URI, hide_env_values = true)]
+    tracking_uri: Option<String>,
+    /// Registered model name.
+    #[arg(long, default_value = "stacktag")]
+    registered_model: String,
+    /// Labelled evaluation sample (`label,text` CSV).
+    #[arg(long, env = "STACKTAG_SYNC_EVAL")]
+    eval: PathBuf,
+    /// How far below the manifest's accuracy the sample's may fall.
+    #[arg(long, default_value_t = 0.05)]
+    tolerance: f64,
+    /// The build script whose `bake` step is run.
+    #[arg(long, default_value = "scripts/build-edge.sh")]
+    bake_script: PathBuf,
+}
+
+fn default_wasmtime() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".cache/stacktag/tools/bin/wasmtime")
+}
+
+impl Common {
+    fn resolve(&self) -> anyhow::Result<SyncConfig> {
+        let uri = self.tracking_uri.clone();
+        let client = ClientConfig::from_lookup(|name| match (name == mlflow_env::TRACKING_URI, &uri) {
+            (true, Some(u)) => Some(u.clone()),
+            _ => std::env::var(name).ok(),
+        })
+        .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
+        // The experiment is never written by a sync; the name only satisfies the config.
+        let registry = RegistryConfig::new(client, "stacktag", &self.registered_model, ["--experiment", "--registered-model"])?;
+        if !(0.0..=1.0).contains(&self.tolerance) {
+            anyhow::bail!("`--tolerance` must be within 0 and 1, not {}", self.tolerance);
+        }
+        let eval = Sample::read(&self.eval)?;
+        Ok(SyncConfig { registry, eval, tolerance: self.tolerance, bake_script: self.bake_script.clone() })
+    }
+}
+
+/// Runs the command.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Once { common, alias, version, out } => {
+            let cfg = common.resolve()?;
+            let selector = version.map_or(Selector::Alias(alias), Selector::Version);
+            let m = registry_sync::once(&cfg, &selector, &out).await.with_context(|| format!("cannot bake {selector}"))?;
+            println!("{}", serde_json::json!({ "version": m.version, "run_id": m.run_id, "out": out }));
+            Ok(())
+        }
+        Command::Serve { common, alias, state_dir, listen, poll_interval, wasmtime, register_webhook, webhook_url, webhook_name } => {
+            if !(poll_interval.is_finite() && poll_interval > 0.0) {
+                anyhow::bail!("`--poll-interval` must be a positive number of seconds, not {poll_interval}");
+            }
+            let webhook_secret = std::env::var(WEBHOOK_SECRET).ok().filter(|s| !s.is_empty()).map(Secret::new);
+            if register_webhook && webhook_secret.is_none() {
+                anyhow::bail!("`--register-webhook` needs `{WEBHOOK_SECRET}`");
+            }
+            let url = webhook_url.unwrap_or_else(|| format!("http://{listen}/webhooks/mlflow"));
+            let cfg = ServeConfig {
+                sync: common.resolve()?,
+                alias,
+                state_dir,
+                listen,
+                poll_interval: Duration::from_secs_f64(poll_interval),
+                wasmtime,
+                webhook_secret,
+                register_webhook: register_webhook.then_some(WebhookRegistration { name: webhook_name, url }),
+            };
+            registry_sync::serve(cfg).await?.wait().await
+        }
+    }
+}

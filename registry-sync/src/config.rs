@@ -1,0 +1,71 @@
+//! The resolved configuration: what the binary's flags and environment become, once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mlflow_client::Secret;
+use model_registry::RegistryConfig;
+
+use crate::evaluation::Sample;
+
+/// Which version a one-off sync takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The version an alias points at (re-read every time).
+    Alias(String),
+    /// A fixed version number.
+    Version(String),
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Alias(a) => write!(f, "alias `{a}`"),
+            Self::Version(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// What every sync needs: where the registry is, how a version is checked and baked.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// MLflow and the registered model's name (its `Debug` redacts credentials).
+    pub registry: RegistryConfig,
+    /// The labelled evaluation sample, read at start-up.
+    pub eval: Sample,
+    /// How far below the manifest's accuracy the sample's accuracy may fall.
+    pub tolerance: f64,
+    /// `scripts/build-edge.sh` (its `bake` step is run, with `--bundle` and `--out`).
+    pub bake_script: PathBuf,
+}
+
+/// `--register-webhook`: the webhook MLflow should call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRegistration {
+    /// The webhook's name in MLflow (reused when name and URL match).
+    pub name: String,
+    /// The URL MLflow posts to, e.g. `http://127.0.0.1:8780/webhooks/mlflow`.
+    pub url: String,
+}
+
+/// `registry-sync serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The sync steps' configuration.
+    pub sync: SyncConfig,
+    /// The alias to watch (`champion`).
+    pub alias: String,
+    /// Versioned model dirs and the `current` pointer.
+    pub state_dir: PathBuf,
+    /// Where the gateway listens.
+    pub listen: SocketAddr,
+    /// How often the alias is re-read, webhooks or not.
+    pub poll_interval: Duration,
+    /// The `wasmtime` executable that serves each model.
+    pub wasmtime: PathBuf,
+    /// `STACKTAG_WEBHOOK_SECRET`; without it `POST /webhooks/mlflow` is off (404).
+    pub webhook_secret: Option<Secret>,
+    /// Register the webhook in MLflow at start-up.
+    pub register_webhook: Option<WebhookRegistration>,
+}

@@ -1,0 +1,85 @@
+//! The local deployer's unit: one `wasmtime serve` of a baked component on a free loopback
+//! port. Blue/green is two of these, and the gateway's pointer to one of them.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::prepare::DeployedModel;
+
+/// How long a new instance may take to answer `GET /health` with 200 (wasmtime compiles the
+/// component at start: seconds for the ~10 MB one).
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(90);
+/// Attempts on fresh ports: a port found free can be taken before wasmtime binds it.
+const START_ATTEMPTS: usize = 3;
+
+/// A running edge instance.
+#[derive(Debug)]
+pub struct Instance {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// What it serves.
+    pub model: DeployedModel,
+    // `kill_on_drop`: dropping the instance stops its process.
+    child: tokio::sync::Mutex<Child>,
+}
+
+impl Instance {
+    /// Starts `wasmtime serve` on `wasm` (its log beside it, `<wasm>.log`) and waits for
+    /// `GET /health` to answer 200.
+    pub async fn start(wasmtime: &Path, wasm: &Path, model: DeployedModel, http: &reqwest::Client) -> Result<Self, String> {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(wasmtime, wasm, &model, http).await {
+                Ok(i) => return Ok(i),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn try_start(wasmtime: &Path, wasm: &Path, model: &DeployedModel, http: &reqwest::Client) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free loopback port: {e}"))?
+            .port();
+        let log_path = PathBuf::from(format!("{}.log", wasm.display()));
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create `{}`: {e}", log_path.display()))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut child = Command::new(wasmtime)
+            .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+            .arg(wasm)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run `{}`: {e}", wasmtime.display()))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: String = tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+                return Err(format!("`wasmtime serve` on port {port} exited ({status}): {tail}"));
+            }
+            if let Ok(r) = http.get(format!("{url}/health")).timeout(Duration::from_secs(2)).send().await
+                && r.status().is_success()
+            {
+                return Ok(Self { url, model: model.clone(), child: tokio::sync::Mutex::new(child) });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill().await;
+                return Err(format!("`{url}/health` did not answer 200 within {HEALTH_TIMEOUT:?} (log: `{}`)", log_path.display()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the process.
+    pub async fn stop(&self) {
+        let _ = self.child.lock().await.kill().await;
+    }
+}

@@ -1,0 +1,30 @@
+//! registry-sync: when MLflow's `champion` alias moves, the new version reaches the edge by
+//! itself, checked on the way, and observable.
+//!
+//! A sync resolves the alias, downloads the version ([`model_registry::download_verified`]:
+//! every file's size and sha256), loads it in the serving core and scores it on a small
+//! labelled sample ([`evaluation`]), stamps the registry version into its manifest, bakes it
+//! into the generic edge component ([`prepare`]) and, in `serve`, swaps the `wasmtime serve`
+//! behind the [`gateway`] blue/green ([`instance`], [`sync`]). Any failure leaves the serving
+//! model in place and shows in a log line and in [`metrics`]. State lives in one directory
+//! ([`state`]): versioned model dirs and a `current` symlink swapped atomically.
+//!
+//! Nothing here reads flags or the environment: the binary resolves them once into a
+//! [`config::SyncConfig`] / [`config::ServeConfig`].
+
+pub mod config;
+pub mod error;
+pub mod evaluation;
+pub mod gateway;
+pub mod instance;
+pub mod metrics;
+pub mod prepare;
+pub mod state;
+pub mod sync;
+pub mod webhook;
+
+pub use config::{Selector, ServeConfig, SyncConfig, WebhookRegistration};
+pub use error::SyncError;
+pub use gateway::{AppState, app};
+pub use prepare::{DeployedModel, once, prepare, resolve};
+pub use sync::{Running, SyncOutcome, Syncer, Trigger, serve};

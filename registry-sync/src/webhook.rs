@@ -1,0 +1,125 @@
+//! `POST /webhooks/mlflow`: signature, freshness and replay checks on an MLflow delivery.
+//! A delivery only ever wakes the sync worker, which re-reads the alias (deliveries can
+//! arrive out of order), so the payload is trusted for nothing but "look now".
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+
+use axum::http::{HeaderMap, StatusCode};
+use mlflow_client::Secret;
+use mlflow_client::webhooks::{headers, signature_matches};
+
+/// Largest body accepted; an alias event is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A delivery signed longer ago (or further ahead) than this is refused as stale.
+pub const MAX_AGE_SECS: i64 = 5 * 60;
+/// Delivery ids remembered for replay detection (the oldest are forgotten first). MLflow
+/// retries within seconds, and a replay after the timestamp window is refused as stale anyway.
+const REMEMBERED_IDS: usize = 4096;
+
+/// What the receiver does with one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signed, fresh, first seen, about our alias: wake the sync worker (202).
+    Accepted,
+    /// Seen before: 200, no second sync.
+    Duplicate,
+    /// Signed and fresh but about another model, alias or event: 200, nothing to do.
+    Ignored,
+    /// A header is missing (401).
+    MissingHeaders,
+    /// The signature does not match (401).
+    BadSignature,
+    /// The timestamp is outside the window (401).
+    Stale,
+    /// Signed, but not the JSON MLflow sends (400).
+    BadPayload,
+    /// No secret configured: webhooks are off (404).
+    Disabled,
+}
+
+impl Verdict {
+    /// The HTTP status of the answer.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Accepted => StatusCode::ACCEPTED,
+            Self::Duplicate | Self::Ignored => StatusCode::OK,
+            Self::MissingHeaders | Self::BadSignature | Self::Stale => StatusCode::UNAUTHORIZED,
+            Self::BadPayload => StatusCode::BAD_REQUEST,
+            Self::Disabled => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// The bounded `result` label of `stacktag_webhook_deliveries_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::MissingHeaders => "missing_headers",
+            Self::BadSignature => "bad_signature",
+            Self::Stale => "stale",
+            Self::BadPayload => "bad_payload",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// The receiver's configuration and its memory of delivery ids.
+#[derive(Debug)]
+pub struct Receiver {
+    secret: Option<Secret>,
+    model: String,
+    alias: String,
+    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
+}
+
+impl Receiver {
+    /// A receiver for `alias` of `model`; `None` turns webhooks off.
+    pub fn new(secret: Option<Secret>, model: &str, alias: &str) -> Self {
+        Self { secret, model: model.to_owned(), alias: alias.to_owned(), seen: Mutex::default() }
+    }
+
+    /// Judges one delivery at unix time `now`. Nothing is remembered unless the signature
+    /// and timestamp check out, so an unsigned flood cannot evict real ids.
+    pub fn judge(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Verdict {
+        let Some(secret) = &self.secret else { return Verdict::Disabled };
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let (Some(id), Some(ts), Some(sig)) = (get(headers::DELIVERY_ID), get(headers::TIMESTAMP), get(headers::SIGNATURE))
+        else {
+            return Verdict::MissingHeaders;
+        };
+        if !signature_matches(secret.expose().as_bytes(), id, ts, body, sig) {
+            return Verdict::BadSignature;
+        }
+        match ts.parse::<i64>() {
+            Ok(t) if (now - t).abs() <= MAX_AGE_SECS => {}
+            _ => return Verdict::Stale,
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let (set, order) = &mut *seen;
+            if !set.insert(id.to_owned()) {
+                return Verdict::Duplicate;
+            }
+            order.push_back(id.to_owned());
+            if order.len() > REMEMBERED_IDS
+                && let Some(old) = order.pop_front()
+            {
+                set.remove(&old);
+            }
+        }
+        let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else { return Verdict::BadPayload };
+        let entity = payload.get("entity").and_then(|v| v.as_str()).unwrap_or_default();
+        let data = payload.get("data");
+        let field = |k: &str| data.and_then(|d| d.get(k)).and_then(|v| v.as_str());
+        // MLflow's `test` delivery and other events carry no alias: acknowledged, no sync.
+        if !entity.eq_ignore_ascii_case("model_version_alias")
+            || field("name") != Some(self.model.as_str())
+            || field("alias") != Some(self.alias.as_str())
+        {
+            return Verdict::Ignored;
+        }
+        Verdict::Accepted
+    }
+}

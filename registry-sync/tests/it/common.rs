@@ -1,0 +1,113 @@
+//! What the tests share: paths, the generic component (built once if missing), a registry
+//! with the golden tiny bundle registered, and a running `serve`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use edge_classifier::api::ModelManifest;
+use mlflow_client::testing::{MlflowServer, unique_name};
+use model_registry::{Provenance, Registry, RegistryConfig};
+use registry_sync::evaluation::Sample;
+use registry_sync::{ServeConfig, SyncConfig};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn tiny_bundle() -> PathBuf {
+    root().join("edge-classifier/tests/fixtures/tiny")
+}
+
+pub fn wasmtime() -> PathBuf {
+    std::env::var_os("STACKTAG_WASMTIME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stacktag/tools/bin/wasmtime")
+    })
+}
+
+/// Builds the generic component and the snapshot check with `scripts/build-edge.sh build`
+/// unless both are there (once per test binary).
+pub fn ensure_component() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+        let wasm = target.join("wasm32-wasip2/release/edge_classifier_spin.wasm");
+        let check = target.join("debug/snapshot-span");
+        if wasm.is_file() && check.is_file() {
+            return;
+        }
+        let status = Command::new("bash").arg(root().join("scripts/build-edge.sh")).arg("build").status();
+        assert!(matches!(status, Ok(s) if s.success()), "`scripts/build-edge.sh build` failed: {status:?}");
+    });
+}
+
+pub async fn mlflow() -> &'static MlflowServer {
+    tokio::task::spawn_blocking(MlflowServer::shared).await.expect("mlflow server thread")
+}
+
+pub async fn registry(model: &str) -> Registry {
+    let server = mlflow().await;
+    let cfg = RegistryConfig { client: server.config(), experiment: unique_name("sync-exp"), model: model.to_owned() };
+    Registry::new(cfg).expect("registry")
+}
+
+/// Registers the golden tiny bundle as a new version of `reg`'s model.
+pub async fn register_tiny(reg: &Registry) -> model_registry::Registered {
+    let manifest: ModelManifest =
+        serde_json::from_slice(&std::fs::read(tiny_bundle().join("manifest.json")).expect("manifest")).expect("parse");
+    let from = Provenance { git_commit: "test".into(), trainer_version: "test".into() };
+    model_registry::register(reg, &tiny_bundle(), &manifest, &from).await.expect("register tiny bundle")
+}
+
+pub fn sync_config(reg: &Registry) -> SyncConfig {
+    SyncConfig {
+        registry: reg.config().clone(),
+        eval: Sample::read(&root().join("trainer/tests/fixtures/tiny.csv")).expect("eval sample"),
+        tolerance: 0.05,
+        bake_script: root().join("scripts/build-edge.sh"),
+    }
+}
+
+pub fn serve_config(reg: &Registry, state_dir: &Path) -> ServeConfig {
+    ServeConfig {
+        sync: sync_config(reg),
+        alias: "champion".into(),
+        state_dir: state_dir.to_owned(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        poll_interval: Duration::from_millis(300),
+        wasmtime: wasmtime(),
+        webhook_secret: None,
+        register_webhook: None,
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+/// The version header of `GET /model` through the gateway, if it answers 200.
+pub async fn served_version(http: &reqwest::Client, base: &str) -> Option<String> {
+    let r = http.get(format!("{base}/model")).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.headers().get(registry_sync::gateway::VERSION_HEADER)?.to_str().ok().map(str::to_owned)
+}
+
+/// Waits (bounded) until the gateway serves `version`.
+pub async fn wait_for_version(http: &reqwest::Client, base: &str, version: &str) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let got = served_version(http, base).await;
+        if got.as_deref() == Some(version) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the gateway at `{base}` never served version {version} (last: {got:?})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("metrics body")
+}

@@ -1,0 +1,157 @@
+//! Whole syncs: a real `mlflow server`, the golden tiny bundle registered as versions, real
+//! bakes and real `wasmtime serve` instances behind the gateway, all on loopback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mlflow_client::testing::unique_name;
+use registry_sync::gateway::{RUN_ID_HEADER, VERSION_HEADER};
+use model_registry::{Registered, Registry};
+use registry_sync::{Running, SyncError, serve};
+
+use crate::common::*;
+
+/// A model with two versions of the tiny bundle, `champion` on the first, served.
+struct Fixture {
+    model: String,
+    reg: &'static Registry,
+    v1: Registered,
+    v2: Registered,
+    state_dir: tempfile::TempDir,
+    running: Running,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Registers two versions, lets `before_serve` change the second's artifacts, sets
+/// `champion` on the first and waits until the gateway serves it.
+async fn two_versions<F, Fut>(prefix: &str, before_serve: F) -> Fixture
+where
+    F: FnOnce(&'static Registry, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    ensure_component();
+    let model = unique_name(prefix);
+    // Leaked: one small client per test, for the test's lifetime.
+    let reg: &'static Registry = Box::leak(Box::new(registry(&model).await));
+    let v1 = register_tiny(reg).await;
+    let v2 = register_tiny(reg).await;
+    before_serve(reg, v2.source.clone()).await;
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let running = serve(serve_config(reg, state_dir.path())).await.expect("serve starts");
+    let base = format!("http://{}", running.addr);
+    let http = http();
+    wait_for_version(&http, &base, &v1.version).await;
+    Fixture { model, reg, v1, v2, state_dir, running, base, http }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
+    let Fixture { model, reg, v1, v2, state_dir, running: _running, base, http } = two_versions("sync-poll", |_, _| async {}).await;
+
+    // The stamped manifest names the version too, and the run id is in the header.
+    let r = http.get(format!("{base}/model")).send().await.expect("model");
+    assert_eq!(r.headers()[RUN_ID_HEADER].to_str().ok(), Some(v1.run_id.as_str()));
+    let manifest: serde_json::Value = r.json().await.expect("manifest");
+    assert_eq!(manifest["model_version"].as_str(), Some(v1.version.as_str()));
+
+    // Two clients classify back to back while the alias moves and the gateway swaps instances
+    // (bounded: they stop once version 2 has answered 50 times, or at the deadline).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed, on_v2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (http, base, stop, ok, failed, on_v2) = (http.clone(), base.clone(), stop.clone(), ok.clone(), failed.clone(), on_v2.clone());
+        let v2 = v2.version.clone();
+        clients.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = http
+                    .post(format!("{base}/classify"))
+                    .header("content-type", "text/plain")
+                    .body("how do i print a list in python")
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        if r.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()) == Some(v2.as_str()) {
+                            on_v2.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    other => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        failures.push(format!("{other:?}"));
+                    }
+                }
+                // A short pause leaves the 2 cores to the bake and wasmtime's compile.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            failures
+        }));
+    }
+    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while on_v2.load(Ordering::Relaxed) < 50 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for c in clients {
+        failures.extend(c.await.expect("client task"));
+    }
+    assert!(on_v2.load(Ordering::Relaxed) >= 50, "version {} never answered through the gateway", v2.version);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests during the swap: {failures:?}");
+    assert!(ok.load(Ordering::Relaxed) > 50);
+
+    let text = metrics_text(&http, &base).await;
+    assert!(text.contains(&format!(r#"stacktag_model_info{{version="{}",run_id="{}""#, v2.version, v2.run_id)), "{text}");
+    assert!(!text.contains(&format!(r#"stacktag_model_info{{version="{}","#, v1.version)), "{text}");
+    assert!(text.contains(r#"stacktag_sync_total{outcome="success"} 2"#), "{text}");
+    assert!(text.contains(r#"stacktag_predictions_total{label="python"}"#), "{text}");
+    assert!(text.contains("stacktag_last_sync_success_timestamp_seconds"), "{text}");
+    assert!(text.contains(r#"stacktag_gateway_request_duration_seconds_bucket{le="#) || text.contains("stacktag_gateway_request_duration_seconds_bucket{route"), "{text}");
+
+    // `current` follows, and nothing half-built is left.
+    let current = std::fs::read_link(state_dir.path().join("current")).expect("current");
+    assert_eq!(current, std::path::Path::new("models").join(&v2.version));
+    let leftovers: Vec<_> = std::fs::read_dir(state_dir.path().join("models"))
+        .expect("models")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
+    // Same size, one byte changed: only the sha256 catches it.
+    let tamper = |reg: &'static Registry, source: String| async move {
+        let mut onnx = std::fs::read(tiny_bundle().join("model.onnx")).expect("model.onnx");
+        let last = onnx.len() - 1;
+        onnx[last] ^= 0x01;
+        reg.client().upload_artifact(&source, "model.onnx", onnx).await.expect("tamper");
+    };
+    let Fixture { model, reg, v1, v2, state_dir, running, base, http } = two_versions("sync-tamper", tamper).await;
+
+    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    let err = running.syncer.sync().await.expect_err("a tampered version must be refused");
+    assert!(matches!(err, SyncError::InvalidBundle { ref version, .. } if *version == v2.version), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&format!("version {}", v2.version)) && message.contains("model.onnx"), "{message}");
+    assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+    let r = http.post(format!("{base}/classify")).header("content-type", "text/plain").body("java public static void main").send().await.expect("classify");
+    assert!(r.status().is_success());
+    let text = metrics_text(&http, &base).await;
+    assert!(text.contains(r#"stacktag_sync_total{outcome="invalid_bundle"}"#), "{text}");
+    assert!(!state_dir.path().join("models").join(&v2.version).exists(), "a refused version must leave no model dir");
+
+    // A restart serves what `current` points at before it asks MLflow anything.
+    drop(running);
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("back to v1");
+    let restarted = serve(serve_config(reg, state_dir.path())).await.expect("serve restarts");
+    let base = format!("http://{}", restarted.addr);
+    assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+}
