@@ -23,6 +23,9 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 METRIC = re.compile(r"\b(stacktag_[a-z0-9_]+)")
+# A histogram bucket picked by its bound: the bound must be one the exporter really uses
+# (its float formatting included), or the rule would silently never match.
+BUCKET = re.compile(r'(stacktag_[a-z0-9_]+_bucket\{[^}]*le="[^"]+"[^}]*\})')
 
 
 def query(base, expr):
@@ -49,6 +52,8 @@ def checks():
             yield f"alerts.yml: {name}", rule["expr"], False
             for metric in sorted(set(METRIC.findall(rule["expr"]))):
                 yield f"alerts.yml: {name} reads {metric}", f'count({{__name__="{metric}"}})', True
+            for bucket in sorted(set(BUCKET.findall(rule["expr"]))):
+                yield f"alerts.yml: {name} reads the bucket {bucket}", bucket, True
 
 
 def main(base, timeout):

@@ -13,6 +13,9 @@ bash scripts/check-delivery.sh   # workflows, SpinKube manifests, Databricks job
 echo "== monitoring: Prometheus config, alert rules and their unit tests, Grafana dashboards"
 bash scripts/check-monitoring.sh
 
+echo "== the generic edge component (registry-sync's tests bake and serve it)"
+bash scripts/build-edge.sh build
+
 echo "== native tests (cargo test: the default members)"
 cargo test --locked
 

@@ -3,5 +3,6 @@
 //! `wasmtime serve` instances on loopback.
 
 mod common;
+mod monitoring;
 mod sync;
 mod webhook;

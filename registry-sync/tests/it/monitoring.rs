@@ -1,0 +1,118 @@
+//! The monitoring files against the real thing: Debian's `prometheus` scrapes a real gateway
+//! that serves a real baked component under a short, bounded load, and then every dashboard
+//! query and every alert rule runs through Prometheus's HTTP API
+//! (`scripts/check_monitoring_live.py`). A panel whose query returns nothing, or a rule that
+//! reads a metric (or a histogram bound) nobody exports, fails.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mlflow_client::testing::{free_port, unique_name};
+use registry_sync::serve;
+
+use crate::common::*;
+
+/// A `prometheus` child, stopped when dropped.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn venv_python() -> PathBuf {
+    mlflow_client::testing::mlflow_bin().with_file_name("python")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
+    ensure_component();
+    let model = unique_name("monitoring");
+    let reg = registry(&model).await;
+    let v1 = register_tiny(&reg).await;
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let running = serve(serve_config(&reg, state_dir.path())).await.expect("serve starts");
+    let base = format!("http://{}", running.addr);
+    let http = http();
+    wait_for_version(&http, &base, &v1.version).await;
+
+    // Every route once, and an unsigned webhook delivery (refused), so that each family has
+    // its series before the first scrape.
+    for path in ["/model", "/health", "/gateway/health", "/metrics"] {
+        http.get(format!("{base}{path}")).send().await.expect(path);
+    }
+    http.post(format!("{base}/webhooks/mlflow")).body("{}").send().await.expect("webhook");
+
+    // A bounded load for as long as the check runs (rates need two scrapes that differ): at
+    // most 5,000 classifications or 120 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let texts = [
+                "how do i print a list in python",
+                "public static void main(String[] args) in java",
+                "console.log is undefined in my javascript",
+                "linq query in c# returns null",
+            ];
+            let deadline = Instant::now() + Duration::from_secs(120);
+            for i in 0..5_000 {
+                if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                    break;
+                }
+                let _ = http.post(format!("{base}/classify")).body(texts[i % texts.len()]).header("content-type", "text/plain").send().await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    // The shipped config, pointed at this gateway and scraping every second.
+    let dir = tempfile::tempdir().expect("prometheus dir");
+    let shipped = std::fs::read_to_string(root().join("prometheus/prometheus.yml")).expect("prometheus.yml");
+    assert!(shipped.contains("127.0.0.1:8080"), "the shipped target moved; update this test");
+    let config = shipped
+        .replace("127.0.0.1:8080", &running.addr.to_string())
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
+    std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
+    std::fs::copy(root().join("prometheus/alerts.yml"), dir.path().join("alerts.yml")).expect("copy rules");
+    let port = free_port().expect("port");
+    let _prometheus = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus (Debian package; scripts/setup.sh installs it)"),
+    );
+    let prom = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http.get(format!("{prom}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "prometheus never became ready at {prom}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let check = tokio::task::spawn_blocking(move || {
+        Command::new(venv_python())
+            .arg(root().join("scripts/check_monitoring_live.py"))
+            .arg(&prom)
+            .arg("90")
+            .output()
+            .expect("run check_monitoring_live.py")
+    })
+    .await
+    .expect("check thread");
+    stop.store(true, Ordering::Relaxed);
+    load.await.expect("load task");
+    let out = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(check.status.success(), "monitoring queries without data:\n{out}");
+    assert!(out.contains("\"checked\""), "{out}");
+}
