@@ -75,9 +75,9 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
     // The shipped config, pointed at this gateway and scraping every second.
     let dir = tempfile::tempdir().expect("prometheus dir");
     let shipped = std::fs::read_to_string(root().join("prometheus/prometheus.yml")).expect("prometheus.yml");
-    assert!(shipped.contains("127.0.0.1:8080"), "the shipped target moved; update this test");
+    assert!(shipped.contains("127.0.0.1:8780"), "the shipped target moved; update this test");
     let config = shipped
-        .replace("127.0.0.1:8080", &running.addr.to_string())
+        .replace("127.0.0.1:8780", &running.addr.to_string())
         .replace("scrape_interval: 15s", "scrape_interval: 1s")
         .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
     std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
