@@ -8,6 +8,7 @@ use mlflow_client::Secret;
 use model_registry::RegistryConfig;
 
 use crate::evaluation::Sample;
+use crate::github::GithubConfig;
 
 /// Which version a one-off sync takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,25 @@ pub struct WebhookRegistration {
     pub url: String,
 }
 
+/// Where a synced model goes (`--deployer`, one or both).
+#[derive(Debug, Clone)]
+pub struct Deployers {
+    /// `local`: `wasmtime serve` behind the gateway, swapped blue/green.
+    pub local: bool,
+    /// `github`: a `repository_dispatch` `model-promoted` event.
+    pub github: Option<GithubConfig>,
+}
+
+impl Deployers {
+    /// Only the local blue/green deployer (the default).
+    pub fn local() -> Self {
+        Self {
+            local: true,
+            github: None,
+        }
+    }
+}
+
 /// `registry-sync serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -68,4 +88,6 @@ pub struct ServeConfig {
     pub webhook_secret: Option<Secret>,
     /// Register the webhook in MLflow at start-up.
     pub register_webhook: Option<WebhookRegistration>,
+    /// The deployers, run in order: local, then github.
+    pub deployers: Deployers,
 }

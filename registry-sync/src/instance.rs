@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use crate::children::{Children, Kind};
 use crate::prepare::DeployedModel;
 
 /// How long a new instance may take to answer `GET /health` with 200 (wasmtime compiles the
@@ -24,15 +25,24 @@ pub struct Instance {
     pub model: DeployedModel,
     // `kill_on_drop`: dropping the instance stops its process.
     child: tokio::sync::Mutex<Child>,
+    pid: Option<u32>,
+    children: Children,
 }
 
 impl Instance {
     /// Starts `wasmtime serve` on `wasm` (its log beside it, `<wasm>.log`) and waits for
     /// `GET /health` to answer 200.
-    pub async fn start(wasmtime: &Path, wasm: &Path, model: DeployedModel, http: &reqwest::Client) -> Result<Self, String> {
+    /// The process is recorded in `children` while it runs.
+    pub async fn start(
+        wasmtime: &Path,
+        wasm: &Path,
+        model: DeployedModel,
+        http: &reqwest::Client,
+        children: &Children,
+    ) -> Result<Self, String> {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(wasmtime, wasm, &model, http).await {
+            match Self::try_start(wasmtime, wasm, &model, http, children).await {
                 Ok(i) => return Ok(i),
                 Err(e) => last = e,
             }
@@ -40,13 +50,20 @@ impl Instance {
         Err(last)
     }
 
-    async fn try_start(wasmtime: &Path, wasm: &Path, model: &DeployedModel, http: &reqwest::Client) -> Result<Self, String> {
+    async fn try_start(
+        wasmtime: &Path,
+        wasm: &Path,
+        model: &DeployedModel,
+        http: &reqwest::Client,
+        children: &Children,
+    ) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free loopback port: {e}"))?
             .port();
         let log_path = PathBuf::from(format!("{}.log", wasm.display()));
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create `{}`: {e}", log_path.display()))?;
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| format!("cannot create `{}`: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let mut child = Command::new(wasmtime)
             .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
@@ -57,22 +74,48 @@ impl Instance {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot run `{}`: {e}", wasmtime.display()))?;
+        let pid = child.id();
+        if let Some(pid) = pid {
+            children.record(pid, Kind::Process);
+        }
+        let forget = || {
+            if let Some(pid) = pid {
+                children.forget(pid);
+            }
+        };
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + HEALTH_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: String = tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
-                return Err(format!("`wasmtime serve` on port {port} exited ({status}): {tail}"));
+                forget();
+                return Err(format!(
+                    "`wasmtime serve` on port {port} exited ({status}): {tail}"
+                ));
             }
-            if let Ok(r) = http.get(format!("{url}/health")).timeout(Duration::from_secs(2)).send().await
+            if let Ok(r) = http
+                .get(format!("{url}/health"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
                 && r.status().is_success()
             {
-                return Ok(Self { url, model: model.clone(), child: tokio::sync::Mutex::new(child) });
+                return Ok(Self {
+                    url,
+                    model: model.clone(),
+                    child: tokio::sync::Mutex::new(child),
+                    pid,
+                    children: children.clone(),
+                });
             }
             if Instant::now() > deadline {
                 let _ = child.kill().await;
-                return Err(format!("`{url}/health` did not answer 200 within {HEALTH_TIMEOUT:?} (log: `{}`)", log_path.display()));
+                forget();
+                return Err(format!(
+                    "`{url}/health` did not answer 200 within {HEALTH_TIMEOUT:?} (log: `{}`)",
+                    log_path.display()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -81,5 +124,13 @@ impl Instance {
     /// Stops the process.
     pub async fn stop(&self) {
         let _ = self.child.lock().await.kill().await;
+        if let Some(pid) = self.pid {
+            self.children.forget(pid);
+        }
+    }
+
+    /// The process id of its `wasmtime serve` (tests look at it).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 }

@@ -5,17 +5,21 @@
 //! every file's size and sha256), loads it in the serving core and scores it on a small
 //! labelled sample ([`evaluation`]), stamps the registry version into its manifest, bakes it
 //! into the generic edge component ([`prepare`]) and, in `serve`, swaps the `wasmtime serve`
-//! behind the [`gateway`] blue/green ([`instance`], [`sync`]). Any failure leaves the serving
-//! model in place and shows in a log line and in [`metrics`]. State lives in one directory
-//! ([`state`]): versioned model dirs and a `current` symlink swapped atomically.
+//! behind the [`gateway`] blue/green ([`instance`], [`sync`]) and/or sends GitHub a
+//! `model-promoted` dispatch ([`github`]). Any failure leaves the serving model in place and
+//! shows in a log line and in [`metrics`]. State lives in one directory ([`state`]): versioned
+//! model dirs, a `current` symlink swapped atomically, and the pids of the processes it
+//! started ([`children`]), so a restart after a `kill -9` stops what the killed run left.
 //!
 //! Nothing here reads flags or the environment: the binary resolves them once into a
 //! [`config::SyncConfig`] / [`config::ServeConfig`].
 
+pub mod children;
 pub mod config;
 pub mod error;
 pub mod evaluation;
 pub mod gateway;
+pub mod github;
 pub mod instance;
 pub mod metrics;
 pub mod prepare;
@@ -23,7 +27,7 @@ pub mod state;
 pub mod sync;
 pub mod webhook;
 
-pub use config::{Selector, ServeConfig, SyncConfig, WebhookRegistration};
+pub use config::{Deployers, Selector, ServeConfig, SyncConfig, WebhookRegistration};
 pub use error::SyncError;
 pub use gateway::{AppState, app};
 pub use prepare::{DeployedModel, once, prepare, resolve};

@@ -3,6 +3,10 @@
 //! `wasmtime serve` instances on loopback.
 
 mod common;
+mod crash;
+mod delivery;
+mod faults;
+mod github;
 mod monitoring;
 mod sync;
 mod webhook;

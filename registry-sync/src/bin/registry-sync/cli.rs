@@ -10,10 +10,22 @@ use clap::{Parser, Subcommand};
 use mlflow_client::{ClientConfig, Secret, env_vars as mlflow_env};
 use model_registry::RegistryConfig;
 use registry_sync::evaluation::Sample;
-use registry_sync::{Selector, ServeConfig, SyncConfig, WebhookRegistration};
+use registry_sync::github::GithubConfig;
+use registry_sync::{Deployers, Selector, ServeConfig, SyncConfig, WebhookRegistration};
 
 /// The webhook secret's variable (never printed; `hide_env_values`).
 const WEBHOOK_SECRET: &str = "STACKTAG_WEBHOOK_SECRET";
+/// The `github` deployer's token (never printed).
+const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+
+/// `--deployer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DeployerKind {
+    /// `wasmtime serve` behind the gateway, swapped blue/green.
+    Local,
+    /// A `repository_dispatch` `model-promoted` event.
+    Github,
+}
 
 /// Keeps the edge serving the registry's champion.
 #[derive(Debug, Parser)]
@@ -67,6 +79,15 @@ enum Command {
         /// The webhook's name in MLflow.
         #[arg(long, default_value = "stacktag-registry-sync")]
         webhook_name: String,
+        /// Where a synced model goes (repeat for both: `--deployer local --deployer github`).
+        #[arg(long = "deployer", value_enum, default_values_t = [DeployerKind::Local])]
+        deployers: Vec<DeployerKind>,
+        /// The repository the `github` deployer dispatches to (`owner/name`).
+        #[arg(long, env = "GITHUB_REPOSITORY")]
+        github_repository: Option<String>,
+        /// GitHub's REST API.
+        #[arg(long, env = "GITHUB_API_URL", default_value = registry_sync::github::DEFAULT_API_URL)]
+        github_api_url: String,
     },
 }
 
@@ -90,47 +111,108 @@ struct Common {
 }
 
 fn default_wasmtime() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".cache/stacktag/tools/bin/wasmtime")
 }
 
 impl Common {
     fn resolve(&self) -> anyhow::Result<SyncConfig> {
         let uri = self.tracking_uri.clone();
-        let client = ClientConfig::from_lookup(|name| match (name == mlflow_env::TRACKING_URI, &uri) {
-            (true, Some(u)) => Some(u.clone()),
-            _ => std::env::var(name).ok(),
-        })
-        .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
+        let client =
+            ClientConfig::from_lookup(|name| match (name == mlflow_env::TRACKING_URI, &uri) {
+                (true, Some(u)) => Some(u.clone()),
+                _ => std::env::var(name).ok(),
+            })
+            .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
         // The experiment is never written by a sync; the name only satisfies the config.
-        let registry = RegistryConfig::new(client, "stacktag", &self.registered_model, ["--experiment", "--registered-model"])?;
+        let registry = RegistryConfig::new(
+            client,
+            "stacktag",
+            &self.registered_model,
+            ["--experiment", "--registered-model"],
+        )?;
         if !(0.0..=1.0).contains(&self.tolerance) {
-            anyhow::bail!("`--tolerance` must be within 0 and 1, not {}", self.tolerance);
+            anyhow::bail!(
+                "`--tolerance` must be within 0 and 1, not {}",
+                self.tolerance
+            );
         }
         let eval = Sample::read(&self.eval)?;
-        Ok(SyncConfig { registry, eval, tolerance: self.tolerance, bake_script: self.bake_script.clone() })
+        Ok(SyncConfig {
+            registry,
+            eval,
+            tolerance: self.tolerance,
+            bake_script: self.bake_script.clone(),
+        })
     }
 }
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Once { common, alias, version, out } => {
+        Command::Once {
+            common,
+            alias,
+            version,
+            out,
+        } => {
             let cfg = common.resolve()?;
             let selector = version.map_or(Selector::Alias(alias), Selector::Version);
-            let m = registry_sync::once(&cfg, &selector, &out).await.with_context(|| format!("cannot bake {selector}"))?;
-            println!("{}", serde_json::json!({ "version": m.version, "run_id": m.run_id, "out": out }));
+            let m = registry_sync::once(&cfg, &selector, &out)
+                .await
+                .with_context(|| format!("cannot bake {selector}"))?;
+            println!(
+                "{}",
+                serde_json::json!({ "version": m.version, "run_id": m.run_id, "out": out })
+            );
             Ok(())
         }
-        Command::Serve { common, alias, state_dir, listen, poll_interval, wasmtime, register_webhook, webhook_url, webhook_name } => {
+        Command::Serve {
+            common,
+            alias,
+            state_dir,
+            listen,
+            poll_interval,
+            wasmtime,
+            register_webhook,
+            webhook_url,
+            webhook_name,
+            deployers,
+            github_repository,
+            github_api_url,
+        } => {
             if !(poll_interval.is_finite() && poll_interval > 0.0) {
-                anyhow::bail!("`--poll-interval` must be a positive number of seconds, not {poll_interval}");
+                anyhow::bail!(
+                    "`--poll-interval` must be a positive number of seconds, not {poll_interval}"
+                );
             }
-            let webhook_secret = std::env::var(WEBHOOK_SECRET).ok().filter(|s| !s.is_empty()).map(Secret::new);
+            let webhook_secret = std::env::var(WEBHOOK_SECRET)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(Secret::new);
             if register_webhook && webhook_secret.is_none() {
                 anyhow::bail!("`--register-webhook` needs `{WEBHOOK_SECRET}`");
             }
             let url = webhook_url.unwrap_or_else(|| format!("http://{listen}/webhooks/mlflow"));
+            let github = match deployers.contains(&DeployerKind::Github) {
+                false => None,
+                true => {
+                    let repository = github_repository
+                        .filter(|r| r.split('/').filter(|p| !p.is_empty()).count() == 2)
+                        .context("`--deployer github` needs `--github-repository owner/name` (or `GITHUB_REPOSITORY`)")?;
+                    let token = std::env::var(GITHUB_TOKEN)
+                        .ok()
+                        .filter(|t| !t.is_empty())
+                        .with_context(|| format!("`--deployer github` needs `{GITHUB_TOKEN}`"))?;
+                    Some(GithubConfig {
+                        api_url: github_api_url,
+                        repository,
+                        token: Secret::new(token),
+                    })
+                }
+            };
             let cfg = ServeConfig {
                 sync: common.resolve()?,
                 alias,
@@ -139,7 +221,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 poll_interval: Duration::from_secs_f64(poll_interval),
                 wasmtime,
                 webhook_secret,
-                register_webhook: register_webhook.then_some(WebhookRegistration { name: webhook_name, url }),
+                register_webhook: register_webhook.then_some(WebhookRegistration {
+                    name: webhook_name,
+                    url,
+                }),
+                deployers: Deployers {
+                    local: deployers.contains(&DeployerKind::Local),
+                    github,
+                },
             };
             registry_sync::serve(cfg).await?.wait().await
         }
