@@ -30,8 +30,9 @@ fn run() -> Result<PathBuf, String> {
     let bundle = edge_classifier::bundle::read_verified_dir(&dir).map_err(|e| e.to_string())?;
     let classifier = Classifier::load(bundle.files()).map_err(|e| e.to_string())?;
     let texts_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden-texts.json");
-    let texts: Vec<String> = serde_json::from_slice(&std::fs::read(texts_path).map_err(|e| format!("`{texts_path}`: {e}"))?)
-        .map_err(|e| format!("`{texts_path}`: {e}"))?;
+    let texts: Vec<String> =
+        serde_json::from_slice(&std::fs::read(texts_path).map_err(|e| format!("`{texts_path}`: {e}"))?)
+            .map_err(|e| format!("`{texts_path}`: {e}"))?;
     let answers = texts
         .iter()
         .map(|t| classifier.classify(t))

@@ -142,7 +142,11 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<ModelManifest, BundleError> {
 pub fn verify_file(manifest: &ModelManifest, file: &str, bytes: &[u8]) -> Result<(), BundleError> {
     let expected = manifest.files.get(file).ok_or_else(|| BundleError::MissingDigest { file: file.to_owned() })?;
     if expected.bytes != bytes.len() as u64 {
-        return Err(BundleError::SizeMismatch { file: file.to_owned(), expected: expected.bytes, actual: bytes.len() as u64 });
+        return Err(BundleError::SizeMismatch {
+            file: file.to_owned(),
+            expected: expected.bytes,
+            actual: bytes.len() as u64,
+        });
     }
     let actual = sha256_hex(bytes);
     if !actual.eq_ignore_ascii_case(&expected.sha256) {
@@ -190,7 +194,8 @@ mod tests {
             std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
         }
         let path = dir.path().join(files::MANIFEST);
-        let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         edit(&mut manifest);
         std::fs::write(&path, serde_json::to_vec_pretty(&manifest).expect("json")).expect("write");
         dir
@@ -301,9 +306,6 @@ mod tests {
     #[test]
     fn hex_is_lower_case_and_padded() {
         assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

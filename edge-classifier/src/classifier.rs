@@ -33,10 +33,7 @@ impl Classifier {
         // feature), told apart by `graph.scales` and the output's length; see
         // `GraphSpec::scales` for when that support can go.
         if manifest.format_version != MANIFEST_FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
-                found: manifest.format_version,
-                expected: MANIFEST_FORMAT_VERSION,
-            });
+            return Err(Error::UnsupportedFormat { found: manifest.format_version, expected: MANIFEST_FORMAT_VERSION });
         }
         bundle::verify_file(&manifest, files::MODEL, files.model)?;
         bundle::verify_file(&manifest, files::TOKENIZER, files.tokenizer)?;
@@ -48,11 +45,8 @@ impl Classifier {
             )));
         }
 
-        let tokenizer =
-            Tokenizer::from_bytes(files.tokenizer).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let special = |t: &'static str| {
-            tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t))
-        };
+        let tokenizer = Tokenizer::from_bytes(files.tokenizer).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
         let graph = Graph::load(files.model, manifest.graph.scales.is_some())?;
@@ -111,14 +105,8 @@ impl Classifier {
         let scores = self.run(&encoded.ids)?;
         let labels = &self.manifest.labels;
         let winner = argmax(&scores.probabilities);
-        let explanation = explain::top_tokens(
-            &self.tokenizer,
-            &encoded.ids,
-            &scores,
-            labels.len(),
-            winner,
-            EXPLANATION_TOP_K,
-        );
+        let explanation =
+            explain::top_tokens(&self.tokenizer, &encoded.ids, &scores, labels.len(), winner, EXPLANATION_TOP_K);
         Ok(Prediction {
             label: labels[winner].clone(),
             probabilities: labels
@@ -128,10 +116,7 @@ impl Classifier {
                 .collect(),
             explanation,
             truncated: encoded.truncated,
-            model: ModelRef {
-                name: self.manifest.model_name.clone(),
-                version: self.manifest.model_version.clone(),
-            },
+            model: ModelRef { name: self.manifest.model_name.clone(), version: self.manifest.model_version.clone() },
         })
     }
 }
@@ -173,7 +158,7 @@ mod tests {
     use crate::encode::encode_with;
     use crate::graph::graph_inputs;
     use crate::normalize::normalize;
-    use tract_onnx::prelude::{TVec, TValue};
+    use tract_onnx::prelude::{TValue, TVec};
 
     const MANIFEST: &[u8] = include_bytes!("../tests/fixtures/tiny/manifest.json");
     const MODEL: &[u8] = include_bytes!("../tests/fixtures/tiny/model.onnx");
@@ -206,8 +191,7 @@ mod tests {
 
     /// Classifies the golden texts with `c` and checks them against `expected_path`.
     fn check_golden(c: &Classifier, expected_path: &str) {
-        let got: Vec<Prediction> =
-            golden_texts().iter().map(|t| c.classify(t).expect("classify")).collect();
+        let got: Vec<Prediction> = golden_texts().iter().map(|t| c.classify(t).expect("classify")).collect();
         let expected: Vec<Prediction> = serde_json::from_slice(
             &std::fs::read(expected_path).expect("expected.json exists (see the fixture README)"),
         )
@@ -305,8 +289,7 @@ mod tests {
     #[test]
     fn each_language_is_recognised() {
         let c = tiny();
-        let labels: Vec<String> =
-            golden_texts()[..4].iter().map(|t| c.classify(t).expect("classify").label).collect();
+        let labels: Vec<String> = golden_texts()[..4].iter().map(|t| c.classify(t).expect("classify").label).collect();
         assert_eq!(labels, ["python", "java", "javascript", "csharp"]);
     }
 
@@ -408,7 +391,10 @@ mod tests {
         let last = model.len() - 1;
         model[last] ^= 1;
         let err = Classifier::load(BundleFiles { model: &model, ..files() }).expect_err("tampered");
-        assert!(matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, .. }) if file == "model.onnx"), "{err}");
+        assert!(
+            matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, .. }) if file == "model.onnx"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -416,10 +402,16 @@ mod tests {
         let mut tokenizer = TOKENIZER.to_vec();
         tokenizer[0] ^= 1;
         let err = Classifier::load(BundleFiles { tokenizer: &tokenizer, ..files() }).expect_err("tampered");
-        assert!(matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, .. }) if file == "tokenizer.json"), "{err}");
+        assert!(
+            matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, .. }) if file == "tokenizer.json"),
+            "{err}"
+        );
         let longer = [TOKENIZER, b" "].concat();
         let err = Classifier::load(BundleFiles { tokenizer: &longer, ..files() }).expect_err("longer");
-        assert!(matches!(&err, Error::Bundle(BundleError::SizeMismatch { file, .. }) if file == "tokenizer.json"), "{err}");
+        assert!(
+            matches!(&err, Error::Bundle(BundleError::SizeMismatch { file, .. }) if file == "tokenizer.json"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -441,7 +433,10 @@ mod tests {
         let mut m = manifest();
         m.files.remove("tokenizer.json");
         let err = load_with_manifest(&m).expect_err("no digest");
-        assert!(matches!(&err, Error::Bundle(BundleError::MissingDigest { file }) if file == "tokenizer.json"), "{err}");
+        assert!(
+            matches!(&err, Error::Bundle(BundleError::MissingDigest { file }) if file == "tokenizer.json"),
+            "{err}"
+        );
     }
 
     #[test]

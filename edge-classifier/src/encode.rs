@@ -24,13 +24,7 @@ pub struct Encoded {
 
 /// Encodes `text` with a tokenizer that is not (yet) part of a bundle: the trainer uses this
 /// while it builds one, so training and serving tokenize through the same function.
-pub fn encode_with(
-    tokenizer: &Tokenizer,
-    bos: i64,
-    eos: i64,
-    max_tokens: usize,
-    text: &str,
-) -> Result<Encoded, Error> {
+pub fn encode_with(tokenizer: &Tokenizer, bos: i64, eos: i64, max_tokens: usize, text: &str) -> Result<Encoded, Error> {
     encode_text(bos, eos, max_tokens, text, |pieces, on_id| {
         for piece in pieces {
             for &id in piece_cache::tokenize(tokenizer, piece)?.iter() {

@@ -79,10 +79,7 @@ pub(crate) fn top_tokens(
         .into_iter()
         .take(k)
         .map(|(id, weight, count)| TokenContribution {
-            token: u32::try_from(id)
-                .ok()
-                .and_then(|id| tokenizer.id_to_token(id))
-                .unwrap_or_else(|| format!("#{id}")),
+            token: u32::try_from(id).ok().and_then(|id| tokenizer.id_to_token(id)).unwrap_or_else(|| format!("#{id}")),
             weight,
             count,
         })

@@ -60,10 +60,7 @@ impl Graph {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         let expected = if self.has_scales { 3 } else { 2 };
         if outputs.len() != expected {
-            return Err(Error::Inference(format!(
-                "graph returned {} outputs, expected {expected}",
-                outputs.len()
-            )));
+            return Err(Error::Inference(format!("graph returned {} outputs, expected {expected}", outputs.len())));
         }
         let read = |i: usize| -> Result<&[f32], Error> {
             let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());

@@ -14,17 +14,17 @@ mod encode;
 mod error;
 mod explain;
 mod graph;
-mod piece_cache;
 pub mod metrics;
 pub mod normalize;
+mod piece_cache;
 pub mod service;
 
 pub use bundle::{BundleFiles, OwnedBundle, hex, sha256_hex};
 pub use classifier::{Classifier, argmax};
-pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, UNK_TOKEN, encode_with};
-pub use graph::{Scores, graph_inputs};
 pub use edge_classifier_api as api;
+pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, UNK_TOKEN, encode_with};
 pub use error::Error;
+pub use graph::{Scores, graph_inputs};
 
 /// How many tokens an explanation lists at most.
 pub const EXPLANATION_TOP_K: usize = 8;

@@ -25,11 +25,7 @@ pub fn evaluate(labels: &[String], pairs: impl IntoIterator<Item = (usize, usize
             let support: u64 = confusion[c].iter().sum();
             let precision = ratio(tp, predicted);
             let recall = ratio(tp, support);
-            let f1 = if precision + recall == 0.0 {
-                0.0
-            } else {
-                2.0 * precision * recall / (precision + recall)
-            };
+            let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
             ClassMetrics { label: labels[c].clone(), precision, recall, f1, support }
         })
         .collect();

@@ -19,15 +19,8 @@ pub struct Normalized {
 }
 
 /// HTML entities that the data set keeps and that live text has as characters.
-const ENTITIES: [(&str, char); 7] = [
-    ("&gt;", '>'),
-    ("&lt;", '<'),
-    ("&amp;", '&'),
-    ("&quot;", '"'),
-    ("&#39;", '\''),
-    ("&apos;", '\''),
-    ("&nbsp;", ' '),
-];
+const ENTITIES: [(&str, char); 7] =
+    [("&gt;", '>'), ("&lt;", '<'), ("&amp;", '&'), ("&quot;", '"'), ("&#39;", '\''), ("&apos;", '\''), ("&nbsp;", ' ')];
 
 /// Normalises `text`: lower case, HTML entities decoded, line breaks as `.`, other control
 /// characters as spaces, cut at [`MAX_TEXT_CHARS`] characters.
@@ -133,8 +126,7 @@ pub fn pieces(text: &str) -> impl Iterator<Item = &str> {
 pub const PIECE_PATTERN: &str = r"[^\p{Alphabetic}\p{N}_\s]+";
 
 fn starts_with_ignore_ascii_case(haystack: &str, prefix: &str) -> bool {
-    haystack.len() >= prefix.len()
-        && haystack.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    haystack.len() >= prefix.len() && haystack.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 #[cfg(test)]
@@ -199,10 +191,7 @@ mod tests {
 
     #[test]
     fn mixed_text_reads_the_same_across_ascii_runs() {
-        assert_eq!(
-            normalize("Hello&GT;Wörld\tX\u{1b}[1m &amp; ÀB\r\nc").text,
-            "hello>wörld x [1m & àb.c"
-        );
+        assert_eq!(normalize("Hello&GT;Wörld\tX\u{1b}[1m &amp; ÀB\r\nc").text, "hello>wörld x [1m & àb.c");
     }
 
     #[test]

@@ -31,10 +31,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_batch: DEFAULT_MAX_BATCH,
-        }
+        Self { max_body_bytes: DEFAULT_MAX_BODY_BYTES, max_batch: DEFAULT_MAX_BATCH }
     }
 }
 
@@ -44,9 +41,10 @@ impl Limits {
     pub fn with_max_body_bytes(raw: Option<&str>) -> Result<Self, String> {
         let mut limits = Self::default();
         if let Some(raw) = raw {
-            limits.max_body_bytes = raw.trim().parse::<usize>().map_err(|e| {
-                format!("`max_body_bytes` must be a number of bytes, got `{raw}`: {e}")
-            })?;
+            limits.max_body_bytes = raw
+                .trim()
+                .parse::<usize>()
+                .map_err(|e| format!("`max_body_bytes` must be a number of bytes, got `{raw}`: {e}"))?;
         }
         Ok(limits)
     }
@@ -82,39 +80,22 @@ pub struct Response {
 impl Response {
     fn json(status: u16, value: &impl serde::Serialize) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Self {
-                status,
-                content_type: JSON,
-                allow: None,
-                body,
-            },
+            Ok(body) => Self { status, content_type: JSON, allow: None, body },
             // The wire types hold only strings, numbers and lists, so this is unreachable in
             // practice; still an answer, never a panic.
-            Err(e) => Self::error(
-                500,
-                "internal",
-                format!("failed to encode the response: {e}"),
-            ),
+            Err(e) => Self::error(500, "internal", format!("failed to encode the response: {e}")),
         }
     }
 
     fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
         let body = serde_json::to_vec(&ApiError::new(code, message))
             .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":""}}"#.to_vec());
-        Self {
-            status,
-            content_type: JSON,
-            allow: None,
-            body,
-        }
+        Self { status, content_type: JSON, allow: None, body }
     }
 
     fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
-        let mut response = Self::error(
-            405,
-            "method_not_allowed",
-            format!("`{method} {path}` is not supported; use `{allow} {path}`"),
-        );
+        let mut response =
+            Self::error(405, "method_not_allowed", format!("`{method} {path}` is not supported; use `{allow} {path}`"));
         response.allow = Some(allow);
         response
     }
@@ -122,27 +103,14 @@ impl Response {
 
 /// Answers one request. Never panics, whatever the bytes.
 pub fn handle(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> Response {
-    let path = request
-        .path
-        .split_once('?')
-        .map_or(request.path, |(path, _)| path);
+    let path = request.path.split_once('?').map_or(request.path, |(path, _)| path);
     match (path, request.method) {
         ("/classify", "POST") => classify(classifier, request, limits),
         ("/classify", method) => Response::method_not_allowed(method, path, "POST"),
         ("/model", "GET") => Response::json(200, classifier.manifest()),
-        ("/health", "GET") => Response::json(
-            200,
-            &Health {
-                status: "ok".to_owned(),
-                model: model_ref(classifier),
-            },
-        ),
+        ("/health", "GET") => Response::json(200, &Health { status: "ok".to_owned(), model: model_ref(classifier) }),
         ("/model" | "/health", method) => Response::method_not_allowed(method, path, "GET"),
-        _ => Response::error(
-            404,
-            "not_found",
-            format!("no route `{path}`; routes are {ROUTES}"),
-        ),
+        _ => Response::error(404, "not_found", format!("no route `{path}`; routes are {ROUTES}")),
     }
 }
 
@@ -163,19 +131,11 @@ fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> 
         return Response::error(
             413,
             "body_too_large",
-            format!(
-                "request body is over the limit of {} bytes",
-                limits.max_body_bytes
-            ),
+            format!("request body is over the limit of {} bytes", limits.max_body_bytes),
         );
     }
-    let media_type = request.content_type.map(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let media_type =
+        request.content_type.map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
     let kind = match media_type.as_deref() {
         Some("application/json") => Body::Json,
         Some("text/plain") => Body::Text,
@@ -183,9 +143,7 @@ fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> 
             return Response::error(
                 415,
                 "unsupported_media_type",
-                format!(
-                    "content type `{other}` is not supported; send `application/json` or `text/plain`"
-                ),
+                format!("content type `{other}` is not supported; send `application/json` or `text/plain`"),
             );
         }
         None => {
@@ -211,42 +169,24 @@ fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> 
 
 /// Parses a `POST /classify` JSON body, telling bad JSON from a missing or mistyped field.
 fn parse_json(body: &[u8]) -> Result<PredictRequest, Response> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        Response::error(400, "invalid_json", format!("body is not valid JSON: {e}"))
-    })?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Response::error(400, "invalid_json", format!("body is not valid JSON: {e}")))?;
     let Some(object) = value.as_object() else {
         return Err(missing_field());
     };
     // Exactly one of the two fields: `{"text": .., "texts": ..}` is ambiguous.
     match (object.get("text"), object.get("texts")) {
-        (Some(_), Some(_)) => Err(Response::error(
-            400,
-            "invalid_field",
-            "send either `text` or `texts`, not both",
-        )),
+        (Some(_), Some(_)) => Err(Response::error(400, "invalid_field", "send either `text` or `texts`, not both")),
         (None, None) => Err(missing_field()),
         (Some(text), None) => match text.as_str() {
-            Some(text) => Ok(PredictRequest::One {
-                text: text.to_owned(),
-            }),
-            None => Err(Response::error(
-                400,
-                "invalid_field",
-                "`text` must be a string",
-            )),
+            Some(text) => Ok(PredictRequest::One { text: text.to_owned() }),
+            None => Err(Response::error(400, "invalid_field", "`text` must be a string")),
         },
         (None, Some(texts)) => {
             let texts = texts
                 .as_array()
-                .and_then(|items| {
-                    items
-                        .iter()
-                        .map(|t| t.as_str().map(str::to_owned))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .ok_or_else(|| {
-                    Response::error(400, "invalid_field", "`texts` must be a list of strings")
-                })?;
+                .and_then(|items| items.iter().map(|t| t.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| Response::error(400, "invalid_field", "`texts` must be a list of strings"))?;
             Ok(PredictRequest::Batch { texts })
         }
     }
@@ -269,21 +209,13 @@ fn one(classifier: &Classifier, text: &str) -> Response {
 
 fn batch(classifier: &Classifier, texts: &[String], limits: &Limits) -> Response {
     if texts.is_empty() {
-        return Response::error(
-            400,
-            "empty_batch",
-            "`texts` is empty; send at least one text",
-        );
+        return Response::error(400, "empty_batch", "`texts` is empty; send at least one text");
     }
     if texts.len() > limits.max_batch {
         return Response::error(
             400,
             "batch_too_large",
-            format!(
-                "`texts` has {} texts; the limit is {}",
-                texts.len(),
-                limits.max_batch
-            ),
+            format!("`texts` has {} texts; the limit is {}", texts.len(), limits.max_batch),
         );
     }
     let mut predictions = Vec::with_capacity(texts.len());
@@ -311,8 +243,5 @@ fn core_error(error: &Error, index: Option<usize>) -> Response {
 
 fn model_ref(classifier: &Classifier) -> ModelRef {
     let manifest = classifier.manifest();
-    ModelRef {
-        name: manifest.model_name.clone(),
-        version: manifest.model_version.clone(),
-    }
+    ModelRef { name: manifest.model_name.clone(), version: manifest.model_version.clone() }
 }

@@ -46,9 +46,11 @@ pub enum ArtifactLocation {
 impl ArtifactLocation {
     /// Parses `mlflow-artifacts:/…` (with or without a `//host:port` authority) or `dbfs:/…`.
     pub fn parse(uri: &str) -> Result<Self, Error> {
-        let unsupported = || Error::Artifact {
+        let unsupported = || {
+            Error::Artifact {
             uri: uri.to_owned(),
             reason: "only `mlflow-artifacts:/…` (the server's artifact proxy) and `dbfs:/…` locations are supported; start the server with `--artifacts-destination` so runs get proxied locations".into(),
+        }
         };
         if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
             let path = match rest.strip_prefix("//") {
@@ -141,7 +143,11 @@ impl Client {
         let mut written = Vec::with_capacity(files.len());
         for rel in files {
             let local = dir.join(&rel);
-            let bytes = fs::read(&local).map_err(|source| Error::Io { action: "read", path: local.display().to_string(), source })?;
+            let bytes = fs::read(&local).map_err(|source| Error::Io {
+                action: "read",
+                path: local.display().to_string(),
+                source,
+            })?;
             let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
             let target = if prefix.is_empty() { rel } else { format!("{}/{rel}", clean(prefix)) };
             self.upload_artifact(root_uri, &target, bytes).await?;
@@ -171,7 +177,8 @@ impl Client {
             }
             ArtifactLocation::Dbfs(path) => {
                 let reply: Reply = match self.dbfs_call(Method::GET, "dbfs/list", &[("path", path)], None).await {
-                    Ok(v) => serde_json::from_value(v).map_err(|e| Error::Decode { call: "dbfs/list".into(), reason: e.to_string() })?,
+                    Ok(v) => serde_json::from_value(v)
+                        .map_err(|e| Error::Decode { call: "dbfs/list".into(), reason: e.to_string() })?,
                     Err(e) if e.is_not_found() => return Ok(Vec::new()),
                     Err(e) => return Err(e),
                 };
@@ -222,7 +229,10 @@ impl Client {
                     false => listed.strip_prefix(&format!("{dir}/")).unwrap_or(listed),
                 };
                 if !is_plain_name(name) {
-                    return Err(Error::Artifact { uri: here.uri(), reason: format!("refusing the listed name `{}`", entry.path) });
+                    return Err(Error::Artifact {
+                        uri: here.uri(),
+                        reason: format!("refusing the listed name `{}`", entry.path),
+                    });
                 }
                 let rel = if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") };
                 if entry.is_dir {
@@ -232,10 +242,17 @@ impl Client {
                 let bytes = self.download_artifact(&root.join(&rel).uri()).await?;
                 let local = dest.join(&rel);
                 if let Some(parent) = local.parent() {
-                    fs::create_dir_all(parent)
-                        .map_err(|source| Error::Io { action: "create", path: parent.display().to_string(), source })?;
+                    fs::create_dir_all(parent).map_err(|source| Error::Io {
+                        action: "create",
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
                 }
-                fs::write(&local, &bytes).map_err(|source| Error::Io { action: "write", path: local.display().to_string(), source })?;
+                fs::write(&local, &bytes).map_err(|source| Error::Io {
+                    action: "write",
+                    path: local.display().to_string(),
+                    source,
+                })?;
                 written.push(rel);
             }
         }
@@ -248,7 +265,13 @@ impl Client {
 
     // ---- DBFS (Databricks) -------------------------------------------------------------
 
-    async fn dbfs_call(&self, method: Method, endpoint: &str, query: &[(&str, &str)], body: Option<Value>) -> Result<Value, Error> {
+    async fn dbfs_call(
+        &self,
+        method: Method,
+        endpoint: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, Error> {
         let url = self.url(&format!("api/2.0/{endpoint}"));
         let answer = self
             .execute(endpoint, |http| {
@@ -272,14 +295,20 @@ impl Client {
         struct Handle {
             handle: i64,
         }
-        let created = self.dbfs_call(Method::POST, "dbfs/create", &[], Some(json!({ "path": path, "overwrite": true }))).await?;
-        let Handle { handle } =
-            serde_json::from_value(created).map_err(|e| Error::Decode { call: "dbfs/create".into(), reason: e.to_string() })?;
+        let created =
+            self.dbfs_call(Method::POST, "dbfs/create", &[], Some(json!({ "path": path, "overwrite": true }))).await?;
+        let Handle { handle } = serde_json::from_value(created)
+            .map_err(|e| Error::Decode { call: "dbfs/create".into(), reason: e.to_string() })?;
         for block in bytes.chunks(DBFS_BLOCK) {
             // A retried block whose first attempt did land would be appended twice; the
             // caller's digest check catches that (Stacktag verifies every bundle it reads).
-            self.dbfs_call(Method::POST, "dbfs/add-block", &[], Some(json!({ "handle": handle, "data": BASE64.encode(block) })))
-                .await?;
+            self.dbfs_call(
+                Method::POST,
+                "dbfs/add-block",
+                &[],
+                Some(json!({ "handle": handle, "data": BASE64.encode(block) })),
+            )
+            .await?;
         }
         self.dbfs_call(Method::POST, "dbfs/close", &[], Some(json!({ "handle": handle }))).await?;
         Ok(())
@@ -300,7 +329,8 @@ impl Client {
             let v = self
                 .dbfs_call(Method::GET, "dbfs/read", &[("path", path), ("offset", &offset), ("length", &length)], None)
                 .await?;
-            let read: Read = serde_json::from_value(v).map_err(|e| Error::Decode { call: "dbfs/read".into(), reason: e.to_string() })?;
+            let read: Read = serde_json::from_value(v)
+                .map_err(|e| Error::Decode { call: "dbfs/read".into(), reason: e.to_string() })?;
             let chunk = BASE64
                 .decode(read.data.as_bytes())
                 .map_err(|e| Error::Decode { call: "dbfs/read".into(), reason: e.to_string() })?;
@@ -320,14 +350,19 @@ fn is_plain_name(name: &str) -> bool {
 /// Collects the files under `dir` (relative to `root`), refusing symlinks that leave it.
 fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     let here = dir.join(rel);
-    let entries = fs::read_dir(&here).map_err(|source| Error::Io { action: "list", path: here.display().to_string(), source })?;
+    let entries =
+        fs::read_dir(&here).map_err(|source| Error::Io { action: "list", path: here.display().to_string(), source })?;
     for entry in entries {
         let entry = entry.map_err(|source| Error::Io { action: "list", path: here.display().to_string(), source })?;
         let rel = rel.join(entry.file_name());
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             continue;
         }
-        let meta = fs::metadata(entry.path()).map_err(|source| Error::Io { action: "stat", path: entry.path().display().to_string(), source })?;
+        let meta = fs::metadata(entry.path()).map_err(|source| Error::Io {
+            action: "stat",
+            path: entry.path().display().to_string(),
+            source,
+        })?;
         if meta.is_dir() {
             walk(dir, &rel, out)?;
         } else {

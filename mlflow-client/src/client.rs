@@ -158,7 +158,11 @@ impl Client {
         self.call(Method::POST, endpoint, &[], Some(&body)).await
     }
 
-    pub(crate) async fn mlflow_get<T: DeserializeOwned>(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<T, Error> {
+    pub(crate) async fn mlflow_get<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, Error> {
         self.get(endpoint, query).await
     }
 
@@ -214,7 +218,12 @@ impl Client {
     // ---- runs --------------------------------------------------------------------------
 
     /// Starts a run in `experiment_id`.
-    pub async fn create_run(&self, experiment_id: &str, run_name: Option<&str>, tags: &[Tag]) -> Result<RunInfo, Error> {
+    pub async fn create_run(
+        &self,
+        experiment_id: &str,
+        run_name: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<RunInfo, Error> {
         #[derive(Deserialize)]
         struct Reply {
             run: Run,
@@ -239,7 +248,13 @@ impl Client {
 
     /// Logs metrics, params and tags, split into as many `runs/log-batch` calls as MLflow's
     /// limits need (1000 metrics, 100 params, 100 tags each).
-    pub async fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<(), Error> {
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[Param],
+        tags: &[Tag],
+    ) -> Result<(), Error> {
         let (mut m, mut p, mut t) = (metrics, params, tags);
         while !(m.is_empty() && p.is_empty() && t.is_empty()) {
             let (pm, rest_m) = m.split_at(m.len().min(BATCH_MAX_METRICS));
@@ -302,9 +317,8 @@ impl Client {
 
     /// Sets a tag on the registered model `name`.
     pub async fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<(), Error> {
-        let _: Value = self
-            .post("registered-models/set-tag", json!({ "name": name, "key": key, "value": value }))
-            .await?;
+        let _: Value =
+            self.post("registered-models/set-tag", json!({ "name": name, "key": key, "value": value })).await?;
         Ok(())
     }
 
@@ -386,9 +400,8 @@ impl Client {
 
     /// Points `alias` of `name` at `version` (creating or moving it).
     pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), Error> {
-        let _: Value = self
-            .post("registered-models/alias", json!({ "name": name, "alias": alias, "version": version }))
-            .await?;
+        let _: Value =
+            self.post("registered-models/alias", json!({ "name": name, "alias": alias, "version": version })).await?;
         Ok(())
     }
 

@@ -125,8 +125,7 @@ impl ClientConfig {
     /// A configuration for a Databricks workspace: its URL and a personal access token.
     pub fn databricks(host: &str, token: Secret) -> Result<Self, ConfigError> {
         let host = host.trim();
-        let with_scheme =
-            if host.contains("://") { host.to_owned() } else { format!("https://{host}") };
+        let with_scheme = if host.contains("://") { host.to_owned() } else { format!("https://{host}") };
         let (base_url, _) = parse_http_uri(&with_scheme).map_err(|_| ConfigError::Invalid {
             var: env_vars::DATABRICKS_HOST,
             reason: format!("`{}` is not a URL", redact_userinfo(host)),
@@ -162,7 +161,8 @@ impl ClientConfig {
                 });
             }
             let host = get(env_vars::DATABRICKS_HOST).ok_or(ConfigError::Missing { var: env_vars::DATABRICKS_HOST })?;
-            let token = get(env_vars::DATABRICKS_TOKEN).ok_or(ConfigError::Missing { var: env_vars::DATABRICKS_TOKEN })?;
+            let token =
+                get(env_vars::DATABRICKS_TOKEN).ok_or(ConfigError::Missing { var: env_vars::DATABRICKS_TOKEN })?;
             Self::databricks(&host, Secret::new(token))?
         } else {
             let mut cfg = Self::new(&uri)?;
@@ -221,7 +221,8 @@ fn seconds(v: &str, var: &'static str) -> Result<Duration, ConfigError> {
 /// basic auth its userinfo carried.
 fn parse_http_uri(uri: &str) -> Result<(Url, Auth), ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { var: env_vars::TRACKING_URI, reason };
-    let mut url = Url::parse(uri.trim()).map_err(|e| invalid(format!("`{}` is not a URL: {e}", redact_userinfo(uri))))?;
+    let mut url =
+        Url::parse(uri.trim()).map_err(|e| invalid(format!("`{}` is not a URL: {e}", redact_userinfo(uri))))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(invalid(format!(
             "`{}`: only http(s) tracking servers and `databricks` are supported",

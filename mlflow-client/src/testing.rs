@@ -47,9 +47,9 @@ pub fn mlflow_bin() -> PathBuf {
     if let Some(p) = std::env::var_os(MLFLOW_BIN_VAR) {
         return PathBuf::from(p);
     }
-    let cache = std::env::var_os(CACHE_VAR).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stacktag")
-    });
+    let cache = std::env::var_os(CACHE_VAR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stacktag"));
     cache.join("venv/bin/mlflow")
 }
 
@@ -150,7 +150,10 @@ impl MlflowServer {
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
-                return Err(io::Error::other(format!("mlflow server exited ({status}) before it was healthy:\n{}", server.log_tail())));
+                return Err(io::Error::other(format!(
+                    "mlflow server exited ({status}) before it was healthy:\n{}",
+                    server.log_tail()
+                )));
             }
             if Instant::now() > deadline {
                 return Err(io::Error::other(format!(
@@ -332,7 +335,12 @@ impl Drop for FaultServer {
 }
 
 /// Serves requests on one connection until it closes (every answer closes it).
-fn serve(conn: TcpStream, script: &Mutex<VecDeque<Fault>>, seen: &Mutex<Vec<SeenRequest>>, upstream: Option<&str>) -> io::Result<()> {
+fn serve(
+    conn: TcpStream,
+    script: &Mutex<VecDeque<Fault>>,
+    seen: &Mutex<Vec<SeenRequest>>,
+    upstream: Option<&str>,
+) -> io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
@@ -360,7 +368,11 @@ fn serve(conn: TcpStream, script: &Mutex<VecDeque<Fault>>, seen: &Mutex<Vec<Seen
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     if let Ok(mut s) = seen.lock() {
-        s.push(SeenRequest { request_line: request_line.trim_end().to_owned(), headers: headers.clone(), body: body.clone() });
+        s.push(SeenRequest {
+            request_line: request_line.trim_end().to_owned(),
+            headers: headers.clone(),
+            body: body.clone(),
+        });
     }
     let fault = script.lock().ok().and_then(|mut s| s.pop_front()).unwrap_or(Fault::Forward);
     let mut out = conn;

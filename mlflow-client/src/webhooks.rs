@@ -75,7 +75,13 @@ pub struct WebhookTestResult {
 
 impl Client {
     /// Creates an active webhook that posts `events` to `url`, signed with `secret`.
-    pub async fn create_webhook(&self, name: &str, url: &str, events: &[WebhookEvent], secret: &Secret) -> Result<Webhook, Error> {
+    pub async fn create_webhook(
+        &self,
+        name: &str,
+        url: &str,
+        events: &[WebhookEvent],
+        secret: &Secret,
+    ) -> Result<Webhook, Error> {
         #[derive(Deserialize)]
         struct Reply {
             webhook: Webhook,

@@ -103,7 +103,10 @@ mod tests {
             message: "no such file".into(),
         };
         assert!(is_bundle_fault(&missing));
-        let empty = mlflow_client::Error::Artifact { uri: "mlflow-artifacts:/1/r/artifacts/bundle".into(), reason: "no files there".into() };
+        let empty = mlflow_client::Error::Artifact {
+            uri: "mlflow-artifacts:/1/r/artifacts/bundle".into(),
+            reason: "no files there".into(),
+        };
         assert!(is_bundle_fault(&empty));
     }
 }

@@ -23,7 +23,9 @@ use crate::registry::Registry;
 const SCORE_EPSILON: f64 = 1e-12;
 
 /// The figure the gate compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString, strum::VariantNames)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum GateMetric {
@@ -167,7 +169,9 @@ pub fn decide(challenger: &Contender, champion: Option<&Contender>, rules: &Rule
         ),
         // Each model is scored on the rows of its own labels: the figures would not compare.
         Assessment::Valid { labels: theirs, .. } if theirs != labels => or_forced(
-            format!("labels differ (challenger {labels:?}, champion version {c} {theirs:?}): the scores do not compare"),
+            format!(
+                "labels differ (challenger {labels:?}, champion version {c} {theirs:?}): the scores do not compare"
+            ),
             "; promote only with `--force`",
         ),
         Assessment::Valid { score: theirs, .. } => {
@@ -249,7 +253,12 @@ impl GateOutcome {
                 format!("version {} of `{}` already is `{}`", self.challenger_version, self.model, aliases::CHAMPION)
             }
             Decision::Rejected | Decision::RejectedInvalid => {
-                format!("not promoted: version {} of `{}` stays `{}`", self.challenger_version, self.model, aliases::CHALLENGER)
+                format!(
+                    "not promoted: version {} of `{}` stays `{}`",
+                    self.challenger_version,
+                    self.model,
+                    aliases::CHALLENGER
+                )
             }
         };
         if !self.decision.is_champion()
@@ -302,7 +311,8 @@ pub async fn promote(reg: &Registry, cfg: &GateConfig, eval: &EvalSet<'_>) -> an
         return Ok(outcome);
     }
 
-    let tmp = tempfile::Builder::new().prefix("stacktag-gate-").tempdir().context("cannot create a temporary directory")?;
+    let tmp =
+        tempfile::Builder::new().prefix("stacktag-gate-").tempdir().context("cannot create a temporary directory")?;
     let challenger_side = assess(reg, &challenger, &tmp.path().join("challenger"), cfg.rules.metric, eval).await?;
     let champion_side = match &champion_version {
         None => None,
@@ -331,9 +341,9 @@ pub async fn promote(reg: &Registry, cfg: &GateConfig, eval: &EvalSet<'_>) -> an
             .await
             .with_context(|| format!("cannot tag version {challenger_version} of `{name}`"))?;
         // Moving the alias is the commit point: everything above is recorded first.
-        c.set_alias(name, aliases::CHAMPION, &challenger_version)
-            .await
-            .with_context(|| format!("cannot point `{}` of `{name}` at version {challenger_version}", aliases::CHAMPION))?;
+        c.set_alias(name, aliases::CHAMPION, &challenger_version).await.with_context(|| {
+            format!("cannot point `{}` of `{name}` at version {challenger_version}", aliases::CHAMPION)
+        })?;
     }
     Ok(outcome)
 }
@@ -355,7 +365,11 @@ async fn assess(
             Assessment::Valid { labels: classifier.manifest().labels.clone(), score: metric.of(&evaluation) }
         }
     };
-    Ok(Contender { version: version.version.clone(), assessment, rolled_back: version.tag(tags::ROLLED_BACK).is_some() })
+    Ok(Contender {
+        version: version.version.clone(),
+        assessment,
+        rolled_back: version.tag(tags::ROLLED_BACK).is_some(),
+    })
 }
 
 /// Writes the decision as tags on the challenger version.
@@ -374,10 +388,9 @@ async fn record(reg: &Registry, version: &ModelVersion, o: &GateOutcome, eval_sn
         (tags::DECIDED_AT, crate::now_rfc3339()),
     ];
     for (key, value) in entries {
-        reg.client()
-            .set_model_version_tag(&version.name, &version.version, key, &value)
-            .await
-            .with_context(|| format!("cannot record the gate's `{key}` on version {} of `{}`", version.version, version.name))?;
+        reg.client().set_model_version_tag(&version.name, &version.version, key, &value).await.with_context(|| {
+            format!("cannot record the gate's `{key}` on version {} of `{}`", version.version, version.name)
+        })?;
     }
     Ok(())
 }
@@ -399,7 +412,11 @@ mod tests {
     }
 
     fn invalid(version: &str) -> Contender {
-        Contender { version: version.into(), assessment: Assessment::Invalid("`model.onnx` is cut short".into()), rolled_back: false }
+        Contender {
+            version: version.into(),
+            assessment: Assessment::Invalid("`model.onnx` is cut short".into()),
+            rolled_back: false,
+        }
     }
 
     fn rules(margin: f64, force: bool) -> Rules {
@@ -441,7 +458,10 @@ mod tests {
         let below = decide(&valid("2", 0.7499), Some(&valid("1", 0.5)), &rules(0.25, false));
         assert_eq!(below.decision, Decision::Rejected);
         assert!(below.compared && below.reason.contains("< champion 0.5000 + margin 0.2500"), "{}", below.reason);
-        assert_eq!(decide(&valid("2", 0.89), Some(&valid("1", 0.9)), &rules(-0.02, false)).decision, Decision::Promoted);
+        assert_eq!(
+            decide(&valid("2", 0.89), Some(&valid("1", 0.9)), &rules(-0.02, false)).decision,
+            Decision::Promoted
+        );
         assert_eq!(decide(&valid("2", 0.89), Some(&valid("1", 0.9)), &rules(0.0, false)).decision, Decision::Rejected);
     }
 

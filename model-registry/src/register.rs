@@ -37,7 +37,12 @@ pub struct Registered {
 
 /// Logs the bundle at `bundle_dir` (described by `manifest`) as a run, registers it as a new
 /// version and points `challenger` at it. The run is marked FAILED if any step fails.
-pub async fn register(reg: &Registry, bundle_dir: &Path, manifest: &ModelManifest, from: &Provenance) -> anyhow::Result<Registered> {
+pub async fn register(
+    reg: &Registry,
+    bundle_dir: &Path,
+    manifest: &ModelManifest,
+    from: &Provenance,
+) -> anyhow::Result<Registered> {
     let c = reg.client();
     let cfg = reg.config();
     let experiment_id = c
@@ -65,9 +70,13 @@ pub async fn register(reg: &Registry, bundle_dir: &Path, manifest: &ModelManifes
             .await
             .with_context(|| format!("cannot upload bundle `{}`", bundle_dir.display()))?;
         // Beside the bundle's own files, so the version is also a plain MLflow Model.
-        c.upload_artifact(&run.artifact_uri, &format!("{BUNDLE_ARTIFACT_DIR}/{MLMODEL}"), mlmodel(&run.run_id).into_bytes())
-            .await
-            .context("cannot upload the version's `MLmodel`")?;
+        c.upload_artifact(
+            &run.artifact_uri,
+            &format!("{BUNDLE_ARTIFACT_DIR}/{MLMODEL}"),
+            mlmodel(&run.run_id).into_bytes(),
+        )
+        .await
+        .context("cannot upload the version's `MLmodel`")?;
         for name in [files::METRICS, files::CONFUSION_SVG] {
             let path = bundle_dir.join(name);
             if let Ok(bytes) = std::fs::read(&path) {
@@ -149,7 +158,8 @@ pub fn metrics_of(manifest: &ModelManifest, timestamp: i64) -> Vec<Metric> {
         Metric::new("eval_examples", m.examples as f64, timestamp),
     ];
     for c in &m.per_class {
-        let label: String = c.label.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect();
+        let label: String =
+            c.label.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect();
         out.push(Metric::new(format!("precision_{label}"), c.precision, timestamp));
         out.push(Metric::new(format!("recall_{label}"), c.recall, timestamp));
         out.push(Metric::new(format!("f1_{label}"), c.f1, timestamp));

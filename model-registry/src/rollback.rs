@@ -27,9 +27,14 @@ pub async fn rollback(reg: &Registry) -> anyhow::Result<Rollback> {
     let model = c.get_registered_model(name).await.with_context(|| format!("cannot read registered model `{name}`"))?;
     let current = model
         .alias(aliases::CHAMPION)
-        .with_context(|| format!("model `{name}` has no version with alias `{}`: nothing to roll back", aliases::CHAMPION))?
+        .with_context(|| {
+            format!("model `{name}` has no version with alias `{}`: nothing to roll back", aliases::CHAMPION)
+        })?
         .to_owned();
-    let version = c.get_model_version(name, &current).await.with_context(|| format!("cannot read version {current} of `{name}`"))?;
+    let version = c
+        .get_model_version(name, &current)
+        .await
+        .with_context(|| format!("cannot read version {current} of `{name}`"))?;
     let previous = version
         .tag(tags::PREVIOUS_CHAMPION)
         .filter(|v| *v != NONE && !v.is_empty())

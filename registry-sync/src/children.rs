@@ -72,9 +72,7 @@ impl Children {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
-        let mut pids: Vec<u32> = entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
+        let mut pids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
         pids.sort_unstable();
         pids
     }
@@ -96,11 +94,7 @@ impl Children {
                 let mut fields = text.split_whitespace();
                 let (recorded_start, kind) = (fields.next(), fields.next());
                 if recorded_start.is_some() && start_time(pid).as_deref() == recorded_start {
-                    let target = if kind == Some("group") {
-                        format!("-{pid}")
-                    } else {
-                        pid.to_string()
-                    };
+                    let target = if kind == Some("group") { format!("-{pid}") } else { pid.to_string() };
                     let status = Command::new("kill")
                         .args(["-KILL", "--", &target])
                         .stdout(Stdio::null())
@@ -143,13 +137,7 @@ mod tests {
         std::fs::write(dir.path().join(PIDS).join(me.to_string()), "1 process\n").expect("write");
         assert_eq!(children.recorded().len(), 2);
         assert_eq!(children.reap_orphans(), vec![child.id()]);
-        assert!(
-            !child.wait().expect("wait").success(),
-            "the recorded child was not killed"
-        );
-        assert!(
-            children.recorded().is_empty(),
-            "records are forgotten after a reap"
-        );
+        assert!(!child.wait().expect("wait").success(), "the recorded child was not killed");
+        assert!(children.recorded().is_empty(), "records are forgotten after a reap");
     }
 }

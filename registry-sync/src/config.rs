@@ -62,10 +62,7 @@ pub struct Deployers {
 impl Deployers {
     /// Only the local blue/green deployer (the default).
     pub fn local() -> Self {
-        Self {
-            local: true,
-            github: None,
-        }
+        Self { local: true, github: None }
     }
 }
 

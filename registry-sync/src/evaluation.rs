@@ -49,7 +49,10 @@ impl Sample {
         let mut reader = csv::Reader::from_path(path).map_err(|e| read_err(&e))?;
         let headers = reader.headers().map_err(|e| read_err(&e))?.clone();
         let col = |column: &'static str| {
-            headers.iter().position(|h| h.trim() == column).ok_or(SampleError::MissingColumn { path: path.to_owned(), column })
+            headers
+                .iter()
+                .position(|h| h.trim() == column)
+                .ok_or(SampleError::MissingColumn { path: path.to_owned(), column })
         };
         let (label, text) = (col("label")?, col("text")?);
         let mut rows = Vec::new();

@@ -126,7 +126,11 @@ fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
 
 async fn proxy(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let Some(instance) = state.current() else {
-        return api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "no model is deployed yet; registry-sync is waiting for one");
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no model is deployed yet; registry-sync is waiting for one",
+        );
     };
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_PROXY_BODY).await {
@@ -155,7 +159,11 @@ async fn proxy(State(state): State<Arc<AppState>>, req: Request) -> Response {
             Err(e) if attempt == 0 && (e.is_connect() || e.is_request()) => attempt += 1,
             Err(e) => {
                 return with_model(
-                    api_error(StatusCode::BAD_GATEWAY, "upstream_failed", format!("edge instance `{}` failed: {e}", instance.url)),
+                    api_error(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_failed",
+                        format!("edge instance `{}` failed: {e}", instance.url),
+                    ),
                     &instance.model,
                 );
             }
@@ -167,7 +175,11 @@ async fn proxy(State(state): State<Arc<AppState>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => {
             return with_model(
-                api_error(StatusCode::BAD_GATEWAY, "upstream_failed", format!("edge instance `{}` cut its answer: {e}", instance.url)),
+                api_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_failed",
+                    format!("edge instance `{}` cut its answer: {e}", instance.url),
+                ),
                 &instance.model,
             );
         }
@@ -212,10 +224,7 @@ fn count_predictions(metrics: &Metrics, model: &DeployedModel, body: &Bytes) {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
         .into_response()
 }
 

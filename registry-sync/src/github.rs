@@ -73,11 +73,7 @@ pub enum DispatchError {
 impl GithubConfig {
     /// `{api_url}/repos/{owner}/{name}/dispatches`.
     pub fn dispatches_url(&self) -> String {
-        format!(
-            "{}/repos/{}/dispatches",
-            self.api_url.trim_end_matches('/'),
-            self.repository
-        )
+        format!("{}/repos/{}/dispatches", self.api_url.trim_end_matches('/'), self.repository)
     }
 }
 
@@ -85,14 +81,9 @@ impl GithubConfig {
 /// no proxy for a loopback stand-in.
 pub fn client(cfg: &GithubConfig) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
-        .user_agent(concat!(
-            "stacktag-registry-sync/",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .user_agent(concat!("stacktag-registry-sync/", env!("CARGO_PKG_VERSION")))
         .timeout(TIMEOUT);
-    let host = reqwest::Url::parse(&cfg.api_url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned));
+    let host = reqwest::Url::parse(&cfg.api_url).ok().and_then(|u| u.host_str().map(str::to_owned));
     if matches!(host.as_deref(), Some("127.0.0.1" | "localhost" | "[::1]")) {
         b = b.no_proxy();
     }
@@ -118,17 +109,11 @@ pub async fn dispatch(
         .bearer_auth(cfg.token.expose())
         .header(reqwest::header::ACCEPT, "application/vnd.github+json")
         .header("X-GitHub-Api-Version", API_VERSION)
-        .json(&Dispatch {
-            event_type: EVENT_TYPE,
-            client_payload: &payload,
-        })
+        .json(&Dispatch { event_type: EVENT_TYPE, client_payload: &payload })
         .send()
         .await
         // Without the URL: reqwest's error names it, and the URL carries no secret anyway.
-        .map_err(|e| DispatchError::Transport {
-            url: url.clone(),
-            reason: e.without_url().to_string(),
-        })?;
+        .map_err(|e| DispatchError::Transport { url: url.clone(), reason: e.without_url().to_string() })?;
     let status = answer.status();
     if status.is_success() {
         return Ok(payload);
@@ -138,11 +123,7 @@ pub async fn dispatch(
         .ok()
         .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| body.chars().take(200).collect());
-    Err(DispatchError::Refused {
-        url,
-        status: status.as_u16(),
-        message,
-    })
+    Err(DispatchError::Refused { url, status: status.as_u16(), message })
 }
 
 #[cfg(test)]
@@ -157,9 +138,6 @@ mod tests {
             token: Secret::new("ghp_sekrit"),
         };
         assert!(!format!("{cfg:?}").contains("sekrit"));
-        assert_eq!(
-            cfg.dispatches_url(),
-            "https://api.github.com/repos/o/r/dispatches"
-        );
+        assert_eq!(cfg.dispatches_url(), "https://api.github.com/repos/o/r/dispatches");
     }
 }

@@ -62,8 +62,8 @@ impl Instance {
             .map_err(|e| format!("no free loopback port: {e}"))?
             .port();
         let log_path = PathBuf::from(format!("{}.log", wasm.display()));
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| format!("cannot create `{}`: {e}", log_path.display()))?;
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("cannot create `{}`: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let mut child = Command::new(wasmtime)
             .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
@@ -90,15 +90,9 @@ impl Instance {
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: String = tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
                 forget();
-                return Err(format!(
-                    "`wasmtime serve` on port {port} exited ({status}): {tail}"
-                ));
+                return Err(format!("`wasmtime serve` on port {port} exited ({status}): {tail}"));
             }
-            if let Ok(r) = http
-                .get(format!("{url}/health"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
+            if let Ok(r) = http.get(format!("{url}/health")).timeout(Duration::from_secs(2)).send().await
                 && r.status().is_success()
             {
                 return Ok(Self {

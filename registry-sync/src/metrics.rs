@@ -132,7 +132,11 @@ impl Metrics {
             "Gateway request duration by route",
             m.request_duration.clone(),
         );
-        registry.register("stacktag_predictions", "Predicted labels answered through the gateway", m.predictions.clone());
+        registry.register(
+            "stacktag_predictions",
+            "Predicted labels answered through the gateway",
+            m.predictions.clone(),
+        );
         Self { registry, ..m }
     }
 

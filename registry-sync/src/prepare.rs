@@ -44,11 +44,7 @@ pub async fn resolve(reg: &Registry, selector: &Selector) -> Result<ModelVersion
         Selector::Alias(alias) => c.get_model_version_by_alias(reg.model(), alias).await,
         Selector::Version(v) => c.get_model_version(reg.model(), v).await,
     };
-    got.map_err(|e| SyncError::Resolve {
-        what: selector.to_string(),
-        model: reg.model().to_owned(),
-        cause: e.into(),
-    })
+    got.map_err(|e| SyncError::Resolve { what: selector.to_string(), model: reg.model().to_owned(), cause: e.into() })
 }
 
 /// Downloads `mv` into `work/bundle`, verifies and evaluates it, stamps its version into the
@@ -63,22 +59,12 @@ pub async fn prepare(
 ) -> Result<DeployedModel, SyncError> {
     let version = mv.version.clone();
     let bundle = work.join(BUNDLE_DIR);
-    eprintln!(
-        "registry-sync: version {version}: downloading `{}`",
-        mv.source
-    );
+    eprintln!("registry-sync: version {version}: downloading `{}`", mv.source);
     let downloaded = model_registry::download_verified(reg, mv, &bundle)
         .await
-        .map_err(|cause| SyncError::Download {
-            version: version.clone(),
-            cause,
-        })?;
-    let classifier = downloaded
-        .classifier
-        .map_err(|cause| SyncError::InvalidBundle {
-            version: version.clone(),
-            cause,
-        })?;
+        .map_err(|cause| SyncError::Download { version: version.clone(), cause })?;
+    let classifier =
+        downloaded.classifier.map_err(|cause| SyncError::InvalidBundle { version: version.clone(), cause })?;
     let score = evaluation::score(&classifier, &cfg.eval).map_err(|e| SyncError::Evaluation {
         version: version.clone(),
         reason: format!("scoring `{}` failed: {e}", cfg.eval.path.display()),
@@ -103,10 +89,7 @@ pub async fn prepare(
     );
     bake(&cfg.bake_script, &bundle, &wasm, children)
         .await
-        .map_err(|reason| SyncError::Bake {
-            version: version.clone(),
-            reason,
-        })?;
+        .map_err(|reason| SyncError::Bake { version: version.clone(), reason })?;
     let manifest = classifier.manifest();
     let deployed = DeployedModel {
         model: mv.name.clone(),
@@ -123,10 +106,7 @@ pub async fn prepare(
 }
 
 fn state_err(version: &str, cause: anyhow::Error) -> SyncError {
-    SyncError::State {
-        version: version.to_owned(),
-        cause,
-    }
+    SyncError::State { version: version.to_owned(), cause }
 }
 
 /// Writes the registry version into `bundle/manifest.json` (`model_version`), so the edge
@@ -134,31 +114,18 @@ fn state_err(version: &str, cause: anyhow::Error) -> SyncError {
 /// bundle stays valid; it is read back through the core's bundle reader to be sure.
 pub fn stamp(bundle: &Path, version: &str) -> Result<(), SyncError> {
     let path = bundle.join(files::MANIFEST);
-    let err = |reason: String| SyncError::Stamp {
-        version: version.to_owned(),
-        path: path.display().to_string(),
-        reason,
-    };
+    let err =
+        |reason: String| SyncError::Stamp { version: version.to_owned(), path: path.display().to_string(), reason };
     let bytes = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
     // Edited as JSON, not through `ModelManifest`, so fields this build does not know survive.
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
-    let obj = manifest
-        .as_object_mut()
-        .ok_or_else(|| err("not a JSON object".into()))?;
-    obj.insert(
-        "model_version".into(),
-        serde_json::Value::String(version.to_owned()),
-    );
+    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
+    let obj = manifest.as_object_mut().ok_or_else(|| err("not a JSON object".into()))?;
+    obj.insert("model_version".into(), serde_json::Value::String(version.to_owned()));
     let out = serde_json::to_vec_pretty(&manifest).map_err(|e| err(e.to_string()))?;
     let tmp = bundle.join(".manifest.json.tmp");
-    std::fs::write(&tmp, out)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| err(e.to_string()))?;
-    let files =
-        edge_classifier::bundle::read_verified_dir(bundle).map_err(|e| err(e.to_string()))?;
-    let read_back =
-        edge_classifier::bundle::parse_manifest(&files.manifest).map_err(|e| err(e.to_string()))?;
+    std::fs::write(&tmp, out).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| err(e.to_string()))?;
+    let files = edge_classifier::bundle::read_verified_dir(bundle).map_err(|e| err(e.to_string()))?;
+    let read_back = edge_classifier::bundle::parse_manifest(&files.manifest).map_err(|e| err(e.to_string()))?;
     match read_back.model_version.as_deref() {
         Some(v) if v == version => Ok(()),
         other => Err(err(format!("read back `model_version` {other:?}"))),
@@ -198,32 +165,20 @@ async fn bake(script: &Path, bundle: &Path, out: &Path, children: &Children) -> 
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!(
-        "`{} bake` exited with {}: {}",
-        script.display(),
-        output.status,
-        tail.join(" | ")
-    ))
+    Err(format!("`{} bake` exited with {}: {}", script.display(), output.status, tail.join(" | ")))
 }
 
 /// `registry-sync once`: steps 1–4 for the version `selector` names, the baked component
 /// written to `out` atomically (a temporary file beside it, then a rename).
-pub async fn once(
-    cfg: &SyncConfig,
-    selector: &Selector,
-    out: &Path,
-) -> anyhow::Result<DeployedModel> {
+pub async fn once(cfg: &SyncConfig, selector: &Selector, out: &Path) -> anyhow::Result<DeployedModel> {
     let reg = Registry::new(cfg.registry.clone())?;
     let mv = resolve(&reg, selector).await?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create `{}`", parent.display()))?;
-    let work = tempfile::Builder::new()
-        .prefix(".registry-sync-")
-        .tempdir_in(&parent)?;
+    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    let work = tempfile::Builder::new().prefix(".registry-sync-").tempdir_in(&parent)?;
     let deployed = prepare(&reg, cfg, &mv, work.path(), &Children::none()).await?;
     let tmp = work.path().join("out.wasm");
     std::fs::copy(work.path().join(WASM_FILE), &tmp)

@@ -71,12 +71,8 @@ impl Syncer {
         app: Arc<AppState>,
     ) -> anyhow::Result<Self> {
         let reg = Registry::new(cfg.registry.clone())?;
-        let children = Children::in_state_dir(state.root()).with_context(|| {
-            format!(
-                "cannot create the pid records in `{}`",
-                state.root().display()
-            )
-        })?;
+        let children = Children::in_state_dir(state.root())
+            .with_context(|| format!("cannot create the pid records in `{}`", state.root().display()))?;
         let github_http = deployers.github.as_ref().map(github::client).transpose()?;
         Ok(Self {
             reg,
@@ -108,10 +104,7 @@ impl Syncer {
     }
 
     fn deployed_version(&self) -> Option<String> {
-        self.deployed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.deployed.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Serves what `current` points at, if anything (start-up after a restart or a crash).
@@ -153,16 +146,9 @@ impl Syncer {
                 );
             }
             Err(e) => {
-                m.sync
-                    .get_or_create(&Outcome {
-                        outcome: e.outcome(),
-                    })
-                    .inc();
+                m.sync.get_or_create(&Outcome { outcome: e.outcome() }).inc();
                 m.sync_duration.observe(start.elapsed().as_secs_f64());
-                eprintln!(
-                    "registry-sync: sync failed ({}), the serving model stays: {e}",
-                    e.outcome()
-                );
+                eprintln!("registry-sync: sync failed ({}), the serving model stays: {e}", e.outcome());
             }
         }
         result
@@ -179,17 +165,9 @@ impl Syncer {
             // complete, since it only gets its name by a rename after the bake.
             Some((dir, model)) => (dir, model, true),
             None => {
-                let staging = self
-                    .state
-                    .staging(&version)
-                    .map_err(|cause| state_err(&version, cause))?;
-                let model =
-                    prepare::prepare(&self.reg, &self.cfg, &mv, staging.path(), &self.children)
-                        .await?;
-                let dir = self
-                    .state
-                    .commit(staging, &version)
-                    .map_err(|cause| state_err(&version, cause))?;
+                let staging = self.state.staging(&version).map_err(|cause| state_err(&version, cause))?;
+                let model = prepare::prepare(&self.reg, &self.cfg, &mv, staging.path(), &self.children).await?;
+                let dir = self.state.commit(staging, &version).map_err(|cause| state_err(&version, cause))?;
                 (dir, model, false)
             }
         };
@@ -225,55 +203,27 @@ impl Syncer {
 
     /// Blue/green: start the new instance, health-check it, switch the gateway; returns the
     /// old instance, to drain. Nothing to do if `model` serves already (a retried sync).
-    async fn deploy_local(
-        &self,
-        wasm: &Path,
-        model: &DeployedModel,
-    ) -> Result<Option<Arc<Instance>>, SyncError> {
-        if self
-            .app
-            .current()
-            .is_some_and(|i| i.model.version == model.version)
-        {
+    async fn deploy_local(&self, wasm: &Path, model: &DeployedModel) -> Result<Option<Arc<Instance>>, SyncError> {
+        if self.app.current().is_some_and(|i| i.model.version == model.version) {
             return Ok(None);
         }
-        let next = Instance::start(
-            &self.wasmtime,
-            wasm,
-            model.clone(),
-            self.app.http(),
-            &self.children,
-        )
-        .await
-        .map_err(|reason| SyncError::Deploy {
-            version: model.version.clone(),
-            reason,
-        })?;
+        let next = Instance::start(&self.wasmtime, wasm, model.clone(), self.app.http(), &self.children)
+            .await
+            .map_err(|reason| SyncError::Deploy { version: model.version.clone(), reason })?;
         Ok(self.app.swap(Arc::new(next)))
     }
 
     /// `repository_dispatch` `model-promoted` with the baked component's sha256.
-    async fn deploy_github(
-        &self,
-        gh: &GithubConfig,
-        wasm: &Path,
-        model: &DeployedModel,
-    ) -> Result<(), SyncError> {
+    async fn deploy_github(&self, gh: &GithubConfig, wasm: &Path, model: &DeployedModel) -> Result<(), SyncError> {
         let version = model.version.clone();
-        let deploy_err = |reason: String| SyncError::Deploy {
-            version: version.clone(),
-            reason,
-        };
+        let deploy_err = |reason: String| SyncError::Deploy { version: version.clone(), reason };
         let Some(http) = &self.github_http else {
             return Err(deploy_err("no GitHub client".into()));
         };
-        let bytes = tokio::fs::read(wasm)
-            .await
-            .map_err(|e| deploy_err(format!("cannot read `{}`: {e}", wasm.display())))?;
+        let bytes =
+            tokio::fs::read(wasm).await.map_err(|e| deploy_err(format!("cannot read `{}`: {e}", wasm.display())))?;
         let sha256 = edge_classifier::bundle::sha256_hex(&bytes);
-        let payload = github::dispatch(http, gh, model, &sha256)
-            .await
-            .map_err(|e| deploy_err(e.to_string()))?;
+        let payload = github::dispatch(http, gh, model, &sha256).await.map_err(|e| deploy_err(e.to_string()))?;
         eprintln!(
             "registry-sync: version {} announced to `{}` (`{}`, sha256 {})",
             payload.version,
@@ -286,10 +236,7 @@ impl Syncer {
 }
 
 fn state_err(version: &str, cause: anyhow::Error) -> SyncError {
-    SyncError::State {
-        version: version.to_owned(),
-        cause,
-    }
+    SyncError::State { version: version.to_owned(), cause }
 }
 
 /// Waits until no request holds `old` (or the timeout), then stops it.
@@ -303,11 +250,7 @@ async fn drain(old: Arc<Instance>) {
 
 /// The worker: one sync per wake-up (a poll tick or a webhook), triggers that arrive during
 /// a sync folded into one more.
-pub async fn run_worker(
-    syncer: Arc<Syncer>,
-    mut triggers: mpsc::Receiver<Trigger>,
-    poll_interval: Duration,
-) {
+pub async fn run_worker(syncer: Arc<Syncer>, mut triggers: mpsc::Receiver<Trigger>, poll_interval: Duration) {
     let mut tick = tokio::time::interval(poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -328,30 +271,14 @@ pub async fn register_webhook(
     secret: &mlflow_client::Secret,
 ) -> anyhow::Result<String> {
     let c = reg.client();
-    let existing = c
-        .list_webhooks()
-        .await
-        .context("cannot list MLflow webhooks")?;
-    if let Some(w) = existing
-        .iter()
-        .find(|w| w.name == hook.name && w.url == hook.url)
-    {
+    let existing = c.list_webhooks().await.context("cannot list MLflow webhooks")?;
+    if let Some(w) = existing.iter().find(|w| w.name == hook.name && w.url == hook.url) {
         return Ok(w.webhook_id.clone());
     }
     let w = c
-        .create_webhook(
-            &hook.name,
-            &hook.url,
-            &[WebhookEvent::alias_created()],
-            secret,
-        )
+        .create_webhook(&hook.name, &hook.url, &[WebhookEvent::alias_created()], secret)
         .await
-        .with_context(|| {
-            format!(
-                "cannot create MLflow webhook `{}` for `{}`",
-                hook.name, hook.url
-            )
-        })?;
+        .with_context(|| format!("cannot create MLflow webhook `{}` for `{}`", hook.name, hook.url))?;
     Ok(w.webhook_id)
 }
 
@@ -395,26 +322,14 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
     let state = StateDir::open(&cfg.state_dir)?;
     // Before anything new starts: what a `kill -9` of an earlier run left running.
     let orphans = Children::in_state_dir(state.root())
-        .with_context(|| {
-            format!(
-                "cannot create the pid records in `{}`",
-                state.root().display()
-            )
-        })?
+        .with_context(|| format!("cannot create the pid records in `{}`", state.root().display()))?
         .reap_orphans();
     if !orphans.is_empty() {
-        eprintln!(
-            "registry-sync: stopped {} process(es) an earlier run left behind: {orphans:?}",
-            orphans.len()
-        );
+        eprintln!("registry-sync: stopped {} process(es) an earlier run left behind: {orphans:?}", orphans.len());
     }
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = mpsc::channel(16);
-    let receiver = Receiver::new(
-        cfg.webhook_secret.clone(),
-        &cfg.sync.registry.model,
-        &cfg.alias,
-    );
+    let receiver = Receiver::new(cfg.webhook_secret.clone(), &cfg.sync.registry.model, &cfg.alias);
     let app_state = Arc::new(AppState::new(metrics, receiver, tx.clone())?);
     let syncer = Arc::new(Syncer::new(
         cfg.sync.clone(),
@@ -425,10 +340,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
         app_state.clone(),
     )?);
     match syncer.restore().await {
-        Ok(Some(m)) => eprintln!(
-            "registry-sync: serving version {} from `current`",
-            m.version
-        ),
+        Ok(Some(m)) => eprintln!("registry-sync: serving version {} from `current`", m.version),
         Ok(None) => {}
         Err(e) => {
             eprintln!("registry-sync: cannot serve `current` ({e}); waiting for the next sync")
@@ -436,10 +348,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
     }
     if let (Some(hook), Some(secret)) = (&cfg.register_webhook, &cfg.webhook_secret) {
         let id = register_webhook(&syncer.reg, hook, secret).await?;
-        eprintln!(
-            "registry-sync: MLflow webhook `{}` ({id}) posts to `{}`",
-            hook.name, hook.url
-        );
+        eprintln!("registry-sync: MLflow webhook `{}` ({id}) posts to `{}`", hook.name, hook.url);
     }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -452,14 +361,6 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
             eprintln!("registry-sync: the gateway stopped: {e}");
         }
     });
-    eprintln!(
-        "registry-sync: gateway on http://{addr}/ (alias `{}` of `{}`)",
-        cfg.alias, cfg.sync.registry.model
-    );
-    Ok(Running {
-        addr,
-        syncer,
-        triggers: tx,
-        tasks: vec![worker, server],
-    })
+    eprintln!("registry-sync: gateway on http://{addr}/ (alias `{}` of `{}`)", cfg.alias, cfg.sync.registry.model);
+    Ok(Running { addr, syncer, triggers: tx, tasks: vec![worker, server] })
 }

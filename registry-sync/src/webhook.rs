@@ -85,7 +85,8 @@ impl Receiver {
     pub fn judge(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Verdict {
         let Some(secret) = &self.secret else { return Verdict::Disabled };
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
-        let (Some(id), Some(ts), Some(sig)) = (get(headers::DELIVERY_ID), get(headers::TIMESTAMP), get(headers::SIGNATURE))
+        let (Some(id), Some(ts), Some(sig)) =
+            (get(headers::DELIVERY_ID), get(headers::TIMESTAMP), get(headers::SIGNATURE))
         else {
             return Verdict::MissingHeaders;
         };

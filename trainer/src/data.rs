@@ -115,7 +115,10 @@ pub enum DataError {
 pub fn read_sources(paths: &[PathBuf], set: &str) -> anyhow::Result<Vec<Batch>> {
     let mut batches = Vec::new();
     for path in paths {
-        batches.extend(read_source(path).map_err(|e| anyhow::anyhow!(e).context(format!("failed to read {set} data `{}`", path.display())))?);
+        batches.extend(
+            read_source(path)
+                .map_err(|e| anyhow::anyhow!(e).context(format!("failed to read {set} data `{}`", path.display())))?,
+        );
     }
     Ok(batches)
 }
@@ -164,8 +167,7 @@ fn format_of(path: &Path) -> Option<Format> {
 }
 
 fn read_file(path: &Path) -> Result<Batch, DataError> {
-    let format =
-        format_of(path).ok_or_else(|| DataError::UnsupportedFormat { path: path.to_path_buf() })?;
+    let format = format_of(path).ok_or_else(|| DataError::UnsupportedFormat { path: path.to_path_buf() })?;
     let bytes = fs::read(path).map_err(|source| unreadable(path, source))?;
     let digest = edge_classifier::sha256_hex(&bytes);
     let rows = match format {
@@ -203,9 +205,7 @@ fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<RawRow>, DataError> {
 }
 
 fn read_parquet(path: &Path, bytes: Vec<u8>) -> Result<Vec<RawRow>, DataError> {
-    let df = ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
-        .map_err(|e| parse_error(path, e))?;
+    let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| parse_error(path, e))?;
     rows_of(path, &df, false)
 }
 
@@ -214,12 +214,7 @@ fn rows_of(path: &Path, df: &DataFrame, lossy: bool) -> Result<Vec<RawRow>, Data
         let col = df.column(name).map_err(|_| DataError::MissingColumn {
             path: path.to_path_buf(),
             missing: name,
-            found: df
-                .get_column_names()
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            found: df.get_column_names().iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
         })?;
         let cast = col.cast(&DataType::String).map_err(|e| parse_error(path, e))?;
         cast.str().cloned().map_err(|e| parse_error(path, e))
@@ -372,11 +367,7 @@ impl RowReport {
         if self.skipped.is_empty() {
             return format!("{} rows read", self.read);
         }
-        let parts: Vec<String> = self
-            .skipped
-            .iter()
-            .map(|(r, n)| format!("{n} {}", r.name()))
-            .collect();
+        let parts: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {}", r.name())).collect();
         format!("{} rows read, skipped: {}", self.read, parts.join(", "))
     }
 }
@@ -442,11 +433,7 @@ pub fn prepare(train: &[Batch], eval: EvalSource, labels: &[String]) -> Result<D
         }
         EvalSource::Split { .. } => (None, None),
     };
-    let eval_keys: HashSet<String> = eval_examples
-        .iter()
-        .flatten()
-        .map(|e| dedup_key(&e.text))
-        .collect();
+    let eval_keys: HashSet<String> = eval_examples.iter().flatten().map(|e| dedup_key(&e.text)).collect();
     let (mut train_examples, mut train_report) = clean(train, &index, &eval_keys);
 
     let eval_examples = match (eval_examples, &eval) {
@@ -558,23 +545,14 @@ fn check_usable(
         }
     }
     if present.len() < 2 {
-        return Err(DataError::TooFewLabels {
-            set,
-            found: present.len(),
-            labels: present.join(", "),
-        });
+        return Err(DataError::TooFewLabels { set, found: present.len(), labels: present.join(", ") });
     }
     Ok(())
 }
 
 /// Splits off `fraction` of each label's examples for evaluation, shuffled with `seed`.
 /// Every label with at least two examples keeps one on each side.
-fn stratified_split(
-    examples: Vec<Example>,
-    labels: usize,
-    fraction: f64,
-    seed: u64,
-) -> (Vec<Example>, Vec<Example>) {
+fn stratified_split(examples: Vec<Example>, labels: usize, fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
     let mut rng = SplitMix64::new(seed);
     let mut by_label: Vec<Vec<Example>> = vec![Vec::new(); labels];
     for e in examples {

@@ -11,8 +11,8 @@ use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 use tract_onnx::pb::type_proto::{self, Tensor as TypeTensor};
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 use crate::model::LinearModel;
@@ -180,12 +180,7 @@ fn op(op_type: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProt
 }
 
 fn int_attr(name: &str, value: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i: value,
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: value, ..Default::default() }
 }
 
 fn meta(key: &str, value: &str) -> StringStringEntryProto {
@@ -194,13 +189,7 @@ fn meta(key: &str, value: &str) -> StringStringEntryProto {
 
 /// An initialiser in raw little-endian form (the compact, deterministic encoding).
 fn tensor(name: &str, dims: &[i64], data_type: DataType, raw_data: Vec<u8>) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: data_type as i32,
-        raw_data,
-        ..Default::default()
-    }
+    TensorProto { name: name.into(), dims: dims.to_vec(), data_type: data_type as i32, raw_data, ..Default::default() }
 }
 
 fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {

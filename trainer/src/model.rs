@@ -87,9 +87,7 @@ struct Positions {
 fn positions(spec: &FeatureSpec, idf_sq: &[f32], ids: &[i64]) -> Positions {
     let v = spec.vocab;
     let mut rows: Vec<usize> = ids.iter().map(|&id| id as usize).collect();
-    rows.extend(
-        ids.windows(2).map(|w| v + spec.pair_bucket(w[0], w[1])),
-    );
+    rows.extend(ids.windows(2).map(|w| v + spec.pair_bucket(w[0], w[1])));
     let nsq: f32 = rows.iter().map(|&r| idf_sq[r]).sum();
     Positions { rows, scale: 1.0 / nsq.sqrt() }
 }

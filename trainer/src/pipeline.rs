@@ -91,7 +91,12 @@ pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
 /// [`train`] on batches already read from `cfg.data` and `cfg.eval` (`eval` empty: a held-out
 /// split), so a caller that needed the data first (`retrain` hashes it) does not read it
 /// twice. `started` is when reading began, for the `load` timing.
-pub fn train_on(cfg: &TrainConfig, train: &[Batch], eval: Vec<Batch>, started: Instant) -> anyhow::Result<TrainOutcome> {
+pub fn train_on(
+    cfg: &TrainConfig,
+    train: &[Batch],
+    eval: Vec<Batch>,
+    started: Instant,
+) -> anyhow::Result<TrainOutcome> {
     let progress = Progress::new(cfg.quiet);
     let mut timings = Timings::default();
 
@@ -110,11 +115,8 @@ pub fn train_on(cfg: &TrainConfig, train: &[Batch], eval: Vec<Batch>, started: I
 
     let t = Instant::now();
     let spinner = progress.spinner("training tokenizer");
-    let train_normalized: Vec<String> = dataset
-        .train
-        .iter()
-        .map(|e| edge_classifier::normalize::normalize(&e.text).text)
-        .collect();
+    let train_normalized: Vec<String> =
+        dataset.train.iter().map(|e| edge_classifier::normalize::normalize(&e.text).text).collect();
     let tokenizer = tokenizer::train(&train_normalized, cfg.vocab_size, cfg.min_frequency)?;
     spinner.finish_and_clear();
     timings.tokenizer = t.elapsed().as_secs_f64();
@@ -126,11 +128,7 @@ pub fn train_on(cfg: &TrainConfig, train: &[Batch], eval: Vec<Batch>, started: I
     timings.encode = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let spec = FeatureSpec {
-        vocab: tokenizer.get_vocab_size(true),
-        buckets: cfg.buckets,
-        pair_mul: cfg.pair_mul,
-    };
+    let spec = FeatureSpec { vocab: tokenizer.get_vocab_size(true), buckets: cfg.buckets, pair_mul: cfg.pair_mul };
     let targets: Vec<usize> = dataset.train.iter().map(|e| e.label).collect();
     let bar = progress.bar(cfg.epochs as u64, "fitting");
     let fitted = model::fit(
@@ -151,8 +149,7 @@ pub fn train_on(cfg: &TrainConfig, train: &[Batch], eval: Vec<Batch>, started: I
     timings.fit = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let (bytes, manifest, parity) =
-        export_and_verify(cfg, &dataset, &tokenizer, &fitted, &eval_ids, &progress)?;
+    let (bytes, manifest, parity) = export_and_verify(cfg, &dataset, &tokenizer, &fitted, &eval_ids, &progress)?;
     timings.export_and_verify = t.elapsed().as_secs_f64();
 
     bundle::write_dir(&cfg.out, &bytes, &manifest)
@@ -185,12 +182,8 @@ struct Encoder<'a> {
 
 impl<'a> Encoder<'a> {
     fn new(tokenizer: &'a Tokenizer, max_tokens: usize) -> anyhow::Result<Self> {
-        let id = |t: &str| {
-            tokenizer
-                .token_to_id(t)
-                .map(i64::from)
-                .with_context(|| format!("trained tokenizer lacks `{t}`"))
-        };
+        let id =
+            |t: &str| tokenizer.token_to_id(t).map(i64::from).with_context(|| format!("trained tokenizer lacks `{t}`"));
         Ok(Self { tokenizer, bos: id(BOS_TOKEN)?, eos: id(EOS_TOKEN)?, max_tokens })
     }
 
@@ -216,7 +209,10 @@ impl<'a> Encoder<'a> {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("encoder thread panicked")))).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("encoder thread panicked"))))
+                .collect()
         });
         bar.finish_and_clear();
         let mut all = Vec::with_capacity(examples.len());
@@ -236,10 +232,8 @@ fn export_and_verify(
     progress: &Progress,
 ) -> anyhow::Result<(BundleBytes, ModelManifest, Parity)> {
     let onnx = export::to_onnx(fitted, &dataset.labels, &cfg.model_name);
-    let tokenizer_json = tokenizer
-        .to_string(false)
-        .map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?
-        .into_bytes();
+    let tokenizer_json =
+        tokenizer.to_string(false).map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?.into_bytes();
     let mut manifest = ModelManifest {
         format_version: MANIFEST_FORMAT_VERSION,
         model_name: cfg.model_name.clone(),
@@ -264,12 +258,9 @@ fn export_and_verify(
     let manifest_json = serde_json::to_vec_pretty(&manifest)?;
 
     // The check runs the bundle through the serving core, exactly as the edge will.
-    let classifier = Classifier::load(BundleFiles {
-        manifest: &manifest_json,
-        model: &onnx,
-        tokenizer: &tokenizer_json,
-    })
-    .context("exported bundle does not load in the edge core")?;
+    let classifier =
+        Classifier::load(BundleFiles { manifest: &manifest_json, model: &onnx, tokenizer: &tokenizer_json })
+            .context("exported bundle does not load in the edge core")?;
     let (parity, pairs) = verify(&classifier, fitted, &dataset.eval, eval_ids, progress)?;
     manifest.metrics = edge_classifier::metrics::evaluate(&dataset.labels, pairs);
     Ok((BundleBytes { model: onnx, tokenizer: tokenizer_json }, manifest, parity))

@@ -122,7 +122,15 @@ pub fn promote(conn: &Connection, cfg: &GateConfig) -> anyhow::Result<GateOutcom
 }
 
 /// Runs the gate with evaluation data already read.
-pub fn promote_on(conn: &Connection, gate: &model_registry::GateConfig, eval: &EvalData) -> anyhow::Result<GateOutcome> {
+pub fn promote_on(
+    conn: &Connection,
+    gate: &model_registry::GateConfig,
+    eval: &EvalData,
+) -> anyhow::Result<GateOutcome> {
     let score = |c: &Classifier| eval.score(c);
-    conn.block(model_registry::gate::promote(conn.registry(), gate, &EvalSet { snapshot: &eval.snapshot, score: &score }))
+    conn.block(model_registry::gate::promote(
+        conn.registry(),
+        gate,
+        &EvalSet { snapshot: &eval.snapshot, score: &score },
+    ))
 }

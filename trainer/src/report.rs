@@ -26,14 +26,31 @@ pub fn confusion_svg(e: &Evaluation) -> String {
         e.accuracy, e.macro_f1, e.examples
     );
     let _ = writeln!(s, r#"<text x="{}" y="50" text-anchor="middle">predicted</text>"#, LEFT + k * CELL / 2);
-    let _ = writeln!(s, r#"<text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">true</text>"#, TOP + k * CELL / 2, TOP + k * CELL / 2);
+    let _ = writeln!(
+        s,
+        r#"<text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">true</text>"#,
+        TOP + k * CELL / 2,
+        TOP + k * CELL / 2
+    );
     for (j, label) in e.labels.iter().enumerate() {
-        let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, LEFT + j * CELL + CELL / 2, TOP - 10, escape(label));
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            LEFT + j * CELL + CELL / 2,
+            TOP - 10,
+            escape(label)
+        );
     }
     for (i, row) in e.confusion.iter().enumerate() {
         let total: u64 = row.iter().sum();
         let y = TOP + i * CELL;
-        let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, LEFT - 8, y + CELL / 2 + 5, escape(&e.labels[i]));
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            LEFT - 8,
+            y + CELL / 2 + 5,
+            escape(&e.labels[i])
+        );
         for (j, &count) in row.iter().enumerate() {
             let share = if total == 0 { 0.0 } else { count as f64 / total as f64 };
             // White to deep blue by share of the row.
@@ -41,11 +58,18 @@ pub fn confusion_svg(e: &Evaluation) -> String {
             let (r, g, b) = (shade(31.0), shade(78.0), shade(160.0));
             let ink = if share > 0.5 { "white" } else { "black" };
             let x = LEFT + j * CELL;
-            let _ = writeln!(s, r##"<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="#{r:02x}{g:02x}{b:02x}" stroke="#999"/>"##);
+            let _ = writeln!(
+                s,
+                r##"<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="#{r:02x}{g:02x}{b:02x}" stroke="#999"/>"##
+            );
             let _ = writeln!(
                 s,
                 r#"<text x="{}" y="{}" text-anchor="middle" fill="{ink}">{count}</text><text x="{}" y="{}" text-anchor="middle" font-size="11" fill="{ink}">{:.1}%</text>"#,
-                x + CELL / 2, y + CELL / 2, x + CELL / 2, y + CELL / 2 + 16, share * 100.0
+                x + CELL / 2,
+                y + CELL / 2,
+                x + CELL / 2,
+                y + CELL / 2 + 16,
+                share * 100.0
             );
         }
     }

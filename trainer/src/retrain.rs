@@ -37,11 +37,17 @@ pub enum Retrain {
 /// the newest version's, once that was gated), then registers the model and gates it on
 /// `train_cfg.eval`, the same data it was evaluated on while training. Each file is read
 /// once.
-pub fn retrain(conn: &Connection, train_cfg: &TrainConfig, gate: &model_registry::GateConfig) -> anyhow::Result<Retrain> {
+pub fn retrain(
+    conn: &Connection,
+    train_cfg: &TrainConfig,
+    gate: &model_registry::GateConfig,
+) -> anyhow::Result<Retrain> {
     let started = Instant::now();
     let batches = data::read_sources(&train_cfg.data, "training")?;
     let snapshot = data::snapshot_of(&batches);
-    if let Some(TrainedBefore { version, reason }) = conn.block(model_registry::trained_before(conn.registry(), &snapshot))? {
+    if let Some(TrainedBefore { version, reason }) =
+        conn.block(model_registry::trained_before(conn.registry(), &snapshot))?
+    {
         return Ok(Retrain::Skipped { data_snapshot: snapshot, version, reason });
     }
     let eval = EvalData::read(&train_cfg.eval)?;

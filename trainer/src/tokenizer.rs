@@ -4,17 +4,15 @@
 use edge_classifier::normalize::{PIECE_PATTERN, pieces};
 use edge_classifier::{BOS_TOKEN, EOS_TOKEN, UNK_TOKEN};
 use tokenizers::decoders::DecoderWrapper;
-use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::models::ModelWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::processors::PostProcessorWrapper;
-use tokenizers::{
-    AddedToken, SplitDelimiterBehavior, Tokenizer, TokenizerBuilder, TokenizerImpl, Trainer,
-};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer, TokenizerBuilder, TokenizerImpl, Trainer};
 
 /// Trains a BPE tokenizer with at most `vocab_size` tokens on `texts`, which must already be
 /// normalised with [`edge_classifier::normalize::normalize`]. The specials [UNK], [BOS], [EOS]

@@ -10,14 +10,7 @@ use edge_classifier::api::{ApiError, BatchPrediction, Health, ModelManifest, Pre
 use edge_classifier::service::{self, Limits};
 
 const METHODS: [&str; 6] = ["POST", "GET", "PUT", "DELETE", "HEAD", "OPTIONS"];
-const PATHS: [&str; 6] = [
-    "/classify",
-    "/model",
-    "/health",
-    "/",
-    "/classify?x=1",
-    "/classify/",
-];
+const PATHS: [&str; 6] = ["/classify", "/model", "/health", "/", "/classify?x=1", "/classify/"];
 const TYPES: [Option<&str>; 6] = [
     Some("application/json"),
     Some("text/plain"),
@@ -28,10 +21,7 @@ const TYPES: [Option<&str>; 6] = [
 ];
 
 /// Small limits so that the fuzzer reaches 413 and `batch_too_large` cheaply.
-pub const LIMITS: Limits = Limits {
-    max_body_bytes: 4096,
-    max_batch: 4,
-};
+pub const LIMITS: Limits = Limits { max_body_bytes: 4096, max_batch: 4 };
 
 /// Decodes an input: three selector bytes (method, path, content type), then the body. A
 /// selector past the known values takes that field raw from the body's first line instead.
@@ -41,15 +31,10 @@ pub fn decode(data: &[u8]) -> Option<service::Request<'_>> {
         return None;
     };
     let (line, after_line) = match rest.iter().position(|&b| b == b'\n') {
-        Some(n) => (
-            std::str::from_utf8(&rest[..n]).unwrap_or(""),
-            &rest[n + 1..],
-        ),
+        Some(n) => (std::str::from_utf8(&rest[..n]).unwrap_or(""), &rest[n + 1..]),
         None => ("", rest),
     };
-    let any_raw = usize::from(*m) >= METHODS.len()
-        || usize::from(*p) >= PATHS.len()
-        || usize::from(*t) >= TYPES.len();
+    let any_raw = usize::from(*m) >= METHODS.len() || usize::from(*p) >= PATHS.len() || usize::from(*t) >= TYPES.len();
     Some(service::Request {
         method: METHODS.get(usize::from(*m)).copied().unwrap_or(line),
         path: PATHS.get(usize::from(*p)).copied().unwrap_or(line),
@@ -89,14 +74,13 @@ pub fn check(classifier: &Classifier, data: &[u8]) -> Result<(), String> {
             "/health" => serde_json::from_slice::<Health>(&response.body).map(drop),
             _ => return Err(format!("{what} on a route that does not exist: {body}")),
         };
-        return parsed
-            .map_err(|e| format!("{what} with a body that is not its wire type ({e}): {body}"));
+        return parsed.map_err(|e| format!("{what} with a body that is not its wire type ({e}): {body}"));
     }
     if !matches!(response.status, 400 | 404 | 405 | 413 | 415) {
         return Err(format!("{what}, which no request may get: {body}"));
     }
-    let error: ApiError = serde_json::from_slice(&response.body)
-        .map_err(|e| format!("{what} without an ApiError body ({e}): {body}"))?;
+    let error: ApiError =
+        serde_json::from_slice(&response.body).map_err(|e| format!("{what} without an ApiError body ({e}): {body}"))?;
     if error.error.code.is_empty() || error.error.message.is_empty() {
         return Err(format!("{what} with an empty code or message: {body}"));
     }

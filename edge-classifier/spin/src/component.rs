@@ -61,21 +61,12 @@ fn handle(request: IncomingRequest) -> Response {
     };
     let method = request.method().to_string();
     let path = request.path_with_query().unwrap_or_default();
-    let content_type = request
-        .headers()
-        .get("content-type")
-        .into_iter()
-        .next()
-        .and_then(|value| String::from_utf8(value).ok());
+    let content_type =
+        request.headers().get("content-type").into_iter().next().and_then(|value| String::from_utf8(value).ok());
     let body = read_body(request, limits.max_body_bytes);
     let answer = service::handle(
         classifier,
-        &service::Request {
-            method: &method,
-            path: &path,
-            content_type: content_type.as_deref(),
-            body: &body,
-        },
+        &service::Request { method: &method, path: &path, content_type: content_type.as_deref(), body: &body },
         limits,
     );
     respond(answer)
@@ -106,9 +97,7 @@ fn read_body(request: IncomingRequest, max: usize) -> Vec<u8> {
 /// Writes the core's answer back through the SDK.
 fn respond(answer: service::Response) -> Response {
     let mut response = Response::builder();
-    response
-        .status(answer.status)
-        .header("content-type", answer.content_type);
+    response.status(answer.status).header("content-type", answer.content_type);
     if let Some(allow) = answer.allow {
         response.header("allow", allow);
     }

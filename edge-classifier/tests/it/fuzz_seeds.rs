@@ -23,10 +23,8 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> =
+        entries.map(|e| e.expect("a directory entry").path()).filter(|p| p.is_file()).collect();
     files.sort();
     files
 }
@@ -37,11 +35,8 @@ fn replay(dir: &Path) -> (usize, Vec<String>) {
     let failures = files
         .iter()
         .filter_map(|path| {
-            let data = std::fs::read(path)
-                .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
-            case::check(&TINY, &data)
-                .err()
-                .map(|e| format!("`{}`: {e}", path.display()))
+            let data = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read `{}`: {e}", path.display()));
+            case::check(&TINY, &data).err().map(|e| format!("`{}`: {e}", path.display()))
         })
         .collect();
     (files.len(), failures)

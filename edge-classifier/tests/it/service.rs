@@ -16,16 +16,7 @@ static TINY: LazyLock<Classifier> = LazyLock::new(|| {
 });
 
 fn send(method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Response {
-    service::handle(
-        &TINY,
-        &Request {
-            method,
-            path,
-            content_type,
-            body,
-        },
-        &Limits::default(),
-    )
+    service::handle(&TINY, &Request { method, path, content_type, body }, &Limits::default())
 }
 
 fn error(response: &Response) -> ApiError {
@@ -36,26 +27,13 @@ fn error(response: &Response) -> ApiError {
 #[test]
 fn classify_one_batch_and_plain_text_agree() {
     let text = "how do i print a list in blank";
-    let one = send(
-        "POST",
-        "/classify",
-        Some("application/json"),
-        br#"{"text": "how do i print a list in blank"}"#,
-    );
+    let one = send("POST", "/classify", Some("application/json"), br#"{"text": "how do i print a list in blank"}"#);
     assert_eq!(one.status, 200);
     let one: Prediction = serde_json::from_slice(&one.body).expect("a Prediction");
     assert_eq!(one, TINY.classify(text).expect("classify"));
 
-    let plain = send(
-        "POST",
-        "/classify",
-        Some("text/plain;charset=utf-8"),
-        text.as_bytes(),
-    );
-    assert_eq!(
-        serde_json::from_slice::<Prediction>(&plain.body).expect("a Prediction"),
-        one
-    );
+    let plain = send("POST", "/classify", Some("text/plain;charset=utf-8"), text.as_bytes());
+    assert_eq!(serde_json::from_slice::<Prediction>(&plain.body).expect("a Prediction"), one);
 
     let batch = send(
         "POST",
@@ -77,10 +55,7 @@ fn model_and_health() {
     assert_eq!(&manifest, TINY.manifest());
     let health = send("GET", "/health", None, b"");
     let health: Health = serde_json::from_slice(&health.body).expect("a Health");
-    assert_eq!(
-        (health.status.as_str(), health.model.name.as_str()),
-        ("ok", TINY.manifest().model_name.as_str())
-    );
+    assert_eq!((health.status.as_str(), health.model.name.as_str()), ("ok", TINY.manifest().model_name.as_str()));
 }
 
 /// Method, path, content type, body; then the expected status and code.
@@ -93,79 +68,16 @@ fn every_error_has_its_status_and_code() {
     let big = vec![b'a'; limits.max_body_bytes + 1];
     let cases: &[Case<'_>] = &[
         ("POST", "/classify", json, b"{", 400, "invalid_json"),
-        (
-            "POST",
-            "/classify",
-            json,
-            b"{\"txt\": \"a\"}",
-            400,
-            "missing_field",
-        ),
+        ("POST", "/classify", json, b"{\"txt\": \"a\"}", 400, "missing_field"),
         ("POST", "/classify", json, b"\"a\"", 400, "missing_field"),
-        (
-            "POST",
-            "/classify",
-            json,
-            b"{\"text\": null}",
-            400,
-            "invalid_field",
-        ),
-        (
-            "POST",
-            "/classify",
-            json,
-            b"{\"texts\": \"a\"}",
-            400,
-            "invalid_field",
-        ),
-        (
-            "POST",
-            "/classify",
-            json,
-            b"{\"text\": \"\\n\\t \"}",
-            400,
-            "empty_text",
-        ),
-        (
-            "POST",
-            "/classify",
-            json,
-            b"{\"texts\": []}",
-            400,
-            "empty_batch",
-        ),
-        (
-            "POST",
-            "/classify",
-            Some("text/plain"),
-            b"\xc3\x28",
-            400,
-            "invalid_utf8",
-        ),
-        (
-            "POST",
-            "/classify",
-            Some("text/plain"),
-            &big,
-            413,
-            "body_too_large",
-        ),
-        (
-            "POST",
-            "/classify",
-            Some("text/html"),
-            b"a",
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "POST",
-            "/classify",
-            None,
-            b"a",
-            415,
-            "unsupported_media_type",
-        ),
+        ("POST", "/classify", json, b"{\"text\": null}", 400, "invalid_field"),
+        ("POST", "/classify", json, b"{\"texts\": \"a\"}", 400, "invalid_field"),
+        ("POST", "/classify", json, b"{\"text\": \"\\n\\t \"}", 400, "empty_text"),
+        ("POST", "/classify", json, b"{\"texts\": []}", 400, "empty_batch"),
+        ("POST", "/classify", Some("text/plain"), b"\xc3\x28", 400, "invalid_utf8"),
+        ("POST", "/classify", Some("text/plain"), &big, 413, "body_too_large"),
+        ("POST", "/classify", Some("text/html"), b"a", 415, "unsupported_media_type"),
+        ("POST", "/classify", None, b"a", 415, "unsupported_media_type"),
         ("GET", "/classify", None, b"", 405, "method_not_allowed"),
         ("POST", "/health", None, b"", 405, "method_not_allowed"),
         ("GET", "/nope", None, b"", 404, "not_found"),
@@ -173,11 +85,7 @@ fn every_error_has_its_status_and_code() {
     for &(method, path, content_type, body, status, code) in cases {
         let response = send(method, path, content_type, body);
         assert_eq!(response.status, status, "{method} {path} {content_type:?}");
-        assert_eq!(
-            error(&response).error.code,
-            code,
-            "{method} {path} {content_type:?}"
-        );
+        assert_eq!(error(&response).error.code, code, "{method} {path} {content_type:?}");
         assert_eq!(response.allow.is_some(), status == 405);
     }
 }
@@ -187,18 +95,12 @@ fn batch_limit_is_enforced() {
     let texts = vec!["a question"; Limits::default().max_batch + 1];
     let body = serde_json::to_vec(&serde_json::json!({ "texts": texts })).expect("json");
     let response = send("POST", "/classify", Some("application/json"), &body);
-    assert_eq!(
-        (response.status, error(&response).error.code.as_str()),
-        (400, "batch_too_large")
-    );
+    assert_eq!((response.status, error(&response).error.code.as_str()), (400, "batch_too_large"));
 }
 
 #[test]
 fn limits_come_from_configuration_strings() {
     assert_eq!(Limits::with_max_body_bytes(None), Ok(Limits::default()));
-    assert_eq!(
-        Limits::with_max_body_bytes(Some(" 1024 ")).map(|l| l.max_body_bytes),
-        Ok(1024)
-    );
+    assert_eq!(Limits::with_max_body_bytes(Some(" 1024 ")).map(|l| l.max_body_bytes), Ok(1024));
     assert!(Limits::with_max_body_bytes(Some("64k")).is_err());
 }

@@ -12,12 +12,20 @@ fn resolve(vars: &[(&str, &str)]) -> Result<ClientConfig, ConfigError> {
 
 #[test]
 fn http_uri_with_bearer_token_resolves_and_never_prints_the_token() {
-    let cfg = resolve(&[(env_vars::TRACKING_URI, "http://127.0.0.1:5000"), (env_vars::TRACKING_TOKEN, "tok-SECRET-123")])
-        .expect("valid");
+    let cfg =
+        resolve(&[(env_vars::TRACKING_URI, "http://127.0.0.1:5000"), (env_vars::TRACKING_TOKEN, "tok-SECRET-123")])
+            .expect("valid");
     assert_eq!(cfg.base_url.as_str(), "http://127.0.0.1:5000/");
     assert_eq!(cfg.target, Target::Server);
     assert!(matches!(&cfg.auth, Auth::Bearer(t) if t.expose() == "tok-SECRET-123"));
-    let printed = format!("{cfg:?} {:?} {}", cfg.auth, match &cfg.auth { Auth::Bearer(t) => t.to_string(), _ => String::new() });
+    let printed = format!(
+        "{cfg:?} {:?} {}",
+        cfg.auth,
+        match &cfg.auth {
+            Auth::Bearer(t) => t.to_string(),
+            _ => String::new(),
+        }
+    );
     assert!(!printed.contains("tok-SECRET-123"), "{printed}");
     assert!(printed.contains("****"));
 }
@@ -31,14 +39,17 @@ fn basic_auth_from_variables_and_from_the_url_is_redacted() {
     ])
     .expect("valid");
     assert_eq!(cfg.base_url.as_str(), "https://mlflow.example/prefix/");
-    assert!(matches!(&cfg.auth, Auth::Basic { username, password } if username == "ci" && password.expose() == "pw-SECRET"));
+    assert!(
+        matches!(&cfg.auth, Auth::Basic { username, password } if username == "ci" && password.expose() == "pw-SECRET")
+    );
     assert!(!format!("{cfg:?}").contains("pw-SECRET"));
 
     let cfg = ClientConfig::new("http://bob:url-SECRET@127.0.0.1:5000").expect("valid");
     assert_eq!(cfg.base_url.as_str(), "http://127.0.0.1:5000/", "credentials leave the URL");
     assert!(!format!("{cfg:?}").contains("url-SECRET"));
 
-    let err = resolve(&[(env_vars::TRACKING_URI, "http://x"), (env_vars::TRACKING_USERNAME, "ci")]).expect_err("no password");
+    let err =
+        resolve(&[(env_vars::TRACKING_URI, "http://x"), (env_vars::TRACKING_USERNAME, "ci")]).expect_err("no password");
     assert_eq!(err, ConfigError::Missing { var: env_vars::TRACKING_PASSWORD });
 }
 
@@ -54,7 +65,8 @@ fn databricks_uses_host_and_token() {
     assert_eq!(cfg.base_url.as_str(), "https://adb-1.2.azuredatabricks.net/");
     assert!(!format!("{cfg:?}").contains("dapi-SECRET"));
 
-    let err = resolve(&[(env_vars::TRACKING_URI, "databricks"), (env_vars::DATABRICKS_HOST, "h")]).expect_err("no token");
+    let err =
+        resolve(&[(env_vars::TRACKING_URI, "databricks"), (env_vars::DATABRICKS_HOST, "h")]).expect_err("no token");
     assert_eq!(err, ConfigError::Missing { var: env_vars::DATABRICKS_TOKEN });
     let err = resolve(&[(env_vars::TRACKING_URI, "databricks://profile")]).expect_err("profiles unsupported");
     assert!(err.to_string().contains("profiles are not supported"), "{err}");
@@ -83,7 +95,8 @@ fn retry_settings_follow_mlflow_variables_and_backoff_is_bounded() {
     assert_eq!(policy.delay(0), Duration::from_millis(500));
     assert_eq!(policy.delay(1), Duration::from_secs(1));
     assert_eq!(policy.delay(40), policy.max_backoff, "capped, no overflow");
-    let err = resolve(&[(env_vars::TRACKING_URI, "http://x"), (env_vars::HTTP_REQUEST_MAX_RETRIES, "many")]).expect_err("bad");
+    let err = resolve(&[(env_vars::TRACKING_URI, "http://x"), (env_vars::HTTP_REQUEST_MAX_RETRIES, "many")])
+        .expect_err("bad");
     assert!(err.to_string().contains(env_vars::HTTP_REQUEST_MAX_RETRIES));
 }
 

@@ -56,7 +56,10 @@ async fn small_files_go_up_in_one_put_and_large_ones_in_blocks() {
     assert_eq!(put["path"], "/databricks/mlflow-tracking/1/run1/artifacts/bundle/small.bin");
     assert_eq!(put["overwrite"], true);
     assert_eq!(BASE64.decode(put["contents"].as_str().expect("contents")).expect("b64"), small);
-    assert_eq!(body(&seen[1]), json!({ "path": "/databricks/mlflow-tracking/1/run1/artifacts/bundle/model.onnx", "overwrite": true }));
+    assert_eq!(
+        body(&seen[1]),
+        json!({ "path": "/databricks/mlflow-tracking/1/run1/artifacts/bundle/model.onnx", "overwrite": true })
+    );
     let mut joined = Vec::new();
     for block in &seen[2..4] {
         let b = body(block);

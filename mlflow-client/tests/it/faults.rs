@@ -59,9 +59,11 @@ async fn rate_limits_dropped_connections_and_cut_bodies_are_retried() {
     let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     c.upload_artifact(&run.artifact_uri, "blob.bin", payload.clone()).await.expect("upload");
 
-    let faults = FaultServer::start(Some(real.url()), [Fault::Status(429), Fault::Drop, Fault::Truncate]).expect("faults");
+    let faults =
+        FaultServer::start(Some(real.url()), [Fault::Status(429), Fault::Drop, Fault::Truncate]).expect("faults");
     let via_faults = client_for(faults.url(), fast_retry());
-    let got = via_faults.download_artifact(&format!("{}/blob.bin", run.artifact_uri)).await.expect("download after faults");
+    let got =
+        via_faults.download_artifact(&format!("{}/blob.bin", run.artifact_uri)).await.expect("download after faults");
     assert_eq!(got, payload, "the retried download is whole");
     assert_eq!(faults.seen().len(), 4);
 }
@@ -79,7 +81,11 @@ async fn a_4xx_is_not_retried() {
 async fn unreachable_mlflow_fails_clearly_after_bounded_retries() {
     let port = free_port().expect("port");
     let url = format!("http://127.0.0.1:{port}");
-    let retry = RetryPolicy { max_retries: 2, initial_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(50) };
+    let retry = RetryPolicy {
+        max_retries: 2,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    };
     let c = client_for(&url, retry);
     let err = c.get_or_create_experiment("stacktag").await.expect_err("nobody listens");
     let text = err.to_string();

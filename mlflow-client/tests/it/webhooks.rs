@@ -29,7 +29,12 @@ async fn an_alias_move_is_delivered_signed_to_a_loopback_receiver() {
     let receiver = FaultServer::start(None, vec![Fault::Status(200); 50]).expect("receiver");
     let secret = "hook-secret-123";
     let hook = c
-        .create_webhook(&unique_name("hook"), &format!("{}/hook", receiver.url()), &[WebhookEvent::alias_created()], &Secret::new(secret))
+        .create_webhook(
+            &unique_name("hook"),
+            &format!("{}/hook", receiver.url()),
+            &[WebhookEvent::alias_created()],
+            &Secret::new(secret),
+        )
         .await
         .expect("create webhook");
     assert!(c.list_webhooks().await.expect("list").iter().any(|w| w.webhook_id == hook.webhook_id));

@@ -21,12 +21,9 @@ pub fn tiny_bundle() -> PathBuf {
 }
 
 pub fn wasmtime() -> PathBuf {
-    std::env::var_os("STACKTAG_WASMTIME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/stacktag/tools/bin/wasmtime")
-        })
+    std::env::var_os("STACKTAG_WASMTIME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stacktag/tools/bin/wasmtime")
+    })
 }
 
 /// Builds the generic component and the snapshot check with `scripts/build-edge.sh build`
@@ -34,54 +31,33 @@ pub fn wasmtime() -> PathBuf {
 pub fn ensure_component() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
         let wasm = target.join("wasm32-wasip2/release/edge_classifier_spin.wasm");
         let check = target.join("debug/snapshot-span");
         if wasm.is_file() && check.is_file() {
             return;
         }
-        let status = Command::new("bash")
-            .arg(root().join("scripts/build-edge.sh"))
-            .arg("build")
-            .status();
-        assert!(
-            matches!(status, Ok(s) if s.success()),
-            "`scripts/build-edge.sh build` failed: {status:?}"
-        );
+        let status = Command::new("bash").arg(root().join("scripts/build-edge.sh")).arg("build").status();
+        assert!(matches!(status, Ok(s) if s.success()), "`scripts/build-edge.sh build` failed: {status:?}");
     });
 }
 
 pub async fn mlflow() -> &'static MlflowServer {
-    tokio::task::spawn_blocking(MlflowServer::shared)
-        .await
-        .expect("mlflow server thread")
+    tokio::task::spawn_blocking(MlflowServer::shared).await.expect("mlflow server thread")
 }
 
 pub async fn registry(model: &str) -> Registry {
     let server = mlflow().await;
-    let cfg = RegistryConfig {
-        client: server.config(),
-        experiment: unique_name("sync-exp"),
-        model: model.to_owned(),
-    };
+    let cfg = RegistryConfig { client: server.config(), experiment: unique_name("sync-exp"), model: model.to_owned() };
     Registry::new(cfg).expect("registry")
 }
 
 /// Registers the golden tiny bundle as a new version of `reg`'s model.
 pub async fn register_tiny(reg: &Registry) -> model_registry::Registered {
-    let manifest: ModelManifest = serde_json::from_slice(
-        &std::fs::read(tiny_bundle().join("manifest.json")).expect("manifest"),
-    )
-    .expect("parse");
-    let from = Provenance {
-        git_commit: "test".into(),
-        trainer_version: "test".into(),
-    };
-    model_registry::register(reg, &tiny_bundle(), &manifest, &from)
-        .await
-        .expect("register tiny bundle")
+    let manifest: ModelManifest =
+        serde_json::from_slice(&std::fs::read(tiny_bundle().join("manifest.json")).expect("manifest")).expect("parse");
+    let from = Provenance { git_commit: "test".into(), trainer_version: "test".into() };
+    model_registry::register(reg, &tiny_bundle(), &manifest, &from).await.expect("register tiny bundle")
 }
 
 pub fn sync_config(reg: &Registry) -> SyncConfig {
@@ -108,11 +84,7 @@ pub fn serve_config(reg: &Registry, state_dir: &Path) -> ServeConfig {
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client")
 }
 
 /// The version header of `GET /model` through the gateway, if it answers 200.
@@ -121,11 +93,7 @@ pub async fn served_version(http: &reqwest::Client, base: &str) -> Option<String
     if !r.status().is_success() {
         return None;
     }
-    r.headers()
-        .get(registry_sync::gateway::VERSION_HEADER)?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
+    r.headers().get(registry_sync::gateway::VERSION_HEADER)?.to_str().ok().map(str::to_owned)
 }
 
 /// Waits (bounded) until the gateway serves `version`.
@@ -136,20 +104,11 @@ pub async fn wait_for_version(http: &reqwest::Client, base: &str, version: &str)
         if got.as_deref() == Some(version) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway at `{base}` never served version {version} (last: {got:?})"
-        );
+        assert!(Instant::now() < deadline, "the gateway at `{base}` never served version {version} (last: {got:?})");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
-    http.get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body")
+    http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("metrics body")
 }

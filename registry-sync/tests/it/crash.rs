@@ -34,23 +34,14 @@ impl Serve {
             .arg(wasmtime())
             .arg("--state-dir")
             .arg(state_dir)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--poll-interval",
-                "0.5",
-            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--poll-interval", "0.5"])
             .env_remove("STACKTAG_WEBHOOK_SECRET")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
             .spawn()
             .expect("run registry-sync");
-        Self {
-            child,
-            log,
-            state_dir: state_dir.to_owned(),
-        }
+        Self { child, log, state_dir: state_dir.to_owned() }
     }
 
     fn log(&self) -> String {
@@ -67,9 +58,7 @@ impl Serve {
 impl Drop for Serve {
     fn drop(&mut self) {
         self.kill9();
-        Children::in_state_dir(&self.state_dir)
-            .map(|c| c.reap_orphans())
-            .ok();
+        Children::in_state_dir(&self.state_dir).map(|c| c.reap_orphans()).ok();
         let _ = std::fs::remove_file(&self.log);
     }
 }
@@ -99,10 +88,7 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     let reg = registry(&model).await;
     let v1 = register_tiny(&reg).await;
     let v2 = register_tiny(&reg).await;
-    reg.client()
-        .set_alias(&model, "champion", &v1.version)
-        .await
-        .expect("set champion");
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
     let dir = tempfile::tempdir().expect("dir");
     let state_dir = dir.path().join("state");
     let http = http();
@@ -113,73 +99,35 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     wait_for_version(&http, &base, &v1.version).await;
     let children = Children::in_state_dir(&state_dir).expect("children");
     let v1_instances = children.recorded();
-    assert_eq!(
-        v1_instances.len(),
-        1,
-        "one `wasmtime serve` recorded: {v1_instances:?}"
-    );
+    assert_eq!(v1_instances.len(), 1, "one `wasmtime serve` recorded: {v1_instances:?}");
 
     // Move the alias and kill the process while it bakes v2.
-    reg.client()
-        .set_alias(&model, "champion", &v2.version)
-        .await
-        .expect("move champion");
+    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
     let baking = format!("version {}: verified", v2.version);
     let deadline = Instant::now() + Duration::from_secs(120);
     while !first.log().contains(&baking) {
-        assert!(
-            Instant::now() < deadline,
-            "never started baking version {}:\n{}",
-            v2.version,
-            first.log()
-        );
+        assert!(Instant::now() < deadline, "never started baking version {}:\n{}", v2.version, first.log());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     first.kill9();
     let orphans = children.recorded();
     assert!(orphans.contains(&v1_instances[0]), "{orphans:?}");
-    assert!(
-        alive(v1_instances[0]),
-        "a SIGKILLed registry-sync cannot stop its `wasmtime serve`"
-    );
+    assert!(alive(v1_instances[0]), "a SIGKILLed registry-sync cannot stop its `wasmtime serve`");
     // What a kill leaves: `current` on v1, complete; v2 never got a model dir.
-    assert_eq!(
-        std::fs::read_link(state_dir.join("current")).expect("current"),
-        Path::new("models").join(&v1.version)
-    );
-    assert!(
-        state_dir
-            .join("models")
-            .join(&v1.version)
-            .join("edge.wasm")
-            .is_file()
-    );
-    assert!(
-        !state_dir.join("models").join(&v2.version).exists(),
-        "a half-built version must not have its name"
-    );
+    assert_eq!(std::fs::read_link(state_dir.join("current")).expect("current"), Path::new("models").join(&v1.version));
+    assert!(state_dir.join("models").join(&v1.version).join("edge.wasm").is_file());
+    assert!(!state_dir.join("models").join(&v2.version).exists(), "a half-built version must not have its name");
 
     // A rollback while it was down, then a restart on the same state dir.
-    reg.client()
-        .set_alias(&model, "champion", &v1.version)
-        .await
-        .expect("roll back");
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("roll back");
     let port = free_port().expect("port");
     let base = format!("http://127.0.0.1:{port}");
     let second = Serve::start(&model, &state_dir, port);
     wait_for_version(&http, &base, &v1.version).await;
     for pid in &orphans {
-        assert!(
-            !alive(*pid),
-            "orphan {pid} of the killed run still runs:\n{}",
-            second.log()
-        );
+        assert!(!alive(*pid), "orphan {pid} of the killed run still runs:\n{}", second.log());
     }
-    assert!(
-        tmp_leftovers(&state_dir).is_empty(),
-        "{:?}",
-        tmp_leftovers(&state_dir)
-    );
+    assert!(tmp_leftovers(&state_dir).is_empty(), "{:?}", tmp_leftovers(&state_dir));
     let now = children.recorded();
     assert_eq!(now.len(), 1, "only the new instance is recorded: {now:?}");
     assert!(!orphans.contains(&now[0]));
@@ -192,13 +140,7 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     assert!(r.is_ok_and(|r| r.status().is_success()));
 
     // And it syncs again: v2 serves.
-    reg.client()
-        .set_alias(&model, "champion", &v2.version)
-        .await
-        .expect("move champion");
+    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
     wait_for_version(&http, &base, &v2.version).await;
-    assert_eq!(
-        std::fs::read_link(state_dir.join("current")).expect("current"),
-        Path::new("models").join(&v2.version)
-    );
+    assert_eq!(std::fs::read_link(state_dir.join("current")).expect("current"), Path::new("models").join(&v2.version));
 }

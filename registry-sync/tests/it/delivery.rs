@@ -18,16 +18,11 @@ async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
     let reg = registry(&model).await;
     let v1 = register_tiny(&reg).await;
     let v2 = register_tiny(&reg).await;
-    reg.client()
-        .set_alias(&model, "champion", &v1.version)
-        .await
-        .expect("set champion");
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
 
     let port = free_port().expect("port");
-    let hook = WebhookRegistration {
-        name: unique_name("hook"),
-        url: format!("http://127.0.0.1:{port}/webhooks/mlflow"),
-    };
+    let hook =
+        WebhookRegistration { name: unique_name("hook"), url: format!("http://127.0.0.1:{port}/webhooks/mlflow") };
     let secret = Secret::new(unique_name("secret"));
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&reg, state_dir.path());
@@ -36,38 +31,23 @@ async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
     cfg.poll_interval = Duration::from_secs(3600);
     cfg.webhook_secret = Some(secret.clone());
     cfg.register_webhook = Some(hook.clone());
-    let running = serve(cfg)
-        .await
-        .expect("serve starts and registers its webhook");
+    let running = serve(cfg).await.expect("serve starts and registers its webhook");
     let base = format!("http://{}", running.addr);
     let http = http();
     wait_for_version(&http, &base, &v1.version).await;
 
     // Registering again (a restart) finds the same webhook: still one.
-    let id = register_webhook(&reg, &hook, &secret)
-        .await
-        .expect("register again");
-    let again = register_webhook(&reg, &hook, &secret)
-        .await
-        .expect("register a third time");
+    let id = register_webhook(&reg, &hook, &secret).await.expect("register again");
+    let again = register_webhook(&reg, &hook, &secret).await.expect("register a third time");
     assert_eq!(id, again);
-    let ours: Vec<_> = reg
-        .client()
-        .list_webhooks()
-        .await
-        .expect("list")
-        .into_iter()
-        .filter(|w| w.name == hook.name)
-        .collect();
+    let ours: Vec<_> =
+        reg.client().list_webhooks().await.expect("list").into_iter().filter(|w| w.name == hook.name).collect();
     assert_eq!(ours.len(), 1, "{ours:?}");
     assert_eq!(ours[0].webhook_id, id);
 
     // A new webhook may miss events for up to MLFLOW_WEBHOOK_CACHE_TTL (1 s in the harness).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    reg.client()
-        .set_alias(&model, "champion", &v2.version)
-        .await
-        .expect("move champion");
+    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
     wait_for_version(&http, &base, &v2.version).await;
 
     let text = metrics_text(&http, &base).await;
@@ -75,12 +55,6 @@ async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
         .lines()
         .find_map(|l| l.strip_prefix(r#"stacktag_webhook_deliveries_total{result="accepted"} "#))
         .and_then(|v| v.trim().parse::<f64>().ok());
-    assert!(
-        accepted.is_some_and(|n| n >= 1.0),
-        "no accepted delivery counted:\n{text}"
-    );
-    assert!(
-        text.contains(r#"stacktag_sync_total{outcome="success"} 2"#),
-        "{text}"
-    );
+    assert!(accepted.is_some_and(|n| n >= 1.0), "no accepted delivery counted:\n{text}");
+    assert!(text.contains(r#"stacktag_sync_total{outcome="success"} 2"#), "{text}");
 }

@@ -20,16 +20,8 @@ async fn classify_ok(http: &reqwest::Client, base: &str) -> Option<String> {
         .send()
         .await
         .expect("classify");
-    assert!(
-        r.status().is_success(),
-        "the old model stopped answering: {}",
-        r.status()
-    );
-    r.headers()
-        .get(registry_sync::gateway::VERSION_HEADER)?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
+    assert!(r.status().is_success(), "the old model stopped answering: {}", r.status());
+    r.headers().get(registry_sync::gateway::VERSION_HEADER)?.to_str().ok().map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,24 +31,15 @@ async fn mlflow_failing_during_the_download_keeps_the_old_model_and_the_next_pol
     let direct = registry(&model).await;
     let v1 = register_tiny(&direct).await;
     let v2 = register_tiny(&direct).await;
-    direct
-        .client()
-        .set_alias(&model, "champion", &v1.version)
-        .await
-        .expect("set champion");
+    direct.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
 
     // registry-sync talks to MLflow through the fault server (everything forwarded unless
     // scripted), and polls only when told (its first poll is immediate).
     let faults = FaultServer::start(Some(mlflow().await.url()), []).expect("fault server");
-    let client = ClientConfig::new(faults.url())
-        .expect("url")
-        .with_retry(fast_retry());
-    let via_faults = Registry::new(RegistryConfig {
-        client,
-        experiment: unique_name("sync-exp"),
-        model: model.clone(),
-    })
-    .expect("reg");
+    let client = ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry());
+    let via_faults =
+        Registry::new(RegistryConfig { client, experiment: unique_name("sync-exp"), model: model.clone() })
+            .expect("reg");
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&via_faults, state_dir.path());
     cfg.poll_interval = Duration::from_secs(3600);
@@ -67,58 +50,25 @@ async fn mlflow_failing_during_the_download_keeps_the_old_model_and_the_next_pol
 
     // The alias answers and the listing too, then MLflow goes away for the first file: a
     // dropped connection, 503s and a body cut short, as many as the client's retries.
-    direct
-        .client()
-        .set_alias(&model, "champion", &v2.version)
-        .await
-        .expect("move champion");
+    direct.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
     let before = faults.seen().len();
-    faults.push([
-        Fault::Forward,
-        Fault::Forward,
-        Fault::Drop,
-        Fault::Status(503),
-        Fault::Truncate,
-        Fault::Status(503),
-    ]);
+    faults.push([Fault::Forward, Fault::Forward, Fault::Drop, Fault::Status(503), Fault::Truncate, Fault::Status(503)]);
     running.poll_now();
-    let text = wait_for_metric(
-        &http,
-        &base,
-        r#"stacktag_sync_total{outcome="download_failed"} 1"#,
-    )
-    .await;
+    let text = wait_for_metric(&http, &base, r#"stacktag_sync_total{outcome="download_failed"} 1"#).await;
+    assert!(!text.contains(r#"outcome="invalid_bundle""#), "an outage must not get the version refused:\n{text}");
+    let during: Vec<String> = faults.seen()[before..].iter().map(|r| r.request_line.clone()).collect();
     assert!(
-        !text.contains(r#"outcome="invalid_bundle""#),
-        "an outage must not get the version refused:\n{text}"
-    );
-    let during: Vec<String> = faults.seen()[before..]
-        .iter()
-        .map(|r| r.request_line.clone())
-        .collect();
-    assert!(
-        during
-            .iter()
-            .any(|l| l.contains("mlflow-artifacts/artifacts/")),
+        during.iter().any(|l| l.contains("mlflow-artifacts/artifacts/")),
         "the faults did not hit the download: {during:?}"
     );
-    assert_eq!(
-        classify_ok(&http, &base).await.as_deref(),
-        Some(v1.version.as_str())
-    );
-    assert!(
-        !state_dir.path().join("models").join(&v2.version).exists(),
-        "a failed download must leave no model dir"
-    );
+    assert_eq!(classify_ok(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+    assert!(!state_dir.path().join("models").join(&v2.version).exists(), "a failed download must leave no model dir");
 
     // MLflow is back: the next poll brings v2.
     running.poll_now();
     wait_for_version(&http, &base, &v2.version).await;
     let text = metrics_text(&http, &base).await;
-    assert!(
-        text.contains(r#"stacktag_sync_total{outcome="success"} 2"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"stacktag_sync_total{outcome="success"} 2"#), "{text}");
 }
 
 async fn wait_for_metric(http: &reqwest::Client, base: &str, line: &str) -> String {
@@ -128,10 +78,7 @@ async fn wait_for_metric(http: &reqwest::Client, base: &str, line: &str) -> Stri
         if text.contains(line) {
             return text;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no `{line}` in:\n{text}"
-        );
+        assert!(std::time::Instant::now() < deadline, "no `{line}` in:\n{text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -145,10 +92,7 @@ async fn refused(prefix: &str, damage: impl AsyncFnOnce(&Registry, &str)) -> (Sy
     let v1 = register_tiny(&reg).await;
     let v2 = register_tiny(&reg).await;
     damage(&reg, &v2.source).await;
-    reg.client()
-        .set_alias(&model, "champion", &v1.version)
-        .await
-        .expect("set champion");
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&reg, state_dir.path());
     cfg.poll_interval = Duration::from_secs(3600);
@@ -157,35 +101,13 @@ async fn refused(prefix: &str, damage: impl AsyncFnOnce(&Registry, &str)) -> (Sy
     let http = http();
     wait_for_version(&http, &base, &v1.version).await;
 
-    reg.client()
-        .set_alias(&model, "champion", &v2.version)
-        .await
-        .expect("move champion");
-    let err = running
-        .syncer
-        .sync()
-        .await
-        .expect_err("the damaged version must be refused");
-    assert!(
-        err.to_string().contains(&format!("version {}", v2.version)),
-        "{err}"
-    );
-    assert_eq!(
-        classify_ok(&http, &base).await.as_deref(),
-        Some(v1.version.as_str())
-    );
-    assert!(
-        !state_dir.path().join("models").join(&v2.version).exists(),
-        "a refused version must leave no model dir"
-    );
+    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    let err = running.syncer.sync().await.expect_err("the damaged version must be refused");
+    assert!(err.to_string().contains(&format!("version {}", v2.version)), "{err}");
+    assert_eq!(classify_ok(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+    assert!(!state_dir.path().join("models").join(&v2.version).exists(), "a refused version must leave no model dir");
     let text = metrics_text(&http, &base).await;
-    assert!(
-        text.contains(&format!(
-            r#"stacktag_sync_total{{outcome="{}"}} 1"#,
-            err.outcome()
-        )),
-        "{text}"
-    );
+    assert!(text.contains(&format!(r#"stacktag_sync_total{{outcome="{}"}} 1"#, err.outcome())), "{text}");
     (err, text)
 }
 
@@ -194,10 +116,7 @@ async fn a_bundle_cut_short_is_refused_and_the_old_model_keeps_answering() {
     let (err, _) = refused("sync-short", async |reg, source| {
         let tokenizer = std::fs::read(tiny_bundle().join("tokenizer.json")).expect("tokenizer");
         let short = tokenizer[..tokenizer.len() / 2].to_vec();
-        reg.client()
-            .upload_artifact(source, "tokenizer.json", short)
-            .await
-            .expect("cut short");
+        reg.client().upload_artifact(source, "tokenizer.json", short).await.expect("cut short");
     })
     .await;
     assert!(matches!(err, SyncError::InvalidBundle { .. }), "{err}");
@@ -209,24 +128,17 @@ async fn a_manifest_with_three_labels_for_a_four_output_graph_is_refused() {
     // The files' sizes and digests still match (the manifest does not digest itself), and the
     // manifest parses: only the core's load check, one run of the graph, catches it.
     let (err, _) = refused("sync-shape", async |reg, source| {
-        let mut m: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(tiny_bundle().join("manifest.json")).expect("manifest"),
-        )
-        .expect("json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tiny_bundle().join("manifest.json")).expect("manifest"))
+                .expect("json");
         let labels = m["labels"].as_array_mut().expect("labels");
         assert_eq!(labels.len(), 4);
         labels.pop();
         let bytes = serde_json::to_vec_pretty(&m).expect("json");
-        reg.client()
-            .upload_artifact(source, "manifest.json", bytes)
-            .await
-            .expect("upload manifest");
+        reg.client().upload_artifact(source, "manifest.json", bytes).await.expect("upload manifest");
     })
     .await;
     assert!(matches!(err, SyncError::InvalidBundle { .. }), "{err}");
     let message = err.to_string();
-    assert!(
-        message.contains("4 probabilities") && message.contains("3 labels"),
-        "{message}"
-    );
+    assert!(message.contains("4 probabilities") && message.contains("3 labels"), "{message}");
 }

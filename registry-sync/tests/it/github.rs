@@ -18,16 +18,16 @@ async fn a_sync_dispatches_model_promoted_and_a_refusal_is_deploy_failed() {
     let model = unique_name("sync-github");
     let reg = registry(&model).await;
     let v1 = register_tiny(&reg).await;
-    reg.client()
-        .set_alias(&model, "champion", &v1.version)
-        .await
-        .expect("set champion");
+    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
 
     // First GitHub refuses (a bad token), then accepts with 204 as it does.
     let github = FaultServer::start(
         None,
         [
-            Fault::Reply(401, r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#.into()),
+            Fault::Reply(
+                401,
+                r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#.into(),
+            ),
             Fault::Reply(204, String::new()),
         ],
     )
@@ -43,10 +43,7 @@ async fn a_sync_dispatches_model_promoted_and_a_refusal_is_deploy_failed() {
             token: Secret::new(TOKEN),
         }),
     };
-    assert!(
-        !format!("{cfg:?}").contains(TOKEN),
-        "the config's Debug prints the token"
-    );
+    assert!(!format!("{cfg:?}").contains(TOKEN), "the config's Debug prints the token");
     let running = serve(cfg).await.expect("serve starts");
     let base = format!("http://{}", running.addr);
     let http = http();
@@ -57,59 +54,29 @@ async fn a_sync_dispatches_model_promoted_and_a_refusal_is_deploy_failed() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let text = loop {
         let text = metrics_text(&http, &base).await;
-        if text.contains(r#"stacktag_sync_total{outcome="deploy_failed"} 1"#)
-            || std::time::Instant::now() > deadline
-        {
+        if text.contains(r#"stacktag_sync_total{outcome="deploy_failed"} 1"#) || std::time::Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(
-        text.contains(r#"stacktag_sync_total{outcome="deploy_failed"} 1"#),
-        "{text}"
-    );
-    assert!(
-        !state_dir.path().join("current").exists(),
-        "`current` moved although a deployer failed"
-    );
+    assert!(text.contains(r#"stacktag_sync_total{outcome="deploy_failed"} 1"#), "{text}");
+    assert!(!state_dir.path().join("current").exists(), "`current` moved although a deployer failed");
 
     // The next poll retries only what failed: no second download or bake, GitHub accepts.
     let outcome = running.syncer.sync().await.expect("the retry succeeds");
-    assert!(
-        matches!(outcome, SyncOutcome::Deployed { reused: true, .. }),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, SyncOutcome::Deployed { reused: true, .. }), "{outcome:?}");
     assert!(state_dir.path().join("current").exists());
-    assert!(matches!(
-        running.syncer.sync().await,
-        Ok(SyncOutcome::Unchanged { .. })
-    ));
+    assert!(matches!(running.syncer.sync().await, Ok(SyncOutcome::Unchanged { .. })));
 
     let seen = github.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
-    let wasm = std::fs::read(
-        state_dir
-            .path()
-            .join("models")
-            .join(&v1.version)
-            .join("edge.wasm"),
-    )
-    .expect("edge.wasm");
+    let wasm = std::fs::read(state_dir.path().join("models").join(&v1.version).join("edge.wasm")).expect("edge.wasm");
     for r in &seen {
-        assert_eq!(
-            r.request_line,
-            "POST /repos/acme/stacktag/dispatches HTTP/1.1"
-        );
-        assert_eq!(
-            r.header("authorization"),
-            Some(format!("Bearer {TOKEN}").as_str())
-        );
+        assert_eq!(r.request_line, "POST /repos/acme/stacktag/dispatches HTTP/1.1");
+        assert_eq!(r.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
         assert_eq!(r.header("accept"), Some("application/vnd.github+json"));
         assert_eq!(r.header("x-github-api-version"), Some("2022-11-28"));
-        assert!(
-            r.header("user-agent")
-                .is_some_and(|ua| ua.starts_with("stacktag-registry-sync/"))
-        );
+        assert!(r.header("user-agent").is_some_and(|ua| ua.starts_with("stacktag-registry-sync/")));
         let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json body");
         assert_eq!(
             body,
@@ -141,13 +108,10 @@ async fn an_unreachable_github_is_a_deploy_error_naming_the_url_and_not_the_toke
         data_snapshot: "d".into(),
         labels: vec![],
     };
-    let err = registry_sync::github::dispatch(&http, &cfg, &model, "00")
-        .await
-        .expect_err("nothing listens on port 9");
+    let err = registry_sync::github::dispatch(&http, &cfg, &model, "00").await.expect_err("nothing listens on port 9");
     let message = err.to_string();
     assert!(
-        message.contains("http://127.0.0.1:9/repos/acme/stacktag/dispatches")
-            && !message.contains(TOKEN),
+        message.contains("http://127.0.0.1:9/repos/acme/stacktag/dispatches") && !message.contains(TOKEN),
         "{message}"
     );
 }

@@ -66,7 +66,12 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
                 if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
                     break;
                 }
-                let _ = http.post(format!("{base}/classify")).body(texts[i % texts.len()]).header("content-type", "text/plain").send().await;
+                let _ = http
+                    .post(format!("{base}/classify"))
+                    .body(texts[i % texts.len()])
+                    .header("content-type", "text/plain")
+                    .send()
+                    .await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mlflow_client::testing::unique_name;
-use registry_sync::gateway::{RUN_ID_HEADER, VERSION_HEADER};
 use model_registry::{Registered, Registry};
+use registry_sync::gateway::{RUN_ID_HEADER, VERSION_HEADER};
 use registry_sync::{Running, SyncError, serve};
 
 use crate::common::*;
@@ -49,7 +49,8 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
-    let Fixture { model, reg, v1, v2, state_dir, running: _running, base, http } = two_versions("sync-poll", |_, _| async {}).await;
+    let Fixture { model, reg, v1, v2, state_dir, running: _running, base, http } =
+        two_versions("sync-poll", |_, _| async {}).await;
 
     // The stamped manifest names the version too, and the run id is in the header.
     let r = http.get(format!("{base}/model")).send().await.expect("model");
@@ -60,10 +61,12 @@ async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
     // Two clients classify back to back while the alias moves and the gateway swaps instances
     // (bounded: they stop once version 2 has answered 50 times, or at the deadline).
     let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed, on_v2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (ok, failed, on_v2) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut clients = Vec::new();
     for _ in 0..2 {
-        let (http, base, stop, ok, failed, on_v2) = (http.clone(), base.clone(), stop.clone(), ok.clone(), failed.clone(), on_v2.clone());
+        let (http, base, stop, ok, failed, on_v2) =
+            (http.clone(), base.clone(), stop.clone(), ok.clone(), failed.clone(), on_v2.clone());
         let v2 = v2.version.clone();
         clients.push(tokio::spawn(async move {
             let mut failures = Vec::new();
@@ -107,12 +110,19 @@ async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
     assert!(ok.load(Ordering::Relaxed) > 50);
 
     let text = metrics_text(&http, &base).await;
-    assert!(text.contains(&format!(r#"stacktag_model_info{{version="{}",run_id="{}""#, v2.version, v2.run_id)), "{text}");
+    assert!(
+        text.contains(&format!(r#"stacktag_model_info{{version="{}",run_id="{}""#, v2.version, v2.run_id)),
+        "{text}"
+    );
     assert!(!text.contains(&format!(r#"stacktag_model_info{{version="{}","#, v1.version)), "{text}");
     assert!(text.contains(r#"stacktag_sync_total{outcome="success"} 2"#), "{text}");
     assert!(text.contains(r#"stacktag_predictions_total{label="python"}"#), "{text}");
     assert!(text.contains("stacktag_last_sync_success_timestamp_seconds"), "{text}");
-    assert!(text.contains(r#"stacktag_gateway_request_duration_seconds_bucket{le="#) || text.contains("stacktag_gateway_request_duration_seconds_bucket{route"), "{text}");
+    assert!(
+        text.contains(r#"stacktag_gateway_request_duration_seconds_bucket{le="#)
+            || text.contains("stacktag_gateway_request_duration_seconds_bucket{route"),
+        "{text}"
+    );
 
     // `current` follows, and nothing half-built is left.
     let current = std::fs::read_link(state_dir.path().join("current")).expect("current");
@@ -142,7 +152,13 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
     let message = err.to_string();
     assert!(message.contains(&format!("version {}", v2.version)) && message.contains("model.onnx"), "{message}");
     assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));
-    let r = http.post(format!("{base}/classify")).header("content-type", "text/plain").body("java public static void main").send().await.expect("classify");
+    let r = http
+        .post(format!("{base}/classify"))
+        .header("content-type", "text/plain")
+        .body("java public static void main")
+        .send()
+        .await
+        .expect("classify");
     assert!(r.status().is_success());
     let text = metrics_text(&http, &base).await;
     assert!(text.contains(r#"stacktag_sync_total{outcome="invalid_bundle"}"#), "{text}");

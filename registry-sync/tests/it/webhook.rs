@@ -91,7 +91,10 @@ async fn bad_signature_stale_timestamp_and_replay_trigger_no_sync() {
 
     let text = state.metrics.encode();
     for result in ["missing_headers", "bad_signature", "stale", "accepted", "duplicate", "ignored"] {
-        assert!(text.contains(&format!("stacktag_webhook_deliveries_total{{result=\"{result}\"}}")), "no `{result}` in:\n{text}");
+        assert!(
+            text.contains(&format!("stacktag_webhook_deliveries_total{{result=\"{result}\"}}")),
+            "no `{result}` in:\n{text}"
+        );
     }
 }
 
@@ -106,7 +109,9 @@ async fn an_oversized_delivery_gets_413_and_no_sync() {
 #[tokio::test]
 async fn without_a_secret_webhooks_are_off() {
     let (tx, mut rx) = mpsc::channel(1);
-    let state = Arc::new(AppState::new(Arc::new(Metrics::new()), Receiver::new(None, "stacktag", "champion"), tx).expect("state"));
+    let state = Arc::new(
+        AppState::new(Arc::new(Metrics::new()), Receiver::new(None, "stacktag", "champion"), tx).expect("state"),
+    );
     assert_eq!(status(&state, signed("x", unix_now(), &alias_body("champion"))).await, StatusCode::NOT_FOUND);
     assert!(rx.try_recv().is_err());
 }

@@ -207,8 +207,9 @@ pub struct GateArgs {
 impl GateArgs {
     /// The gate's settings.
     pub fn resolve(&self, force: bool, version: Option<String>) -> anyhow::Result<GateConfig> {
-        let metric: GateMetric =
-            self.metric.parse().map_err(|_| anyhow::anyhow!("`--metric` must be one of {:?}, got `{}`", GateMetric::VARIANTS, self.metric))?;
+        let metric: GateMetric = self.metric.parse().map_err(|_| {
+            anyhow::anyhow!("`--metric` must be one of {:?}, got `{}`", GateMetric::VARIANTS, self.metric)
+        })?;
         GateConfig::new(metric, self.margin, force, version)
     }
 }
@@ -321,6 +322,11 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// The bench's settings.
     pub fn resolve(&self) -> BenchConfig {
-        BenchConfig { data: self.data.clone(), out: self.out.clone(), model: self.model.params(), quiet: self.model.quiet }
+        BenchConfig {
+            data: self.data.clone(),
+            out: self.out.clone(),
+            model: self.model.params(),
+            quiet: self.model.quiet,
+        }
     }
 }

@@ -108,7 +108,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retrain(args) => {
             let gate = args.gate.resolve(false, None)?;
             let conn = Connection::new(args.registry.resolve()?)?;
-            let tmp = tempfile::Builder::new().prefix("stacktag-retrain-").tempdir().context("cannot create a temporary directory")?;
+            let tmp = tempfile::Builder::new()
+                .prefix("stacktag-retrain-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
             let out = args.out.clone().unwrap_or_else(|| tmp.path().join("bundle"));
             // The gate's `--eval` files are also the training run's evaluation data, all of them.
             let train_cfg = args.model.train_config(args.data.clone(), args.gate.eval.clone(), out)?;
@@ -125,7 +128,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Retrain::Trained { registered, gate: outcome } => {
                     if !args.gate.json {
-                        println!("registered version {} of `{}` (run {})", registered.version, registered.model, registered.run_id);
+                        println!(
+                            "registered version {} of `{}` (run {})",
+                            registered.version, registered.model, registered.run_id
+                        );
                         println!("{}", outcome.describe());
                     }
                     gate_exit(outcome, args.gate.fail_if_not_promoted)

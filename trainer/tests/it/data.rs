@@ -5,9 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use polars::prelude::*;
-use trainer::data::{
-    self, Batch, DataError, EvalSource, RawRow, RawText, SkipReason, read_source,
-};
+use trainer::data::{self, Batch, DataError, EvalSource, RawRow, RawText, SkipReason, read_source};
 
 use crate::common::{tiny_csv, write_csv};
 
@@ -168,9 +166,7 @@ fn every_skip_reason_is_counted() {
 #[test]
 fn the_split_is_stratified_seeded_and_disjoint() {
     let batches = read_source(&tiny_csv()).expect("read");
-    let split = |seed| {
-        data::prepare(&batches, EvalSource::Split { fraction: 0.25, seed }, &labels()).expect("prepare")
-    };
+    let split = |seed| data::prepare(&batches, EvalSource::Split { fraction: 0.25, seed }, &labels()).expect("prepare");
     let a = split(1);
     for label in 0..4 {
         assert_eq!(a.eval.iter().filter(|e| e.label == label).count(), 10, "label {label}");
@@ -247,12 +243,9 @@ fn a_single_label_is_too_few() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("one.csv");
     write_csv(&path, &[("python", "a"), ("python", "b"), ("python", "c")]);
-    let err = data::prepare(
-        &read_source(&path).expect("read"),
-        EvalSource::Split { fraction: 0.3, seed: 1 },
-        &labels(),
-    )
-    .expect_err("must fail");
+    let err =
+        data::prepare(&read_source(&path).expect("read"), EvalSource::Split { fraction: 0.3, seed: 1 }, &labels())
+            .expect_err("must fail");
     assert!(matches!(err, DataError::TooFewLabels { found: 1, .. }), "{err}");
 }
 
@@ -261,12 +254,9 @@ fn no_usable_rows_is_an_error_that_says_why() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.csv");
     write_csv(&path, &[("ruby", "a"), ("", "b"), ("python", " ")]);
-    let err = data::prepare(
-        &read_source(&path).expect("read"),
-        EvalSource::Split { fraction: 0.3, seed: 1 },
-        &labels(),
-    )
-    .expect_err("must fail");
+    let err =
+        data::prepare(&read_source(&path).expect("read"), EvalSource::Split { fraction: 0.3, seed: 1 }, &labels())
+            .expect_err("must fail");
     let msg = err.to_string();
     assert!(matches!(err, DataError::NoUsableRows { set: "training", .. }), "{msg}");
     assert!(msg.contains("unknown_label") && msg.contains("missing_label") && msg.contains("empty_text"), "{msg}");

@@ -96,9 +96,9 @@ fn the_export_check_fails_when_the_graph_and_the_trainer_disagree() {
 }
 
 fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("STACKTAG_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/stacktag")
-    });
+    let cache = std::env::var_os("STACKTAG_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/stacktag"));
     let python = cache.join("venv/bin/python");
     assert!(python.is_file(), "no venv at `{}`: run scripts/setup.sh", python.display());
     python
@@ -136,7 +136,12 @@ fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
     let cases_path = dir.path().join("cases.json");
     fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
     let ok = onnxruntime_check(&out.join(files::MODEL), &cases_path);
-    assert!(ok.status.success(), "onnxruntime check failed: {}{}", String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "onnxruntime check failed: {}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     // The check itself must be able to fail: a wrong expectation is reported.
     let ok_probabilities = cases[0]["probabilities"].clone();
@@ -148,7 +153,8 @@ fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
 
     // So must its comparison of the explanation's inputs.
     cases[0]["probabilities"] = ok_probabilities;
-    cases[1]["token_contributions"][2] = serde_json::json!(cases[1]["token_contributions"][2].as_f64().expect("number") + 0.5);
+    cases[1]["token_contributions"][2] =
+        serde_json::json!(cases[1]["token_contributions"][2].as_f64().expect("number") + 0.5);
     fs::write(&cases_path, serde_json::to_vec(&cases).expect("json")).expect("write");
     let bad = onnxruntime_check(&out.join(files::MODEL), &cases_path);
     assert!(!bad.status.success(), "a wrong contribution passed the onnxruntime check");
@@ -238,7 +244,13 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
     }
     assert_eq!(ops.iter().filter(|op| **op == "Concat").count(), 1, "{ops:?}");
     assert_eq!(ops.iter().filter(|op| **op == "Cast").count(), 1, "{ops:?}");
-    let run = trainer_bin().args(["latency", "--bundle"]).arg(dir.path()).arg("--data").arg(tiny_csv()).output().expect("run");
+    let run = trainer_bin()
+        .args(["latency", "--bundle"])
+        .arg(dir.path())
+        .arg("--data")
+        .arg(tiny_csv())
+        .output()
+        .expect("run");
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains(&dir.path().display().to_string()));
 }
@@ -263,7 +275,18 @@ fn the_cli_takes_the_data_location_from_the_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("b");
     let run = trainer_bin()
-        .args(["train", "--quiet", "--json", "--vocab-size", "300", "--min-frequency", "1", "--buckets", "1009", "--out"])
+        .args([
+            "train",
+            "--quiet",
+            "--json",
+            "--vocab-size",
+            "300",
+            "--min-frequency",
+            "1",
+            "--buckets",
+            "1009",
+            "--out",
+        ])
         .arg(&out)
         .env("STACKTAG_DATA", tiny_csv())
         .output()
@@ -347,6 +370,9 @@ fn the_documented_command_reproduces_the_golden_model() {
     for f in [files::MODEL, files::TOKENIZER] {
         let made = fs::read(out.join(f)).expect("made");
         let committed = fs::read(fixture.join(f)).expect("committed");
-        assert!(made == committed, "`{f}` differs from the committed fixture: run scripts/regenerate-golden.sh and review");
+        assert!(
+            made == committed,
+            "`{f}` differs from the committed fixture: run scripts/regenerate-golden.sh and review"
+        );
     }
 }

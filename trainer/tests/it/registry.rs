@@ -270,10 +270,12 @@ fn retrain_skips_unchanged_data_and_gates_new_batches() {
     let eval_csv = dir.path().join("eval.csv");
     write_csv(&eval_csv, &eval);
     let gate_cfg = gate_config().gate;
-    let train_cfg =
-        |out: &str| train_config(vec![batches_dir.clone()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params());
+    let train_cfg = |out: &str| {
+        train_config(vec![batches_dir.clone()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params())
+    };
 
-    let Retrain::Trained { registered, gate: outcome } = retrain::retrain(&reg, &train_cfg("r1"), &gate_cfg).expect("retrain 1")
+    let Retrain::Trained { registered, gate: outcome } =
+        retrain::retrain(&reg, &train_cfg("r1"), &gate_cfg).expect("retrain 1")
     else {
         panic!("an empty registry must train");
     };
@@ -289,7 +291,8 @@ fn retrain_skips_unchanged_data_and_gates_new_batches() {
     assert!(!dir.path().join("r2").exists(), "nothing was trained");
 
     write_csv(&batches_dir.join("0003.csv"), &later);
-    let Retrain::Trained { registered, gate: outcome } = retrain::retrain(&reg, &train_cfg("r3"), &gate_cfg).expect("retrain 3")
+    let Retrain::Trained { registered, gate: outcome } =
+        retrain::retrain(&reg, &train_cfg("r3"), &gate_cfg).expect("retrain 3")
     else {
         panic!("a new batch must retrain");
     };
@@ -329,7 +332,8 @@ fn retrain_skips_a_snapshot_the_gate_already_rejected() {
     fs::create_dir_all(&bad).expect("mkdir");
     write_csv(&bad.join("0001.csv"), &wrong);
     let cfg = |out: &str| train_config(vec![bad.clone()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params());
-    let Retrain::Trained { registered, gate } = retrain::retrain(&reg, &cfg("r1"), &gate_config().gate).expect("retrain")
+    let Retrain::Trained { registered, gate } =
+        retrain::retrain(&reg, &cfg("r1"), &gate_config().gate).expect("retrain")
     else {
         panic!("new data must train");
     };
@@ -385,10 +389,16 @@ fn mlflow_itself_loads_the_champion_as_an_onnx_model() {
         .expect("run the venv's python");
     assert!(o.status.success(), "mlflow.onnx.load_model failed: {}", text(&o));
     let outputs = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(outputs.split_whitespace().collect::<Vec<_>>(), ["probabilities", "contributions", "scales"], "{}", text(&o));
+    assert_eq!(
+        outputs.split_whitespace().collect::<Vec<_>>(),
+        ["probabilities", "contributions", "scales"],
+        "{}",
+        text(&o)
+    );
     // The bundle itself is untouched by the extra file: it still verifies and loads.
     let v = reg.block(reg.client().get_model_version(reg.model(), "1")).expect("v1");
-    let got = reg.block(model_registry::download_verified(reg.registry(), &v, &dir.path().join("dl"))).expect("download");
+    let got =
+        reg.block(model_registry::download_verified(reg.registry(), &v, &dir.path().join("dl"))).expect("download");
     assert!(got.classifier.is_ok(), "{:?}", got.classifier.err());
     assert!(dir.path().join("dl").join(model_registry::MLMODEL).is_file());
 }
@@ -460,9 +470,31 @@ fn text(o: &Output) -> String {
 
 fn train_args<'a>(data: &'a str, out: &'a str, experiment: &'a str, model: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--data", data, "--out", out, "--register", "--experiment", experiment, "--registered-model", model,
-        "--seed", "7", "--eval-fraction", "0.25", "--vocab-size", "400", "--min-frequency", "1", "--buckets", "1009",
-        "--epochs", "30", "--max-tokens", "256", "--quiet",
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--register",
+        "--experiment",
+        experiment,
+        "--registered-model",
+        model,
+        "--seed",
+        "7",
+        "--eval-fraction",
+        "0.25",
+        "--vocab-size",
+        "400",
+        "--min-frequency",
+        "1",
+        "--buckets",
+        "1009",
+        "--epochs",
+        "30",
+        "--max-tokens",
+        "256",
+        "--quiet",
     ]
 }
 
@@ -493,7 +525,10 @@ fn cli_train_register_and_promote_survive_5xx_bursts_and_never_print_the_token()
     let bad_out = dir.path().join("bad");
     let o = trainer(&train_args(path(&bad_csv), path(&bad_out), &experiment, &model), real.url());
     assert!(o.status.success(), "{}", text(&o));
-    let o = trainer(&["promote", "--registered-model", &model, "--eval", path(&tiny), "--fail-if-not-promoted"], real.url());
+    let o = trainer(
+        &["promote", "--registered-model", &model, "--eval", path(&tiny), "--fail-if-not-promoted"],
+        real.url(),
+    );
     assert_eq!(o.status.code(), Some(EXIT_NOT_PROMOTED), "{}", text(&o));
     assert!(text(&o).contains("not promoted"), "{}", text(&o));
     let o = trainer(&["promote", "--registered-model", &model, "--eval", path(&tiny)], real.url());
@@ -530,9 +565,33 @@ fn cli_retrain_twice_uses_every_eval_file_and_records_the_built_commit() {
     write_csv(&b, &eval_b);
     let out = dir.path().join("bundle");
     let args = [
-        "retrain", "--data", path(&inbox), "--eval", path(&a), "--eval", path(&b), "--out", path(&out), "--experiment",
-        &experiment, "--registered-model", &model, "--json", "--seed", "7", "--vocab-size", "400", "--min-frequency", "1",
-        "--buckets", "1009", "--epochs", "30", "--max-tokens", "256", "--quiet",
+        "retrain",
+        "--data",
+        path(&inbox),
+        "--eval",
+        path(&a),
+        "--eval",
+        path(&b),
+        "--out",
+        path(&out),
+        "--experiment",
+        &experiment,
+        "--registered-model",
+        &model,
+        "--json",
+        "--seed",
+        "7",
+        "--vocab-size",
+        "400",
+        "--min-frequency",
+        "1",
+        "--buckets",
+        "1009",
+        "--epochs",
+        "30",
+        "--max-tokens",
+        "256",
+        "--quiet",
     ];
     // Run from a directory that is not a checkout: the commit recorded is the one the
     // binary was built from, not the working directory's.
@@ -561,11 +620,8 @@ fn cli_retrain_twice_uses_every_eval_file_and_records_the_built_commit() {
     let manifest: edge_classifier::api::ModelManifest =
         serde_json::from_slice(&fs::read(out.join(files::MANIFEST)).expect("manifest")).expect("json");
     assert_eq!(manifest.metrics.examples, eval_a.len() + eval_b.len());
-    let head = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("git");
+    let head =
+        Command::new("git").args(["rev-parse", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("git");
     let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
     assert_eq!(logged.tag(tags::GIT_COMMIT), Some(head.as_str()));
 

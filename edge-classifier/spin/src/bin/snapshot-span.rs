@@ -104,8 +104,7 @@ fn spans(bytes: &[u8]) -> Result<Vec<Span>, String> {
     for (index, module) in modules.into_iter().enumerate() {
         for (id, body) in sections(module)? {
             if id == MODULE_DATA {
-                data_spans(index, body, &mut out)
-                    .map_err(|e| format!("core module {index}'s data section: {e}"))?;
+                data_spans(index, body, &mut out).map_err(|e| format!("core module {index}'s data section: {e}"))?;
             }
         }
     }
@@ -182,13 +181,7 @@ fn data_spans(module: usize, body: &[u8], out: &mut Vec<Span>) -> Result<(), Str
                 span.low = span.low.min(offset);
                 span.high = span.high.max(end);
             }
-            None => out.push(Span {
-                module,
-                memory,
-                data: size,
-                low: offset,
-                high: end,
-            }),
+            None => out.push(Span { module, memory, data: size, low: offset, high: end }),
         }
     }
     Ok(())
@@ -202,10 +195,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, String> {
-        let byte = *self
-            .bytes
-            .get(self.at)
-            .ok_or_else(|| format!("truncated at byte {}", self.at))?;
+        let byte = *self.bytes.get(self.at).ok_or_else(|| format!("truncated at byte {}", self.at))?;
         self.at += 1;
         Ok(byte)
     }
@@ -242,10 +232,7 @@ impl<'a> Reader<'a> {
         loop {
             let byte = self.byte()?;
             if shift >= 64 {
-                return Err(format!(
-                    "a signed constant runs past 10 bytes at byte {}",
-                    self.at
-                ));
+                return Err(format!("a signed constant runs past 10 bytes at byte {}", self.at));
             }
             value |= i64::from(byte & 0x7f) << shift;
             shift += 7;

@@ -103,9 +103,7 @@ fn grains(size: usize) -> usize {
 impl State {
     fn owns(&self, ptr: *mut u8) -> bool {
         let at = ptr as usize;
-        self.regions[..self.region_count]
-            .iter()
-            .any(|&(start, end)| (start..end).contains(&at))
+        self.regions[..self.region_count].iter().any(|&(start, end)| (start..end).contains(&at))
     }
 
     /// The lowest free place for `size` bytes (a multiple of `GRAIN`) aligned to `align`.

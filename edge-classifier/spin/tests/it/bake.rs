@@ -41,18 +41,8 @@ fn bake(bundle: &Path, out: &Path) -> Output {
 /// Checks that every route answers 503 `unavailable` saying that no model is baked in.
 fn expect_unavailable(server: &Server) {
     let requests: [(&str, &str, Option<&str>, &[u8]); 4] = [
-        (
-            "POST",
-            "/classify",
-            Some("application/json"),
-            br#"{"text": "how do i sort a list"}"#,
-        ),
-        (
-            "POST",
-            "/classify",
-            Some("text/plain"),
-            b"how do i sort a list",
-        ),
+        ("POST", "/classify", Some("application/json"), br#"{"text": "how do i sort a list"}"#),
+        ("POST", "/classify", Some("text/plain"), b"how do i sort a list"),
         ("GET", "/model", None, b""),
         ("GET", "/health", None, b""),
     ];
@@ -96,20 +86,10 @@ fn a_second_bundle_bakes_into_the_same_generic_build() {
     let dir = scratch("bake-tiny");
     let out = dir.join("tiny.wasm");
     let baked = bake(&tiny(), &out);
-    assert!(
-        baked.status.success(),
-        "baking the tiny bundle failed: {}",
-        String::from_utf8_lossy(&baked.stderr)
-    );
+    assert!(baked.status.success(), "baking the tiny bundle failed: {}", String::from_utf8_lossy(&baked.stderr));
     let stderr = String::from_utf8_lossy(&baked.stderr);
-    assert!(
-        stderr.contains("mapped copy-on-write"),
-        "the bake checks the snapshot: {stderr}"
-    );
-    assert!(
-        !stderr.contains("Compiling"),
-        "baking compiled Rust: {stderr}"
-    );
+    assert!(stderr.contains("mapped copy-on-write"), "the bake checks the snapshot: {stderr}");
+    assert!(!stderr.contains("Compiling"), "baking compiled Rust: {stderr}");
 
     let bundle = read_verified_dir(&tiny()).expect("the tiny bundle verifies");
     let native = Classifier::load(bundle.files()).expect("the tiny bundle loads");
@@ -117,11 +97,7 @@ fn a_second_bundle_bakes_into_the_same_generic_build() {
     let model = server.send("GET", "/model", None, b"");
     assert_eq!(model.status, 200);
     let manifest: ModelManifest = serde_json::from_slice(&model.body).expect("a manifest");
-    assert_eq!(
-        &manifest,
-        native.manifest(),
-        "the tiny bundle is what is served"
-    );
+    assert_eq!(&manifest, native.manifest(), "the tiny bundle is what is served");
     let text = "how do i print a list in blank";
     let edge = server.classify(text, "the tiny bundle's answer");
     assert_eq!(edge.label, native.classify(text).expect("classify").label);
@@ -146,14 +122,8 @@ fn a_tampered_bundle_fails_the_bake_and_leaves_no_output() {
     let out = dir.join("out/tampered.wasm");
     let baked = bake(&bundle, &out);
     let stderr = String::from_utf8_lossy(&baked.stderr);
-    assert!(
-        !baked.status.success(),
-        "a tampered bundle was baked: {stderr}"
-    );
-    assert!(
-        stderr.contains("`model.onnx`"),
-        "the error names the file: {stderr}"
-    );
+    assert!(!baked.status.success(), "a tampered bundle was baked: {stderr}");
+    assert!(stderr.contains("`model.onnx`"), "the error names the file: {stderr}");
     assert!(!out.exists(), "a failed bake left `{}`", out.display());
     let left: Vec<_> = std::fs::read_dir(dir.join("out"))
         .map(|entries| entries.map(|e| e.expect("an entry").file_name()).collect())

@@ -16,9 +16,7 @@ pub fn root() -> PathBuf {
 }
 
 fn env_path(name: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .unwrap_or_else(default)
+    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(default)
 }
 
 /// Cargo's target directory, wherever CARGO_TARGET_DIR puts it.
@@ -28,14 +26,12 @@ pub fn target_dir() -> PathBuf {
 
 /// The bundle baked into the component.
 pub fn bundle_dir() -> PathBuf {
-    std::env::var_os("STACKTAG_BUNDLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!(
-                "set STACKTAG_BUNDLE_DIR to the bundle baked into the component \
+    std::env::var_os("STACKTAG_BUNDLE_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "set STACKTAG_BUNDLE_DIR to the bundle baked into the component \
              (scripts/test-edge.sh does: it trains one and runs scripts/build-edge.sh)"
-            )
-        })
+        )
+    })
 }
 
 /// The native core on the same bundle, loaded once, read the way the component reads it.
@@ -51,9 +47,7 @@ pub fn native() -> &'static Classifier {
 /// wasmtime-cli 48, where scripts/setup.sh puts it.
 pub fn wasmtime() -> PathBuf {
     env_path("STACKTAG_WASMTIME", || {
-        let cache = env_path("STACKTAG_CACHE", || {
-            env_path("HOME", || PathBuf::from("/root")).join(".cache/stacktag")
-        });
+        let cache = env_path("STACKTAG_CACHE", || env_path("HOME", || PathBuf::from("/root")).join(".cache/stacktag"));
         cache.join("tools/bin/wasmtime")
     })
 }
@@ -73,9 +67,7 @@ impl Build {
     pub fn wasm(self) -> PathBuf {
         let release = target_dir().join("wasm32-wasip2/release");
         match self {
-            Build::Baked => env_path("STACKTAG_EDGE_WASM", || {
-                release.join("edge_classifier_spin.baked.wasm")
-            }),
+            Build::Baked => env_path("STACKTAG_EDGE_WASM", || release.join("edge_classifier_spin.baked.wasm")),
             Build::Generic => release.join("edge_classifier_spin.wasm"),
         }
     }
@@ -98,11 +90,7 @@ pub fn precompile(wasm: &Path, name: &str) -> PathBuf {
         .arg(&out)
         .status()
         .unwrap_or_else(|e| panic!("failed to run `{}`: {e}", wasmtime().display()));
-    assert!(
-        status.success(),
-        "`wasmtime compile` of `{}` failed: {status}",
-        wasm.display()
-    );
+    assert!(status.success(), "`wasmtime compile` of `{}` failed: {status}", wasm.display());
     out
 }
 
@@ -146,13 +134,7 @@ impl Server {
     /// Starts a precompiled component (`precompile`) and waits until it listens.
     pub fn serve(cwasm: &Path, instances: Instances, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(wasmtime());
-        command.args([
-            "serve",
-            "-Scli",
-            "--addr",
-            "127.0.0.1:0",
-            "--allow-precompiled",
-        ]);
+        command.args(["serve", "-Scli", "--addr", "127.0.0.1:0", "--allow-precompiled"]);
         let reuse = match instances {
             Instances::Fresh => "1",
             Instances::Reused => "128",
@@ -177,10 +159,7 @@ impl Server {
                 panic!("`wasmtime serve` exited before listening: {status:?}");
             };
             if let Some(rest) = line.strip_prefix("Serving HTTP on http://") {
-                break rest
-                    .trim_end_matches('/')
-                    .parse()
-                    .expect("a socket address");
+                break rest.trim_end_matches('/').parse().expect("a socket address");
             }
         };
         // Keep draining stderr so that the host never blocks on a full pipe.
@@ -189,17 +168,9 @@ impl Server {
     }
 
     /// Sends one request and reads the whole answer.
-    pub fn send(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Answer {
+    pub fn send(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Answer {
         let mut stream = TcpStream::connect(self.addr).expect("connect to the server");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("set a read timeout");
+        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("set a read timeout");
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
             self.addr,
@@ -209,9 +180,7 @@ impl Server {
             head.push_str(&format!("content-type: {ct}\r\n"));
         }
         head.push_str("\r\n");
-        stream
-            .write_all(head.as_bytes())
-            .expect("write the request head");
+        stream.write_all(head.as_bytes()).expect("write the request head");
         // A server may answer 413 and close before reading all of a large body.
         let _ = stream.write_all(body);
         let mut raw = Vec::new();
@@ -270,27 +239,14 @@ impl Answer {
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
         let rest = &raw[split + 4..];
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-        let body = if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_vec()
-        };
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+        Answer { status, headers, body }
     }
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON, after checking that the answer has `status` and is JSON, as every
@@ -304,12 +260,8 @@ impl Answer {
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 }
 

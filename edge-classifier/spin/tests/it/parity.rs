@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-
 use crate::host::{Instances, Server, native, root};
 
 /// How many real questions are compared (the issue asks for at least 200).
@@ -14,28 +13,17 @@ const TOLERANCE: f32 = 1e-6;
 /// `(label, text)` rows of the shared test set, spread evenly over the file (it is sorted by
 /// label, so every label is represented).
 fn test_questions(count: usize) -> Vec<(String, String)> {
-    let data = std::env::var_os("STACKTAG_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/data"));
+    let data =
+        std::env::var_os("STACKTAG_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
     let path = data.join("stackoverflow16k/test.csv.gz");
-    let file = std::fs::File::open(&path)
-        .unwrap_or_else(|e| panic!("failed to open `{}`: {e}", path.display()));
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("failed to open `{}`: {e}", path.display()));
     let mut csv = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut csv)
-        .expect("gzip UTF-8 CSV");
+    flate2::read::GzDecoder::new(file).read_to_string(&mut csv).expect("gzip UTF-8 CSV");
     let rows = parse_csv(&csv);
-    assert_eq!(
-        rows.first().map(|r| r.as_slice()),
-        Some(&["label".to_owned(), "text".to_owned()][..])
-    );
+    assert_eq!(rows.first().map(|r| r.as_slice()), Some(&["label".to_owned(), "text".to_owned()][..]));
     let rows: Vec<_> = rows[1..].iter().filter(|r| r.len() == 2).collect();
     let step = (rows.len() / count).max(1);
-    rows.iter()
-        .step_by(step)
-        .take(count)
-        .map(|r| (r[0].clone(), r[1].clone()))
-        .collect()
+    rows.iter().step_by(step).take(count).map(|r| (r[0].clone(), r[1].clone())).collect()
 }
 
 /// RFC 4180: quoted fields, doubled quotes, CRLF records.
@@ -87,38 +75,21 @@ fn compare(server: &Server, questions: &[(String, String)]) {
         assert_eq!(edge.truncated, here.truncated, "question {i}");
         assert_eq!(edge.model, here.model, "question {i}");
         // Lengths first: `zip` would silently stop at the shorter side.
-        assert_eq!(
-            edge.probabilities.len(),
-            here.probabilities.len(),
-            "question {i}: as many probabilities"
-        );
+        assert_eq!(edge.probabilities.len(), here.probabilities.len(), "question {i}: as many probabilities");
         for (e, n) in edge.probabilities.iter().zip(&here.probabilities) {
             assert_eq!(e.label, n.label, "question {i}");
             let what = || format!("question {i}, probability of `{}`", e.label);
             close(e.probability, n.probability, TOLERANCE, &mut worst, what);
         }
-        assert_eq!(
-            edge.explanation.len(),
-            here.explanation.len(),
-            "question {i}: as many explanation tokens"
-        );
+        assert_eq!(edge.explanation.len(), here.explanation.len(), "question {i}: as many explanation tokens");
         for (rank, (e, n)) in edge.explanation.iter().zip(&here.explanation).enumerate() {
             assert_eq!(e.token, n.token, "question {i}, explanation rank {rank}");
             assert_eq!(e.count, n.count, "question {i}, token `{}`", e.token);
             let what = || format!("question {i}, weight of token `{}`", e.token);
-            close(
-                e.weight,
-                n.weight,
-                WEIGHT_TOLERANCE,
-                &mut worst_weight,
-                what,
-            );
+            close(e.weight, n.weight, WEIGHT_TOLERANCE, &mut worst_weight, what);
         }
     }
-    eprintln!(
-        "parity: {} questions, worst |Δp| {worst:e}, worst |Δweight| {worst_weight:e}",
-        questions.len()
-    );
+    eprintln!("parity: {} questions, worst |Δp| {worst:e}, worst |Δweight| {worst_weight:e}", questions.len());
 }
 
 #[test]

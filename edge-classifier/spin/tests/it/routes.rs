@@ -9,18 +9,8 @@ use crate::host::{Answer, Instances, Server, native};
 const QUESTION: &str = "how do i reverse a list in blank? i tried list.reverse() and print(l)";
 
 /// The answer the native core gives to the same request, for the same limits.
-fn native_answer(
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> service::Response {
-    let request = service::Request {
-        method,
-        path,
-        content_type,
-        body,
-    };
+fn native_answer(method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> service::Response {
+    let request = service::Request { method, path, content_type, body };
     service::handle(native(), &request, &Limits::default())
 }
 
@@ -29,35 +19,19 @@ type Sent<'a> = (&'a str, &'a str, Option<&'a str>, &'a [u8]);
 
 /// Sends a request that must fail, checks the status, the code and the `{"error": {code,
 /// message}}` shape, and that the component answered byte for byte like the native service.
-fn expect_error(
-    server: &Server,
-    (method, path, content_type, body): Sent<'_>,
-    status: u16,
-    code: &str,
-) -> Answer {
+fn expect_error(server: &Server, (method, path, content_type, body): Sent<'_>, status: u16, code: &str) -> Answer {
     let answer = server.send(method, path, content_type, body);
     let what = format!("{method} {path} ({content_type:?}, {} bytes)", body.len());
     let value = answer.json_with(status, &what);
-    let keys: Vec<_> = value["error"]
-        .as_object()
-        .expect("an `error` object")
-        .keys()
-        .collect();
+    let keys: Vec<_> = value["error"].as_object().expect("an `error` object").keys().collect();
     assert_eq!(keys, ["code", "message"], "{what}");
-    assert_eq!(
-        value.as_object().map(|o| o.len()),
-        Some(1),
-        "{what}: only `error` at the top"
-    );
+    assert_eq!(value.as_object().map(|o| o.len()), Some(1), "{what}: only `error` at the top");
     let error: ApiError = serde_json::from_value(value).expect("an ApiError");
     assert_eq!(error.error.code, code, "{what}: {}", error.error.message);
     assert!(!error.error.message.is_empty(), "{what}");
     let native = native_answer(method, path, content_type, body);
     assert_eq!(native.status, status, "{what}: native");
-    assert_eq!(
-        answer.body, native.body,
-        "{what}: the component and the native service differ"
-    );
+    assert_eq!(answer.body, native.body, "{what}: the component and the native service differ");
     answer
 }
 
@@ -92,23 +66,14 @@ fn classify_json_text_plain_and_batch_agree() {
 
     let one = server.classify(QUESTION, "one question");
     let got: Vec<_> = one.probabilities.iter().map(|p| &p.label).collect();
-    assert_eq!(
-        got,
-        labels.iter().collect::<Vec<_>>(),
-        "every label, in model order"
-    );
+    assert_eq!(got, labels.iter().collect::<Vec<_>>(), "every label, in model order");
     assert!(labels.contains(&one.label));
     assert!(!one.explanation.is_empty(), "an explanation");
     assert_eq!(one.model.name, native().manifest().model_name);
     let sum: f32 = one.probabilities.iter().map(|p| p.probability).sum();
     assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
 
-    let plain = server.send(
-        "POST",
-        "/classify",
-        Some("text/plain; charset=utf-8"),
-        QUESTION.as_bytes(),
-    );
+    let plain = server.send("POST", "/classify", Some("text/plain; charset=utf-8"), QUESTION.as_bytes());
     assert_eq!(plain.status, 200);
     let plain: Prediction = serde_json::from_slice(&plain.body).expect("a Prediction");
     assert_eq!(plain, one, "text/plain and JSON give the same answer");
@@ -120,18 +85,11 @@ fn classify_json_text_plain_and_batch_agree() {
     ];
     let batch = server.post_json("/classify", &json!({ "texts": texts }));
     assert_eq!(batch.status, 200);
-    let batch: edge_classifier::api::BatchPrediction =
-        serde_json::from_slice(&batch.body).expect("a BatchPrediction");
+    let batch: edge_classifier::api::BatchPrediction = serde_json::from_slice(&batch.body).expect("a BatchPrediction");
     assert_eq!(batch.predictions.len(), 3);
-    assert_eq!(
-        batch.predictions[0], one,
-        "a batch answers each text as if alone"
-    );
+    assert_eq!(batch.predictions[0], one, "a batch answers each text as if alone");
     for (text, prediction) in texts.iter().zip(&batch.predictions) {
-        assert_eq!(
-            prediction.label,
-            native().classify(text).expect("native").label
-        );
+        assert_eq!(prediction.label, native().classify(text).expect("native").label);
     }
 }
 
@@ -140,136 +98,40 @@ fn every_error_has_its_status_and_code() {
     let server = Server::start(Instances::Reused, &[]);
     let json = Some("application/json");
     let over_limit = vec![b'a'; Limits::default().max_body_bytes + 1];
-    let too_many = serde_json::to_vec(
-        &json!({ "texts": vec!["a question"; Limits::default().max_batch + 1] }),
-    )
-    .expect("encode");
+    let too_many =
+        serde_json::to_vec(&json!({ "texts": vec!["a question"; Limits::default().max_batch + 1] })).expect("encode");
     let cases: &[(Sent<'_>, u16, &str)] = &[
-        (
-            ("POST", "/classify", json, b"{\"text\": "),
-            400,
-            "invalid_json",
-        ),
-        (
-            ("POST", "/classify", json, b"not json"),
-            400,
-            "invalid_json",
-        ),
+        (("POST", "/classify", json, b"{\"text\": "), 400, "invalid_json"),
+        (("POST", "/classify", json, b"not json"), 400, "invalid_json"),
         (("POST", "/classify", json, b""), 400, "invalid_json"),
-        (
-            ("POST", "/classify", json, b"{\"question\": \"x\"}"),
-            400,
-            "missing_field",
-        ),
-        (
-            ("POST", "/classify", json, b"[\"x\"]"),
-            400,
-            "missing_field",
-        ),
-        (
-            ("POST", "/classify", json, b"{\"text\": 42}"),
-            400,
-            "invalid_field",
-        ),
-        (
-            ("POST", "/classify", json, b"{\"texts\": [\"a\", 1]}"),
-            400,
-            "invalid_field",
-        ),
-        (
-            (
-                "POST",
-                "/classify",
-                json,
-                b"{\"text\": \"a\", \"texts\": [\"b\"]}",
-            ),
-            400,
-            "invalid_field",
-        ),
-        (
-            ("POST", "/classify", json, b"{\"text\": \"   \"}"),
-            400,
-            "empty_text",
-        ),
-        (
-            ("POST", "/classify", json, b"{\"texts\": [\"ok\", \"\"]}"),
-            400,
-            "empty_text",
-        ),
-        (
-            ("POST", "/classify", json, b"{\"texts\": []}"),
-            400,
-            "empty_batch",
-        ),
-        (
-            ("POST", "/classify", json, &too_many),
-            400,
-            "batch_too_large",
-        ),
-        (
-            ("POST", "/classify", Some("text/plain"), b""),
-            400,
-            "empty_text",
-        ),
-        (
-            ("POST", "/classify", Some("text/plain"), b"\xff\xfe bad"),
-            400,
-            "invalid_utf8",
-        ),
-        (
-            ("POST", "/classify", Some("text/plain"), &over_limit),
-            413,
-            "body_too_large",
-        ),
-        (
-            ("POST", "/classify", json, &over_limit),
-            413,
-            "body_too_large",
-        ),
-        (
-            ("POST", "/classify", Some("application/xml"), b"<text/>"),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            (
-                "POST",
-                "/classify",
-                Some("application/x-www-form-urlencoded"),
-                b"text=a",
-            ),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            ("POST", "/classify", None, b"{\"text\": \"a\"}"),
-            415,
-            "unsupported_media_type",
-        ),
+        (("POST", "/classify", json, b"{\"question\": \"x\"}"), 400, "missing_field"),
+        (("POST", "/classify", json, b"[\"x\"]"), 400, "missing_field"),
+        (("POST", "/classify", json, b"{\"text\": 42}"), 400, "invalid_field"),
+        (("POST", "/classify", json, b"{\"texts\": [\"a\", 1]}"), 400, "invalid_field"),
+        (("POST", "/classify", json, b"{\"text\": \"a\", \"texts\": [\"b\"]}"), 400, "invalid_field"),
+        (("POST", "/classify", json, b"{\"text\": \"   \"}"), 400, "empty_text"),
+        (("POST", "/classify", json, b"{\"texts\": [\"ok\", \"\"]}"), 400, "empty_text"),
+        (("POST", "/classify", json, b"{\"texts\": []}"), 400, "empty_batch"),
+        (("POST", "/classify", json, &too_many), 400, "batch_too_large"),
+        (("POST", "/classify", Some("text/plain"), b""), 400, "empty_text"),
+        (("POST", "/classify", Some("text/plain"), b"\xff\xfe bad"), 400, "invalid_utf8"),
+        (("POST", "/classify", Some("text/plain"), &over_limit), 413, "body_too_large"),
+        (("POST", "/classify", json, &over_limit), 413, "body_too_large"),
+        (("POST", "/classify", Some("application/xml"), b"<text/>"), 415, "unsupported_media_type"),
+        (("POST", "/classify", Some("application/x-www-form-urlencoded"), b"text=a"), 415, "unsupported_media_type"),
+        (("POST", "/classify", None, b"{\"text\": \"a\"}"), 415, "unsupported_media_type"),
         (("GET", "/classify", None, b""), 405, "method_not_allowed"),
-        (
-            ("PUT", "/classify", json, b"{\"text\": \"a\"}"),
-            405,
-            "method_not_allowed",
-        ),
+        (("PUT", "/classify", json, b"{\"text\": \"a\"}"), 405, "method_not_allowed"),
         (("POST", "/model", json, b"{}"), 405, "method_not_allowed"),
         (("DELETE", "/health", None, b""), 405, "method_not_allowed"),
         (("GET", "/", None, b""), 404, "not_found"),
         (("GET", "/classify/extra", None, b""), 404, "not_found"),
-        (
-            ("POST", "/predict", json, b"{\"text\": \"a\"}"),
-            404,
-            "not_found",
-        ),
+        (("POST", "/predict", json, b"{\"text\": \"a\"}"), 404, "not_found"),
     ];
     for &(request, status, code) in cases {
         let answer = expect_error(&server, request, status, code);
         if status == 405 {
-            let allow = if request.1 == "/classify" {
-                "POST"
-            } else {
-                "GET"
-            };
+            let allow = if request.1 == "/classify" { "POST" } else { "GET" };
             assert_eq!(answer.header("allow"), Some(allow), "{request:?}");
         }
     }
@@ -283,12 +145,7 @@ fn body_limit_comes_from_the_host_configuration() {
     // `environment` in spin.toml).
     let server = Server::start(Instances::Fresh, &[("STACKTAG_MAX_BODY_BYTES", "2048")]);
     let small = server.send("POST", "/classify", Some("text/plain"), &[b'x'; 2048]);
-    assert_eq!(
-        small.status,
-        200,
-        "{:?}",
-        String::from_utf8_lossy(&small.body)
-    );
+    assert_eq!(small.status, 200, "{:?}", String::from_utf8_lossy(&small.body));
     let big = server.send("POST", "/classify", Some("text/plain"), &[b'x'; 2049]);
     assert_eq!(big.status, 413);
     assert!(String::from_utf8_lossy(&big.body).contains("2048"));
@@ -307,12 +164,7 @@ fn fresh_instances_serve_every_route() {
     let server = Server::start(Instances::Fresh, &[]);
     for _ in 0..3 {
         assert_eq!(server.send("GET", "/health", None, b"").status, 200);
-        assert_eq!(
-            server
-                .post_json("/classify", &json!({ "text": QUESTION }))
-                .status,
-            200
-        );
+        assert_eq!(server.post_json("/classify", &json!({ "text": QUESTION })).status, 200);
         assert_eq!(server.send("GET", "/model", None, b"").status, 200);
     }
 }
@@ -329,21 +181,12 @@ fn hostile_bodies_never_break_the_component() {
         (Some("application/json"), deep.into_bytes()),
         (Some("application/json"), deep_object.into_bytes()),
         (Some("application/json"), huge_number.into_bytes()),
-        (
-            Some("application/json"),
-            serde_json::to_vec(&json!({ "text": nul })).expect("json"),
-        ),
+        (Some("application/json"), serde_json::to_vec(&json!({ "text": nul })).expect("json")),
         (Some("text/plain"), long_token.into_bytes()),
         (Some("text/plain"), "🦀 ".repeat(5000).into_bytes()),
-        (
-            Some("text/plain"),
-            (0..=255u8).cycle().take(10_000).collect(),
-        ),
+        (Some("text/plain"), (0..=255u8).cycle().take(10_000).collect()),
         (Some(";;;"), b"x".to_vec()),
-        (
-            Some("APPLICATION/JSON ; charset=UTF-8"),
-            br#"{"text": "Hello"}"#.to_vec(),
-        ),
+        (Some("APPLICATION/JSON ; charset=UTF-8"), br#"{"text": "Hello"}"#.to_vec()),
     ];
     for (content_type, body) in &bodies {
         let answer = server.send("POST", "/classify", *content_type, body);
@@ -354,10 +197,7 @@ fn hostile_bodies_never_break_the_component() {
             String::from_utf8_lossy(&answer.body)
         );
         let native = native_answer("POST", "/classify", *content_type, body);
-        assert_eq!(
-            answer.status, native.status,
-            "{content_type:?}: same status as natively"
-        );
+        assert_eq!(answer.status, native.status, "{content_type:?}: same status as natively");
     }
     assert_eq!(server.send("GET", "/health", None, b"").status, 200);
 }

@@ -8,10 +8,7 @@ use crate::host::Build;
 
 /// Runs the snapshot check on a file.
 fn check(wasm: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snapshot-span"))
-        .arg(wasm)
-        .output()
-        .expect("run snapshot-span")
+    Command::new(env!("CARGO_BIN_EXE_snapshot-span")).arg(wasm).output().expect("run snapshot-span")
 }
 
 /// Appends `value` as unsigned LEB128.
@@ -84,12 +81,7 @@ fn a_sparse_snapshot_fails_the_check() {
     // Spans of 16 MiB + 1 byte holding 2 bytes of data: copied by wasmtime, so refused.
     let sparse = component_with_segments("sparse", &[(0, 1), (16 * MIB, 1)]);
     let out = check(&sparse);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOT mapped"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("too sparse"));
 

@@ -111,62 +111,38 @@ struct Common {
 }
 
 fn default_wasmtime() -> PathBuf {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     home.join(".cache/stacktag/tools/bin/wasmtime")
 }
 
 impl Common {
     fn resolve(&self) -> anyhow::Result<SyncConfig> {
         let uri = self.tracking_uri.clone();
-        let client =
-            ClientConfig::from_lookup(|name| match (name == mlflow_env::TRACKING_URI, &uri) {
-                (true, Some(u)) => Some(u.clone()),
-                _ => std::env::var(name).ok(),
-            })
-            .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
+        let client = ClientConfig::from_lookup(|name| match (name == mlflow_env::TRACKING_URI, &uri) {
+            (true, Some(u)) => Some(u.clone()),
+            _ => std::env::var(name).ok(),
+        })
+        .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
         // The experiment is never written by a sync; the name only satisfies the config.
-        let registry = RegistryConfig::new(
-            client,
-            "stacktag",
-            &self.registered_model,
-            ["--experiment", "--registered-model"],
-        )?;
+        let registry =
+            RegistryConfig::new(client, "stacktag", &self.registered_model, ["--experiment", "--registered-model"])?;
         if !(0.0..=1.0).contains(&self.tolerance) {
-            anyhow::bail!(
-                "`--tolerance` must be within 0 and 1, not {}",
-                self.tolerance
-            );
+            anyhow::bail!("`--tolerance` must be within 0 and 1, not {}", self.tolerance);
         }
         let eval = Sample::read(&self.eval)?;
-        Ok(SyncConfig {
-            registry,
-            eval,
-            tolerance: self.tolerance,
-            bake_script: self.bake_script.clone(),
-        })
+        Ok(SyncConfig { registry, eval, tolerance: self.tolerance, bake_script: self.bake_script.clone() })
     }
 }
 
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Once {
-            common,
-            alias,
-            version,
-            out,
-        } => {
+        Command::Once { common, alias, version, out } => {
             let cfg = common.resolve()?;
             let selector = version.map_or(Selector::Alias(alias), Selector::Version);
-            let m = registry_sync::once(&cfg, &selector, &out)
-                .await
-                .with_context(|| format!("cannot bake {selector}"))?;
-            println!(
-                "{}",
-                serde_json::json!({ "version": m.version, "run_id": m.run_id, "out": out })
-            );
+            let m =
+                registry_sync::once(&cfg, &selector, &out).await.with_context(|| format!("cannot bake {selector}"))?;
+            println!("{}", serde_json::json!({ "version": m.version, "run_id": m.run_id, "out": out }));
             Ok(())
         }
         Command::Serve {
@@ -184,14 +160,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             github_api_url,
         } => {
             if !(poll_interval.is_finite() && poll_interval > 0.0) {
-                anyhow::bail!(
-                    "`--poll-interval` must be a positive number of seconds, not {poll_interval}"
-                );
+                anyhow::bail!("`--poll-interval` must be a positive number of seconds, not {poll_interval}");
             }
-            let webhook_secret = std::env::var(WEBHOOK_SECRET)
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(Secret::new);
+            let webhook_secret = std::env::var(WEBHOOK_SECRET).ok().filter(|s| !s.is_empty()).map(Secret::new);
             if register_webhook && webhook_secret.is_none() {
                 anyhow::bail!("`--register-webhook` needs `{WEBHOOK_SECRET}`");
             }
@@ -199,18 +170,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let github = match deployers.contains(&DeployerKind::Github) {
                 false => None,
                 true => {
-                    let repository = github_repository
-                        .filter(|r| r.split('/').filter(|p| !p.is_empty()).count() == 2)
-                        .context("`--deployer github` needs `--github-repository owner/name` (or `GITHUB_REPOSITORY`)")?;
+                    let repository =
+                        github_repository.filter(|r| r.split('/').filter(|p| !p.is_empty()).count() == 2).context(
+                            "`--deployer github` needs `--github-repository owner/name` (or `GITHUB_REPOSITORY`)",
+                        )?;
                     let token = std::env::var(GITHUB_TOKEN)
                         .ok()
                         .filter(|t| !t.is_empty())
                         .with_context(|| format!("`--deployer github` needs `{GITHUB_TOKEN}`"))?;
-                    Some(GithubConfig {
-                        api_url: github_api_url,
-                        repository,
-                        token: Secret::new(token),
-                    })
+                    Some(GithubConfig { api_url: github_api_url, repository, token: Secret::new(token) })
                 }
             };
             let cfg = ServeConfig {
@@ -221,14 +189,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 poll_interval: Duration::from_secs_f64(poll_interval),
                 wasmtime,
                 webhook_secret,
-                register_webhook: register_webhook.then_some(WebhookRegistration {
-                    name: webhook_name,
-                    url,
-                }),
-                deployers: Deployers {
-                    local: deployers.contains(&DeployerKind::Local),
-                    github,
-                },
+                register_webhook: register_webhook.then_some(WebhookRegistration { name: webhook_name, url }),
+                deployers: Deployers { local: deployers.contains(&DeployerKind::Local), github },
             };
             registry_sync::serve(cfg).await?.wait().await
         }
