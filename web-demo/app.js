@@ -215,9 +215,15 @@ ready.then(
 // The first answer: sent now, answered as soon as the model is loaded.
 update();
 
-// Offline use: the service worker keeps the page, the module and the bundle.
-if ('serviceWorker' in navigator) {
-  navigator.serviceWorker.register('sw.js').catch((e) => {
-    status(`Offline use is unavailable: ${e.message}`);
-  });
-}
+// Offline use: the service worker keeps the page, the module and the bundle. Registered once
+// the model has loaded (or failed to), so that its caching download of the same files does
+// not compete with the first answer.
+ready
+  .catch(() => {})
+  .then(() => {
+    if ('serviceWorker' in navigator) {
+      return navigator.serviceWorker.register('sw.js');
+    }
+    return null;
+  })
+  .catch((e) => status(`Offline use is unavailable: ${e.message}`));

@@ -16,9 +16,10 @@ try {
   const page = await context.newPage();
   await page.goto(server.url);
   await page.waitForFunction(() => performance.getEntriesByName('first-answer').length > 0, null, { timeout: 60_000 });
-  const fetched = [...new Set(server.served)];
+  // Each file once (`/` is index.html).
+  const fetched = [...new Set(server.served.map((p) => (p.endsWith('/') ? `${p}index.html` : p)))];
   const firstAnswerMs = await page.evaluate(() => performance.getEntriesByName('first-answer')[0].startTime);
-  const pageGz = fetched.reduce((sum, path) => sum + gz(readFileSync(join(SITE, path.endsWith('/') ? `${path}index.html` : path))), 0);
+  const pageGz = fetched.reduce((sum, path) => sum + gz(readFileSync(join(SITE, path))), 0);
 
   const texts = testQuestions(500).map((q) => q.text);
   const web = await classifyInWorker(page, texts);
