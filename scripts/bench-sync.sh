@@ -10,6 +10,12 @@
 #                           wrk, same request, one connection, against the serving
 #                           `wasmtime serve` itself and then through the gateway; rps with 8
 #   generic_wasm_bytes, baked_wasm_bytes
+#   promotion_idle_s        the same as promotion_to_serving_s for a third version, with no
+#                           load running (the swap figure above has wrk competing for the 2 cores)
+#   rollback_to_serving_s   `champion` moved back to the first version, whose baked component
+#                           registry-sync kept: no download, no bake, only the instance start
+#
+# The sync log's per-step timings (download, evaluation, bake, instance start) go to stderr.
 #
 # It starts its own MLflow (sqlite in a temp dir, a free loopback port), trains the real 16k
 # bundle once with the release trainer (cached in $CACHE/bench-sync/), registers it twice
@@ -75,6 +81,8 @@ register "$WORK/bundle-a"
 v1="$(challenger)"
 register "$WORK/bundle-b"
 v2="$(challenger)"
+register "$WORK/bundle-c"
+v3="$(challenger)"
 mkdir -p "$(dirname "$BUNDLE")" && rm -rf "$BUNDLE" && cp -r "$WORK/bundle-b" "$BUNDLE"
 set_champion "$v1"
 
@@ -143,12 +151,34 @@ read -r direct_p50 _ _ _ < <(bench "http://$direct" 1 "$BENCH_SECONDS")
 read -r gateway_p50 _ _ _ < <(bench "$GATEWAY" 1 "$BENCH_SECONDS")
 read -r _ gateway_rps _ _ < <(bench "$GATEWAY" 8 "$BENCH_SECONDS")
 
+# --- promotion with nothing else running, then a rollback ------------------------------------
+# `promote_to VERSION` → seconds from the alias move to the first answer from VERSION.
+promote_to() {
+  local start deadline
+  start="$(date +%s.%N)"
+  set_champion "$1"
+  deadline=$(($(date +%s) + 120))
+  until [ "$(served)" = "$1" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "version $1 never served (log: $WORK/sync.log)"
+    sleep 0.02
+  done
+  secs "$start" "$(date +%s.%N)"
+}
+sleep 2 # the old instance drains and stops
+log "moving champion to $v3 with no load"
+promotion_idle_s="$(promote_to "$v3")"
+sleep 2
+log "rolling champion back to $v1"
+rollback_s="$(promote_to "$v1")"
+grep '^registry-sync: version' "$WORK/sync.log" >&2 || true
+
 jq -n --arg model "$MODEL" \
   --argjson promotion "$promotion_s" --argjson bake "$bake_s" \
   --argjson swap_requests "$swap_requests" --argjson swap_failed "$swap_failed" \
   --argjson direct "$direct_p50" --argjson gateway "$gateway_p50" --argjson rps "$gateway_rps" \
+  --argjson idle "$promotion_idle_s" --argjson rollback "$rollback_s" \
   --argjson generic "$(stat -c %s "$EDGE_WASM")" --argjson baked "$(stat -c %s "$WORK/sync/models/$v2/edge.wasm")" \
   '{promotion_to_serving_s: $promotion, bake_s: $bake, swap_requests: $swap_requests,
     swap_failed_requests: $swap_failed, direct_p50_ms: $direct, gateway_p50_ms: $gateway,
     gateway_rps: $rps, generic_wasm_bytes: $generic, baked_wasm_bytes: $baked,
-    poll_interval_s: 0.5}' -c
+    promotion_idle_s: $idle, rollback_to_serving_s: $rollback, poll_interval_s: 0.5}' -c

@@ -12,6 +12,11 @@
 #   databricks/               job.json against the Jobs API types of databricks-sdk and the
 #                             Dockerfile's ARGs and paths (tools/lint/check_databricks.py);
 #                             submit.py builds its settings (--dry-run)
+#   every file they name      the repository paths `run:` steps call (scripts/..., web-demo/...)
+#                             exist; every `trainer` / `registry-sync` call in the workflows,
+#                             the Databricks job, the scripts and the README uses a subcommand
+#                             and flags the binaries have (tools/lint/check_cli_flags.py, over
+#                             the debug binaries, built here if missing)
 #
 # Prints each check and fails naming the file and the finding. Needs scripts/setup.sh's venv
 # and tools/lint/node_modules (setup installs both).
@@ -70,6 +75,22 @@ check "Jobs API types, Dockerfile ARGs and paths: databricks/job.json, databrick
 check "submit.py builds the job settings: databricks/submit.py --dry-run" \
   "$VENV/bin/python" databricks/submit.py databricks/job.json --image example.invalid/t:1 \
   --git-url https://example.invalid/stacktag --git-commit 0000000 --dry-run
+
+# `missing_paths FILE...`: every repository script a workflow runs exists.
+missing_paths() {
+  local missing=0 path
+  while read -r path; do
+    [ -e "$path" ] || { echo "\`$path\` is named in a workflow and does not exist"; missing=1; }
+  done < <(grep -ohE '(^|[[:space:]])(scripts|web-demo|tools|databricks|edge-classifier|deploy)/[A-Za-z0-9_./-]+\.(sh|py|mjs|toml|yaml|json)' "$@" |
+    sed 's/^[[:space:]]*//' | sort -u)
+  return "$missing"
+}
+check "paths the workflows run exist: ${workflows[*]}" missing_paths "${workflows[@]}"
+
+cargo build --locked --quiet -p trainer -p registry-sync --bins
+check "trainer and registry-sync flags in workflows, Databricks job, scripts, README" \
+  "$VENV/bin/python" tools/lint/check_cli_flags.py "$TARGET_DIR/debug" .github/workflows/*.yml \
+  databricks/job.json scripts/*.sh README.md
 
 [ "$failed" = 0 ] || die "delivery checks failed (see FAIL above)"
 echo "delivery checks passed"

@@ -30,5 +30,5 @@ pub mod webhook;
 pub use config::{Deployers, Selector, ServeConfig, SyncConfig, WebhookRegistration};
 pub use error::SyncError;
 pub use gateway::{AppState, app};
-pub use prepare::{DeployedModel, once, prepare, resolve};
+pub use prepare::{DeployedModel, OnceOutput, once, prepare, resolve};
 pub use sync::{Running, SyncOutcome, Syncer, Trigger, serve};

@@ -60,11 +60,13 @@ pub async fn prepare(
     let version = mv.version.clone();
     let bundle = work.join(BUNDLE_DIR);
     eprintln!("registry-sync: version {version}: downloading `{}`", mv.source);
+    let started = std::time::Instant::now();
     let downloaded = model_registry::download_verified(reg, mv, &bundle)
         .await
         .map_err(|cause| SyncError::Download { version: version.clone(), cause })?;
     let classifier =
         downloaded.classifier.map_err(|cause| SyncError::InvalidBundle { version: version.clone(), cause })?;
+    let downloaded_s = started.elapsed().as_secs_f64();
     let score = evaluation::score(&classifier, &cfg.eval).map_err(|e| SyncError::Evaluation {
         version: version.clone(),
         reason: format!("scoring `{}` failed: {e}", cfg.eval.path.display()),
@@ -84,12 +86,17 @@ pub async fn prepare(
     stamp(&bundle, &version)?;
     let wasm = work.join(WASM_FILE);
     eprintln!(
-        "registry-sync: version {version}: verified, accuracy {:.4} on {} examples; baking",
-        score.accuracy, score.examples
+        "registry-sync: version {version}: downloaded and verified in {downloaded_s:.2} s, accuracy {:.4} on {} \
+         examples in {:.2} s; baking",
+        score.accuracy,
+        score.examples,
+        started.elapsed().as_secs_f64() - downloaded_s
     );
+    let bake_started = std::time::Instant::now();
     bake(&cfg.bake_script, &bundle, &wasm, children)
         .await
         .map_err(|reason| SyncError::Bake { version: version.clone(), reason })?;
+    eprintln!("registry-sync: version {version}: baked in {:.2} s", bake_started.elapsed().as_secs_f64());
     let manifest = classifier.manifest();
     let deployed = DeployedModel {
         model: mv.name.clone(),
@@ -168,21 +175,63 @@ async fn bake(script: &Path, bundle: &Path, out: &Path, children: &Children) -> 
     Err(format!("`{} bake` exited with {}: {}", script.display(), output.status, tail.join(" | ")))
 }
 
-/// `registry-sync once`: steps 1–4 for the version `selector` names, the baked component
-/// written to `out` atomically (a temporary file beside it, then a rename).
-pub async fn once(cfg: &SyncConfig, selector: &Selector, out: &Path) -> anyhow::Result<DeployedModel> {
+/// Where `registry-sync once` writes what it made.
+#[derive(Debug, Clone)]
+pub struct OnceOutput {
+    /// The baked component (a temporary file beside it, then a rename).
+    pub wasm: PathBuf,
+    /// Also the verified, version-stamped bundle it baked, for the web demo (a temporary
+    /// directory beside it, then a rename; an existing directory there is replaced whole).
+    pub bundle: Option<PathBuf>,
+}
+
+/// `registry-sync once`: steps 1–4 for the version `selector` names. Nothing is written at
+/// `out` unless every step passed, and nothing half-written is ever there.
+pub async fn once(cfg: &SyncConfig, selector: &Selector, out: &OnceOutput) -> anyhow::Result<DeployedModel> {
     let reg = Registry::new(cfg.registry.clone())?;
     let mv = resolve(&reg, selector).await?;
-    let parent = match out.parent() {
+    let parent = existing_parent(&out.wasm)?;
+    let work = tempfile::Builder::new().prefix(".registry-sync-").tempdir_in(&parent)?;
+    let deployed = prepare(&reg, cfg, &mv, work.path(), &Children::none()).await?;
+    if let Some(dir) = &out.bundle {
+        write_bundle_dir(&work.path().join(BUNDLE_DIR), dir)?;
+    }
+    let tmp = work.path().join("out.wasm");
+    std::fs::copy(work.path().join(WASM_FILE), &tmp)
+        .with_context(|| format!("cannot copy into `{}`", parent.display()))?;
+    std::fs::rename(&tmp, &out.wasm).with_context(|| format!("cannot write `{}`", out.wasm.display()))?;
+    Ok(deployed)
+}
+
+/// The directory `path` goes in, created if missing.
+fn existing_parent(path: &Path) -> anyhow::Result<PathBuf> {
+    let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
-    let work = tempfile::Builder::new().prefix(".registry-sync-").tempdir_in(&parent)?;
-    let deployed = prepare(&reg, cfg, &mv, work.path(), &Children::none()).await?;
-    let tmp = work.path().join("out.wasm");
-    std::fs::copy(work.path().join(WASM_FILE), &tmp)
-        .with_context(|| format!("cannot copy into `{}`", parent.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write `{}`", out.display()))?;
-    Ok(deployed)
+    Ok(parent)
+}
+
+/// Copies the bundle's files to `dest` through a sibling temporary directory and renames it
+/// into place, replacing whatever was at `dest`.
+fn write_bundle_dir(bundle: &Path, dest: &Path) -> anyhow::Result<()> {
+    let parent = existing_parent(dest)?;
+    let tmp = tempfile::Builder::new().prefix(".registry-sync-bundle-").tempdir_in(&parent)?;
+    for entry in std::fs::read_dir(bundle).with_context(|| format!("cannot list `{}`", bundle.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), tmp.path().join(entry.file_name()))
+                .with_context(|| format!("cannot copy `{}`", entry.path().display()))?;
+        }
+    }
+    // What the page will load must pass the same reader as every other consumer.
+    edge_classifier::bundle::read_verified_dir(tmp.path())
+        .with_context(|| format!("the copied bundle in `{}` does not verify", tmp.path().display()))?;
+    if dest.is_dir() {
+        std::fs::remove_dir_all(dest).with_context(|| format!("cannot replace `{}`", dest.display()))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, dest).with_context(|| format!("cannot write `{}`", dest.display()))?;
+    Ok(())
 }

@@ -207,9 +207,17 @@ impl Syncer {
         if self.app.current().is_some_and(|i| i.model.version == model.version) {
             return Ok(None);
         }
+        let started = Instant::now();
         let next = Instance::start(&self.wasmtime, wasm, model.clone(), self.app.http(), &self.children)
             .await
             .map_err(|reason| SyncError::Deploy { version: model.version.clone(), reason })?;
+        // Most of a promotion's time: `wasmtime serve` compiles the baked component first.
+        eprintln!(
+            "registry-sync: version {}: instance {} healthy in {:.2} s; switching traffic",
+            model.version,
+            next.url,
+            started.elapsed().as_secs_f64()
+        );
         Ok(self.app.swap(Arc::new(next)))
     }
 

@@ -8,5 +8,6 @@ mod delivery;
 mod faults;
 mod github;
 mod monitoring;
+mod once;
 mod sync;
 mod webhook;

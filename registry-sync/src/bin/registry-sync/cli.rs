@@ -11,7 +11,7 @@ use mlflow_client::{ClientConfig, Secret, env_vars as mlflow_env};
 use model_registry::RegistryConfig;
 use registry_sync::evaluation::Sample;
 use registry_sync::github::GithubConfig;
-use registry_sync::{Deployers, Selector, ServeConfig, SyncConfig, WebhookRegistration};
+use registry_sync::{Deployers, OnceOutput, Selector, ServeConfig, SyncConfig, WebhookRegistration};
 
 /// The webhook secret's variable (never printed; `hide_env_values`).
 const WEBHOOK_SECRET: &str = "STACKTAG_WEBHOOK_SECRET";
@@ -50,6 +50,10 @@ enum Command {
         /// Where the baked component goes (written atomically).
         #[arg(long)]
         out: PathBuf,
+        /// Also write the verified, version-stamped bundle to this directory (replaced whole),
+        /// for the web demo's site.
+        #[arg(long, value_name = "DIR")]
+        bundle_out: Option<PathBuf>,
     },
     /// Watch the alias (polling and webhooks) and serve it through the gateway.
     Serve {
@@ -137,12 +141,16 @@ impl Common {
 /// Runs the command.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Once { common, alias, version, out } => {
+        Command::Once { common, alias, version, out, bundle_out } => {
             let cfg = common.resolve()?;
             let selector = version.map_or(Selector::Alias(alias), Selector::Version);
+            let out = OnceOutput { wasm: out, bundle: bundle_out };
             let m =
                 registry_sync::once(&cfg, &selector, &out).await.with_context(|| format!("cannot bake {selector}"))?;
-            println!("{}", serde_json::json!({ "version": m.version, "run_id": m.run_id, "out": out }));
+            println!(
+                "{}",
+                serde_json::json!({ "version": m.version, "run_id": m.run_id, "out": out.wasm, "bundle_out": out.bundle })
+            );
             Ok(())
         }
         Command::Serve {
