@@ -30,18 +30,13 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<String, String> {
-    let dir = std::env::args_os()
-        .nth(1)
-        .ok_or("usage: classify_json BUNDLE_DIR < texts.json")?;
-    let bundle =
-        edge_classifier::bundle::read_verified_dir(dir.as_ref()).map_err(|e| e.to_string())?;
+    let dir = std::env::args_os().nth(1).ok_or("usage: classify_json BUNDLE_DIR < texts.json")?;
+    let bundle = edge_classifier::bundle::read_verified_dir(dir.as_ref()).map_err(|e| e.to_string())?;
     let classifier = Classifier::load(bundle.files()).map_err(|e| e.to_string())?;
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| format!("cannot read stdin: {e}"))?;
-    let texts: Vec<String> = serde_json::from_str(&input)
-        .map_err(|e| format!("stdin is not a JSON array of strings: {e}"))?;
+    std::io::stdin().read_to_string(&mut input).map_err(|e| format!("cannot read stdin: {e}"))?;
+    let texts: Vec<String> =
+        serde_json::from_str(&input).map_err(|e| format!("stdin is not a JSON array of strings: {e}"))?;
     // The same path the web module answers through (`service::handle`, `text/plain`), so an
     // error body is compared too, not only predictions.
     let answer = |text: &str| {
@@ -62,8 +57,8 @@ fn run() -> Result<String, String> {
         let start = Instant::now();
         let response = answer(text);
         times.push(start.elapsed().as_secs_f64() * 1e3);
-        let body: serde_json::Value = serde_json::from_slice(&response.body)
-            .map_err(|e| format!("answer is not JSON: {e}"))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.body).map_err(|e| format!("answer is not JSON: {e}"))?;
         predictions.push(body);
     }
     serde_json::to_string(&serde_json::json!({ "predictions": predictions, "classify_ms": times }))

@@ -87,4 +87,7 @@ pub struct ServeConfig {
     pub register_webhook: Option<WebhookRegistration>,
     /// The deployers, run in order: local, then github.
     pub deployers: Deployers,
+    /// The web demo's built site (`scripts/build-web.sh --out DIR`), served at `/demo/` with
+    /// the serving model's bundle in place of the site's own `bundle/`.
+    pub web_demo: Option<PathBuf>,
 }

@@ -1,7 +1,8 @@
 //! The gateway: proxies `/classify`, `/model` and `/health` to the serving instance, names
 //! the version and run in every answer, and serves `/metrics`, `/gateway/health` and the
-//! webhook receiver.
+//! webhook receiver; optionally the web demo at `/demo/`, with the serving model's bundle.
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,11 +10,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use edge_classifier::api::ApiError;
 use tokio::sync::mpsc;
+use tower::ServiceExt;
+use tower_http::services::{ServeDir, ServeFile};
 
 use crate::instance::Instance;
 use crate::metrics::{Metrics, PredictedLabel, Route, RouteStatus};
@@ -50,12 +53,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     receiver: Receiver,
     triggers: mpsc::Sender<Trigger>,
+    web_demo: Option<PathBuf>,
 }
 
 impl AppState {
     /// State with no instance yet; verified webhook deliveries go to `triggers`.
     pub fn new(metrics: Arc<Metrics>, receiver: Receiver, triggers: mpsc::Sender<Trigger>) -> anyhow::Result<Self> {
-        Ok(Self { upstream: RwLock::new(None), http: http_client()?, metrics, receiver, triggers })
+        Ok(Self { upstream: RwLock::new(None), http: http_client()?, metrics, receiver, triggers, web_demo: None })
+    }
+
+    /// Also serves the web demo's site from `root` at `/demo/`.
+    pub fn with_web_demo(mut self, root: Option<PathBuf>) -> Self {
+        self.web_demo = root;
+        self
     }
 
     /// The pooled client used for the instances (also for their health checks).
@@ -86,15 +96,22 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 
 /// The gateway's router.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/classify", any(proxy))
         .route("/model", any(proxy))
         .route("/health", any(proxy))
         .route("/metrics", get(metrics))
         .route("/gateway/health", get(gateway_health))
-        .route("/webhooks/mlflow", post(webhook))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .route("/webhooks/mlflow", post(webhook));
+    if state.web_demo.is_some() {
+        // The page's URLs are relative, so it must be loaded as `/demo/`.
+        router = router
+            .route("/demo", get(|| async { Redirect::permanent("/demo/") }))
+            .route("/demo/", get(demo_site))
+            .route("/demo/bundle/{file}", get(demo_bundle_file))
+            .route("/demo/{*path}", get(demo_site));
+    }
+    router.layer(middleware::from_fn_with_state(state.clone(), observe)).with_state(state)
 }
 
 /// The bounded `route` label for a path.
@@ -106,6 +123,7 @@ fn route_of(path: &str) -> &'static str {
         "/metrics" => "metrics",
         "/gateway/health" => "gateway_health",
         "/webhooks/mlflow" => "webhook",
+        p if p == "/demo" || p.starts_with("/demo/") => "demo",
         _ => "other",
     }
 }
@@ -193,6 +211,49 @@ async fn proxy(State(state): State<Arc<AppState>>, req: Request) -> Response {
     }
     let response = response.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
     // The answer names the instance that produced it, not whatever serves after a swap.
+    with_model(response, &instance.model)
+}
+
+/// `/demo/...`: the site's files (ServeDir: content types, conditional and range requests,
+/// no path outside the root).
+async fn demo_site(State(state): State<Arc<AppState>>, mut req: Request) -> Response {
+    let Some(root) = &state.web_demo else {
+        return api_error(StatusCode::NOT_FOUND, "not_found", "the web demo is not served here");
+    };
+    let inner = req.uri().path_and_query().map_or("/", |p| p.as_str()).strip_prefix("/demo").unwrap_or("/");
+    match inner.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return api_error(StatusCode::BAD_REQUEST, "bad_path", "the path is not a valid URI"),
+    }
+    match ServeDir::new(root).oneshot(req).await {
+        Ok(r) => r.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// `/demo/bundle/FILE`: the serving model's bundle file, so the page always runs the model the
+/// edge serves (the page checks every file against the manifest's sha256 before use).
+async fn demo_bundle_file(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    if !edge_classifier::bundle::is_plain_file_name(&file) {
+        return api_error(StatusCode::NOT_FOUND, "not_found", format!("`{file}` is not a bundle file name"));
+    }
+    let Some(instance) = state.current() else {
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no model is deployed yet; registry-sync is waiting for one",
+        );
+    };
+    let mut response = match ServeFile::new(instance.bundle_dir().join(&file)).oneshot(req).await {
+        Ok(r) => r.into_response(),
+        Err(never) => match never {},
+    };
+    // A promotion replaces these files under the same URL: revalidate every time.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     with_model(response, &instance.model)
 }
 

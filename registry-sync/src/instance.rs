@@ -23,6 +23,8 @@ pub struct Instance {
     pub url: String,
     /// What it serves.
     pub model: DeployedModel,
+    /// The baked component it runs.
+    pub wasm: PathBuf,
     // `kill_on_drop`: dropping the instance stops its process.
     child: tokio::sync::Mutex<Child>,
     pid: Option<u32>,
@@ -98,6 +100,7 @@ impl Instance {
                 return Ok(Self {
                     url,
                     model: model.clone(),
+                    wasm: wasm.to_owned(),
                     child: tokio::sync::Mutex::new(child),
                     pid,
                     children: children.clone(),
@@ -113,6 +116,12 @@ impl Instance {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The bundle baked into it: a model dir holds both (`prepare`), and the web demo serves
+    /// this one so the page runs the model the edge serves.
+    pub fn bundle_dir(&self) -> PathBuf {
+        self.wasm.with_file_name(crate::prepare::BUNDLE_DIR)
     }
 
     /// Stops the process.

@@ -338,7 +338,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = mpsc::channel(16);
     let receiver = Receiver::new(cfg.webhook_secret.clone(), &cfg.sync.registry.model, &cfg.alias);
-    let app_state = Arc::new(AppState::new(metrics, receiver, tx.clone())?);
+    let app_state = Arc::new(AppState::new(metrics, receiver, tx.clone())?.with_web_demo(cfg.web_demo.clone()));
     let syncer = Arc::new(Syncer::new(
         cfg.sync.clone(),
         &cfg.alias,

@@ -7,6 +7,7 @@
 //! The `trainer` binary (`src/main.rs`, `src/cli/`) parses flags, resolves them once into
 //! the configs of [`config`], calls this library and prints.
 
+pub mod batches;
 pub mod bench;
 pub mod bundle;
 pub mod config;

@@ -18,25 +18,13 @@ impl WebClassifier {
     /// `tokenizer.json`. Throws an `Error` with `code` `invalid_bundle` and a message naming
     /// the file that does not match its manifest.
     pub fn load(manifest: &[u8], model: &[u8], tokenizer: &[u8]) -> Result<WebClassifier, JsValue> {
-        let classifier = Classifier::load(BundleFiles {
-            manifest,
-            model,
-            tokenizer,
-        })
-        .map_err(|e| js_error(e.code(), &e.to_string(), 503))?;
+        let classifier = Classifier::load(BundleFiles { manifest, model, tokenizer })
+            .map_err(|e| js_error(e.code(), &e.to_string(), 503))?;
         // The page shows the manifest (version, accuracy, date): as the core parsed it, so it
         // cannot disagree with the model that answers.
-        let manifest_json = serde_json::to_string(classifier.manifest()).map_err(|e| {
-            js_error(
-                "internal",
-                &format!("failed to encode `{}`: {e}", files::MANIFEST),
-                500,
-            )
-        })?;
-        Ok(WebClassifier {
-            classifier,
-            manifest_json,
-        })
+        let manifest_json = serde_json::to_string(classifier.manifest())
+            .map_err(|e| js_error("internal", &format!("failed to encode `{}`: {e}", files::MANIFEST), 500))?;
+        Ok(WebClassifier { classifier, manifest_json })
     }
 
     /// Classifies `text`: the JSON of the `Prediction` that `POST /classify` answers with

@@ -80,6 +80,7 @@ pub fn serve_config(reg: &Registry, state_dir: &Path) -> ServeConfig {
         webhook_secret: None,
         register_webhook: None,
         deployers: registry_sync::Deployers::local(),
+        web_demo: None,
     }
 }
 

@@ -12,6 +12,19 @@ use registry_sync::{Running, SyncError, serve};
 
 use crate::common::*;
 
+const DEMO_PAGE: &str = "<!doctype html><title>stacktag demo stand-in</title>";
+
+/// The web demo's `bundle/manifest.json` through the gateway: its `model_version`, and the
+/// version header.
+async fn demo_manifest_version(http: &reqwest::Client, base: &str) -> (Option<String>, Option<String>) {
+    let r = http.get(format!("{base}/demo/bundle/manifest.json")).send().await.expect("demo manifest");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-cache"));
+    let header = r.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let manifest: serde_json::Value = r.json().await.expect("manifest json");
+    (manifest["model_version"].as_str().map(str::to_owned), header)
+}
+
 /// A model with two versions of the tiny bundle, `champion` on the first, served.
 struct Fixture {
     model: String,
@@ -19,6 +32,8 @@ struct Fixture {
     v1: Registered,
     v2: Registered,
     state_dir: tempfile::TempDir,
+    // The web demo's site: a stand-in page (the gateway serves whatever the build wrote).
+    _site: tempfile::TempDir,
     running: Running,
     base: String,
     http: reqwest::Client,
@@ -40,17 +55,35 @@ where
     before_serve(reg, v2.source.clone()).await;
     reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
     let state_dir = tempfile::tempdir().expect("state dir");
-    let running = serve(serve_config(reg, state_dir.path())).await.expect("serve starts");
+    let site = tempfile::tempdir().expect("site dir");
+    std::fs::write(site.path().join("index.html"), DEMO_PAGE).expect("index.html");
+    let mut cfg = serve_config(reg, state_dir.path());
+    cfg.web_demo = Some(site.path().to_owned());
+    let running = serve(cfg).await.expect("serve starts");
     let base = format!("http://{}", running.addr);
     let http = http();
     wait_for_version(&http, &base, &v1.version).await;
-    Fixture { model, reg, v1, v2, state_dir, running, base, http }
+    Fixture { model, reg, v1, v2, state_dir, _site: site, running, base, http }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
-    let Fixture { model, reg, v1, v2, state_dir, running: _running, base, http } =
+    let Fixture { model, reg, v1, v2, state_dir, running: _running, base, http, _site } =
         two_versions("sync-poll", |_, _| async {}).await;
+
+    // The web demo: the site's page, and the serving model's bundle under `bundle/`.
+    let no_redirects = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build();
+    let r = no_redirects.expect("client").get(format!("{base}/demo")).send().await.expect("demo");
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["location"], "/demo/");
+    let page = http.get(format!("{base}/demo/")).send().await.expect("page").text().await.expect("page text");
+    assert_eq!(page, DEMO_PAGE);
+    let v1_version = Some(v1.version.clone());
+    assert_eq!(demo_manifest_version(&http, &base).await, (v1_version.clone(), v1_version));
+    for bad in ["/demo/bundle/..%2Fdeployed.json", "/demo/bundle/.manifest.json.tmp", "/demo/missing.js"] {
+        let status = http.get(format!("{base}{bad}")).send().await.expect("bad path").status();
+        assert_eq!(status, 404, "{bad}");
+    }
 
     // The stamped manifest names the version too, and the run id is in the header.
     let r = http.get(format!("{base}/model")).send().await.expect("model");
@@ -108,6 +141,8 @@ async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
     assert!(on_v2.load(Ordering::Relaxed) >= 50, "version {} never answered through the gateway", v2.version);
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests during the swap: {failures:?}");
     assert!(ok.load(Ordering::Relaxed) > 50);
+    let v2_version = Some(v2.version.clone());
+    assert_eq!(demo_manifest_version(&http, &base).await, (v2_version.clone(), v2_version), "the demo's bundle");
 
     let text = metrics_text(&http, &base).await;
     assert!(
@@ -144,7 +179,8 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
         onnx[last] ^= 0x01;
         reg.client().upload_artifact(&source, "model.onnx", onnx).await.expect("tamper");
     };
-    let Fixture { model, reg, v1, v2, state_dir, running, base, http } = two_versions("sync-tamper", tamper).await;
+    let Fixture { model, reg, v1, v2, state_dir, running, base, http, _site } =
+        two_versions("sync-tamper", tamper).await;
 
     reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
     let err = running.syncer.sync().await.expect_err("a tampered version must be refused");

@@ -47,6 +47,25 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Retrain when the data snapshot changed since the champion, then register and gate.
     Retrain(RetrainArgs),
+    /// Cut labelled data into batches that can land in an inbox over time (Parquet files).
+    Split(SplitArgs),
+}
+
+/// Flags of `trainer split`.
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// Labelled data, in any format `train` reads.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
+    /// The directory the batches are written to (`batch-0001.parquet`, ...).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Rows of each label in the first batch (in file order).
+    #[arg(long, default_value_t = 500)]
+    pub first_per_label: usize,
+    /// How many batches the remaining rows are cut into.
+    #[arg(long, default_value_t = 1)]
+    pub rest_batches: usize,
 }
 
 /// Flags of `trainer train`.

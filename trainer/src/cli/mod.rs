@@ -105,6 +105,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
             }
         }
+        Command::Split(args) => {
+            let written = trainer::batches::split(&args.data, &args.out, args.first_per_label, args.rest_batches)?;
+            for b in &written {
+                println!("{}: {} rows", b.path.display(), b.rows);
+            }
+        }
         Command::Retrain(args) => {
             let gate = args.gate.resolve(false, None)?;
             let conn = Connection::new(args.registry.resolve()?)?;

@@ -92,6 +92,10 @@ enum Command {
         /// GitHub's REST API.
         #[arg(long, env = "GITHUB_API_URL", default_value = registry_sync::github::DEFAULT_API_URL)]
         github_api_url: String,
+        /// Serve the web demo's built site (`scripts/build-web.sh --out DIR`) at `/demo/`, with
+        /// the serving model's bundle.
+        #[arg(long, value_name = "DIR")]
+        web_demo: Option<PathBuf>,
     },
 }
 
@@ -166,9 +170,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             deployers,
             github_repository,
             github_api_url,
+            web_demo,
         } => {
             if !(poll_interval.is_finite() && poll_interval > 0.0) {
                 anyhow::bail!("`--poll-interval` must be a positive number of seconds, not {poll_interval}");
+            }
+            if let Some(dir) = &web_demo
+                && !dir.join("index.html").is_file()
+            {
+                anyhow::bail!(
+                    "`--web-demo {}` has no index.html: pass what `scripts/build-web.sh --out DIR` wrote",
+                    dir.display()
+                );
             }
             let webhook_secret = std::env::var(WEBHOOK_SECRET).ok().filter(|s| !s.is_empty()).map(Secret::new);
             if register_webhook && webhook_secret.is_none() {
@@ -199,6 +212,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 webhook_secret,
                 register_webhook: register_webhook.then_some(WebhookRegistration { name: webhook_name, url }),
                 deployers: Deployers { local: deployers.contains(&DeployerKind::Local), github },
+                web_demo,
             };
             registry_sync::serve(cfg).await?.wait().await
         }
