@@ -29,3 +29,6 @@ cargo check --locked --manifest-path edge-classifier/fuzz/Cargo.toml --target-di
 echo "== edge component: generic build, real bundle baked in, served by wasmtime on loopback"
 bash scripts/test-edge.sh
 bash scripts/test-web.sh  # web demo: site built with the 16k bundle above, tested in chromium
+
+echo "== the main job: scripts/loop.sh --once on a fresh state dir (v1, then v2 under load)"
+bash scripts/test-loop.sh
