@@ -6,7 +6,8 @@ use tokenizers::Tokenizer;
 use tract_onnx::prelude::TypedRunnableModel;
 
 use crate::api::{
-    LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files,
+    LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction,
+    files,
 };
 use crate::bundle::{self, BundleFiles};
 use crate::encode::{BOS_TOKEN, EOS_TOKEN, Encoded, encode_text};
@@ -492,7 +493,10 @@ mod tests {
             let mut m = manifest();
             (m.format_version, m.normalization) = (format, normalization);
             let err = load_with_manifest(&m).expect_err("refused");
-            assert!(matches!(&err, Error::BadNormalization(msg) if msg.contains(says)), "{format} {normalization:?}: {err}");
+            assert!(
+                matches!(&err, Error::BadNormalization(msg) if msg.contains(says)),
+                "{format} {normalization:?}: {err}"
+            );
         }
     }
 
