@@ -5,10 +5,14 @@ use std::sync::Arc;
 use tokenizers::Tokenizer;
 use tract_onnx::prelude::TypedRunnableModel;
 
-use crate::api::{LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files};
+use crate::api::{
+    LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction,
+    files,
+};
 use crate::bundle::{self, BundleFiles};
 use crate::encode::{BOS_TOKEN, EOS_TOKEN, Encoded, encode_text};
 use crate::graph::{Graph, Scores};
+use crate::normalize::Normalization;
 use crate::piece_cache::PieceCache;
 use crate::{EXPLANATION_TOP_K, Error, explain};
 
@@ -21,6 +25,7 @@ pub struct Classifier {
     graph: Graph,
     bos: i64,
     eos: i64,
+    normalization: Normalization,
     pieces: PieceCache,
 }
 
@@ -32,9 +37,7 @@ impl Classifier {
         // Format 1 also covers two older graph shapes (no `scales`, and one scale per
         // feature), told apart by `graph.scales` and the output's length; see
         // `GraphSpec::scales` for when that support can go.
-        if manifest.format_version != MANIFEST_FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat { found: manifest.format_version, expected: MANIFEST_FORMAT_VERSION });
-        }
+        let normalization = normalization_of(&manifest)?;
         bundle::verify_file(&manifest, files::MODEL, files.model)?;
         bundle::verify_file(&manifest, files::TOKENIZER, files.tokenizer)?;
         check_labels(&manifest.labels)?;
@@ -50,7 +53,7 @@ impl Classifier {
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
         let graph = Graph::load(files.model, manifest.graph.scales.is_some())?;
-        let classifier = Self { manifest, tokenizer, graph, bos, eos, pieces: PieceCache::default() };
+        let classifier = Self { manifest, tokenizer, graph, bos, eos, normalization, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let scores = classifier.run(&[bos, eos])?;
@@ -68,6 +71,11 @@ impl Classifier {
         &self.manifest
     }
 
+    /// The text normalisation this bundle was trained with, which [`Classifier::encode`] applies.
+    pub fn normalization(&self) -> Normalization {
+        self.normalization
+    }
+
     /// The bundle's tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
@@ -82,7 +90,7 @@ impl Classifier {
     /// Normalises and tokenizes `text` into the ids the graph reads (the same ids as
     /// [`crate::encode_with`]; words seen before come from the instance's piece cache).
     pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
-        encode_text(self.bos, self.eos, self.manifest.graph.max_tokens, text, |pieces, on_id| {
+        encode_text(self.normalization, self.bos, self.eos, self.manifest.graph.max_tokens, text, |pieces, on_id| {
             self.pieces.encode(&self.tokenizer, pieces, on_id)
         })
     }
@@ -121,6 +129,37 @@ impl Classifier {
     }
 }
 
+/// The normalisation a manifest asks for. Format 1 predates the field, so it must be absent
+/// there (version 1); format 2 requires it. Anything else is refused, never guessed: serving a
+/// model with another normalisation than its training is a silent skew.
+fn normalization_of(manifest: &ModelManifest) -> Result<Normalization, Error> {
+    let version = match (manifest.format_version, manifest.normalization) {
+        (LEGACY_MANIFEST_FORMAT_VERSION, None) => 1,
+        (LEGACY_MANIFEST_FORMAT_VERSION, Some(v)) => {
+            return Err(Error::BadNormalization(format!(
+                "format {LEGACY_MANIFEST_FORMAT_VERSION} has no `normalization` field, found {v}"
+            )));
+        }
+        (MANIFEST_FORMAT_VERSION, Some(v)) => v,
+        (MANIFEST_FORMAT_VERSION, None) => {
+            return Err(Error::BadNormalization(format!(
+                "format {MANIFEST_FORMAT_VERSION} requires a `normalization` field"
+            )));
+        }
+        (found, _) => {
+            return Err(Error::UnsupportedFormat {
+                found,
+                expected: MANIFEST_FORMAT_VERSION,
+                legacy: LEGACY_MANIFEST_FORMAT_VERSION,
+            });
+        }
+    };
+    Normalization::from_version(version).ok_or_else(|| {
+        let known: Vec<String> = Normalization::ALL.iter().map(|n| n.version().to_string()).collect();
+        Error::BadNormalization(format!("version {version} is unknown (this core knows {})", known.join(", ")))
+    })
+}
+
 fn check_labels(labels: &[String]) -> Result<(), Error> {
     if labels.len() < 2 {
         return Err(Error::BadLabels(format!("need at least 2 labels, found {}", labels.len())));
@@ -157,7 +196,7 @@ mod tests {
     use crate::bundle::{BundleError, sha256_hex};
     use crate::encode::encode_with;
     use crate::graph::graph_inputs;
-    use crate::normalize::normalize;
+    use crate::normalize::Normalization;
     use tract_onnx::prelude::{TValue, TVec};
 
     const MANIFEST: &[u8] = include_bytes!("../tests/fixtures/tiny/manifest.json");
@@ -274,7 +313,7 @@ mod tests {
         // Cut by max_tokens, with the cut inside a cached piece's ids on the second pass.
         texts.push("public static void main ".repeat(max));
         for text in &texts {
-            let uncached = encode_with(&c.tokenizer, c.bos, c.eos, max, text).expect("encode");
+            let uncached = encode_with(c.normalization, &c.tokenizer, c.bos, c.eos, max, text).expect("encode");
             for pass in 0..2 {
                 assert_eq!(c.encode(text).expect("encode"), uncached, "pass {pass} of {text:?}");
             }
@@ -309,7 +348,7 @@ mod tests {
         let text = "with open('a.txt') as fh: for line in fh: print(line)";
         let p = c.classify(text).expect("classify");
         assert!(!p.explanation.is_empty() && p.explanation.len() <= EXPLANATION_TOP_K);
-        let tokens = c.tokenizer().encode(normalize(text).text.as_str(), false).expect("encode");
+        let tokens = c.tokenizer().encode(Normalization::V1.apply(text).text.as_str(), false).expect("encode");
         for t in &p.explanation {
             assert!(tokens.get_tokens().contains(&t.token), "`{}` is not a token of the text", t.token);
             assert!(t.weight > 0.0 && t.count >= 1);
@@ -420,6 +459,45 @@ mod tests {
         m.format_version = 99;
         let err = load_with_manifest(&m).expect_err("future format");
         assert!(matches!(err, Error::UnsupportedFormat { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_bundle_without_a_normalization_field_is_served_with_version_1() {
+        // Every bundle trained before the field (the golden ones, registered champions) must
+        // keep answering as it did; check_golden pins the answers themselves.
+        assert_eq!(manifest().format_version, 1);
+        assert_eq!(manifest().normalization, None);
+        assert_eq!(tiny().normalization(), Normalization::V1);
+    }
+
+    #[test]
+    fn format_2_serves_the_normalization_its_manifest_names() {
+        let mut m = manifest();
+        m.format_version = 2;
+        m.normalization = Some(1);
+        let c = load_with_manifest(&m).expect("format 2, normalization 1");
+        assert_eq!(c.normalization(), Normalization::V1);
+        check_golden(&c, EXPECTED_PATH);
+        m.normalization = Some(2);
+        let c = load_with_manifest(&m).expect("format 2, normalization 2");
+        assert_eq!(c.normalization(), Normalization::V2);
+        // Same graph, another normalisation: `<p>` and `Java` no longer reach the tokenizer.
+        let text = "<p>Java</p>";
+        assert_ne!(c.encode(text).expect("v2").ids, tiny().encode(text).expect("v1").ids);
+    }
+
+    #[test]
+    fn a_normalization_that_does_not_fit_the_format_is_refused() {
+        let cases = [(1, Some(2), "format 1 has no"), (2, None, "requires"), (2, Some(99), "version 99 is unknown")];
+        for (format, normalization, says) in cases {
+            let mut m = manifest();
+            (m.format_version, m.normalization) = (format, normalization);
+            let err = load_with_manifest(&m).expect_err("refused");
+            assert!(
+                matches!(&err, Error::BadNormalization(msg) if msg.contains(says)),
+                "{format} {normalization:?}: {err}"
+            );
+        }
     }
 
     #[test]

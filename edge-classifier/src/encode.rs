@@ -3,7 +3,7 @@
 use tokenizers::Tokenizer;
 
 use crate::Error;
-use crate::normalize::{is_blank_given, normalize, pieces};
+use crate::normalize::{Normalization, pieces};
 use crate::piece_cache;
 
 /// The special token the core puts before a text's tokens.
@@ -23,9 +23,17 @@ pub struct Encoded {
 }
 
 /// Encodes `text` with a tokenizer that is not (yet) part of a bundle: the trainer uses this
-/// while it builds one, so training and serving tokenize through the same function.
-pub fn encode_with(tokenizer: &Tokenizer, bos: i64, eos: i64, max_tokens: usize, text: &str) -> Result<Encoded, Error> {
-    encode_text(bos, eos, max_tokens, text, |pieces, on_id| {
+/// while it builds one, so training and serving tokenize through the same function, with the
+/// normalisation the bundle will record.
+pub fn encode_with(
+    normalization: Normalization,
+    tokenizer: &Tokenizer,
+    bos: i64,
+    eos: i64,
+    max_tokens: usize,
+    text: &str,
+) -> Result<Encoded, Error> {
+    encode_text(normalization, bos, eos, max_tokens, text, |pieces, on_id| {
         for piece in pieces {
             for &id in piece_cache::tokenize(tokenizer, piece)?.iter() {
                 if !on_id(id) {
@@ -37,21 +45,22 @@ pub fn encode_with(tokenizer: &Tokenizer, bos: i64, eos: i64, max_tokens: usize,
     })
 }
 
-/// Normalises `text`, cuts it into pieces and frames the ids `ids_of` gives for them with
+/// Normalises `text` with `normalization`, cuts it into pieces and frames the ids `ids_of` gives for them with
 /// [BOS] and [EOS], truncating at `max_tokens`.
 ///
 /// The BPE model runs on each piece directly: `Tokenizer::encode` would rebuild the same pieces
 /// through its generic pre-tokenizer with per-byte offset bookkeeping, which was two thirds of
 /// a request's time. A test checks that both give the same ids.
 pub(crate) fn encode_text(
+    normalization: Normalization,
     bos: i64,
     eos: i64,
     max_tokens: usize,
     text: &str,
     ids_of: impl FnOnce(&mut dyn Iterator<Item = &str>, &mut dyn FnMut(u32) -> bool) -> Result<(), Error>,
 ) -> Result<Encoded, Error> {
-    let normalized = normalize(text);
-    if is_blank_given(text, &normalized) {
+    let normalized = normalization.apply(text);
+    if normalized.blank {
         return Err(Error::EmptyText);
     }
     let room = max_tokens.saturating_sub(2);

@@ -8,13 +8,19 @@ pub enum Error {
     #[error(transparent)]
     Bundle(#[from] crate::bundle::BundleError),
     /// The manifest has a format version this core does not read.
-    #[error("bundle format version {found} is not supported (this core reads {expected})")]
+    #[error("bundle format version {found} is not supported (this core reads {legacy} and {expected})")]
     UnsupportedFormat {
         /// The manifest's version.
         found: u32,
-        /// The version this core reads.
+        /// The newest version this core reads.
         expected: u32,
+        /// The older version it still reads.
+        legacy: u32,
     },
+    /// The manifest's normalisation is missing where its format requires it, present where its
+    /// format predates it, or a version this core does not know.
+    #[error("bundle manifest normalization is invalid: {0}")]
+    BadNormalization(String),
     /// The manifest's labels are unusable.
     #[error("bundle manifest labels are invalid: {0}")]
     BadLabels(String),

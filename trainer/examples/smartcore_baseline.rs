@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     let normalized: Vec<String> =
-        ds.train.iter().map(|e| edge_classifier::normalize::normalize(&e.text).text).collect();
+        ds.train.iter().map(|e| edge_classifier::normalize::Normalization::CURRENT.apply(&e.text).text).collect();
     let tokenizer = trainer::tokenizer::train(&normalized, 16_000, 2)?;
     let bos = i64::from(tokenizer.token_to_id(edge_classifier::BOS_TOKEN).unwrap_or(1));
     let eos = i64::from(tokenizer.token_to_id(edge_classifier::EOS_TOKEN).unwrap_or(2));

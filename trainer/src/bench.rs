@@ -9,6 +9,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ModelParams, TrainConfig};
+use crate::data::Example;
 use crate::evaluate;
 use crate::pipeline::{self, Parity, Timings};
 
@@ -19,6 +20,12 @@ pub struct BenchReport {
     pub accuracy: f64,
     /// Macro-F1 on DIR/test.csv.gz.
     pub macro_f1: f64,
+    /// Accuracy on DIR/test.csv.gz with each question's own language name put back where the
+    /// data set wrote `blank` ([`evaluate::unblank`]): how the model does when people name it.
+    pub accuracy_unblanked: f64,
+    /// Accuracy on the raw-dev questions (Stack Overflow HTML, capitals, names), or null when
+    /// that file was not found.
+    pub accuracy_raw_dev: Option<f64>,
     /// Tokenizer training + encoding + fitting, in seconds.
     pub train_seconds: f64,
     /// The whole `train` run: reading data, learning, export and the tract check.
@@ -43,6 +50,8 @@ pub struct BenchConfig {
     pub data: PathBuf,
     /// Where to keep the bundle (a temporary directory otherwise).
     pub out: Option<PathBuf>,
+    /// Raw questions (label,text CSV) scored for `accuracy_raw_dev`; never trained on.
+    pub raw_dev: Option<PathBuf>,
     /// Model settings.
     pub model: ModelParams,
     /// No progress bars or notes.
@@ -71,6 +80,20 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
     let classifier = pipeline::load_bundle(&out)?;
     let texts: Vec<&str> = outcome.eval_texts.iter().map(String::as_str).collect();
     let latency = latency(&classifier, &texts)?;
+    let labels = &classifier.manifest().labels;
+    let (test, _) = evaluate::read_examples(&cfg.eval, labels)?;
+    let unblanked: Vec<Example> =
+        test.iter().map(|e| Example { text: evaluate::unblank(&e.text, &labels[e.label]), label: e.label }).collect();
+    let accuracy_unblanked = evaluate::evaluate_examples(&classifier, &unblanked)?.accuracy;
+    let accuracy_raw_dev = match &args.raw_dev {
+        Some(path) => Some(
+            evaluate::evaluate_paths(&classifier, std::slice::from_ref(path))
+                .with_context(|| format!("failed to score the raw-dev set `{}`", path.display()))?
+                .metrics
+                .accuracy,
+        ),
+        None => None,
+    };
     let mut bundle_bytes = 0;
     let mut served_bytes = 0;
     for entry in std::fs::read_dir(&out).with_context(|| format!("cannot list `{}`", out.display()))? {
@@ -92,6 +115,8 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
     Ok(BenchReport {
         accuracy: outcome.manifest.metrics.accuracy,
         macro_f1: outcome.manifest.metrics.macro_f1,
+        accuracy_unblanked,
+        accuracy_raw_dev,
         train_seconds: outcome.timings.train_seconds(),
         total_seconds: outcome.timings.total_seconds(),
         latency,

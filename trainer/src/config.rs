@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use edge_classifier::normalize::Normalization;
+
 /// The labels a Stacktag model tells apart unless told otherwise.
 pub const DEFAULT_LABELS: [&str; 4] = ["csharp", "java", "javascript", "python"];
 
@@ -38,6 +40,8 @@ pub struct ModelParams {
     pub nb_alpha: f32,
     /// Tokens the model reads at most ([BOS] and [EOS] included).
     pub max_tokens: usize,
+    /// Text normalisation version to train with (and that the bundle records).
+    pub normalization: u32,
 }
 
 impl Default for ModelParams {
@@ -57,6 +61,7 @@ impl Default for ModelParams {
             // 768 cuts the longest few percent of questions: accuracy on held-out splits of the
             // training data matched 2048 tokens, and p99 latency fell by about a third (README).
             max_tokens: 768,
+            normalization: Normalization::CURRENT.version(),
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct TrainConfig {
     pub nb_alpha: f32,
     /// Token cap.
     pub max_tokens: usize,
+    /// Text normalisation.
+    pub normalization: Normalization,
     /// No progress bars or notes.
     pub quiet: bool,
 }
@@ -140,6 +147,10 @@ impl TrainConfig {
         if m.max_tokens < 3 {
             anyhow::bail!("`--max-tokens` must be at least 3, got {}", m.max_tokens);
         }
+        let Some(normalization) = Normalization::from_version(m.normalization) else {
+            let known: Vec<String> = Normalization::ALL.iter().map(|n| n.version().to_string()).collect();
+            anyhow::bail!("`--normalization` must be one of {}, got {}", known.join(", "), m.normalization);
+        };
         if m.model_name.trim().is_empty() {
             anyhow::bail!("`--model-name` must not be empty");
         }
@@ -160,6 +171,7 @@ impl TrainConfig {
             l2: m.l2,
             nb_alpha: m.nb_alpha,
             max_tokens: m.max_tokens,
+            normalization,
             quiet: false,
         })
     }

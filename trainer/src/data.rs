@@ -472,8 +472,10 @@ pub fn clean_labelled(batches: &[Batch], labels: &[String]) -> Result<(Vec<Examp
 }
 
 /// The key two texts share when they are the same question: normalised, whitespace folded.
+/// Always with version 1: which rows a run uses must not depend on the model's normalisation,
+/// so a version 1 bundle (the golden one) is rebuilt from exactly the rows it was.
 fn dedup_key(text: &str) -> String {
-    edge_classifier::normalize::normalize(text).text.split_whitespace().collect::<Vec<_>>().join(" ")
+    edge_classifier::normalize::Normalization::V1.apply(text).text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn clean(

@@ -30,6 +30,23 @@ pub fn read_examples(paths: &[PathBuf], labels: &[String]) -> anyhow::Result<(Ve
     Ok(data::clean_labelled(&batches, labels)?)
 }
 
+/// What the data set's `blank` stood for in a question labelled `label`: the data set replaced
+/// only the question's own language name (`c#` for csharp; see
+/// `edge_classifier::normalize::BLANKED_NAMES`). Other labels are their own name.
+pub fn name_of(label: &str) -> &str {
+    match label {
+        "csharp" => "c#",
+        other => other,
+    }
+}
+
+/// `text` with the language name of `label` put back wherever the data set wrote `blank`, also
+/// inside words (`blankx.swing` → `javax.swing`), as the data set had replaced it. The data's
+/// own word "blank" (`target="_blank"`) cannot be told apart and is replaced too.
+pub fn unblank(text: &str, label: &str) -> String {
+    text.replace("blank", name_of(label))
+}
+
 /// Scores `classifier` on `examples` (labels index the classifier's labels).
 pub fn evaluate_examples(classifier: &Classifier, examples: &[Example]) -> anyhow::Result<Evaluation> {
     let mut pairs = Vec::with_capacity(examples.len());

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use edge_classifier::api::{GraphSpec, MANIFEST_FORMAT_VERSION, ModelManifest, files};
+use edge_classifier::api::{GraphSpec, LEGACY_MANIFEST_FORMAT_VERSION, MANIFEST_FORMAT_VERSION, ModelManifest, files};
+use edge_classifier::normalize::Normalization;
 use edge_classifier::{BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, argmax, encode_with};
 use serde::Serialize;
 use serde_json::json;
@@ -115,14 +116,13 @@ pub fn train_on(
 
     let t = Instant::now();
     let spinner = progress.spinner("training tokenizer");
-    let train_normalized: Vec<String> =
-        dataset.train.iter().map(|e| edge_classifier::normalize::normalize(&e.text).text).collect();
+    let train_normalized: Vec<String> = dataset.train.iter().map(|e| cfg.normalization.apply(&e.text).text).collect();
     let tokenizer = tokenizer::train(&train_normalized, cfg.vocab_size, cfg.min_frequency)?;
     spinner.finish_and_clear();
     timings.tokenizer = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let encoder = Encoder::new(&tokenizer, cfg.max_tokens)?;
+    let encoder = Encoder::new(&tokenizer, cfg.normalization, cfg.max_tokens)?;
     let train_ids = encoder.encode_all(&dataset.train, &progress, "encoding training set")?;
     let eval_ids = encoder.encode_all(&dataset.eval, &progress, "encoding evaluation set")?;
     timings.encode = t.elapsed().as_secs_f64();
@@ -174,6 +174,7 @@ pub fn train_on(
 
 /// Encodes texts through the core's own `encode_with`, on every core.
 struct Encoder<'a> {
+    normalization: Normalization,
     tokenizer: &'a Tokenizer,
     bos: i64,
     eos: i64,
@@ -181,10 +182,10 @@ struct Encoder<'a> {
 }
 
 impl<'a> Encoder<'a> {
-    fn new(tokenizer: &'a Tokenizer, max_tokens: usize) -> anyhow::Result<Self> {
+    fn new(tokenizer: &'a Tokenizer, normalization: Normalization, max_tokens: usize) -> anyhow::Result<Self> {
         let id =
             |t: &str| tokenizer.token_to_id(t).map(i64::from).with_context(|| format!("trained tokenizer lacks `{t}`"));
-        Ok(Self { tokenizer, bos: id(BOS_TOKEN)?, eos: id(EOS_TOKEN)?, max_tokens })
+        Ok(Self { normalization, tokenizer, bos: id(BOS_TOKEN)?, eos: id(EOS_TOKEN)?, max_tokens })
     }
 
     fn encode_all(&self, examples: &[Example], progress: &Progress, what: &str) -> anyhow::Result<Vec<Vec<i64>>> {
@@ -201,9 +202,16 @@ impl<'a> Encoder<'a> {
                         part.iter()
                             .map(|e| {
                                 bar.inc(1);
-                                encode_with(self.tokenizer, self.bos, self.eos, self.max_tokens, &e.text)
-                                    .map(|enc| enc.ids)
-                                    .map_err(anyhow::Error::from)
+                                encode_with(
+                                    self.normalization,
+                                    self.tokenizer,
+                                    self.bos,
+                                    self.eos,
+                                    self.max_tokens,
+                                    &e.text,
+                                )
+                                .map(|enc| enc.ids)
+                                .map_err(anyhow::Error::from)
                             })
                             .collect()
                     })
@@ -234,8 +242,16 @@ fn export_and_verify(
     let onnx = export::to_onnx(fitted, &dataset.labels, &cfg.model_name);
     let tokenizer_json =
         tokenizer.to_string(false).map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?.into_bytes();
+    // A version 1 bundle is written exactly as before the field existed (format 1, no field),
+    // so rebuilding an old bundle (the golden one) gives the same manifest shape; any newer
+    // normalisation needs format 2, which cores that predate the field refuse.
+    let (format_version, normalization) = match cfg.normalization {
+        Normalization::V1 => (LEGACY_MANIFEST_FORMAT_VERSION, None),
+        n => (MANIFEST_FORMAT_VERSION, Some(n.version())),
+    };
     let mut manifest = ModelManifest {
-        format_version: MANIFEST_FORMAT_VERSION,
+        format_version,
+        normalization,
         model_name: cfg.model_name.clone(),
         model_version: None,
         labels: dataset.labels.clone(),

@@ -8,15 +8,27 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the bundle layout and of [`ModelManifest`]. A reader refuses any other.
+/// Version of the bundle layout and of [`ModelManifest`] that the trainer writes. A reader
+/// refuses any format it does not know.
+///
+/// Format 2 adds [`ModelManifest::normalization`] and requires it: the text normalisation the
+/// model was trained with, which the core must apply to every request. A format 1 bundle has no
+/// such field and is served with normalisation 1, as it always was. The format moved to 2 so
+/// that a core that predates the field refuses a new bundle (`unsupported format`) instead of
+/// serving it with the old normalisation, a silent train/serve skew; serde ignores unknown
+/// fields, so a new field alone would not have stopped it.
 ///
 /// Format 1 covers three graph shapes, told apart by [`GraphSpec::scales`] and the length of
 /// that output: the first graphs (no `scales`), then one scale per feature, now one scale for
 /// all. The two older shapes stay readable only because registries still hold champions and
 /// rollback targets trained with them (versions registered before commit 6c1cffa). Their
-/// support goes with the next format bump, once no registry still serves or can roll back to
-/// such a version; from then on the gate and registry-sync refuse them as invalid bundles.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// support goes with format 1, once no registry still serves or can roll back to such a
+/// version; from then on the gate and registry-sync refuse them as invalid bundles.
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+
+/// The format of bundles trained before [`ModelManifest::normalization`] existed (and of the
+/// ones the trainer still writes with normalisation 1): still read.
+pub const LEGACY_MANIFEST_FORMAT_VERSION: u32 = 1;
 
 /// File names inside a bundle directory.
 pub mod files {
@@ -135,8 +147,14 @@ impl ApiError {
 /// `manifest.json`: what a bundle is, where it came from and how well it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelManifest {
-    /// Must equal [`MANIFEST_FORMAT_VERSION`].
+    /// [`MANIFEST_FORMAT_VERSION`], or [`LEGACY_MANIFEST_FORMAT_VERSION`] for bundles without
+    /// [`ModelManifest::normalization`].
     pub format_version: u32,
+    /// The text normalisation version the model was trained with and must be served with
+    /// (`edge_classifier::normalize::Normalization`). Required from format 2; absent in format
+    /// 1, which means version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<u32>,
     /// Registered model name.
     pub model_name: String,
     /// Registry version, stamped when the bundle is built for serving; absent at train time.

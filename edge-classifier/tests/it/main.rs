@@ -2,4 +2,5 @@
 //! (The same routes served by a real WASM host are tested in `edge-classifier/spin`.)
 
 mod fuzz_seeds;
+mod normalization;
 mod service;

@@ -136,6 +136,10 @@ pub struct ModelArgs {
     /// Tokens the model reads at most ([BOS] and [EOS] included); see the README for why 768.
     #[arg(long, default_value_t = ModelParams::default().max_tokens)]
     pub max_tokens: usize,
+    /// Text normalisation version (see the README): 2 strips HTML and Markdown code markup and
+    /// blanks the language names; 1 is the first one, kept to rebuild older bundles alike.
+    #[arg(long, default_value_t = ModelParams::default().normalization)]
+    pub normalization: u32,
     /// No progress bars or notes.
     #[arg(long, short)]
     pub quiet: bool,
@@ -157,6 +161,7 @@ impl ModelArgs {
             l2: self.l2,
             nb_alpha: self.nb_alpha,
             max_tokens: self.max_tokens,
+            normalization: self.normalization,
         }
     }
 
@@ -333,6 +338,10 @@ pub struct BenchArgs {
     /// Where to keep the bundle (a temporary directory otherwise).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Raw questions to score for `accuracy_raw_dev` (CSV with label and text); by default
+    /// `raw-dev/questions.csv.gz` beside the `--data` directory, when it exists.
+    #[arg(long)]
+    pub raw_dev: Option<PathBuf>,
     /// Model settings.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -344,6 +353,10 @@ impl BenchArgs {
         BenchConfig {
             data: self.data.clone(),
             out: self.out.clone(),
+            raw_dev: self.raw_dev.clone().or_else(|| {
+                let beside = self.data.join("../raw-dev/questions.csv.gz");
+                beside.is_file().then_some(beside)
+            }),
             model: self.model.params(),
             quiet: self.model.quiet,
         }

@@ -39,6 +39,7 @@ pub fn tiny_params() -> ModelParams {
         l2: 0.0,
         nb_alpha: 1.0,
         max_tokens: 256,
+        normalization: edge_classifier::normalize::Normalization::CURRENT.version(),
     }
 }
 

@@ -325,7 +325,7 @@ fn the_cores_encode_matches_the_saved_tokenizer_json_on_real_questions() {
     for row in batches[0].rows.iter().step_by(4) {
         let trainer::data::RawText::Text(text) = &row.text else { continue };
         let fast = classifier.encode(text).expect("encode");
-        let normalized = edge_classifier::normalize::normalize(text).text;
+        let normalized = classifier.normalization().apply(text).text;
         let reference = full.encode(normalized.as_str(), false).expect("encode");
         let reference: Vec<i64> = reference.get_ids().iter().map(|&i| i64::from(i)).collect();
         let body = &fast.ids[1..fast.ids.len() - 1];
