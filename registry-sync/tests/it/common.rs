@@ -113,3 +113,16 @@ pub async fn wait_for_version(http: &reqwest::Client, base: &str, version: &str)
 pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
     http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("metrics body")
 }
+
+/// `/metrics` once it contains `needle` (bounded). A sync counts as done only after the old
+/// instance drained and stopped, a moment after the new version starts answering.
+pub async fn metrics_once_they_contain(http: &reqwest::Client, base: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = metrics_text(http, base).await;
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

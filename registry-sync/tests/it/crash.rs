@@ -103,7 +103,7 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
 
     // Move the alias and kill the process while it bakes v2.
     reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
-    let baking = format!("version {}: verified", v2.version);
+    let baking = format!("version {}: downloaded and verified", v2.version);
     let deadline = Instant::now() + Duration::from_secs(120);
     while !first.log().contains(&baking) {
         assert!(Instant::now() < deadline, "never started baking version {}:\n{}", v2.version, first.log());

@@ -50,7 +50,7 @@ async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
     reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
     wait_for_version(&http, &base, &v2.version).await;
 
-    let text = metrics_text(&http, &base).await;
+    let text = metrics_once_they_contain(&http, &base, r#"stacktag_sync_total{outcome="success"} 2"#).await;
     let accepted = text
         .lines()
         .find_map(|l| l.strip_prefix(r#"stacktag_webhook_deliveries_total{result="accepted"} "#))

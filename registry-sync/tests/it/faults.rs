@@ -67,7 +67,7 @@ async fn mlflow_failing_during_the_download_keeps_the_old_model_and_the_next_pol
     // MLflow is back: the next poll brings v2.
     running.poll_now();
     wait_for_version(&http, &base, &v2.version).await;
-    let text = metrics_text(&http, &base).await;
+    let text = metrics_once_they_contain(&http, &base, r#"stacktag_sync_total{outcome="success"} 2"#).await;
     assert!(text.contains(r#"stacktag_sync_total{outcome="success"} 2"#), "{text}");
 }
 

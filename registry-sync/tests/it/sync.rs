@@ -144,7 +144,7 @@ async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
     let v2_version = Some(v2.version.clone());
     assert_eq!(demo_manifest_version(&http, &base).await, (v2_version.clone(), v2_version), "the demo's bundle");
 
-    let text = metrics_text(&http, &base).await;
+    let text = metrics_once_they_contain(&http, &base, r#"stacktag_sync_total{outcome="success"} 2"#).await;
     assert!(
         text.contains(&format!(r#"stacktag_model_info{{version="{}",run_id="{}""#, v2.version, v2.run_id)),
         "{text}"
