@@ -44,7 +44,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
 
 log "release builds"
@@ -100,7 +99,19 @@ GATEWAY="http://127.0.0.1:$gport"
 "$SYNC" serve --eval "$WORK/eval.csv" --registered-model "$MODEL" --state-dir "$WORK/sync" \
   --listen "127.0.0.1:$gport" --poll-interval 0.5 >"$WORK/sync.log" 2>&1 &
 PIDS+=("$!")
-served() { curl -fsS -o /dev/null -D - "$GATEWAY/model" 2>/dev/null | sed -n 's/^x-stacktag-model-version: *//Ip' | tr -d '\r'; }
+served() { served_version "$GATEWAY"; }
+# `promote_to VERSION` → seconds from the alias move to the first answer from VERSION.
+promote_to() {
+  local start deadline
+  start="$(date +%s.%N)"
+  set_champion "$1"
+  deadline=$(($(date +%s) + 120))
+  until [ "$(served)" = "$1" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "version $1 never served (log: $WORK/sync.log)"
+    sleep 0.02
+  done
+  secs "$start" "$(date +%s.%N)"
+}
 deadline=$(($(date +%s) + 300))
 until [ "$(served)" = "$v1" ]; do
   [ "$(date +%s)" -lt "$deadline" ] || die "version $v1 never served (log: $WORK/sync.log)"
@@ -132,14 +143,7 @@ WRK_RESULT="$WORK/swap.out" wrk -t1 -c2 -d"${SWAP_SECONDS}s" --timeout 30s -s "$
   "$GATEWAY/classify" >/dev/null &
 WRK_PID=$!
 sleep 1
-start="$(date +%s.%N)"
-set_champion "$v2"
-deadline=$(($(date +%s) + 120))
-until [ "$(served)" = "$v2" ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || die "version $v2 never served (log: $WORK/sync.log)"
-  sleep 0.02
-done
-promotion_s="$(secs "$start" "$(date +%s.%N)")"
+promotion_s="$(promote_to "$v2")"
 wait "$WRK_PID"
 read -r _ _ swap_requests swap_failed <"$WORK/swap.out"
 
@@ -152,18 +156,6 @@ read -r gateway_p50 _ _ _ < <(bench "$GATEWAY" 1 "$BENCH_SECONDS")
 read -r _ gateway_rps _ _ < <(bench "$GATEWAY" 8 "$BENCH_SECONDS")
 
 # --- promotion with nothing else running, then a rollback ------------------------------------
-# `promote_to VERSION` → seconds from the alias move to the first answer from VERSION.
-promote_to() {
-  local start deadline
-  start="$(date +%s.%N)"
-  set_champion "$1"
-  deadline=$(($(date +%s) + 120))
-  until [ "$(served)" = "$1" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || die "version $1 never served (log: $WORK/sync.log)"
-    sleep 0.02
-  done
-  secs "$start" "$(date +%s.%N)"
-}
 sleep 2 # the old instance drains and stops
 log "moving champion to $v3 with no load"
 promotion_idle_s="$(promote_to "$v3")"

@@ -8,7 +8,7 @@
 #   SHARED_DATA   STACKTAG_SHARED_DATA, default $ROOT/../shared/data (holds stackoverflow16k/)
 #   EDGE_WASM     the generic edge component: what `scripts/build-edge.sh build` compiles
 #   EDGE_BAKED    the default baked component: what `bake` writes and spin.toml serves
-# and defines `log`, `die`, `need_wasmtime` and `wait_http`.
+# and defines `log`, `die`, `need_wasmtime`, `wait_http`, `free_port` and `served_version`.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -47,4 +47,13 @@ wait_http() {
     fi
     sleep 0.5
   done
+}
+
+# `free_port`: a loopback port free right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# `served_version GATEWAY_URL`: the registry version the registry-sync gateway serves (its
+# `x-stacktag-model-version` header on GET /model), empty if none.
+served_version() {
+  curl -fsS -o /dev/null -D - "$1/model" 2>/dev/null | sed -n 's/^x-stacktag-model-version: *//Ip' | tr -d '\r'
 }

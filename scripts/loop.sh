@@ -123,9 +123,7 @@ champion() {
   curl -fsS "$MLFLOW_TRACKING_URI/api/2.0/mlflow/registered-models/alias?name=$MODEL&alias=champion" 2>/dev/null |
     jq -r '.model_version.version // empty' 2>/dev/null || true
 }
-served() {
-  curl -fsS -o /dev/null -D - "$GATEWAY/model" 2>/dev/null | sed -n 's/^x-stacktag-model-version: *//Ip' | tr -d '\r'
-}
+served() { served_version "$GATEWAY"; }
 initial_champion="$(champion)"
 
 # The smoke evaluation reads plain CSV: the test set, decompressed once.

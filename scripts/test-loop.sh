@@ -10,7 +10,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE="$(mktemp -d "${TMPDIR:-/tmp}/stacktag-loop.XXXXXX")"
 trap 'rm -rf "$STATE"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export STACKTAG_STATE_DIR="$STATE" STACKTAG_GATEWAY_PORT="$(free_port)" \
   STACKTAG_PROMETHEUS_PORT="$(free_port)" STACKTAG_MLFLOW_PORT="$(free_port)"
 unset MLFLOW_TRACKING_URI
