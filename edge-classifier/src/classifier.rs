@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use tokenizers::Tokenizer;
-use tract_onnx::prelude::TypedRunnableModel;
+use tract_onnx::prelude::{TValue, TVec, TypedRunnableModel};
 
 use crate::api::{
-    LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction,
-    files,
+    IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability, MANIFEST_FORMAT_VERSION,
+    ModelManifest, ModelRef, Prediction, files,
 };
 use crate::bundle::{self, BundleFiles};
 use crate::encode::{BOS_TOKEN, EOS_TOKEN, Encoded, encode_text};
-use crate::graph::{Graph, Scores};
+use crate::graph::{Graph, GraphInput, Scores};
 use crate::normalize::Normalization;
 use crate::piece_cache::PieceCache;
 use crate::{EXPLANATION_TOP_K, Error, explain};
@@ -52,7 +52,8 @@ impl Classifier {
         let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
 
-        let graph = Graph::load(files.model, manifest.graph.scales.is_some())?;
+        let input = graph_input(&manifest, tokenizer.get_vocab_size(true))?;
+        let graph = Graph::load(files.model, input)?;
         let classifier = Self { manifest, tokenizer, graph, bos, eos, normalization, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
@@ -93,6 +94,12 @@ impl Classifier {
         encode_text(self.normalization, self.bos, self.eos, self.manifest.graph.max_tokens, text, |pieces, on_id| {
             self.pieces.encode(&self.tokenizer, pieces, on_id)
         })
+    }
+
+    /// The inputs [`Classifier::run`] feeds the plan of [`Classifier::graph`] for `ids`, for
+    /// tools that run that plan themselves.
+    pub fn graph_inputs(&self, ids: &[i64]) -> TVec<TValue> {
+        self.graph.inputs(ids).1
     }
 
     /// Runs the graph on already-encoded ids.
@@ -140,11 +147,9 @@ fn normalization_of(manifest: &ModelManifest) -> Result<Normalization, Error> {
                 "format {LEGACY_MANIFEST_FORMAT_VERSION} has no `normalization` field, found {v}"
             )));
         }
-        (MANIFEST_FORMAT_VERSION, Some(v)) => v,
-        (MANIFEST_FORMAT_VERSION, None) => {
-            return Err(Error::BadNormalization(format!(
-                "format {MANIFEST_FORMAT_VERSION} requires a `normalization` field"
-            )));
+        (IDS_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, Some(v)) => v,
+        (format @ (IDS_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION), None) => {
+            return Err(Error::BadNormalization(format!("format {format} requires a `normalization` field")));
         }
         (found, _) => {
             return Err(Error::UnsupportedFormat {
@@ -158,6 +163,37 @@ fn normalization_of(manifest: &ModelManifest) -> Result<Normalization, Error> {
         let known: Vec<String> = Normalization::ALL.iter().map(|n| n.version().to_string()).collect();
         Error::BadNormalization(format!("version {version} is unknown (this core knows {})", known.join(", ")))
     })
+}
+
+/// What the graph reads. Format 3 requires [`crate::api::GraphSpec::counted`] and formats 1
+/// and 2 must not have it: feeding a graph the other input would fail at best. The feature
+/// spec must fit the tokenizer (every id a row of the table) and keep the pair key within
+/// i64, so counting can never overflow or index outside the table.
+fn graph_input(manifest: &ModelManifest, vocab: usize) -> Result<GraphInput, Error> {
+    let bad = |m: String| Err(Error::InvalidGraphSpec(m));
+    match (manifest.format_version, &manifest.graph.counted) {
+        (MANIFEST_FORMAT_VERSION, Some(counted)) => {
+            let f = counted.features;
+            if f.vocab != vocab {
+                return bad(format!("counted features expect {} token ids, the tokenizer has {vocab}", f.vocab));
+            }
+            // The largest pair key is below vocab · pair_mul + vocab.
+            let key_fits = i64::try_from(f.vocab)
+                .ok()
+                .and_then(|v| v.checked_mul(f.pair_mul).and_then(|k| k.checked_add(v)))
+                .is_some();
+            if f.buckets == 0 || f.pair_mul <= 0 || !key_fits || i64::try_from(f.vocab + f.buckets).is_err() {
+                return bad(format!(
+                    "counted features need buckets > 0 and a pair multiplier that keeps pair keys in i64, got buckets {} and pair_mul {}",
+                    f.buckets, f.pair_mul
+                ));
+            }
+            Ok(GraphInput::Counted(f))
+        }
+        (MANIFEST_FORMAT_VERSION, None) => bad(format!("format {MANIFEST_FORMAT_VERSION} requires `graph.counted`")),
+        (format, Some(_)) => bad(format!("format {format} has no `graph.counted` (it came with format 3)")),
+        (_, None) => Ok(GraphInput::Ids { has_scales: manifest.graph.scales.is_some() }),
+    }
 }
 
 fn check_labels(labels: &[String]) -> Result<(), Error> {
@@ -195,7 +231,6 @@ mod tests {
     use crate::api::{ModelManifest, Prediction};
     use crate::bundle::{BundleError, sha256_hex};
     use crate::encode::encode_with;
-    use crate::graph::graph_inputs;
     use crate::normalize::Normalization;
     use tract_onnx::prelude::{TValue, TVec};
 
@@ -278,7 +313,7 @@ mod tests {
     fn raw_outputs(files: BundleFiles<'_>) -> (usize, TVec<TValue>) {
         let c = Classifier::load(files).expect("loads");
         let ids = c.encode("public static void main").expect("encode").ids;
-        (ids.len(), c.graph().run(graph_inputs(&ids)).expect("runs"))
+        (ids.len(), c.graph().run(c.graph_inputs(&ids)).expect("runs"))
     }
 
     #[test]

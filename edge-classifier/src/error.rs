@@ -8,13 +8,13 @@ pub enum Error {
     #[error(transparent)]
     Bundle(#[from] crate::bundle::BundleError),
     /// The manifest has a format version this core does not read.
-    #[error("bundle format version {found} is not supported (this core reads {legacy} and {expected})")]
+    #[error("bundle format version {found} is not supported (this core reads {legacy} to {expected})")]
     UnsupportedFormat {
         /// The manifest's version.
         found: u32,
         /// The newest version this core reads.
         expected: u32,
-        /// The older version it still reads.
+        /// The oldest version it still reads.
         legacy: u32,
     },
     /// The manifest's normalisation is missing where its format requires it, present where its

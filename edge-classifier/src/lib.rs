@@ -13,6 +13,7 @@ mod classifier;
 mod encode;
 mod error;
 mod explain;
+pub mod features;
 mod graph;
 pub mod metrics;
 pub mod normalize;
@@ -24,7 +25,7 @@ pub use classifier::{Classifier, argmax};
 pub use edge_classifier_api as api;
 pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, UNK_TOKEN, encode_with};
 pub use error::Error;
-pub use graph::{Scores, graph_inputs};
+pub use graph::Scores;
 
 /// How many tokens an explanation lists at most.
 pub const EXPLANATION_TOP_K: usize = 8;

@@ -182,7 +182,7 @@ pub fn per_node(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Vec<N
     let mut seconds = vec![0f64; plan.model().nodes().len()];
     for t in texts {
         let ids = classifier.encode(t)?.ids;
-        state.run_plan_with_eval(edge_classifier::graph_inputs(&ids), |ctx, op_state, node, inputs| {
+        state.run_plan_with_eval(classifier.graph_inputs(&ids), |ctx, op_state, node, inputs| {
             let start = Instant::now();
             let outputs = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
             seconds[node.id] += start.elapsed().as_secs_f64();

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use edge_classifier::normalize::Normalization;
 
+use crate::model::Weighting;
+
 /// The labels a Stacktag model tells apart unless told otherwise.
 pub const DEFAULT_LABELS: [&str; 4] = ["csharp", "java", "javascript", "python"];
 
@@ -42,6 +44,8 @@ pub struct ModelParams {
     pub max_tokens: usize,
     /// Text normalisation version to train with (and that the bundle records).
     pub normalization: u32,
+    /// Feature weighting (decides the graph's input and the manifest format).
+    pub weighting: Weighting,
 }
 
 impl Default for ModelParams {
@@ -62,6 +66,7 @@ impl Default for ModelParams {
             // training data matched 2048 tokens, and p99 latency fell by about a third (README).
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
+            weighting: Weighting::Sublinear,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct TrainConfig {
     pub max_tokens: usize,
     /// Text normalisation.
     pub normalization: Normalization,
+    /// Feature weighting.
+    pub weighting: Weighting,
     /// No progress bars or notes.
     pub quiet: bool,
 }
@@ -172,6 +179,7 @@ impl TrainConfig {
             nb_alpha: m.nb_alpha,
             max_tokens: m.max_tokens,
             normalization,
+            weighting: m.weighting,
             quiet: false,
         })
     }

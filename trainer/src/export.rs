@@ -15,19 +15,23 @@ use tract_onnx::pb::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-use crate::model::LinearModel;
+use crate::model::{LinearModel, Weighting};
 
 /// Tensor names of the graph's interface; the manifest's `graph` section repeats them.
 pub mod names {
-    /// int64 `[n]` token ids.
+    /// int64 `[n]` token ids ([`Weighting::Occurrences`](crate::model::Weighting)).
     pub const INPUT: &str = "input_ids";
+    /// int64 `[m]` distinct feature rows ([`Weighting::Sublinear`](crate::model::Weighting)).
+    pub const FEATURE_ROWS: &str = "feature_rows";
+    /// float32 `[m]` their counts.
+    pub const FEATURE_COUNTS: &str = "feature_counts";
     /// float32 `[labels]`.
     pub const PROBABILITIES: &str = "probabilities";
     /// float32 `[2n - 1, labels + 1]`: the table rows of the tokens, then of the pairs: the
     /// weights, then the squared idf.
     pub const CONTRIBUTIONS: &str = "contributions";
     /// float32 `[1]`: every feature's multiplier (1 / norm); a feature's weights × multiplier
-    /// are its contributions.
+    /// are its contributions. Counted graphs: `[m]`, each feature's `(1 + ln c) / norm`.
     pub const SCALES: &str = "scales";
 }
 
@@ -51,77 +55,26 @@ const OPSET: i64 = 17;
 ///   scale, for the core to multiply: a `[n, labels] × [n, 1]` product in the graph took
 ///   as long as the rest of it.
 pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<u8> {
+    let (input, mut node, initializer, n_features) = match model.weighting {
+        Weighting::Occurrences => occurrence_nodes(model),
+        Weighting::Sublinear => counted_nodes(model),
+    };
     let l = model.labels as i64;
-    let spec = &model.spec;
-    let rows = spec.vocab + spec.buckets;
-    let mut table = Vec::with_capacity(rows * (model.labels + 1));
-    for r in 0..rows {
-        table.extend_from_slice(&model.weights[r * model.labels..][..model.labels]);
-        table.push(model.idf_sq[r]);
-    }
-    let bias_ext: Vec<f32> = model.bias.iter().copied().chain([NO_LABEL_LOGIT]).collect();
-    let norm_mask: Vec<f32> = (0..=model.labels).map(|j| if j == model.labels { 1.0 } else { 0.0 }).collect();
-    let initializer = vec![
-        f16_tensor("table_f16", &[rows as i64, l + 1], &table),
-        f32_tensor("bias_ext", &[l + 1], &bias_ext),
-        f32_tensor("norm_mask", &[l + 1], &norm_mask),
-        f32_tensor("one_f", &[], &[1.0]),
-        i64_tensor("pair_mul", &[], &[spec.pair_mul]),
-        i64_tensor("buckets", &[], &[spec.buckets as i64]),
-        i64_tensor("vocab", &[], &[spec.vocab as i64]),
-        i64_tensor("axis0", &[1], &[0]),
-        i64_tensor("zero", &[1], &[0]),
-        i64_tensor("one", &[1], &[1]),
-        i64_tensor("minus_one", &[1], &[-1]),
-        i64_tensor("to_end", &[1], &[i64::MAX]),
-        i64_tensor("labels", &[1], &[l]),
-    ];
-    let fmod = || vec![int_attr("fmod", 1)];
-    let axis0 = || vec![int_attr("axis", 0)];
-    let mut node = vec![
-        // Pairs: key = left · pair_mul + right (never negative: ids are), read at
-        // vocab + key mod buckets.
-        op("Slice", &[names::INPUT, "zero", "minus_one", "axis0"], "left", vec![]),
-        op("Slice", &[names::INPUT, "one", "to_end", "axis0"], "right", vec![]),
-        op("Mul", &["left", "pair_mul"], "left_scaled", vec![]),
-        op("Add", &["left_scaled", "right"], "pair_key", vec![]),
-        op("Mod", &["pair_key", "buckets"], "pair_bucket", fmod()),
-        op("Add", &["pair_bucket", "vocab"], "pair_row", vec![]),
-        op("Concat", &[names::INPUT, "pair_row"], "rows", axis0()),
-        // The rows [weights…, idf²], stored as f16: only the gathered rows are cast (tract does
-        // not fold a cast of the whole table, which would cost 2 ms a request).
-        op("Gather", &["table_f16", "rows"], "row_table_f16", axis0()),
-        op("Cast", &["row_table_f16"], names::CONTRIBUTIONS, vec![int_attr("to", DataType::Float as i64)]),
-        // One sum over the positions gives both the unnormalised logits (the weight columns)
-        // and the squared norm (the idf² column). No Slice reads that sum: tract pushes a
-        // slice up through the sum and the cast, splitting both in two and concatenating the
-        // contributions back (about 10 µs a request). So the norm is taken through a mask,
-        // the whole row is scaled, and the extra column's logit is pushed to -1e30 by its
-        // bias, which gives it probability 0 in the softmax; only the probabilities, which
-        // nothing follows, are sliced.
-        op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]),
-        op("Mul", &["sums", "norm_mask"], "norm_terms", vec![]),
-        op("ReduceSum", &["norm_terms", "axis0"], "nsq", vec![int_attr("keepdims", 1)]),
-        op("Sqrt", &["nsq"], "norm", vec![]),
-        op("Div", &["one_f", "norm"], names::SCALES, vec![]),
-        op("Mul", &["sums", names::SCALES], "scaled_sums", vec![]),
-        op("Add", &["scaled_sums", "bias_ext"], "logits_ext", vec![]),
-        op("Softmax", &["logits_ext"], "probabilities_ext", vec![int_attr("axis", -1)]),
-        op("Slice", &["probabilities_ext", "zero", "labels", "axis0"], names::PROBABILITIES, vec![]),
-    ];
     for (i, n) in node.iter_mut().enumerate() {
         n.name = format!("{}_{i}", n.op_type.to_lowercase());
     }
-
     let graph = GraphProto {
         name: "stacktag".into(),
         node,
         initializer,
-        input: vec![value_info(names::INPUT, DataType::Int64, &[Dim::Param("n")])],
+        input,
         output: vec![
             value_info(names::PROBABILITIES, DataType::Float, &[Dim::Value(l)]),
-            value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param("n_features"), Dim::Value(l + 1)]),
-            value_info(names::SCALES, DataType::Float, &[Dim::Value(1)]),
+            value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param(n_features), Dim::Value(l + 1)]),
+            value_info(names::SCALES, DataType::Float, &[match model.weighting {
+                Weighting::Occurrences => Dim::Value(1),
+                Weighting::Sublinear => Dim::Param(n_features),
+            }]),
         ],
         ..Default::default()
     };
@@ -138,6 +91,135 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         ..Default::default()
     };
     model.encode_to_vec()
+}
+
+/// The graph's inputs, nodes, initialisers and the name of its feature dimension.
+type Parts = (Vec<ValueInfoProto>, Vec<NodeProto>, Vec<TensorProto>, &'static str);
+
+/// The initialisers every graph starts with: the combined `[weights…, idf²]` table in f16,
+/// the bias (with the idf² column's), the norm column's mask and 1.
+fn table_initializers(model: &LinearModel) -> Vec<TensorProto> {
+    let l = model.labels as i64;
+    let rows = model.spec.vocab + model.spec.buckets;
+    let mut table = Vec::with_capacity(rows * (model.labels + 1));
+    for r in 0..rows {
+        table.extend_from_slice(&model.weights[r * model.labels..][..model.labels]);
+        table.push(model.idf_sq[r]);
+    }
+    let bias_ext: Vec<f32> = model.bias.iter().copied().chain([NO_LABEL_LOGIT]).collect();
+    let norm_mask: Vec<f32> = (0..=model.labels).map(|j| if j == model.labels { 1.0 } else { 0.0 }).collect();
+    vec![
+        f16_tensor("table_f16", &[rows as i64, l + 1], &table),
+        f32_tensor("bias_ext", &[l + 1], &bias_ext),
+        f32_tensor("norm_mask", &[l + 1], &norm_mask),
+        f32_tensor("one_f", &[], &[1.0]),
+    ]
+}
+
+/// The tail both graphs share: from `sums` (`[labels + 1]`: the weighted logit sums, then the
+/// squared norm) to the scale and the probabilities. No `Slice` reads that sum: tract pushes
+/// a slice up through the sum and the cast, splitting both in two and concatenating the
+/// contributions back (about 10 µs a request). So the norm is taken through a mask, the whole
+/// row is scaled, and the extra column's logit is pushed to -1e30 by its bias, which gives it
+/// probability 0 in the softmax; only the probabilities, which nothing follows, are sliced.
+fn softmax_tail(inv_norm: &str) -> Vec<NodeProto> {
+    vec![
+        op("Mul", &["sums", "norm_mask"], "norm_terms", vec![]),
+        op("ReduceSum", &["norm_terms", "axis0"], "nsq", vec![int_attr("keepdims", 1)]),
+        op("Sqrt", &["nsq"], "norm", vec![]),
+        op("Div", &["one_f", "norm"], inv_norm, vec![]),
+        op("Mul", &["sums", inv_norm], "scaled_sums", vec![]),
+        op("Add", &["scaled_sums", "bias_ext"], "logits_ext", vec![]),
+        op("Softmax", &["logits_ext"], "probabilities_ext", vec![int_attr("axis", -1)]),
+        op("Slice", &["probabilities_ext", "zero", "labels", "axis0"], names::PROBABILITIES, vec![]),
+    ]
+}
+
+/// The rows `[weights…, idf²]` of `rows`, stored as f16: only the gathered rows are cast
+/// (tract does not fold a cast of the whole table, which would cost 2 ms a request).
+fn gather_rows(rows: &str) -> Vec<NodeProto> {
+    vec![
+        op("Gather", &["table_f16", rows], "row_table_f16", vec![int_attr("axis", 0)]),
+        op("Cast", &["row_table_f16"], names::CONTRIBUTIONS, vec![int_attr("to", DataType::Float as i64)]),
+    ]
+}
+
+/// [`Weighting::Sublinear`]: the core counts (see `edge_classifier::features`), the graph
+/// reads each distinct feature's row once with its count `c` and weighs it by
+/// `tf = 1 + ln c`. One `[2, m] × [m, labels + 1]` product gives both `Σ tf · W` (the weight
+/// columns of its first row) and `Σ tf² · idf²` (the last column of its second), picked out
+/// by a 0/1 mask and a sum.
+fn counted_nodes(model: &LinearModel) -> Parts {
+    let l = model.labels;
+    let select: Vec<f32> = (0..2 * (l + 1))
+        .map(|i| {
+            let (row, col) = (i / (l + 1), i % (l + 1));
+            if (row == 0) == (col < l) { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let mut initializer = table_initializers(model);
+    initializer.extend([
+        i64_tensor("axis0", &[1], &[0]),
+        i64_tensor("zero", &[1], &[0]),
+        i64_tensor("labels", &[1], &[l as i64]),
+        f32_tensor("select", &[2, l as i64 + 1], &select),
+        i64_tensor("two_rows", &[2], &[2, -1]),
+    ]);
+    let mut node = gather_rows(names::FEATURE_ROWS);
+    node.extend([
+        op("Log", &[names::FEATURE_COUNTS], "log_counts", vec![]),
+        op("Add", &["log_counts", "one_f"], "tf", vec![]),
+        op("Mul", &["tf", "tf"], "tf_sq", vec![]),
+        op("Concat", &["tf", "tf_sq"], "tf_both_flat", vec![int_attr("axis", 0)]),
+        op("Reshape", &["tf_both_flat", "two_rows"], "tf_both", vec![]),
+        op("MatMul", &["tf_both", names::CONTRIBUTIONS], "weighted", vec![]),
+        op("Mul", &["weighted", "select"], "selected", vec![]),
+        op("ReduceSum", &["selected", "axis0"], "sums", vec![int_attr("keepdims", 0)]),
+    ]);
+    node.extend(softmax_tail("inv_norm"));
+    node.push(op("Mul", &["tf", "inv_norm"], names::SCALES, vec![]));
+    let input = vec![
+        value_info(names::FEATURE_ROWS, DataType::Int64, &[Dim::Param("m")]),
+        value_info(names::FEATURE_COUNTS, DataType::Float, &[Dim::Param("m")]),
+    ];
+    (input, node, initializer, "m")
+}
+
+/// [`Weighting::Occurrences`]: token ids in; every position adds its row once.
+fn occurrence_nodes(model: &LinearModel) -> Parts {
+    let spec = &model.spec;
+    // In the order these graphs always had, so old bundles rebuild byte for byte.
+    let mut initializer = table_initializers(model);
+    initializer.extend([
+        i64_tensor("pair_mul", &[], &[spec.pair_mul]),
+        i64_tensor("buckets", &[], &[spec.buckets as i64]),
+        i64_tensor("vocab", &[], &[spec.vocab as i64]),
+        i64_tensor("axis0", &[1], &[0]),
+        i64_tensor("zero", &[1], &[0]),
+        i64_tensor("one", &[1], &[1]),
+        i64_tensor("minus_one", &[1], &[-1]),
+        i64_tensor("to_end", &[1], &[i64::MAX]),
+        i64_tensor("labels", &[1], &[model.labels as i64]),
+    ]);
+    let fmod = || vec![int_attr("fmod", 1)];
+    let mut node = vec![
+        // Pairs: key = left · pair_mul + right (never negative: ids are), read at
+        // vocab + key mod buckets.
+        op("Slice", &[names::INPUT, "zero", "minus_one", "axis0"], "left", vec![]),
+        op("Slice", &[names::INPUT, "one", "to_end", "axis0"], "right", vec![]),
+        op("Mul", &["left", "pair_mul"], "left_scaled", vec![]),
+        op("Add", &["left_scaled", "right"], "pair_key", vec![]),
+        op("Mod", &["pair_key", "buckets"], "pair_bucket", fmod()),
+        op("Add", &["pair_bucket", "vocab"], "pair_row", vec![]),
+        op("Concat", &[names::INPUT, "pair_row"], "rows", vec![int_attr("axis", 0)]),
+    ];
+    node.extend(gather_rows("rows"));
+    // One sum over the positions gives both the unnormalised logits (the weight columns) and
+    // the squared norm (the idf² column).
+    node.push(op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]));
+    node.extend(softmax_tail(names::SCALES));
+    let input = vec![value_info(names::INPUT, DataType::Int64, &[Dim::Param("n")])];
+    (input, node, initializer, "n_features")
 }
 
 enum Dim {

@@ -19,29 +19,24 @@
 
 use serde::{Deserialize, Serialize};
 
+use edge_classifier::features;
+
 use crate::rng::SplitMix64;
 
-/// The feature space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FeatureSpec {
-    /// Tokenizer vocabulary size; every id is below it.
-    pub vocab: usize,
-    /// Pair buckets for weights (a prime spreads the multiplicative hash best).
-    pub buckets: usize,
-    /// The pair hash multiplier.
-    pub pair_mul: i64,
-}
+pub use edge_classifier::api::FeatureSpec;
 
-impl FeatureSpec {
-    /// The pair key before any modulo (int64 in the graph too).
-    pub fn pair_key(&self, a: i64, b: i64) -> i64 {
-        a * self.pair_mul + b
-    }
-
-    /// The bucket of the pair `(a, b)`: its row in the pair part of the table.
-    pub fn pair_bucket(&self, a: i64, b: i64) -> usize {
-        self.pair_key(a, b).rem_euclid(self.buckets as i64) as usize
-    }
+/// How a text's features are weighted: the term frequency and the norm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::EnumString, strum::VariantNames)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Weighting {
+    /// Raw counts, normalised over occurrences (`1/√Σ idf²` over every position): the graph
+    /// reads token ids and needs no counting. Every bundle before format 3.
+    Occurrences,
+    /// Sublinear counts (`1 + ln c`) with the exact L2 norm: the core counts the features
+    /// (`edge_classifier::features`) and the graph reads distinct rows and their counts
+    /// (format 3).
+    Sublinear,
 }
 
 /// Optimiser settings.
@@ -57,6 +52,8 @@ pub struct FitParams {
     pub seed: u64,
     /// Smoothing of the naive-Bayes ratios (0 turns them off: every ratio is 1).
     pub nb_alpha: f32,
+    /// The feature weighting.
+    pub weighting: Weighting,
 }
 
 /// A trained model, laid out as the graph's initialisers. Rows `0..vocab` are tokens, rows
@@ -73,36 +70,49 @@ pub struct LinearModel {
     pub idf_sq: Vec<f32>,
     /// `[labels]` bias.
     pub bias: Vec<f32>,
+    /// The feature weighting the weights were fitted for.
+    pub weighting: Weighting,
 }
 
-/// One text's feature positions, in the graph's order (its tokens, then its pairs): the row
-/// each reads in the combined table, and the multiplier `1 / norm` they all share.
-struct Positions {
+/// One text's features as the graph reads them: the row of each in the combined table, its
+/// term-frequency weight, and the multiplier `1 / norm` they all share.
+struct Features {
     rows: Vec<usize>,
+    tf: Vec<f32>,
     scale: f32,
 }
 
-/// Computes, as the graph does, each position's row and the text's scale. `idf_sq` is indexed
-/// by combined row.
-fn positions(spec: &FeatureSpec, idf_sq: &[f32], ids: &[i64]) -> Positions {
-    let v = spec.vocab;
-    let mut rows: Vec<usize> = ids.iter().map(|&id| id as usize).collect();
-    rows.extend(ids.windows(2).map(|w| v + spec.pair_bucket(w[0], w[1])));
-    let nsq: f32 = rows.iter().map(|&r| idf_sq[r]).sum();
-    Positions { rows, scale: 1.0 / nsq.sqrt() }
+/// Computes, as the graph does, a text's features and its scale. `idf_sq` is indexed by
+/// combined row.
+fn features(spec: &FeatureSpec, weighting: Weighting, idf_sq: &[f32], ids: &[i64]) -> Features {
+    let (rows, tf): (Vec<usize>, Vec<f32>) = match weighting {
+        // Every position, in the graph's order (its tokens, then its pairs).
+        Weighting::Occurrences => features::position_rows(spec, ids).map(|row| (row as usize, 1.0)).unzip(),
+        Weighting::Sublinear => {
+            let counted = features::count(spec, ids);
+            counted.rows.iter().zip(&counted.counts).map(|(&row, &c)| (row as usize, sublinear_tf(c))).unzip()
+        }
+    };
+    let nsq: f32 = rows.iter().zip(&tf).map(|(&r, &t)| t * t * idf_sq[r]).sum();
+    Features { rows, tf, scale: 1.0 / nsq.sqrt() }
+}
+
+/// `1 + ln c`, as the graph computes it.
+pub fn sublinear_tf(count: f32) -> f32 {
+    count.ln() + 1.0
 }
 
 impl LinearModel {
     /// Pre-softmax scores, computed as the graph does.
     pub fn logits(&self, ids: &[i64]) -> Vec<f32> {
         let l = self.labels;
-        let p = positions(&self.spec, &self.idf_sq, ids);
+        let p = features(&self.spec, self.weighting, &self.idf_sq, ids);
         // Summed first, then scaled, in the graph's order.
         let mut sum = vec![0f32; l];
-        for &row in &p.rows {
+        for (&row, &tf) in p.rows.iter().zip(&p.tf) {
             let w = &self.weights[row * l..][..l];
             for c in 0..l {
-                sum[c] += w[c];
+                sum[c] += w[c] * tf;
             }
         }
         (0..l).map(|c| sum[c] * p.scale + self.bias[c]).collect()
@@ -132,43 +142,36 @@ fn idf(docs: usize, df: u32) -> f32 {
 /// feature` and `q_c` the same over the other classes, tokens and pairs in one space. Scaling
 /// each class's features by them before fitting is a reparametrisation (the model stays linear,
 /// the ratios fold into the exported weights) that fits text far better: +1.7 points here.
-fn nb_ratios(tok_df: &[u32], pair_df: &[u32], labels: usize, alpha: f32) -> (Vec<f32>, Vec<f32>) {
+fn nb_ratios(df: &[u32], labels: usize, alpha: f32) -> Vec<f32> {
     if alpha <= 0.0 {
-        return (vec![1.0; tok_df.len()], vec![1.0; pair_df.len()]);
+        return vec![1.0; df.len()];
     }
     let alpha = f64::from(alpha);
     let mut p_sum = vec![0f64; labels];
     let mut q_sum = vec![0f64; labels];
-    for row in tok_df.chunks(labels).chain(pair_df.chunks(labels)) {
+    for row in df.chunks(labels) {
         let total: u32 = row.iter().sum();
         for c in 0..labels {
             p_sum[c] += alpha + f64::from(row[c]);
             q_sum[c] += alpha + f64::from(total - row[c]);
         }
     }
-    let ratios = |df: &[u32]| -> Vec<f32> {
-        let mut r = Vec::with_capacity(df.len());
-        for row in df.chunks(labels) {
-            let total: u32 = row.iter().sum();
-            for c in 0..labels {
-                let p = (alpha + f64::from(row[c])) / p_sum[c];
-                let q = (alpha + f64::from(total - row[c])) / q_sum[c];
-                r.push((p / q).ln() as f32);
-            }
+    let mut r = Vec::with_capacity(df.len());
+    for row in df.chunks(labels) {
+        let total: u32 = row.iter().sum();
+        for c in 0..labels {
+            let p = (alpha + f64::from(row[c])) / p_sum[c];
+            let q = (alpha + f64::from(total - row[c])) / q_sum[c];
+            r.push((p / q).ln() as f32);
         }
-        r
-    };
-    (ratios(tok_df), ratios(pair_df))
+    }
+    r
 }
 
-/// A training example as sparse TF-IDF features (unique rows, summed values).
-struct Sparse {
-    tok: Vec<(usize, f32)>,
-    pair: Vec<(usize, f32)>,
-}
+/// A training example's TF-IDF features: unique combined rows (sorted) and summed values.
+type Sparse = Vec<(usize, f32)>;
 
-fn collapse(rows: &[usize], values: impl Iterator<Item = f32>) -> Vec<(usize, f32)> {
-    let mut pairs: Vec<(usize, f32)> = rows.iter().copied().zip(values).collect();
+fn collapse(mut pairs: Vec<(usize, f32)>) -> Sparse {
     pairs.sort_by_key(|p| p.0);
     let mut out: Vec<(usize, f32)> = Vec::with_capacity(pairs.len());
     for (row, v) in pairs {
@@ -190,52 +193,34 @@ pub fn fit(
     params: FitParams,
     mut on_epoch: impl FnMut(usize),
 ) -> LinearModel {
-    // Document frequencies over the training texts, per class.
-    let mut tok_df = vec![0u32; spec.vocab * labels];
-    let mut pair_df = vec![0u32; spec.buckets * labels];
+    // Document frequencies over the training texts, per class, in the combined table (token
+    // rows, then pair rows).
+    let mut df = vec![0u32; (spec.vocab + spec.buckets) * labels];
     let mut seen: Vec<usize> = Vec::new();
     for (ids, &y) in docs.iter().zip(targets) {
         seen.clear();
-        seen.extend(ids.iter().map(|&id| id as usize));
+        seen.extend(features::position_rows(&spec, ids).map(|r| r as usize));
         seen.sort_unstable();
         seen.dedup();
-        for &t in &seen {
-            tok_df[t * labels + y] += 1;
-        }
-        seen.clear();
-        seen.extend(ids.windows(2).map(|w| spec.pair_bucket(w[0], w[1])));
-        seen.sort_unstable();
-        seen.dedup();
-        for &h in &seen {
-            pair_df[h * labels + y] += 1;
+        for &r in &seen {
+            df[r * labels + y] += 1;
         }
     }
-    let total_df = |df: &[u32]| -> Vec<u32> { df.chunks(labels).map(|row| row.iter().sum()).collect() };
-    let tok_idf: Vec<f32> = total_df(&tok_df).iter().map(|&df| idf(docs.len(), df)).collect();
-    let pair_idf: Vec<f32> = total_df(&pair_df).iter().map(|&df| idf(docs.len(), df)).collect();
-    let (tok_nb, pair_nb) = nb_ratios(&tok_df, &pair_df, labels, params.nb_alpha);
+    let idf: Vec<f32> = df.chunks(labels).map(|row| idf(docs.len(), row.iter().sum())).collect();
+    let nb = nb_ratios(&df, labels, params.nb_alpha);
     // The squared idf as the graph will read it (f16-rounded), so that training sees the
     // exact norms serving computes.
-    let idf_sq: Vec<f32> = tok_idf.iter().chain(&pair_idf).map(|v| round_f16(v * v)).collect();
+    let idf_sq: Vec<f32> = idf.iter().map(|v| round_f16(v * v)).collect();
 
     let sparse: Vec<Sparse> = docs
         .iter()
         .map(|ids| {
-            let p = positions(&spec, &idf_sq, ids);
-            let n_tok = ids.len();
-            let v = spec.vocab;
-            Sparse {
-                tok: collapse(&p.rows[..n_tok], p.rows[..n_tok].iter().map(|&r| p.scale * tok_idf[r])),
-                pair: collapse(
-                    &p.rows[n_tok..].iter().map(|r| r - v).collect::<Vec<_>>(),
-                    p.rows[n_tok..].iter().map(|&r| p.scale * pair_idf[r - v]),
-                ),
-            }
+            let p = features(&spec, params.weighting, &idf_sq, ids);
+            collapse(p.rows.iter().zip(&p.tf).map(|(&r, &tf)| (r, tf * p.scale * idf[r])).collect())
         })
         .collect();
 
-    let mut w_tok = vec![0f32; spec.vocab * labels];
-    let mut w_pair = vec![0f32; spec.buckets * labels];
+    let mut weights = vec![0f32; (spec.vocab + spec.buckets) * labels];
     let mut bias = vec![0f32; labels];
     let mut order: Vec<usize> = (0..docs.len()).collect();
     let mut rng = SplitMix64::new(params.seed);
@@ -245,18 +230,11 @@ pub fn fit(
     for epoch in 0..params.epochs {
         rng.shuffle(&mut order);
         for &d in &order {
-            let x = &sparse[d];
             let lr = params.learning_rate * (1.0 - step as f32 / total);
             step += 1;
             logits.copy_from_slice(&bias);
-            for &(row, v) in &x.tok {
-                let (w, r) = (&w_tok[row * labels..][..labels], &tok_nb[row * labels..][..labels]);
-                for c in 0..labels {
-                    logits[c] += w[c] * r[c] * v;
-                }
-            }
-            for &(row, v) in &x.pair {
-                let (w, r) = (&w_pair[row * labels..][..labels], &pair_nb[row * labels..][..labels]);
+            for &(row, v) in &sparse[d] {
+                let (w, r) = (&weights[row * labels..][..labels], &nb[row * labels..][..labels]);
                 for c in 0..labels {
                     logits[c] += w[c] * r[c] * v;
                 }
@@ -264,14 +242,8 @@ pub fn fit(
             let mut grad = softmax(&logits);
             grad[targets[d]] -= 1.0;
             let decay = 1.0 - lr * params.l2;
-            for &(row, v) in &x.tok {
-                let (w, r) = (&mut w_tok[row * labels..][..labels], &tok_nb[row * labels..][..labels]);
-                for c in 0..labels {
-                    w[c] = w[c] * decay - lr * v * r[c] * grad[c];
-                }
-            }
-            for &(row, v) in &x.pair {
-                let (w, r) = (&mut w_pair[row * labels..][..labels], &pair_nb[row * labels..][..labels]);
+            for &(row, v) in &sparse[d] {
+                let (w, r) = (&mut weights[row * labels..][..labels], &nb[row * labels..][..labels]);
                 for c in 0..labels {
                     w[c] = w[c] * decay - lr * v * r[c] * grad[c];
                 }
@@ -284,25 +256,15 @@ pub fn fit(
     }
 
     // Fold the NB ratios and the idf into the weights: the graph then needs one multiply per
-    // position.
-    for (row, &f) in tok_idf.iter().enumerate() {
+    // feature. The graph stores the table in f16 (half the bundle; the rounding costs no
+    // accuracy here), so the model keeps exactly the values the graph will see.
+    for (row, &f) in idf.iter().enumerate() {
         for c in 0..labels {
-            w_tok[row * labels + c] *= tok_nb[row * labels + c] * f;
+            let w = &mut weights[row * labels + c];
+            *w = round_f16(*w * (nb[row * labels + c] * f));
         }
     }
-    for (row, &f) in pair_idf.iter().enumerate() {
-        for c in 0..labels {
-            w_pair[row * labels + c] *= pair_nb[row * labels + c] * f;
-        }
-    }
-    // The graph stores the tables in f16 (half the bundle; the rounding costs no accuracy
-    // here), so the model keeps exactly the values the graph will see.
-    let mut weights = w_tok;
-    weights.extend(w_pair);
-    for w in &mut weights {
-        *w = round_f16(*w);
-    }
-    LinearModel { spec, labels, weights, idf_sq, bias }
+    LinearModel { spec, labels, weights, idf_sq, bias, weighting: params.weighting }
 }
 
 /// `v` rounded to the nearest f16 and back; f16 → f32 is exact, so this is what the graph's

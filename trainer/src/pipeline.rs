@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use edge_classifier::api::{GraphSpec, LEGACY_MANIFEST_FORMAT_VERSION, MANIFEST_FORMAT_VERSION, ModelManifest, files};
+use edge_classifier::api::{
+    CountedInput, GraphSpec, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, MANIFEST_FORMAT_VERSION,
+    ModelManifest, files,
+};
 use edge_classifier::normalize::Normalization;
 use edge_classifier::{BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, argmax, encode_with};
 use serde::Serialize;
@@ -16,7 +19,7 @@ use crate::bundle::{self, BundleBytes};
 use crate::config::TrainConfig;
 use crate::data::{self, Batch, Dataset, EvalSource, Example, RowReport};
 use crate::export::{self, names};
-use crate::model::{self, FeatureSpec, FitParams, LinearModel};
+use crate::model::{self, FeatureSpec, FitParams, LinearModel, Weighting};
 use crate::progress::Progress;
 use crate::tokenizer;
 
@@ -142,6 +145,7 @@ pub fn train_on(
             l2: cfg.l2,
             seed: cfg.seed,
             nb_alpha: cfg.nb_alpha,
+            weighting: cfg.weighting,
         },
         |_| bar.inc(1),
     );
@@ -245,9 +249,19 @@ fn export_and_verify(
     // A version 1 bundle is written exactly as before the field existed (format 1, no field),
     // so rebuilding an old bundle (the golden one) gives the same manifest shape; any newer
     // normalisation needs format 2, which cores that predate the field refuse.
-    let (format_version, normalization) = match cfg.normalization {
-        Normalization::V1 => (LEGACY_MANIFEST_FORMAT_VERSION, None),
-        n => (MANIFEST_FORMAT_VERSION, Some(n.version())),
+    // A token-id graph keeps its format (2, or 1 for normalisation 1); counted features need
+    // format 3, which cores that predate them refuse.
+    let (format_version, normalization) = match (cfg.weighting, cfg.normalization) {
+        (Weighting::Occurrences, Normalization::V1) => (LEGACY_MANIFEST_FORMAT_VERSION, None),
+        (Weighting::Occurrences, n) => (IDS_MANIFEST_FORMAT_VERSION, Some(n.version())),
+        (Weighting::Sublinear, n) => (MANIFEST_FORMAT_VERSION, Some(n.version())),
+    };
+    let (input, counted) = match cfg.weighting {
+        Weighting::Occurrences => (names::INPUT, None),
+        Weighting::Sublinear => (
+            names::FEATURE_ROWS,
+            Some(CountedInput { counts: names::FEATURE_COUNTS.into(), features: fitted.spec }),
+        ),
     };
     let mut manifest = ModelManifest {
         format_version,
@@ -258,11 +272,12 @@ fn export_and_verify(
         created_at: model_registry::now_rfc3339(),
         data_snapshot: dataset.snapshot.clone(),
         graph: GraphSpec {
-            input: names::INPUT.into(),
+            input: input.into(),
             probabilities: names::PROBABILITIES.into(),
             contributions: names::CONTRIBUTIONS.into(),
             scales: Some(names::SCALES.into()),
             max_tokens: cfg.max_tokens,
+            counted,
         },
         training: training_params(cfg, dataset, fitted),
         // Filled in below from the verified bundle's own answers.
@@ -335,6 +350,7 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
         "learning_rate": cfg.learning_rate,
         "l2": cfg.l2,
         "nb_alpha": cfg.nb_alpha,
+        "weighting": cfg.weighting,
         "max_tokens": cfg.max_tokens,
         "train_rows": dataset.train.len(),
         "eval_rows": dataset.eval.len(),

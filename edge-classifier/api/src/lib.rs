@@ -24,7 +24,14 @@ use serde::{Deserialize, Serialize};
 /// rollback targets trained with them (versions registered before commit 6c1cffa). Their
 /// support goes with format 1, once no registry still serves or can roll back to such a
 /// version; from then on the gate and registry-sync refuse them as invalid bundles.
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+///
+/// Format 3 adds [`GraphSpec::counted`] and requires it: the graph reads counted features, not
+/// token ids. A core that predates it would feed such a graph token ids, so the format moved.
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
+
+/// The format of bundles with [`ModelManifest::normalization`] whose graph reads token ids:
+/// still read, and still written by `trainer train --weighting occurrences`.
+pub const IDS_MANIFEST_FORMAT_VERSION: u32 = 2;
 
 /// The format of bundles trained before [`ModelManifest::normalization`] existed (and of the
 /// ones the trainer still writes with normalisation 1): still read.
@@ -147,12 +154,13 @@ impl ApiError {
 /// `manifest.json`: what a bundle is, where it came from and how well it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelManifest {
-    /// [`MANIFEST_FORMAT_VERSION`], or [`LEGACY_MANIFEST_FORMAT_VERSION`] for bundles without
+    /// [`MANIFEST_FORMAT_VERSION`]; [`IDS_MANIFEST_FORMAT_VERSION`] for bundles whose graph
+    /// reads token ids; [`LEGACY_MANIFEST_FORMAT_VERSION`] for those without
     /// [`ModelManifest::normalization`].
     pub format_version: u32,
     /// The text normalisation version the model was trained with and must be served with
-    /// (`edge_classifier::normalize::Normalization`). Required from format 2; absent in format
-    /// 1, which means version 1.
+    /// (`edge_classifier::normalize::Normalization`). Required from format 2 on; absent in
+    /// format 1, which means version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<u32>,
     /// Registered model name.
@@ -179,7 +187,8 @@ pub struct ModelManifest {
 /// The ONNX graph's interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphSpec {
-    /// Input: int64 token ids, shape `[n]`, as the tokenizer produced them.
+    /// Input: int64 token ids, shape `[n]`, as the tokenizer produced them; with
+    /// [`GraphSpec::counted`], the distinct feature rows, shape `[m]`.
     pub input: String,
     /// Output: float32 probabilities, shape `[labels]`.
     pub probabilities: String,
@@ -196,6 +205,35 @@ pub struct GraphSpec {
     pub scales: Option<String>,
     /// At most this many token ids (specials included) go into the graph.
     pub max_tokens: usize,
+    /// Format 3: the graph reads counted features, not token ids (see [`CountedInput`]).
+    /// Absent before format 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<CountedInput>,
+}
+
+/// The input of a graph that reads counted features (format 3). The core turns the token ids
+/// into features (each id, and each adjacent pair hashed to `vocab + (a · pair_mul + b) mod
+/// buckets`), counts them, and feeds [`GraphSpec::input`] the distinct feature rows (int64
+/// `[m]`, in order of first occurrence) and `counts` their counts (float32 `[m]`). The graph's
+/// `contributions` then has one row per distinct feature, and `scales` one multiplier per
+/// distinct feature (its term frequency weight over the text's norm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Tokenizer vocabulary size: token rows are `0..vocab`, pair rows follow.
+    pub vocab: usize,
+    /// Pair buckets.
+    pub buckets: usize,
+    /// The pair hash multiplier.
+    pub pair_mul: i64,
+}
+
+/// [`GraphSpec::counted`]: the counts input and how features are formed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountedInput {
+    /// Input: float32 `[m]`, how often each distinct feature of [`GraphSpec::input`] occurs.
+    pub counts: String,
+    /// How token ids become feature rows.
+    pub features: FeatureSpec,
 }
 
 /// Size and sha256 of one bundle file.

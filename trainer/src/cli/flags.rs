@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use mlflow_client::{ClientConfig, env_vars as mlflow_env};
 use model_registry::{GateConfig, GateMetric, RegistryConfig};
 use strum::VariantNames;
 use trainer::bench::BenchConfig;
 use trainer::config::{ModelParams, TrainConfig};
+use trainer::model::Weighting;
 
 /// Environment variables the trainer reads (through clap, here and nowhere else), besides
 /// MLflow's own (`mlflow_client::env_vars`).
@@ -140,6 +142,12 @@ pub struct ModelArgs {
     /// blanks the language names; 1 is the first one, kept to rebuild older bundles alike.
     #[arg(long, default_value_t = ModelParams::default().normalization)]
     pub normalization: u32,
+    /// Feature weighting (see the README): `sublinear` (1 + ln count, exact L2 norm; the core
+    /// counts, format 3 bundles) or `occurrences` (raw counts over occurrences; the graph reads
+    /// token ids, as every bundle before format 3).
+    #[arg(long, default_value_t = ModelParams::default().weighting,
+        value_parser = PossibleValuesParser::new(Weighting::VARIANTS).try_map(|s| s.parse::<Weighting>()))]
+    pub weighting: Weighting,
     /// No progress bars or notes.
     #[arg(long, short)]
     pub quiet: bool,
@@ -162,6 +170,7 @@ impl ModelArgs {
             nb_alpha: self.nb_alpha,
             max_tokens: self.max_tokens,
             normalization: self.normalization,
+            weighting: self.weighting,
         }
     }
 

@@ -87,7 +87,14 @@ fn the_export_check_fails_when_the_graph_and_the_trainer_disagree() {
         pair_mul: cfg.pair_mul,
     };
     let targets: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    let params = trainer::model::FitParams { epochs: 1, learning_rate: 0.5, l2: 0.0, seed: 1, nb_alpha: 1.0 };
+    let params = trainer::model::FitParams {
+        epochs: 1,
+        learning_rate: 0.5,
+        l2: 0.0,
+        seed: 1,
+        nb_alpha: 1.0,
+        weighting: cfg.weighting,
+    };
     let other = trainer::model::fit(&ids, &targets, spec, 4, params, |_| {});
     let progress = trainer::progress::Progress::new(true);
     let err = pipeline::verify(&classifier, &other, &examples, &ids, &progress)

@@ -1,0 +1,112 @@
+//! A text's features, counted: the input of format 3 graphs.
+//!
+//! A model reads each token id and each adjacent pair of ids (hashed into buckets) as a
+//! feature. Format 3 graphs weigh a feature by `1 + ln(count)` and normalise by the exact L2
+//! norm, which needs each feature's count. Counting in the graph takes a `ScatterElements`,
+//! which tract runs element by element (two thirds of a request's graph time when measured),
+//! so the core counts here and the graph takes each distinct feature's row once, with its
+//! count. The trainer counts through this same function, so training and serving see the
+//! same features in the same order.
+
+use crate::api::FeatureSpec;
+
+/// The row of the pair `(a, b)` in the model's table: `vocab + (a · pair_mul + b) mod buckets`.
+/// Ids are never negative and `pair_mul` is checked at load, so the key cannot overflow for
+/// any id below `vocab`.
+pub fn pair_row(spec: &FeatureSpec, a: i64, b: i64) -> i64 {
+    spec.vocab as i64 + (a * spec.pair_mul + b).rem_euclid(spec.buckets as i64)
+}
+
+/// The feature row of every position of `ids`: its `n` tokens, then its `n - 1` adjacent pairs.
+pub fn position_rows<'a>(spec: &'a FeatureSpec, ids: &'a [i64]) -> impl Iterator<Item = i64> + 'a {
+    ids.iter().copied().chain(ids.windows(2).map(|w| pair_row(spec, w[0], w[1])))
+}
+
+/// One text's distinct features, in order of first occurrence (its tokens, then its pairs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counted {
+    /// Each distinct feature's row in the model's table.
+    pub rows: Vec<i64>,
+    /// How often each occurs (as the graph's float input).
+    pub counts: Vec<f32>,
+    /// For every position (the `n` tokens, then the `n - 1` pairs): the index of its feature in
+    /// `rows`, so per-feature results can be handed back to positions (the explanation).
+    pub of_position: Vec<u32>,
+}
+
+/// Counts the features of `ids` (every id below `spec.vocab`).
+pub fn count(spec: &FeatureSpec, ids: &[i64]) -> Counted {
+    let n = ids.len();
+    let positions = (2 * n).saturating_sub(1);
+    let mut out = Counted {
+        rows: Vec::with_capacity(positions),
+        counts: Vec::with_capacity(positions),
+        of_position: Vec::with_capacity(positions),
+    };
+    // Open addressing on the row (rows are never negative, so -1 marks a free slot): linear
+    // in the positions, where sorting them cost more than the graph's gather.
+    let mask = (positions * 2).next_power_of_two().max(16) - 1;
+    let mut slots: Vec<(i64, u32)> = vec![(-1, 0); mask + 1];
+    for row in position_rows(spec, ids) {
+        // Fibonacci hashing: the top bits of row × 2^64/φ spread consecutive rows apart.
+        let mut slot = (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32) as usize & mask;
+        let index = loop {
+            let entry = &mut slots[slot];
+            if entry.0 == row {
+                out.counts[entry.1 as usize] += 1.0;
+                break entry.1;
+            }
+            if entry.0 == -1 {
+                let index = out.rows.len() as u32;
+                *entry = (row, index);
+                out.rows.push(row);
+                out.counts.push(1.0);
+                break index;
+            }
+            slot = (slot + 1) & mask;
+        };
+        out.of_position.push(index);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: FeatureSpec = FeatureSpec { vocab: 100, buckets: 7, pair_mul: 1_000_003 };
+
+    #[test]
+    fn distinct_features_come_in_first_occurrence_order_with_their_counts() {
+        let ids = [1, 5, 1, 5, 9];
+        let c = count(&SPEC, &ids);
+        let p = |a, b| pair_row(&SPEC, a, b);
+        // Pairs (1,5) twice, (5,1) and (5,9) once; with 7 buckets two of them may share one.
+        let mut expected: Vec<(i64, f32)> = vec![(1, 2.0), (5, 2.0), (9, 1.0)];
+        for row in [p(1, 5), p(5, 1), p(1, 5), p(5, 9)] {
+            match expected.iter_mut().find(|e| e.0 == row) {
+                Some(e) => e.1 += 1.0,
+                None => expected.push((row, 1.0)),
+            }
+        }
+        assert_eq!(c.rows, expected.iter().map(|e| e.0).collect::<Vec<_>>());
+        assert_eq!(c.counts, expected.iter().map(|e| e.1).collect::<Vec<_>>());
+        assert_eq!(c.of_position.len(), 2 * ids.len() - 1);
+        let positions: Vec<i64> = ids.iter().copied().chain(ids.windows(2).map(|w| p(w[0], w[1]))).collect();
+        for (i, &f) in c.of_position.iter().enumerate() {
+            assert_eq!(c.rows[f as usize], positions[i], "position {i}");
+        }
+        assert_eq!(c.counts.iter().sum::<f32>(), positions.len() as f32);
+    }
+
+    #[test]
+    fn pair_rows_sit_after_the_vocabulary_in_their_bucket() {
+        assert_eq!(pair_row(&SPEC, 2, 3), 100 + (2 * 1_000_003 + 3) % 7);
+        for (a, b) in [(0, 0), (99, 99), (42, 7)] {
+            let row = pair_row(&SPEC, a, b);
+            assert!((100..107).contains(&row), "{row}");
+        }
+        assert!(count(&SPEC, &[]).rows.is_empty());
+        assert_eq!(count(&SPEC, &[3]).of_position, [0]);
+    }
+}
