@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Regenerates the golden tiny bundle (edge-classifier/tests/fixtures/tiny) and its pinned
-# answers. Run it only when the model or the graph changes on purpose, then review the diff.
+# Regenerates a golden tiny bundle and its pinned answers: edge-classifier/tests/fixtures/NAME
+# (default `tiny`; `tiny-counted` is the current format). Run it only when the model or the
+# graph changes on purpose, then review the diff.
 #
-#   scripts/regenerate-golden.sh
+#   scripts/regenerate-golden.sh [NAME]
 #
-# The training flags live in edge-classifier/tests/fixtures/tiny/train-args, which the
-# trainer's tests also read to check that this command reproduces the committed model.onnx
-# byte for byte.
+# The training flags live in the fixture's train-args, which the trainer's tests also read to
+# check that this command reproduces the committed model.onnx byte for byte.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
-FIXTURE=edge-classifier/tests/fixtures/tiny
+FIXTURE="edge-classifier/tests/fixtures/${1:-tiny}"
+[ -f "$FIXTURE/train-args" ] || die "no \`$FIXTURE/train-args\`: name a fixture that has one (tiny, tiny-counted)"
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
 

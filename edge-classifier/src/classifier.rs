@@ -182,11 +182,15 @@ fn graph_input(manifest: &ModelManifest, vocab: usize) -> Result<GraphInput, Err
                 .ok()
                 .and_then(|v| v.checked_mul(f.pair_mul).and_then(|k| k.checked_add(v)))
                 .is_some();
-            if f.buckets == 0 || f.pair_mul <= 0 || !key_fits || i64::try_from(f.vocab + f.buckets).is_err() {
+            if f.buckets == 0 || f.pair_mul <= 0 || !key_fits {
                 return bad(format!(
                     "counted features need buckets > 0 and a pair multiplier that keeps pair keys in i64, got buckets {} and pair_mul {}",
                     f.buckets, f.pair_mul
                 ));
+            }
+            // The core's count packs a row into 32 bits.
+            if f.vocab.checked_add(f.buckets).is_none_or(|rows| rows > u32::MAX as usize) {
+                return bad(format!("counted features need at most 2^32 rows, got {} + {}", f.vocab, f.buckets));
             }
             Ok(GraphInput::Counted(f))
         }
@@ -334,8 +338,42 @@ mod tests {
     }
 
     #[test]
-    fn the_current_graph_outputs_one_scale() {
+    fn the_token_id_graph_outputs_one_scale() {
         assert_eq!(raw_outputs(files()).1[2].len(), 1);
+    }
+
+    /// The current format's golden bundle: normalisation 2, counted features (format 3).
+    fn counted() -> Classifier {
+        Classifier::load(fixture!("tiny-counted").0).expect("the counted bundle loads")
+    }
+
+    #[test]
+    fn a_counted_bundle_gives_its_pinned_answers() {
+        let (files, expected) = fixture!("tiny-counted");
+        let c = Classifier::load(files).expect("loads");
+        assert_eq!(c.manifest().format_version, MANIFEST_FORMAT_VERSION);
+        assert!(c.manifest().graph.counted.is_some());
+        check_golden(&c, expected);
+    }
+
+    #[test]
+    fn a_counted_graph_reads_each_distinct_feature_once() {
+        let c = counted();
+        // Three tokens and two pairs repeat: the graph sees fewer rows than positions, one
+        // scale per row, and the explanation still counts every occurrence.
+        let ids = c.encode("print x print x print x").expect("encode").ids;
+        let outputs = c.graph().run(c.graph_inputs(&ids)).expect("runs");
+        let rows = outputs[2].len();
+        assert!(rows < 2 * ids.len() - 1, "{rows} rows for {} tokens", ids.len());
+        assert_eq!(outputs[1].len(), rows * (c.manifest().labels.len() + 1));
+        let p = c.classify("print x print x print x").expect("classify");
+        assert!(!p.explanation.is_empty());
+        for t in &p.explanation {
+            let id = i64::from(c.tokenizer().token_to_id(&t.token).expect("a vocabulary token"));
+            let occurrences = ids.iter().filter(|&&i| i == id).count() as u32;
+            assert_eq!(t.count, occurrences, "`{}`", t.token);
+            assert!(t.count >= 3, "`{}` occurs three times", t.token);
+        }
     }
 
     #[test]
@@ -394,8 +432,15 @@ mod tests {
     #[test]
     fn the_graph_contributions_add_up_to_the_logit_margins() {
         // The explanation's inputs are exact: for any two labels, the summed token and pair
-        // contributions plus the bias difference give the log-probability difference.
-        let c = tiny();
+        // contributions plus the bias difference give the log-probability difference, whether
+        // the graph reads token ids or counted features (whose contributions the core hands
+        // back to their positions).
+        for c in [tiny(), counted()] {
+            margins_leave_only_the_bias(&c);
+        }
+    }
+
+    fn margins_leave_only_the_bias(c: &Classifier) {
         let l = c.manifest().labels.len();
         let margins = |ids: &[i64]| {
             let s = c.run(ids).expect("run");
@@ -533,6 +578,47 @@ mod tests {
                 "{format} {normalization:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_graph_input_that_does_not_fit_the_format_is_refused() {
+        let counted_manifest = || bundle::parse_manifest(fixture!("tiny-counted").0.manifest).expect("parses");
+        let load = |m: &ModelManifest| {
+            let bytes = serde_json::to_vec(m).expect("serialise");
+            Classifier::load(BundleFiles { manifest: &bytes, ..fixture!("tiny-counted").0 })
+        };
+        let says = |m: &ModelManifest, what: &str| {
+            let err = load(m).expect_err(what);
+            assert!(matches!(&err, Error::InvalidGraphSpec(msg) if msg.contains(what)), "{what}: {err}");
+        };
+        let mut m = counted_manifest();
+        m.graph.counted = None;
+        says(&m, "requires `graph.counted`");
+        let mut m = counted_manifest();
+        m.format_version = 2;
+        says(&m, "format 2 has no `graph.counted`");
+        let mut m = counted_manifest();
+        if let Some(c) = m.graph.counted.as_mut() {
+            c.features.vocab += 1;
+        }
+        says(&m, "the tokenizer has");
+        for pair_mul in [0, -3, i64::MAX / 2] {
+            let mut m = counted_manifest();
+            if let Some(c) = m.graph.counted.as_mut() {
+                c.features.pair_mul = pair_mul;
+            }
+            says(&m, "pair multiplier");
+        }
+        let mut m = counted_manifest();
+        if let Some(c) = m.graph.counted.as_mut() {
+            c.features.buckets = 1 << 33;
+        }
+        says(&m, "at most 2^32 rows");
+        // And the reverse: a token-id graph under format 3 is refused before it runs.
+        let mut m = manifest();
+        (m.format_version, m.normalization) = (3, Some(1));
+        let err = load_with_manifest(&m).expect_err("format 3 without counted");
+        assert!(matches!(&err, Error::InvalidGraphSpec(msg) if msg.contains("requires")), "{err}");
     }
 
     #[test]

@@ -34,33 +34,37 @@ pub struct Counted {
     pub of_position: Vec<u32>,
 }
 
-/// Counts the features of `ids` (every id below `spec.vocab`).
+/// Counts the features of `ids` (every id below `spec.vocab`, and every row below 2³², which
+/// the core checks when it loads the feature spec).
 pub fn count(spec: &FeatureSpec, ids: &[i64]) -> Counted {
-    let n = ids.len();
-    let positions = (2 * n).saturating_sub(1);
+    let positions = (2 * ids.len()).saturating_sub(1);
     let mut out = Counted {
         rows: Vec::with_capacity(positions),
         counts: Vec::with_capacity(positions),
         of_position: Vec::with_capacity(positions),
     };
-    // Open addressing on the row (rows are never negative, so -1 marks a free slot): linear
-    // in the positions, where sorting them cost more than the graph's gather.
+    // Open addressing, one u64 per slot (the row in the high half, its index in `rows` in the
+    // low half; all ones is free): linear in the positions, and small enough to stay in L1
+    // for a typical question, where sorting the positions cost more than the graph's gather.
+    const FREE: u64 = u64::MAX;
     let mask = (positions * 2).next_power_of_two().max(16) - 1;
-    let mut slots: Vec<(i64, u32)> = vec![(-1, 0); mask + 1];
+    let mut slots = vec![FREE; mask + 1];
     for row in position_rows(spec, ids) {
+        let row = row as u64;
         // Fibonacci hashing: the top bits of row × 2^64/φ spread consecutive rows apart.
-        let mut slot = (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32) as usize & mask;
+        let mut slot = row.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32) as usize & mask;
         let index = loop {
-            let entry = &mut slots[slot];
-            if entry.0 == row {
-                out.counts[entry.1 as usize] += 1.0;
-                break entry.1;
-            }
-            if entry.0 == -1 {
+            let entry = slots[slot];
+            if entry == FREE {
                 let index = out.rows.len() as u32;
-                *entry = (row, index);
-                out.rows.push(row);
+                slots[slot] = row << 32 | u64::from(index);
+                out.rows.push(row as i64);
                 out.counts.push(1.0);
+                break index;
+            }
+            if entry >> 32 == row {
+                let index = entry as u32;
+                out.counts[index as usize] += 1.0;
                 break index;
             }
             slot = (slot + 1) & mask;

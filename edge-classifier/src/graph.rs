@@ -98,7 +98,7 @@ impl Graph {
         let rows = read(1)?;
         // Rows 0..n are the tokens, the rest the n - 1 pairs.
         let mut contributions = match (&counted, self.input) {
-            (Some(c), _) => per_position(&scale_rows(rows, read(2)?, labels, c.rows.len())?, c, labels)?,
+            (Some(c), _) => per_position(rows, read(2)?, c, labels)?,
             (None, GraphInput::Ids { has_scales: false }) => rows.to_vec(),
             (None, _) => scale_rows(rows, read(2)?, labels, (2 * ids.len()).saturating_sub(1))?,
         };
@@ -121,20 +121,25 @@ fn counted_inputs(c: &Counted) -> TVec<TValue> {
     )
 }
 
-/// Hands each distinct feature's contributions back to its positions, shared evenly between
-/// its occurrences, so the explanation ranks tokens the same way whatever the graph's input.
-fn per_position(features: &[f32], c: &Counted, labels: usize) -> Result<Vec<f32>, Error> {
-    if features.len() != c.rows.len() * labels {
+/// The contributions of a counted graph, handed back to positions: each distinct feature's
+/// weights (the first `labels` columns of its row in `rows`) times its scale, shared evenly
+/// between its occurrences, so the explanation ranks tokens the same way whatever the graph's
+/// input.
+fn per_position(rows: &[f32], scales: &[f32], c: &Counted, labels: usize) -> Result<Vec<f32>, Error> {
+    let m = c.rows.len();
+    let width = rows.len() / m.max(1);
+    if scales.len() != m || width < labels || width * m != rows.len() {
         return Err(Error::Inference(format!(
-            "graph returned {} contributions for {} features and {labels} labels",
-            features.len(),
-            c.rows.len()
+            "graph returned {} row values and {} scales for {m} features and {labels} labels",
+            rows.len(),
+            scales.len()
         )));
     }
+    let share: Vec<f32> = scales.iter().zip(&c.counts).map(|(s, n)| s / n).collect();
     let mut out = Vec::with_capacity(c.of_position.len() * labels);
     for &f in &c.of_position {
         let f = f as usize;
-        out.extend(features[f * labels..][..labels].iter().map(|v| v / c.counts[f]));
+        out.extend(rows[f * width..][..labels].iter().map(|v| v * share[f]));
     }
     Ok(out)
 }
@@ -184,10 +189,12 @@ mod tests {
 
     #[test]
     fn a_feature_is_shared_evenly_between_its_positions() {
-        // Features 0 (twice), 1 (once) over three positions, two labels.
+        // Features 0 (twice), 1 (once) over three positions, two labels, rows of width 3.
         let c = Counted { rows: vec![7, 9], counts: vec![2.0, 1.0], of_position: vec![0, 1, 0] };
-        let got = per_position(&[4.0, -2.0, 1.0, 3.0], &c, 2).expect("fits");
-        assert_eq!(got, [2.0, -1.0, 1.0, 3.0, 2.0, -1.0]);
-        assert!(per_position(&[4.0, -2.0, 1.0], &c, 2).is_err(), "three values for two features");
+        let rows = [4.0, -2.0, 9.0, 1.0, 3.0, 9.0];
+        let got = per_position(&rows, &[0.5, 2.0], &c, 2).expect("fits");
+        assert_eq!(got, [1.0, -0.5, 2.0, 6.0, 1.0, -0.5]);
+        assert!(per_position(&rows[..5], &[0.5, 2.0], &c, 2).is_err(), "ragged rows");
+        assert!(per_position(&rows, &[0.5], &c, 2).is_err(), "one scale for two features");
     }
 }

@@ -355,31 +355,35 @@ fn the_cores_encode_matches_the_saved_tokenizer_json_on_real_questions() {
 
 #[test]
 fn the_documented_command_reproduces_the_golden_model() {
-    // The golden tiny bundle's flags live beside it (`train-args`), and scripts/regenerate-golden.sh
-    // trains with them: the same flags must give the committed files byte for byte, or the
-    // golden answers no longer describe what the trainer makes.
+    // Each golden tiny bundle's flags live beside it (`train-args`), and
+    // scripts/regenerate-golden.sh trains with them: the same flags must give the committed
+    // files byte for byte, or the golden answers no longer describe what the trainer makes.
+    // `tiny` is a format 1 bundle (old normalisation, token-id graph), `tiny-counted` the
+    // current format.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let fixture = root.join("edge-classifier/tests/fixtures/tiny");
-    let flags = fs::read_to_string(fixture.join("train-args")).expect("train-args");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("tiny");
-    let run = trainer_bin()
-        .current_dir(&root)
-        .args(["train", "--quiet"])
-        .args(flags.split_whitespace())
-        .arg("--out")
-        .arg(&out)
-        .env_remove("STACKTAG_DATA")
-        .env_remove("STACKTAG_EVAL")
-        .output()
-        .expect("run");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    for f in [files::MODEL, files::TOKENIZER] {
-        let made = fs::read(out.join(f)).expect("made");
-        let committed = fs::read(fixture.join(f)).expect("committed");
-        assert!(
-            made == committed,
-            "`{f}` differs from the committed fixture: run scripts/regenerate-golden.sh and review"
-        );
+    for name in ["tiny", "tiny-counted"] {
+        let fixture = root.join("edge-classifier/tests/fixtures").join(name);
+        let flags = fs::read_to_string(fixture.join("train-args")).expect("train-args");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join(name);
+        let run = trainer_bin()
+            .current_dir(&root)
+            .args(["train", "--quiet"])
+            .args(flags.split_whitespace())
+            .arg("--out")
+            .arg(&out)
+            .env_remove("STACKTAG_DATA")
+            .env_remove("STACKTAG_EVAL")
+            .output()
+            .expect("run");
+        assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+        for f in [files::MODEL, files::TOKENIZER] {
+            let made = fs::read(out.join(f)).expect("made");
+            let committed = fs::read(fixture.join(f)).expect("committed");
+            assert!(
+                made == committed,
+                "{name}: `{f}` differs from the committed fixture: run scripts/regenerate-golden.sh {name} and review"
+            );
+        }
     }
 }
