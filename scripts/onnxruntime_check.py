@@ -4,11 +4,14 @@ and onnxruntime must reproduce the serving core's outputs.
 usage: onnxruntime_check.py MODEL.onnx CASES.json [TOLERANCE]
 
 CASES.json is a list of cases written by the Rust test from the serving core (tract):
-  {"ids": [int, ...], "probabilities": [float, ...],
+  {"inputs": {"input_ids": [int, ...]}, "probabilities": [float, ...],
    "token_contributions": [float, ...], "pair_contributions": [float, ...]}
-The last two (optional) are the core's `Scores`: each token's, then each adjacent pair's,
+or, for a counted graph (format 3), "inputs": {"feature_rows": [...], "feature_counts": [...]}
+and "of_position": [int, ...] (each position's feature, as the core counted them).
+The contributions (optional) are the core's `Scores`: each token's, then each adjacent pair's,
 contribution to each label's logit, row-major, i.e. the graph's `contributions` rows (their
-first `labels` columns) times `scales`. For every case onnxruntime must give:
+first `labels` columns) times `scales`; a counted feature's share is split evenly over its
+positions. For every case onnxruntime must give:
   - the same probabilities and the same top label (within TOLERANCE, default 1e-5);
   - `contributions` and `scales` whose products match the core's contributions, when the case
     has them (within TOLERANCE, relative to the largest contribution of the case);
@@ -25,15 +28,15 @@ import onnx
 import onnxruntime as ort
 
 OUTPUTS = ["probabilities", "contributions", "scales"]
+DTYPES = {"input_ids": np.int64, "feature_rows": np.int64, "feature_counts": np.float32}
 # Probabilities below this carry too few significant bits for their log to check a logit.
 MIN_PROBABILITY = 1e-12
 # log(p) of an f32 probability, against f32 sums of f16 table rows: 1e-3 in logits.
 LOGIT_TOLERANCE = 1e-3
 
 
-def scaled_contributions(contributions, scales, n, labels):
-    """The core's per-feature contributions: the rows' label columns times their scale."""
-    features = 2 * n - 1
+def scaled_contributions(contributions, scales, features, labels):
+    """The per-feature contributions: the rows' label columns times their scale."""
     if contributions.shape[0] != features or contributions.shape[1] < labels:
         raise ValueError(f"contributions has shape {contributions.shape}, expected "
                          f"[{features}, >= {labels}]")
@@ -53,8 +56,8 @@ def main() -> int:
     compared_contributions = 0
     offsets = []  # per case: log(p) - summed contributions, relative to label 0
     for i, case in enumerate(cases):
-        ids = np.asarray(case["ids"], dtype=np.int64)
-        probs, contributions, scales = session.run(OUTPUTS, {"input_ids": ids})
+        feeds = {name: np.asarray(values, dtype=DTYPES[name]) for name, values in case["inputs"].items()}
+        probs, contributions, scales = session.run(OUTPUTS, feeds)
         expected = np.asarray(case["probabilities"], dtype=np.float32)
         if probs.shape != expected.shape:
             print(f"case {i}: onnxruntime gives {probs.shape[0]} probabilities, the core {expected.shape[0]}")
@@ -65,22 +68,28 @@ def main() -> int:
             print(f"case {i}: onnxruntime {probs.tolist()} vs core {expected.tolist()} (max diff {diff:.3e})")
             return 1
 
-        labels, n = expected.size, ids.size
+        labels = expected.size
+        counted = "of_position" in case
+        features = feeds["feature_rows"].size if counted else 2 * feeds["input_ids"].size - 1
         try:
-            scaled = scaled_contributions(contributions, scales, n, labels)
+            scaled = scaled_contributions(contributions, scales, features, labels)
         except ValueError as e:
             print(f"case {i}: {e}")
             return 1
+        per_position = scaled
+        if counted:
+            of = np.asarray(case["of_position"], dtype=np.int64)
+            per_position = scaled[of] / feeds["feature_counts"][of].reshape(-1, 1)
         if "token_contributions" in case or "pair_contributions" in case:
             core = np.concatenate([
                 np.asarray(case.get("token_contributions", []), dtype=np.float32),
                 np.asarray(case.get("pair_contributions", []), dtype=np.float32),
             ])
-            if core.size != scaled.size:
-                print(f"case {i}: onnxruntime gives {scaled.size} contributions, the core {core.size}")
+            if core.size != per_position.size:
+                print(f"case {i}: onnxruntime gives {per_position.size} contributions, the core {core.size}")
                 return 1
             scale = max(1.0, float(np.max(np.abs(core))))
-            diff = float(np.max(np.abs(scaled.reshape(-1) - core))) / scale
+            diff = float(np.max(np.abs(per_position.reshape(-1) - core))) / scale
             worst_contribution = max(worst_contribution, diff)
             if diff > tolerance:
                 print(f"case {i}: contributions differ from the core's by {diff:.3e} (relative)")

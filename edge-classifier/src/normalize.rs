@@ -115,7 +115,8 @@ fn strip_html(text: &str) -> Cow<'_, str> {
 /// of backticks paired with the next run of the same length on the line), so
 /// `` `foo()` `` reads like `<code>foo()</code>` once stripped. Other backticks stay.
 fn strip_markdown_code(text: &str) -> Cow<'_, str> {
-    if !text.contains(['`', '~']) {
+    // Bytes, not chars: both marks are ASCII, and a char-set `contains` decodes every char.
+    if !text.bytes().any(|b| b == b'`' || b == b'~') {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -177,21 +178,25 @@ fn collapse_doubled_quotes(text: &str) -> Cow<'_, str> {
 /// Version 2: every [`BLANKED_NAMES`] occurrence, in any case, becomes `blank`.
 fn blank_names(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let matches_at = |i: usize| {
+    // The first name in [`BLANKED_NAMES`]' order (longest first) that starts at `i`. Names
+    // start with `b`, `c`, `j` or `p`: any other byte costs one comparison, and a name is
+    // compared whole only past a matching first letter.
+    let name_at = |i: usize| {
+        let first = bytes[i] | 0x20;
+        if !matches!(first, b'b' | b'c' | b'j' | b'p') {
+            return None;
+        }
         BLANKED_NAMES.iter().find(|name| {
-            bytes.len() - i >= name.len() && bytes[i..i + name.len()].eq_ignore_ascii_case(name.as_bytes())
+            name.as_bytes()[0] == first
+                && bytes.len() - i >= name.len()
+                && bytes[i..i + name.len()].eq_ignore_ascii_case(name.as_bytes())
         })
     };
-    // Names start with `b`, `c`, `j` or `p`; everything else is skipped a byte at a time, and a text
-    // without a name is returned as it is.
-    let starts = |b: &u8| matches!(b | 0x20, b'b' | b'c' | b'j' | b'p');
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if starts(&bytes[i])
-            && let Some(name) = matches_at(i)
-        {
+        if let Some(name) = name_at(i) {
             let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
             out.push_str(&text[copied..i]);
             out.push_str(BLANK);

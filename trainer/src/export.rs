@@ -44,16 +44,17 @@ const OPSET: i64 = 17;
 /// Serialises `model` to ONNX bytes. `labels` and `model_name` go into the metadata so that
 /// the file explains itself in any ONNX tool.
 ///
-/// The graph is shaped for tract, whose cost here is per node (about a microsecond each,
-/// whatever it computes) plus its element-by-element path for broadcasts:
+/// The graph follows the model's [`Weighting`]: counted features in (format 3), or token ids
+/// in (formats 1 and 2). It is shaped for tract, whose cost here is per node (about a
+/// microsecond each, whatever it computes) plus its element-by-element path for broadcasts:
 /// - tokens and pairs run as one stream of features, pair rows offset by the vocabulary size
-///   in one table whose last column is the squared idf, so one gather and one sum serve both
-///   the logits and the norm;
-/// - the pair modulo is on non-negative keys, so `fmod = 1` (one remainder op; the integer
-///   form expands to four nodes);
-/// - the per-feature contributions are left as the gathered weight rows plus the text's one
-///   scale, for the core to multiply: a `[n, labels] × [n, 1]` product in the graph took
-///   as long as the rest of it.
+///   in one table whose last column is the squared idf, so one gather and one sum (or one
+///   small product, when counted) serve both the logits and the norm;
+/// - the token-id graph's pair modulo is on non-negative keys, so `fmod = 1` (one remainder
+///   op; the integer form expands to four nodes);
+/// - the per-feature contributions are left as the gathered weight rows plus the scales, for
+///   the core to multiply: a `[n, labels] × [n, 1]` product in the graph took as long as the
+///   rest of it.
 pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<u8> {
     let (input, mut node, initializer, n_features) = match model.weighting {
         Weighting::Occurrences => occurrence_nodes(model),
@@ -71,10 +72,14 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         output: vec![
             value_info(names::PROBABILITIES, DataType::Float, &[Dim::Value(l)]),
             value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param(n_features), Dim::Value(l + 1)]),
-            value_info(names::SCALES, DataType::Float, &[match model.weighting {
-                Weighting::Occurrences => Dim::Value(1),
-                Weighting::Sublinear => Dim::Param(n_features),
-            }]),
+            value_info(
+                names::SCALES,
+                DataType::Float,
+                &[match model.weighting {
+                    Weighting::Occurrences => Dim::Value(1),
+                    Weighting::Sublinear => Dim::Param(n_features),
+                }],
+            ),
         ],
         ..Default::default()
     };

@@ -26,7 +26,9 @@ use crate::rng::SplitMix64;
 pub use edge_classifier::api::FeatureSpec;
 
 /// How a text's features are weighted: the term frequency and the norm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::EnumString, strum::VariantNames)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::EnumString, strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Weighting {

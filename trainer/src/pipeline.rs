@@ -258,10 +258,9 @@ fn export_and_verify(
     };
     let (input, counted) = match cfg.weighting {
         Weighting::Occurrences => (names::INPUT, None),
-        Weighting::Sublinear => (
-            names::FEATURE_ROWS,
-            Some(CountedInput { counts: names::FEATURE_COUNTS.into(), features: fitted.spec }),
-        ),
+        Weighting::Sublinear => {
+            (names::FEATURE_ROWS, Some(CountedInput { counts: names::FEATURE_COUNTS.into(), features: fitted.spec }))
+        }
     };
     let mut manifest = ModelManifest {
         format_version,

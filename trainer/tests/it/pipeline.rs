@@ -132,8 +132,13 @@ fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
         .map(|t| {
             let ids = classifier.encode(t).expect("encode").ids;
             let scores = classifier.run(&ids).expect("run");
+            // The graph's inputs: counted features (format 3, what the trainer writes now),
+            // counted by the core's own function, or token ids.
+            let counted = classifier.manifest().graph.counted.as_ref().expect("the trainer writes format 3");
+            let c = edge_classifier::features::count(&counted.features, &ids);
             serde_json::json!({
-                "ids": ids,
+                "inputs": {"feature_rows": c.rows, "feature_counts": c.counts},
+                "of_position": c.of_position,
                 "probabilities": scores.probabilities,
                 "token_contributions": scores.token_contributions,
                 "pair_contributions": scores.pair_contributions,

@@ -1,13 +1,16 @@
 //! The CI check that the real stack_overflow_16k run still meets the issue's accuracy bar.
 
+use edge_classifier::normalize::Normalization;
+use sha2::{Digest, Sha256};
 use trainer::config::ModelParams;
 use trainer::data::Example;
 use trainer::{evaluate, pipeline};
 
 use crate::common::{shared_data, train_config};
 
-/// The issue's required accuracy on test.csv.gz after training on train.csv.gz.
-const REQUIRED_ACCURACY: f64 = 0.905;
+/// Issue 12's required accuracy on test.csv.gz after training on train.csv.gz (issue 2 asked
+/// for 0.905). Training is seeded and single-threaded, so the figure is the same on every run.
+const REQUIRED_ACCURACY: f64 = 0.92;
 
 /// Issue 12's bar on the raw-dev questions (HTML bodies, capitals, language names).
 const REQUIRED_RAW_DEV_ACCURACY: f64 = 0.78;
@@ -60,4 +63,33 @@ fn the_16k_train_test_run_meets_the_accuracy_bar() {
 fn unblank_puts_each_questions_own_name_back_also_inside_words() {
     assert_eq!(evaluate::unblank("import blankx.swing.*; in blank", "java"), "import javax.swing.*; in java");
     assert_eq!(evaluate::unblank("blank.net and blank", "csharp"), "c#.net and c#");
+}
+
+#[test]
+fn every_normalization_gives_the_pinned_output_on_the_real_sets() {
+    // A bundle answers bit-identically only while the normalisation it was trained with does
+    // not change by a byte. Speeding one up must keep this digest (over every question of the
+    // 16k train and test sets and raw-dev, in both forms the unblanked check also feeds), and a
+    // deliberate change is a new version, never an edit.
+    let data = shared_data();
+    let labels: Vec<String> = ModelParams::default().labels;
+    let paths = [data.join("train.csv.gz"), data.join("test.csv.gz"), data.join("../raw-dev/questions.csv.gz")];
+    let (examples, _) = evaluate::read_examples(&paths, &labels).expect("the real sets");
+    assert_eq!(examples.len(), 16_293);
+    for (normalization, pinned) in [
+        (Normalization::V1, "6ec0e913795be2959a86b0c29a465239535db61e53c848c7c1ced3a5e9eb0c6c"),
+        (Normalization::V2, "b3aef550f39f6efa30cf59feb3709604f8adb9660c26a89de99c32531341cdb5"),
+    ] {
+        let mut hasher = Sha256::new();
+        for e in &examples {
+            for text in [e.text.clone(), evaluate::unblank(&e.text, &labels[e.label])] {
+                let n = normalization.apply(&text);
+                hasher.update((n.text.len() as u64).to_le_bytes());
+                hasher.update(n.text.as_bytes());
+                hasher.update([u8::from(n.truncated), u8::from(n.blank)]);
+            }
+        }
+        let digest = edge_classifier::hex(&hasher.finalize());
+        assert_eq!(digest, pinned, "normalisation {} changed its output", normalization.version());
+    }
 }
