@@ -469,17 +469,19 @@ mod tests {
 
     #[test]
     fn very_long_text_is_cut_and_flagged() {
-        let c = tiny();
-        let long = "def f(self): return [x for x in y] ".repeat(20_000);
-        let p = c.classify(&long).expect("classify");
-        assert!(p.truncated);
-        assert!(c.encode(&long).expect("encode").ids.len() <= c.manifest().graph.max_tokens);
-        assert!(!c.classify("def f(): pass").expect("classify").truncated);
+        for c in [tiny(), counted()] {
+            let long = "def f(self): return [x for x in y] ".repeat(20_000);
+            let p = c.classify(&long).expect("classify");
+            assert!(p.truncated);
+            assert!(c.encode(&long).expect("encode").ids.len() <= c.manifest().graph.max_tokens);
+            assert!(!c.classify("def f(): pass").expect("classify").truncated);
+        }
     }
 
     #[test]
     fn hostile_text_never_fails() {
-        let c = tiny();
+        // Both graph inputs: token ids (format 1) and counted features (format 3).
+        let classifiers = [tiny(), counted()];
         let texts = [
             "\u{FEFF}\u{200B}\u{202E}reversed\u{202C}".to_string(),
             "🙂".repeat(5_000),
@@ -489,9 +491,11 @@ mod tests {
             (0u8..=127).map(char::from).collect::<String>(),
             "[BOS][EOS][UNK]".into(),
         ];
-        for t in &texts {
-            let p = c.classify(t).unwrap_or_else(|e| panic!("{e} for {:?}", &t[..t.len().min(40)]));
-            assert!(p.probabilities.iter().all(|l| l.probability.is_finite()));
+        for c in &classifiers {
+            for t in &texts {
+                let p = c.classify(t).unwrap_or_else(|e| panic!("{e} for {:?}", &t[..t.len().min(40)]));
+                assert!(p.probabilities.iter().all(|l| l.probability.is_finite()));
+            }
         }
     }
 

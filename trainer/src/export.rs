@@ -1,7 +1,8 @@
 //! Writing the model as a self-contained ONNX graph (opset 17), with tract's own protobuf
-//! types: token ids in, one probability per label out, plus the per-token and per-pair
-//! contributions the explanation ranks. The graph computes the TF-IDF features itself (see
-//! `model` for the maths), so nothing but the tokenizer runs outside it.
+//! types: counted features (or, for older formats, token ids) in, one probability per label
+//! out, plus the per-feature contributions the explanation ranks. The graph computes the
+//! TF-IDF weighting itself (see `model` for the maths), so nothing but the tokenizer and the
+//! core's count runs outside it.
 //! Every value is written in a fixed order with no timestamps, so the same model gives the
 //! same bytes.
 

@@ -39,7 +39,8 @@ pub const LEGACY_MANIFEST_FORMAT_VERSION: u32 = 1;
 
 /// File names inside a bundle directory.
 pub mod files {
-    /// The ONNX graph: token ids in, one probability per label out.
+    /// The ONNX graph: counted features (or, before format 3, token ids) in, one probability
+    /// per label out.
     pub const MODEL: &str = "model.onnx";
     /// The `tokenizers` tokenizer, saved with `Tokenizer::save`.
     pub const TOKENIZER: &str = "tokenizer.json";
