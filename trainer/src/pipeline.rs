@@ -246,11 +246,10 @@ fn export_and_verify(
     let onnx = export::to_onnx(fitted, &dataset.labels, &cfg.model_name);
     let tokenizer_json =
         tokenizer.to_string(false).map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?.into_bytes();
-    // A version 1 bundle is written exactly as before the field existed (format 1, no field),
-    // so rebuilding an old bundle (the golden one) gives the same manifest shape; any newer
-    // normalisation needs format 2, which cores that predate the field refuse.
-    // A token-id graph keeps its format (2, or 1 for normalisation 1); counted features need
-    // format 3, which cores that predate them refuse.
+    // A token-id graph with normalisation 1 is written exactly as before the field existed
+    // (format 1, no field), so rebuilding an old bundle (the golden `tiny`) gives the same
+    // manifest shape; with a newer normalisation it is format 2. Counted features need format
+    // 3. Cores that predate a format refuse it rather than serve it wrongly.
     let (format_version, normalization) = match (cfg.weighting, cfg.normalization) {
         (Weighting::Occurrences, Normalization::V1) => (LEGACY_MANIFEST_FORMAT_VERSION, None),
         (Weighting::Occurrences, n) => (IDS_MANIFEST_FORMAT_VERSION, Some(n.version())),
