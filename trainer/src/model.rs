@@ -78,7 +78,7 @@ pub struct LinearModel {
 
 /// One text's features as the graph reads them: the row of each in the combined table, its
 /// term-frequency weight, and the multiplier `1 / norm` they all share.
-struct Features {
+struct TextFeatures {
     rows: Vec<usize>,
     tf: Vec<f32>,
     scale: f32,
@@ -86,7 +86,7 @@ struct Features {
 
 /// Computes, as the graph does, a text's features and its scale. `idf_sq` is indexed by
 /// combined row.
-fn features(spec: &FeatureSpec, weighting: Weighting, idf_sq: &[f32], ids: &[i64]) -> Features {
+fn text_features(spec: &FeatureSpec, weighting: Weighting, idf_sq: &[f32], ids: &[i64]) -> TextFeatures {
     let (rows, tf): (Vec<usize>, Vec<f32>) = match weighting {
         // Every position, in the graph's order (its tokens, then its pairs).
         Weighting::Occurrences => features::position_rows(spec, ids).map(|row| (row as usize, 1.0)).unzip(),
@@ -96,7 +96,7 @@ fn features(spec: &FeatureSpec, weighting: Weighting, idf_sq: &[f32], ids: &[i64
         }
     };
     let nsq: f32 = rows.iter().zip(&tf).map(|(&r, &t)| t * t * idf_sq[r]).sum();
-    Features { rows, tf, scale: 1.0 / nsq.sqrt() }
+    TextFeatures { rows, tf, scale: 1.0 / nsq.sqrt() }
 }
 
 /// `1 + ln c`, as the graph computes it.
@@ -108,7 +108,7 @@ impl LinearModel {
     /// Pre-softmax scores, computed as the graph does.
     pub fn logits(&self, ids: &[i64]) -> Vec<f32> {
         let l = self.labels;
-        let p = features(&self.spec, self.weighting, &self.idf_sq, ids);
+        let p = text_features(&self.spec, self.weighting, &self.idf_sq, ids);
         // Summed first, then scaled, in the graph's order.
         let mut sum = vec![0f32; l];
         for (&row, &tf) in p.rows.iter().zip(&p.tf) {
@@ -217,7 +217,7 @@ pub fn fit(
     let sparse: Vec<Sparse> = docs
         .iter()
         .map(|ids| {
-            let p = features(&spec, params.weighting, &idf_sq, ids);
+            let p = text_features(&spec, params.weighting, &idf_sq, ids);
             collapse(p.rows.iter().zip(&p.tf).map(|(&r, &tf)| (r, tf * p.scale * idf[r])).collect())
         })
         .collect();
