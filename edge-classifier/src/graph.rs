@@ -126,15 +126,7 @@ fn counted_inputs(c: &Counted) -> TVec<TValue> {
 /// between its occurrences, so the explanation ranks tokens the same way whatever the graph's
 /// input.
 fn per_position(rows: &[f32], scales: &[f32], c: &Counted, labels: usize) -> Result<Vec<f32>, Error> {
-    let m = c.rows.len();
-    let width = rows.len() / m.max(1);
-    if scales.len() != m || width < labels || width * m != rows.len() {
-        return Err(Error::Inference(format!(
-            "graph returned {} row values and {} scales for {m} features and {labels} labels",
-            rows.len(),
-            scales.len()
-        )));
-    }
+    let width = row_width(rows, scales, labels, c.rows.len(), false)?;
     let share: Vec<f32> = scales.iter().zip(&c.counts).map(|(s, n)| s / n).collect();
     let mut out = Vec::with_capacity(c.of_position.len() * labels);
     for &f in &c.of_position {
@@ -148,24 +140,30 @@ fn per_position(rows: &[f32], scales: &[f32], c: &Counted, labels: usize) -> Res
 /// `features` rows of `rows` starts with that feature's `labels` weights (further columns are
 /// the graph's own), and `scales` holds one multiplier for all of them or one per row.
 fn scale_rows(rows: &[f32], scales: &[f32], labels: usize, features: usize) -> Result<Vec<f32>, Error> {
-    let width = rows.len() / features.max(1);
-    let bad = || {
-        Error::Inference(format!(
-            "graph returned {} row values and {} scales for {features} features and {labels} labels",
-            rows.len(),
-            scales.len()
-        ))
-    };
+    let width = row_width(rows, scales, labels, features, true)?;
     let per_row = scales.len() == features;
-    if width < labels || width * features != rows.len() || !(per_row || scales.len() == 1) {
-        return Err(bad());
-    }
     let mut out = Vec::with_capacity(features * labels);
     for (i, row) in rows.chunks_exact(width).enumerate() {
         let scale = if per_row { scales[i] } else { scales[0] };
         out.extend(row[..labels].iter().map(|v| v * scale));
     }
     Ok(out)
+}
+
+/// The width of each of the `features` rows in `rows`, once the outputs are checked to fit:
+/// rows no narrower than the labels, none ragged, and one scale per feature (or, with
+/// `one_scale_ok`, a single scale for all).
+fn row_width(rows: &[f32], scales: &[f32], labels: usize, features: usize, one_scale_ok: bool) -> Result<usize, Error> {
+    let width = rows.len() / features.max(1);
+    let scales_fit = scales.len() == features || (one_scale_ok && scales.len() == 1);
+    if width < labels || width * features != rows.len() || !scales_fit {
+        return Err(Error::Inference(format!(
+            "graph returned {} row values and {} scales for {features} features and {labels} labels",
+            rows.len(),
+            scales.len()
+        )));
+    }
+    Ok(width)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! Every value is written in a fixed order with no timestamps, so the same model gives the
 //! same bytes.
 
+use edge_classifier::api::{CountedInput, GraphSpec};
 use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -28,8 +29,9 @@ pub mod names {
     pub const FEATURE_COUNTS: &str = "feature_counts";
     /// float32 `[labels]`.
     pub const PROBABILITIES: &str = "probabilities";
-    /// float32 `[2n - 1, labels + 1]`: the table rows of the tokens, then of the pairs: the
-    /// weights, then the squared idf.
+    /// float32 `[m, labels + 1]` (counted graphs: one row per distinct feature) or
+    /// `[2n - 1, labels + 1]` (token-id graphs: the tokens, then the pairs): each row is the
+    /// feature's weights, then its squared idf.
     pub const CONTRIBUTIONS: &str = "contributions";
     /// float32 `[1]`: every feature's multiplier (1 / norm); a feature's weights × multiplier
     /// are its contributions. Counted graphs: `[m]`, each feature's `(1 + ln c) / norm`.
@@ -57,7 +59,7 @@ const OPSET: i64 = 17;
 ///   the core to multiply: a `[n, labels] × [n, 1]` product in the graph took as long as the
 ///   rest of it.
 pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<u8> {
-    let (input, mut node, initializer, n_features) = match model.weighting {
+    let Parts { input, mut node, initializer, features, scales } = match model.weighting {
         Weighting::Occurrences => occurrence_nodes(model),
         Weighting::Sublinear => counted_nodes(model),
     };
@@ -72,15 +74,8 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
         input,
         output: vec![
             value_info(names::PROBABILITIES, DataType::Float, &[Dim::Value(l)]),
-            value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param(n_features), Dim::Value(l + 1)]),
-            value_info(
-                names::SCALES,
-                DataType::Float,
-                &[match model.weighting {
-                    Weighting::Occurrences => Dim::Value(1),
-                    Weighting::Sublinear => Dim::Param(n_features),
-                }],
-            ),
+            value_info(names::CONTRIBUTIONS, DataType::Float, &[Dim::Param(features), Dim::Value(l + 1)]),
+            value_info(names::SCALES, DataType::Float, &[scales]),
         ],
         ..Default::default()
     };
@@ -99,8 +94,35 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
     model.encode_to_vec()
 }
 
-/// The graph's inputs, nodes, initialisers and the name of its feature dimension.
-type Parts = (Vec<ValueInfoProto>, Vec<NodeProto>, Vec<TensorProto>, &'static str);
+/// The manifest's description of the graph [`to_onnx`] writes for `model`: its tensor names
+/// and, when counted, how the core forms its input.
+pub fn graph_spec(model: &LinearModel, max_tokens: usize) -> GraphSpec {
+    let (input, counted) = match model.weighting {
+        Weighting::Occurrences => (names::INPUT, None),
+        Weighting::Sublinear => {
+            (names::FEATURE_ROWS, Some(CountedInput { counts: names::FEATURE_COUNTS.into(), features: model.spec }))
+        }
+    };
+    GraphSpec {
+        input: input.into(),
+        probabilities: names::PROBABILITIES.into(),
+        contributions: names::CONTRIBUTIONS.into(),
+        scales: Some(names::SCALES.into()),
+        max_tokens,
+        counted,
+    }
+}
+
+/// What differs between the two graphs.
+struct Parts {
+    input: Vec<ValueInfoProto>,
+    node: Vec<NodeProto>,
+    initializer: Vec<TensorProto>,
+    /// The name of the feature dimension of `contributions`.
+    features: &'static str,
+    /// The shape of `scales`: one for all features, or one per feature.
+    scales: Dim,
+}
 
 /// The initialisers every graph starts with: the combined `[weights…, idf²]` table in f16,
 /// the bias (with the idf² column's), the norm column's mask and 1.
@@ -188,7 +210,7 @@ fn counted_nodes(model: &LinearModel) -> Parts {
         value_info(names::FEATURE_ROWS, DataType::Int64, &[Dim::Param("m")]),
         value_info(names::FEATURE_COUNTS, DataType::Float, &[Dim::Param("m")]),
     ];
-    (input, node, initializer, "m")
+    Parts { input, node, initializer, features: "m", scales: Dim::Param("m") }
 }
 
 /// [`Weighting::Occurrences`]: token ids in; every position adds its row once.
@@ -225,7 +247,7 @@ fn occurrence_nodes(model: &LinearModel) -> Parts {
     node.push(op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]));
     node.extend(softmax_tail(names::SCALES));
     let input = vec![value_info(names::INPUT, DataType::Int64, &[Dim::Param("n")])];
-    (input, node, initializer, "n_features")
+    Parts { input, node, initializer, features: "n_features", scales: Dim::Value(1) }
 }
 
 enum Dim {

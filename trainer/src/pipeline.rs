@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use edge_classifier::api::{
-    CountedInput, GraphSpec, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, MANIFEST_FORMAT_VERSION,
-    ModelManifest, files,
+    IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, MANIFEST_FORMAT_VERSION, ModelManifest, files,
 };
 use edge_classifier::normalize::Normalization;
 use edge_classifier::{BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, argmax, encode_with};
@@ -18,7 +17,7 @@ use tokenizers::Tokenizer;
 use crate::bundle::{self, BundleBytes};
 use crate::config::TrainConfig;
 use crate::data::{self, Batch, Dataset, EvalSource, Example, RowReport};
-use crate::export::{self, names};
+use crate::export;
 use crate::model::{self, FeatureSpec, FitParams, LinearModel, Weighting};
 use crate::progress::Progress;
 use crate::tokenizer;
@@ -255,12 +254,6 @@ fn export_and_verify(
         (Weighting::Occurrences, n) => (IDS_MANIFEST_FORMAT_VERSION, Some(n.version())),
         (Weighting::Sublinear, n) => (MANIFEST_FORMAT_VERSION, Some(n.version())),
     };
-    let (input, counted) = match cfg.weighting {
-        Weighting::Occurrences => (names::INPUT, None),
-        Weighting::Sublinear => {
-            (names::FEATURE_ROWS, Some(CountedInput { counts: names::FEATURE_COUNTS.into(), features: fitted.spec }))
-        }
-    };
     let mut manifest = ModelManifest {
         format_version,
         normalization,
@@ -269,14 +262,7 @@ fn export_and_verify(
         labels: dataset.labels.clone(),
         created_at: model_registry::now_rfc3339(),
         data_snapshot: dataset.snapshot.clone(),
-        graph: GraphSpec {
-            input: input.into(),
-            probabilities: names::PROBABILITIES.into(),
-            contributions: names::CONTRIBUTIONS.into(),
-            scales: Some(names::SCALES.into()),
-            max_tokens: cfg.max_tokens,
-            counted,
-        },
+        graph: export::graph_spec(fitted, cfg.max_tokens),
         training: training_params(cfg, dataset, fitted),
         // Filled in below from the verified bundle's own answers.
         metrics: edge_classifier::metrics::evaluate(&dataset.labels, std::iter::empty()),
