@@ -15,6 +15,9 @@
 //!   `"`, and the language names become `blank` ([`BLANKED_NAMES`]).
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 
 /// A normalisation version. A bundle records the one it was trained with (manifest field
 /// `normalization`; absent means [`Normalization::V1`]) and is served with that one only.
@@ -116,7 +119,7 @@ fn strip_html(text: &str) -> Cow<'_, str> {
 /// `` `foo()` `` reads like `<code>foo()</code>` once stripped. Other backticks stay.
 fn strip_markdown_code(text: &str) -> Cow<'_, str> {
     // Bytes, not chars: both marks are ASCII, and a char-set `contains` decodes every char.
-    if !text.bytes().any(|b| b == b'`' || b == b'~') {
+    if memchr::memchr2(b'`', b'~', text.as_bytes()).is_none() {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -175,44 +178,33 @@ fn collapse_doubled_quotes(text: &str) -> Cow<'_, str> {
     Cow::Owned(text.replace("\"\"", "\""))
 }
 
-/// Version 2: every [`BLANKED_NAMES`] occurrence, in any case, becomes `blank`.
+/// Version 2: every [`BLANKED_NAMES`] occurrence, in any case, becomes `blank`: at each
+/// position from the left, the longest name that starts there, then on after it. That is an
+/// Aho-Corasick automaton's leftmost-longest search, whose prefilter skips the text between
+/// candidates (a byte-by-byte scan was half of this normalisation's time).
 fn blank_names(text: &str) -> Cow<'_, str> {
-    let bytes = text.as_bytes();
-    // The first name in [`BLANKED_NAMES`]' order (longest first) that starts at `i`. Names
-    // start with `b`, `c`, `j` or `p`: any other byte costs one comparison, and a name is
-    // compared whole only past a matching first letter.
-    let name_at = |i: usize| {
-        let first = bytes[i] | 0x20;
-        if !matches!(first, b'b' | b'c' | b'j' | b'p') {
-            return None;
-        }
-        BLANKED_NAMES.iter().find(|name| {
-            name.as_bytes()[0] == first
-                && bytes.len() - i >= name.len()
-                && bytes[i..i + name.len()].eq_ignore_ascii_case(name.as_bytes())
-        })
-    };
-    let mut out: Option<String> = None;
+    static NAMES: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(BLANKED_NAMES)
+            .unwrap_or_else(|e| unreachable!("six short ASCII names always build an automaton: {e}"))
+    });
+    let mut matches = NAMES.find_iter(text).peekable();
+    if matches.peek().is_none() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
     let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(name) = name_at(i) {
-            let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
-            out.push_str(&text[copied..i]);
-            out.push_str(BLANK);
-            i += name.len();
-            copied = i;
-            continue;
-        }
-        i += 1;
+    // Names are ASCII and only match ASCII bytes, so every match starts and ends on a char
+    // boundary.
+    for m in matches {
+        out.push_str(&text[copied..m.start()]);
+        out.push_str(BLANK);
+        copied = m.end();
     }
-    match out {
-        None => Cow::Borrowed(text),
-        Some(mut out) => {
-            out.push_str(&text[copied..]);
-            Cow::Owned(out)
-        }
-    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// Texts longer than this many characters (after normalisation) are cut here. It bounds the
@@ -375,6 +367,11 @@ mod tests {
             v2("JavaScript, Java, javax.swing, Python3, iPython, C#.NET, CSharp, blankscript and js"),
             "blank, blank, blankx.swing, blank3, iblank, blank.net, blank, blank and js"
         );
+        // Back to back, overlapping, cut short, and beside multi-byte characters: the longest
+        // name at the leftmost place wins, and the search goes on after it.
+        assert_eq!(v2("javaJAVASCRIPTpythonc#C#"), "blankblankblankblankblank");
+        assert_eq!(v2("JJAVA cc# javascrip blankscriptjava"), "jblank cblank blankscrip blankblank");
+        assert_eq!(v2("éjava€ 日本python"), "éblank€ 日本blank");
     }
 
     #[test]
