@@ -10,7 +10,7 @@ use crate::api::{
     ModelManifest, ModelRef, Prediction, files,
 };
 use crate::bundle::{self, BundleFiles};
-use crate::encode::{BOS_TOKEN, EOS_TOKEN, Encoded, encode_text};
+use crate::encode::{Encoded, TextEncoder};
 use crate::graph::{Graph, GraphInput, Scores};
 use crate::normalize::Normalization;
 use crate::piece_cache::PieceCache;
@@ -23,9 +23,7 @@ pub struct Classifier {
     manifest: ModelManifest,
     tokenizer: Tokenizer,
     graph: Graph,
-    bos: i64,
-    eos: i64,
-    normalization: Normalization,
+    encoder: TextEncoder,
     pieces: PieceCache,
 }
 
@@ -49,12 +47,12 @@ impl Classifier {
         }
 
         let tokenizer = Tokenizer::from_bytes(files.tokenizer).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
-        let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
+        let encoder = TextEncoder::new(&tokenizer, normalization, manifest.graph.max_tokens)?;
 
         let input = graph_input(&manifest, tokenizer.get_vocab_size(true))?;
         let graph = Graph::load(files.model, input)?;
-        let classifier = Self { manifest, tokenizer, graph, bos, eos, normalization, pieces: PieceCache::default() };
+        let (bos, eos) = encoder.specials();
+        let classifier = Self { manifest, tokenizer, graph, encoder, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let scores = classifier.run(&[bos, eos])?;
@@ -74,7 +72,7 @@ impl Classifier {
 
     /// The text normalisation this bundle was trained with, which [`Classifier::encode`] applies.
     pub fn normalization(&self) -> Normalization {
-        self.normalization
+        self.encoder.normalization()
     }
 
     /// The bundle's tokenizer.
@@ -89,11 +87,9 @@ impl Classifier {
     }
 
     /// Normalises and tokenizes `text` into the ids the graph reads (the same ids as
-    /// [`crate::encode_with`]; words seen before come from the instance's piece cache).
+    /// [`TextEncoder::encode`]; words seen before come from the instance's piece cache).
     pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
-        encode_text(self.normalization, self.bos, self.eos, self.manifest.graph.max_tokens, text, |pieces, on_id| {
-            self.pieces.encode(&self.tokenizer, pieces, on_id)
-        })
+        self.encoder.encode_cached(&self.pieces, text)
     }
 
     /// The inputs [`Classifier::run`] feeds the plan of [`Classifier::graph`] for `ids`, for
@@ -234,7 +230,6 @@ mod tests {
     use super::*;
     use crate::api::{ModelManifest, Prediction};
     use crate::bundle::{BundleError, sha256_hex};
-    use crate::encode::encode_with;
     use crate::normalize::Normalization;
     use tract_onnx::prelude::{TValue, TVec};
 
@@ -386,7 +381,7 @@ mod tests {
         // Cut by max_tokens, with the cut inside a cached piece's ids on the second pass.
         texts.push("public static void main ".repeat(max));
         for text in &texts {
-            let uncached = encode_with(c.normalization, &c.tokenizer, c.bos, c.eos, max, text).expect("encode");
+            let uncached = c.encoder.encode(text).expect("encode");
             for pass in 0..2 {
                 assert_eq!(c.encode(text).expect("encode"), uncached, "pass {pass} of {text:?}");
             }
@@ -504,8 +499,9 @@ mod tests {
         // Normalisation lower-cases, so `[BOS]` typed by a user is ordinary text.
         let c = tiny();
         let ids = c.encode("[BOS] [EOS]").expect("encode").ids;
-        assert_eq!(ids.iter().filter(|&&i| i == c.bos).count(), 1);
-        assert_eq!(ids.iter().filter(|&&i| i == c.eos).count(), 1);
+        let (bos, eos) = c.encoder.specials();
+        assert_eq!(ids.iter().filter(|&&i| i == bos).count(), 1);
+        assert_eq!(ids.iter().filter(|&&i| i == eos).count(), 1);
     }
 
     #[test]

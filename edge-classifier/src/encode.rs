@@ -3,8 +3,9 @@
 use tokenizers::Tokenizer;
 
 use crate::Error;
+use crate::bpe::Bpe;
 use crate::normalize::{Normalization, pieces};
-use crate::piece_cache;
+use crate::piece_cache::PieceCache;
 
 /// The special token the core puts before a text's tokens.
 pub const BOS_TOKEN: &str = "[BOS]";
@@ -22,59 +23,88 @@ pub struct Encoded {
     pub truncated: bool,
 }
 
-/// Encodes `text` with a tokenizer that is not (yet) part of a bundle: the trainer uses this
-/// while it builds one, so training and serving tokenize through the same function, with the
-/// normalisation the bundle will record.
-pub fn encode_with(
+/// How a bundle turns text into the ids its graph reads: its normalisation, its tokenizer's
+/// BPE model, its [BOS] and [EOS] and its `max_tokens`. The trainer encodes its data with one
+/// (built from the tokenizer it has just trained), and every [`crate::Classifier`] holds one,
+/// so training and serving tokenize through the same code.
+#[derive(Debug, Clone)]
+pub struct TextEncoder {
     normalization: Normalization,
-    tokenizer: &Tokenizer,
+    bpe: Bpe,
     bos: i64,
     eos: i64,
     max_tokens: usize,
-    text: &str,
-) -> Result<Encoded, Error> {
-    encode_text(normalization, bos, eos, max_tokens, text, |pieces, on_id| {
-        for piece in pieces {
-            for &id in piece_cache::tokenize(tokenizer, piece)?.iter() {
-                if !on_id(id) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
-    })
 }
 
-/// Normalises `text` with `normalization`, cuts it into pieces and frames the ids `ids_of` gives for them with
-/// [BOS] and [EOS], truncating at `max_tokens`.
-///
-/// The BPE model runs on each piece directly: `Tokenizer::encode` would rebuild the same pieces
-/// through its generic pre-tokenizer with per-byte offset bookkeeping, which was two thirds of
-/// a request's time. A test checks that both give the same ids.
-pub(crate) fn encode_text(
-    normalization: Normalization,
-    bos: i64,
-    eos: i64,
-    max_tokens: usize,
-    text: &str,
-    ids_of: impl FnOnce(&mut dyn Iterator<Item = &str>, &mut dyn FnMut(u32) -> bool) -> Result<(), Error>,
-) -> Result<Encoded, Error> {
-    let normalized = normalization.apply(text);
-    if normalized.blank {
-        return Err(Error::EmptyText);
+impl TextEncoder {
+    /// An encoder for `tokenizer` (which must hold [BOS] and [EOS] and a BPE model the core
+    /// can run, see [`Bpe::new`]), under `normalization`, keeping at most `max_tokens` ids.
+    pub fn new(tokenizer: &Tokenizer, normalization: Normalization, max_tokens: usize) -> Result<Self, Error> {
+        let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
+        let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
+        Ok(Self { normalization, bpe: Bpe::new(tokenizer)?, bos, eos, max_tokens })
     }
-    let room = max_tokens.saturating_sub(2);
-    let mut ids = Vec::with_capacity(room.min(normalized.text.len() / 2) + 2);
-    ids.push(bos);
-    let mut truncated = normalized.truncated;
-    ids_of(&mut pieces(&normalized.text), &mut |id| {
-        if ids.len() > room {
-            truncated = true;
-            return false;
+
+    /// The normalisation it applies.
+    pub fn normalization(&self) -> Normalization {
+        self.normalization
+    }
+
+    /// The ids of [BOS] and [EOS].
+    pub fn specials(&self) -> (i64, i64) {
+        (self.bos, self.eos)
+    }
+
+    /// Encodes `text`, running BPE on every piece (the trainer's path; a classifier goes
+    /// through its piece cache, which gives the same ids).
+    pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
+        let mut ids = Vec::new();
+        self.encode_pieces(text, |pieces, on_id| {
+            for piece in pieces {
+                ids.clear();
+                self.bpe.tokenize(piece, &mut ids);
+                for &id in &ids {
+                    if !on_id(id) {
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Encodes `text`, taking the ids of pieces seen before from `cache`.
+    pub(crate) fn encode_cached(&self, cache: &PieceCache, text: &str) -> Result<Encoded, Error> {
+        self.encode_pieces(text, |pieces, on_id| cache.encode(&self.bpe, pieces, on_id))
+    }
+
+    /// Normalises `text`, cuts it into pieces and frames the ids `ids_of` gives for them with
+    /// [BOS] and [EOS], truncating at `max_tokens`.
+    ///
+    /// The BPE model runs on each piece directly: `Tokenizer::encode` would rebuild the same
+    /// pieces through its generic pre-tokenizer with per-byte offset bookkeeping, which was
+    /// two thirds of a request's time. A test checks that both give the same ids.
+    fn encode_pieces(
+        &self,
+        text: &str,
+        ids_of: impl FnOnce(&mut dyn Iterator<Item = &str>, &mut dyn FnMut(u32) -> bool),
+    ) -> Result<Encoded, Error> {
+        let normalized = self.normalization.apply(text);
+        if normalized.blank {
+            return Err(Error::EmptyText);
         }
-        ids.push(i64::from(id));
-        true
-    })?;
-    ids.push(eos);
-    Ok(Encoded { ids, truncated })
+        let room = self.max_tokens.saturating_sub(2);
+        let mut ids = Vec::with_capacity(room.min(normalized.text.len() / 2) + 2);
+        ids.push(self.bos);
+        let mut truncated = normalized.truncated;
+        ids_of(&mut pieces(&normalized.text), &mut |id| {
+            if ids.len() > room {
+                truncated = true;
+                return false;
+            }
+            ids.push(i64::from(id));
+            true
+        });
+        ids.push(self.eos);
+        Ok(Encoded { ids, truncated })
+    }
 }

@@ -8,6 +8,7 @@
 //!
 //! It builds unchanged for the host, `wasm32-wasip2` and `wasm32-unknown-unknown`.
 
+mod bpe;
 pub mod bundle;
 mod classifier;
 mod encode;
@@ -23,7 +24,7 @@ pub mod service;
 pub use bundle::{BundleFiles, OwnedBundle, hex, sha256_hex};
 pub use classifier::{Classifier, argmax};
 pub use edge_classifier_api as api;
-pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, UNK_TOKEN, encode_with};
+pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, TextEncoder, UNK_TOKEN};
 pub use error::Error;
 pub use graph::Scores;
 

@@ -33,9 +33,9 @@ fn main() -> anyhow::Result<()> {
     let normalized: Vec<String> =
         ds.train.iter().map(|e| edge_classifier::normalize::Normalization::CURRENT.apply(&e.text).text).collect();
     let tokenizer = trainer::tokenizer::train(&normalized, 16_000, 2)?;
-    let bos = i64::from(tokenizer.token_to_id(edge_classifier::BOS_TOKEN).unwrap_or(1));
-    let eos = i64::from(tokenizer.token_to_id(edge_classifier::EOS_TOKEN).unwrap_or(2));
-    let encode = |t: &str| edge_classifier::encode_with(&tokenizer, bos, eos, 2048, t).map(|e| e.ids);
+    let encoder =
+        edge_classifier::TextEncoder::new(&tokenizer, edge_classifier::normalize::Normalization::CURRENT, 2048)?;
+    let encode = |t: &str| encoder.encode(t).map(|e| e.ids);
     let train_ids: Vec<Vec<i64>> = ds.train.iter().map(|e| encode(&e.text)).collect::<Result<_, _>>()?;
     let test_ids: Vec<Vec<i64>> = ds.eval.iter().map(|e| encode(&e.text)).collect::<Result<_, _>>()?;
 

@@ -9,7 +9,7 @@ use edge_classifier::api::{
     IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, MANIFEST_FORMAT_VERSION, ModelManifest, files,
 };
 use edge_classifier::normalize::Normalization;
-use edge_classifier::{BOS_TOKEN, BundleFiles, Classifier, EOS_TOKEN, argmax, encode_with};
+use edge_classifier::{BundleFiles, Classifier, TextEncoder, argmax};
 use serde::Serialize;
 use serde_json::json;
 use tokenizers::Tokenizer;
@@ -124,9 +124,10 @@ pub fn train_on(
     timings.tokenizer = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let encoder = Encoder::new(&tokenizer, cfg.normalization, cfg.max_tokens)?;
-    let train_ids = encoder.encode_all(&dataset.train, &progress, "encoding training set")?;
-    let eval_ids = encoder.encode_all(&dataset.eval, &progress, "encoding evaluation set")?;
+    let encoder = TextEncoder::new(&tokenizer, cfg.normalization, cfg.max_tokens)
+        .context("the trained tokenizer cannot be served")?;
+    let train_ids = encode_all(&encoder, &dataset.train, &progress, "encoding training set")?;
+    let eval_ids = encode_all(&encoder, &dataset.eval, &progress, "encoding evaluation set")?;
     timings.encode = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -175,63 +176,43 @@ pub fn train_on(
     })
 }
 
-/// Encodes texts through the core's own `encode_with`, on every core.
-struct Encoder<'a> {
-    normalization: Normalization,
-    tokenizer: &'a Tokenizer,
-    bos: i64,
-    eos: i64,
-    max_tokens: usize,
-}
-
-impl<'a> Encoder<'a> {
-    fn new(tokenizer: &'a Tokenizer, normalization: Normalization, max_tokens: usize) -> anyhow::Result<Self> {
-        let id =
-            |t: &str| tokenizer.token_to_id(t).map(i64::from).with_context(|| format!("trained tokenizer lacks `{t}`"));
-        Ok(Self { normalization, tokenizer, bos: id(BOS_TOKEN)?, eos: id(EOS_TOKEN)?, max_tokens })
-    }
-
-    fn encode_all(&self, examples: &[Example], progress: &Progress, what: &str) -> anyhow::Result<Vec<Vec<i64>>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = examples.len().div_ceil(threads).max(1);
-        let bar = progress.bar(examples.len() as u64, what);
-        // Each thread fills its own slice, so the result's order never depends on timing.
-        let results: Vec<anyhow::Result<Vec<Vec<i64>>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = examples
-                .chunks(chunk)
-                .map(|part| {
-                    let bar = bar.clone();
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|e| {
-                                bar.inc(1);
-                                encode_with(
-                                    self.normalization,
-                                    self.tokenizer,
-                                    self.bos,
-                                    self.eos,
-                                    self.max_tokens,
-                                    &e.text,
-                                )
-                                .map(|enc| enc.ids)
-                                .map_err(anyhow::Error::from)
-                            })
-                            .collect()
-                    })
+/// Encodes `examples` with the core's own encoder, on every core.
+fn encode_all(
+    encoder: &TextEncoder,
+    examples: &[Example],
+    progress: &Progress,
+    what: &str,
+) -> anyhow::Result<Vec<Vec<i64>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = examples.len().div_ceil(threads).max(1);
+    let bar = progress.bar(examples.len() as u64, what);
+    // Each thread fills its own slice, so the result's order never depends on timing.
+    let results: Vec<anyhow::Result<Vec<Vec<i64>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = examples
+            .chunks(chunk)
+            .map(|part| {
+                let bar = bar.clone();
+                s.spawn(move || {
+                    part.iter()
+                        .map(|e| {
+                            bar.inc(1);
+                            encoder.encode(&e.text).map(|enc| enc.ids).map_err(anyhow::Error::from)
+                        })
+                        .collect()
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("encoder thread panicked"))))
-                .collect()
-        });
-        bar.finish_and_clear();
-        let mut all = Vec::with_capacity(examples.len());
-        for part in results {
-            all.extend(part?);
-        }
-        Ok(all)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("encoder thread panicked"))))
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut all = Vec::with_capacity(examples.len());
+    for part in results {
+        all.extend(part?);
     }
+    Ok(all)
 }
 
 fn export_and_verify(

@@ -1,5 +1,7 @@
 //! The CI check that the real stack_overflow_16k run still meets the accuracy bar.
 
+use edge_classifier::TextEncoder;
+use edge_classifier::api::files;
 use edge_classifier::normalize::Normalization;
 use sha2::{Digest, Sha256};
 use trainer::config::ModelParams;
@@ -39,17 +41,17 @@ fn the_16k_train_test_run_meets_the_accuracy_bar() {
     let classifier = pipeline::load_bundle(&dir.path().join("bundle")).expect("the bundle loads");
     let labels = classifier.manifest().labels.clone();
     let (test, _) = evaluate::read_examples(&[data.join("test.csv.gz")], &labels).expect("test set");
-    let unblanked: Vec<Example> =
+    let unblanked_set: Vec<Example> =
         test.iter().map(|e| Example { text: evaluate::unblank(&e.text, &labels[e.label]), label: e.label }).collect();
-    assert!(unblanked.iter().filter(|e| e.text.contains("java")).count() > 1000, "names were put back");
-    let unblanked = evaluate::evaluate_examples(&classifier, &unblanked).expect("scores").accuracy;
+    assert!(unblanked_set.iter().filter(|e| e.text.contains("java")).count() > 1000, "names were put back");
+    let unblanked = evaluate::evaluate_examples(&classifier, &unblanked_set).expect("scores").accuracy;
     eprintln!("16k run: accuracy with the names put back {unblanked:.4}");
     assert!(unblanked >= m.accuracy, "unblanked accuracy {unblanked:.4} < blanked {:.4}", m.accuracy);
 
     // And real questions as Stack Overflow stores them (development set, never trained on).
     let raw_dev = data.join("../raw-dev/questions.csv.gz");
     assert!(raw_dev.is_file(), "the raw-dev set is missing at `{}`", raw_dev.display());
-    let raw = evaluate::evaluate_paths(&classifier, &[raw_dev]).expect("raw-dev scores");
+    let raw = evaluate::evaluate_paths(&classifier, std::slice::from_ref(&raw_dev)).expect("raw-dev scores");
     eprintln!("16k run: raw-dev accuracy {:.4} on {}", raw.metrics.accuracy, raw.metrics.examples);
     assert_eq!(raw.metrics.examples, 293);
     assert!(
@@ -57,6 +59,24 @@ fn the_16k_train_test_run_meets_the_accuracy_bar() {
         "raw-dev accuracy {:.4} < {REQUIRED_RAW_DEV_ACCURACY}",
         raw.metrics.accuracy
     );
+
+    // The core runs its own BPE on its own pieces; `tokenizers` runs the saved tokenizer.json
+    // (pre-tokenizer and model). With the real vocabulary, on every question of every set
+    // above, whole, both give the same ids.
+    let tokenizer = tokenizers::Tokenizer::from_file(dir.path().join("bundle").join(files::TOKENIZER)).expect("loads");
+    let whole = TextEncoder::new(&tokenizer, classifier.normalization(), usize::MAX).expect("encoder");
+    let (raw_dev, _) = evaluate::read_examples(&[raw_dev], &labels).expect("raw-dev set");
+    let mut compared = 0;
+    for e in test.iter().chain(&unblanked_set).chain(&raw_dev) {
+        let ids = whole.encode(&e.text).expect("encode").ids;
+        let normalized = classifier.normalization().apply(&e.text).text;
+        let reference = tokenizer.encode(normalized.as_str(), false).expect("tokenizers encodes");
+        let reference: Vec<i64> = reference.get_ids().iter().map(|&id| i64::from(id)).collect();
+        let what: String = e.text.chars().take(60).collect();
+        assert_eq!(&ids[1..ids.len() - 1], &reference[..], "ids differ for {what:?}");
+        compared += 1;
+    }
+    assert_eq!(compared, 8000 + 8000 + 293);
 }
 
 #[test]
