@@ -52,7 +52,7 @@ impl Normalization {
     pub fn apply(self, text: &str) -> Normalized {
         match self {
             Self::V1 => normalize_v1(text),
-            Self::V2 => normalize_v1(&blank_names(&collapse_doubled_quotes(&strip_markdown_code(&strip_html(text))))),
+            Self::V2 => normalize_v1(&collapse_quotes_and_blank_names(&strip_markdown_code(&strip_html(text)))),
         }
     }
 }
@@ -168,39 +168,39 @@ fn strip_markdown_code(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Version 2: `""` becomes `"`. Each data-set file was CSV-quoted once more than its CSV
-/// needs, so every `"` of a question reads `""` in training (`(""e:`, `=""text/blank""`), while
-/// a live question has one. Collapsing both sides gives code the same tokens.
-fn collapse_doubled_quotes(text: &str) -> Cow<'_, str> {
-    if !text.contains("\"\"") {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(text.replace("\"\"", "\""))
-}
-
-/// Version 2: every [`BLANKED_NAMES`] occurrence, in any case, becomes `blank`: at each
-/// position from the left, the longest name that starts there, then on after it. That is an
-/// Aho-Corasick automaton's leftmost-longest search, whose prefilter skips the text between
-/// candidates (a byte-by-byte scan was half of this normalisation's time).
-fn blank_names(text: &str) -> Cow<'_, str> {
-    static NAMES: LazyLock<AhoCorasick> = LazyLock::new(|| {
+/// Version 2's last markup step, in one pass: `""` becomes `"`, and every [`BLANKED_NAMES`]
+/// occurrence, in any case, becomes `blank`.
+///
+/// - `""`: each data-set file was CSV-quoted once more than its CSV needs, so every `"` of a
+///   question reads `""` in training (`(""e:`, `=""text/blank""`), while a live question has
+///   one. Collapsing both sides gives code the same tokens.
+/// - Names: at each position from the left, the longest name that starts there, then on after
+///   it.
+///
+/// That is an Aho-Corasick automaton's leftmost-longest search over the names and `""`, whose
+/// prefilter skips the text between candidates (a byte-by-byte scan was half of this
+/// normalisation's time). One pass gives what collapsing first and blanking second gave: no
+/// name holds a `"`, so neither step can make or break a match of the other.
+fn collapse_quotes_and_blank_names(text: &str) -> Cow<'_, str> {
+    const DOUBLED_QUOTE: &str = "\"\"";
+    static PATTERNS: LazyLock<AhoCorasick> = LazyLock::new(|| {
         AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            .build(BLANKED_NAMES)
-            .unwrap_or_else(|e| unreachable!("six short ASCII names always build an automaton: {e}"))
+            .build(BLANKED_NAMES.iter().chain([&DOUBLED_QUOTE]))
+            .unwrap_or_else(|e| unreachable!("seven short ASCII patterns always build an automaton: {e}"))
     });
-    let mut matches = NAMES.find_iter(text).peekable();
+    let mut matches = PATTERNS.find_iter(text).peekable();
     if matches.peek().is_none() {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     let mut copied = 0;
-    // Names are ASCII and only match ASCII bytes, so every match starts and ends on a char
-    // boundary.
+    // The patterns are ASCII and only match ASCII bytes, so every match starts and ends on a
+    // char boundary.
     for m in matches {
         out.push_str(&text[copied..m.start()]);
-        out.push_str(BLANK);
+        out.push_str(if m.pattern().as_usize() == BLANKED_NAMES.len() { "\"" } else { BLANK });
         copied = m.end();
     }
     out.push_str(&text[copied..]);
@@ -377,6 +377,8 @@ mod tests {
     #[test]
     fn v2_collapses_the_data_sets_doubled_quotes() {
         assert_eq!(v2(r#"print(""hi"") and print("hi")"#), r#"print("hi") and print("hi")"#);
+        // Pairs from the left, as `str::replace` takes them, beside a name.
+        assert_eq!(v2(r#"x = """java""" + """""#), r#"x = ""blank"" + """#);
     }
 
     #[test]
