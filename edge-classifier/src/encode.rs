@@ -42,6 +42,7 @@ impl TextEncoder {
     pub fn new(tokenizer: &Tokenizer, normalization: Normalization, max_tokens: usize) -> Result<Self, Error> {
         let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
+        normalization.prepare();
         Ok(Self { normalization, bpe: Bpe::new(tokenizer)?, bos, eos, max_tokens })
     }
 

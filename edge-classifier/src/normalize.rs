@@ -48,6 +48,15 @@ impl Normalization {
         }
     }
 
+    /// Builds now what this version would otherwise build on its first use. A classifier
+    /// calls it when it loads, so that the edge component's pre-initialised snapshot holds it:
+    /// there a fresh instance serves each request, and would build it every time.
+    pub fn prepare(self) {
+        if self == Self::V2 {
+            LazyLock::force(&QUOTES_AND_NAMES);
+        }
+    }
+
     /// Normalises `text` the way this version does.
     pub fn apply(self, text: &str) -> Normalized {
         match self {
@@ -168,6 +177,18 @@ fn strip_markdown_code(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The doubled quote [`collapse_quotes_and_blank_names`] collapses.
+const DOUBLED_QUOTE: &str = "\"\"";
+
+/// The automaton of [`collapse_quotes_and_blank_names`]: the names, then [`DOUBLED_QUOTE`].
+static QUOTES_AND_NAMES: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(BLANKED_NAMES.iter().chain([&DOUBLED_QUOTE]))
+        .unwrap_or_else(|e| unreachable!("seven short ASCII patterns always build an automaton: {e}"))
+});
+
 /// Version 2's last markup step, in one pass: `""` becomes `"`, and every [`BLANKED_NAMES`]
 /// occurrence, in any case, becomes `blank`.
 ///
@@ -182,15 +203,7 @@ fn strip_markdown_code(text: &str) -> Cow<'_, str> {
 /// normalisation's time). One pass gives what collapsing first and blanking second gave: no
 /// name holds a `"`, so neither step can make or break a match of the other.
 fn collapse_quotes_and_blank_names(text: &str) -> Cow<'_, str> {
-    const DOUBLED_QUOTE: &str = "\"\"";
-    static PATTERNS: LazyLock<AhoCorasick> = LazyLock::new(|| {
-        AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(BLANKED_NAMES.iter().chain([&DOUBLED_QUOTE]))
-            .unwrap_or_else(|e| unreachable!("seven short ASCII patterns always build an automaton: {e}"))
-    });
-    let mut matches = PATTERNS.find_iter(text).peekable();
+    let mut matches = QUOTES_AND_NAMES.find_iter(text).peekable();
     if matches.peek().is_none() {
         return Cow::Borrowed(text);
     }
