@@ -37,8 +37,10 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    /// An encoder for `tokenizer` (which must hold [BOS] and [EOS] and a BPE model the core
-    /// can run, see [`Bpe::new`]), under `normalization`, keeping at most `max_tokens` ids.
+    /// An encoder for `tokenizer`, under `normalization`, keeping at most `max_tokens` ids.
+    /// The tokenizer must hold [BOS] and [EOS] and a BPE model with the settings the trainer
+    /// uses; one whose settings would change the ids (dropout, a subword prefix…) is refused,
+    /// by the setting's name.
     pub fn new(tokenizer: &Tokenizer, normalization: Normalization, max_tokens: usize) -> Result<Self, Error> {
         let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
