@@ -29,13 +29,13 @@ const SHORT: usize = 32;
 const NO_ID: u32 = u32::MAX;
 
 /// A tokenizer's BPE model, as integer tables.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Bpe {
     /// The id of each single-character ASCII token ([`NO_ID`] when the vocabulary lacks it).
     ascii: [u32; 128],
     /// The id of every other single-character token.
     chars: HashMap<char, u32, Hasher>,
-    /// `(left << 32 | right)` → `(rank, merged id)`: the merge list, in `tokenizers`' form.
+    /// [`pair_key`] → `(rank, merged id)`: the merge list, in `tokenizers`' form.
     merges: HashMap<u64, (u32, u32), Hasher>,
     /// What a character the vocabulary lacks becomes (none: it is dropped).
     unk: Option<u32>,
@@ -55,6 +55,11 @@ struct BpeModel {
     ignore_merges: bool,
     vocab: HashMap<String, u32>,
     merges: Vec<(String, String)>,
+}
+
+/// The key of the pair `(left, right)` in [`Bpe`]'s merge table.
+fn pair_key(left: u32, right: u32) -> u64 {
+    u64::from(left) << 32 | u64::from(right)
 }
 
 /// One symbol of a piece being merged (`tokenizers`' `Symbol`, with `alive` for `len != 0`).
@@ -108,15 +113,14 @@ impl Bpe {
         let mut merges = HashMap::with_capacity_and_hasher(model.merges.len(), Hasher::default());
         for (rank, (a, b)) in model.merges.iter().enumerate() {
             // As `BpeBuilder::build`: a later duplicate of a pair overwrites the earlier one.
-            let key = u64::from(id(a)?) << 32 | u64::from(id(b)?);
-            merges.insert(key, (rank as u32, id(&format!("{a}{b}"))?));
+            merges.insert(pair_key(id(a)?, id(b)?), (rank as u32, id(&format!("{a}{b}"))?));
         }
         let unk = model.unk_token.as_deref().map(id).transpose()?;
         Ok(Self { ascii, chars, merges, unk })
     }
 
     fn merge(&self, left: u32, right: u32) -> Option<(u32, u32)> {
-        self.merges.get(&(u64::from(left) << 32 | u64::from(right))).copied()
+        self.merges.get(&pair_key(left, right)).copied()
     }
 
     /// The id a character starts as: its own, else the unknown token's, else none (dropped).

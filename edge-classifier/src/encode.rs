@@ -27,7 +27,7 @@ pub struct Encoded {
 /// BPE model, its [BOS] and [EOS] and its `max_tokens`. The trainer encodes its data with one
 /// (built from the tokenizer it has just trained), and every [`crate::Classifier`] holds one,
 /// so training and serving tokenize through the same code.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TextEncoder {
     normalization: Normalization,
     bpe: Bpe,

@@ -51,7 +51,7 @@ impl Normalization {
     /// Builds now what this version would otherwise build on its first use. A classifier
     /// calls it when it loads, so that the edge component's pre-initialised snapshot holds it:
     /// there a fresh instance serves each request, and would build it every time.
-    pub fn prepare(self) {
+    pub(crate) fn prepare(self) {
         if self == Self::V2 {
             LazyLock::force(&QUOTES_AND_NAMES);
         }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use edge_classifier::normalize::Normalization;
 use trainer::config::{ModelParams, TrainConfig};
 
 /// The hand-made 160-row fixture (see fixtures/make_tiny.py).
@@ -63,4 +64,12 @@ pub fn write_csv(path: &Path, rows: &[(&str, &str)]) {
         s.push_str(&format!("{},\"{}\"\n", l, t.replace('"', "\"\"")));
     }
     std::fs::write(path, s).expect("write csv");
+}
+
+/// The ids `tokenizer.json` alone gives `text` (its own pre-tokenizer and model, no specials),
+/// after `normalization`: the reference the core's encode is held to.
+pub fn tokenizer_json_ids(tokenizer: &tokenizers::Tokenizer, normalization: Normalization, text: &str) -> Vec<i64> {
+    let normalized = normalization.apply(text).text;
+    let encoding = tokenizer.encode(normalized.as_str(), false).expect("tokenizers encodes");
+    encoding.get_ids().iter().map(|&id| i64::from(id)).collect()
 }

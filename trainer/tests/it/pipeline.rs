@@ -8,7 +8,7 @@ use std::process::Command;
 use edge_classifier::api::{ModelManifest, files};
 use trainer::pipeline;
 
-use crate::common::{tiny_config, tiny_csv, tiny_params, train_config};
+use crate::common::{tiny_config, tiny_csv, tiny_params, tokenizer_json_ids, train_config};
 use trainer::config::ModelParams;
 
 fn train_tiny(out: &Path) -> pipeline::TrainOutcome {
@@ -337,9 +337,7 @@ fn the_cores_encode_matches_the_saved_tokenizer_json_on_real_questions() {
     for row in batches[0].rows.iter().step_by(4) {
         let trainer::data::RawText::Text(text) = &row.text else { continue };
         let fast = classifier.encode(text).expect("encode");
-        let normalized = classifier.normalization().apply(text).text;
-        let reference = full.encode(normalized.as_str(), false).expect("encode");
-        let reference: Vec<i64> = reference.get_ids().iter().map(|&i| i64::from(i)).collect();
+        let reference = tokenizer_json_ids(&full, classifier.normalization(), text);
         let body = &fast.ids[1..fast.ids.len() - 1];
         let room = classifier.manifest().graph.max_tokens - 2;
         let what: String = text.chars().take(60).collect();
