@@ -55,7 +55,7 @@ impl Classifier {
         let classifier = Self { manifest, tokenizer, graph, encoder, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
-        let scores = classifier.run(&[bos, eos])?;
+        let scores = classifier.graph.run(&[bos, eos])?;
         if scores.probabilities.len() != classifier.manifest.labels.len() {
             return Err(Error::LabelCountMismatch {
                 manifest: classifier.manifest.labels.len(),
@@ -100,24 +100,26 @@ impl Classifier {
 
     /// Runs the graph on already-encoded ids.
     pub fn run(&self, ids: &[i64]) -> Result<Scores, Error> {
-        self.graph.run(ids)
+        Ok(self.graph.run(ids)?.into_scores(ids.len()))
     }
 
     /// The label probabilities for `text`, in manifest label order.
     pub fn probabilities(&self, text: &str) -> Result<Vec<f32>, Error> {
         let encoded = self.encode(text)?;
-        Ok(self.run(&encoded.ids)?.probabilities)
+        Ok(self.graph.run(&encoded.ids)?.probabilities)
     }
 
     /// Classifies `text`: the winning label, every label's probability and the tokens that
     /// pushed the winner most.
     pub fn classify(&self, text: &str) -> Result<Prediction, Error> {
         let encoded = self.encode(text)?;
-        let scores = self.run(&encoded.ids)?;
+        // The graph's outputs per feature: the explanation reads them there, without handing
+        // them back to positions first.
+        let scores = self.graph.run(&encoded.ids)?;
         let labels = &self.manifest.labels;
         let winner = argmax(&scores.probabilities);
         let explanation =
-            explain::top_tokens(&self.tokenizer, &encoded.ids, &scores, labels.len(), winner, EXPLANATION_TOP_K);
+            explain::top_tokens(&self.tokenizer, &encoded.ids, &scores, winner, EXPLANATION_TOP_K);
         Ok(Prediction {
             label: labels[winner].clone(),
             probabilities: labels

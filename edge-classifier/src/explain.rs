@@ -6,8 +6,8 @@
 
 use tokenizers::Tokenizer;
 
-use crate::Scores;
 use crate::api::TokenContribution;
+use crate::graph::Outputs;
 
 /// The `k` tokens that pushed label `winner` most above the mean of the other labels. A pair's
 /// share is split evenly between its two tokens; specials ([BOS], [EOS]) are not listed, and
@@ -15,22 +15,23 @@ use crate::api::TokenContribution;
 pub(crate) fn top_tokens(
     tokenizer: &Tokenizer,
     ids: &[i64],
-    scores: &Scores,
-    labels: usize,
+    outputs: &Outputs,
     winner: usize,
     k: usize,
 ) -> Vec<TokenContribution> {
     let n = ids.len();
     let margin = |row: &[f32]| {
         let others: f32 = row.iter().enumerate().filter(|(j, _)| *j != winner).map(|(_, v)| v).sum();
-        row[winner] - others / (labels - 1) as f32
+        row[winner] - others / (row.len() - 1) as f32
     };
+    // Each feature's margin once (a counted graph's features occur several times each), read
+    // back at each of its positions.
+    let per_feature: Vec<f32> = outputs.contributions().map(margin).collect();
     // Positions 0 and n-1 are [BOS] and [EOS] (the core's encode puts them there).
     let is_special = |i: usize| i == 0 || i + 1 == n;
-    let mut per_position: Vec<f32> =
-        (0..n).map(|i| margin(&scores.token_contributions[i * labels..][..labels])).collect();
+    let mut per_position: Vec<f32> = (0..n).map(|i| per_feature[outputs.feature_of(i)]).collect();
     for i in 0..n.saturating_sub(1) {
-        let m = margin(&scores.pair_contributions[i * labels..(i + 1) * labels]);
+        let m = per_feature[outputs.feature_of(n + i)];
         match (is_special(i), is_special(i + 1)) {
             (false, false) => {
                 per_position[i] += m / 2.0;

@@ -73,8 +73,8 @@ impl Graph {
         }
     }
 
-    /// Runs the graph on `ids` and reads its outputs for `labels`-wide rows.
-    pub(crate) fn run(&self, ids: &[i64]) -> Result<Scores, Error> {
+    /// Runs the graph on `ids`: its outputs as computed, one row per feature it read.
+    pub(crate) fn run(&self, ids: &[i64]) -> Result<Outputs, Error> {
         let err = |e: TractError| Error::Inference(format!("{e:#}"));
         let reused = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut state = match reused {
@@ -93,96 +93,131 @@ impl Graph {
             let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());
             slice.map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
         };
-        let probabilities = read(0)?.to_vec();
+        let scales = if expected == 3 { Some(read(2)?) } else { None };
+        Outputs::new(read(0)?.to_vec(), read(1)?, scales, counted, (2 * ids.len()).saturating_sub(1))
+    }
+}
+
+/// A graph's outputs for one text, per feature: the features are the text's distinct
+/// features for a counted graph, its positions (the `n` tokens, then the `n - 1` pairs) for a
+/// token-id graph.
+#[derive(Debug, Clone)]
+pub(crate) struct Outputs {
+    /// One probability per label, in manifest order.
+    pub(crate) probabilities: Vec<f32>,
+    /// `[features × labels]`: each feature's contribution to each label's logit at one of its
+    /// positions.
+    contributions: Vec<f32>,
+    /// For every position, the index of its feature (counted graphs; else the position's own).
+    of_position: Option<Vec<u32>>,
+}
+
+impl Outputs {
+    /// Checks the graph's raw outputs fit each other (rows no narrower than the labels, none
+    /// ragged, one scale per feature or one for all) and multiplies each feature's weights
+    /// (the first `labels` columns of its row) by its share: its scale split evenly between
+    /// its occurrences (counted graphs), its own or the one scale (token-id graphs), or 1
+    /// where the graph has no scales.
+    fn new(
+        probabilities: Vec<f32>,
+        rows: &[f32],
+        scales: Option<&[f32]>,
+        counted: Option<Counted>,
+        positions: usize,
+    ) -> Result<Self, Error> {
         let labels = probabilities.len();
-        let rows = read(1)?;
-        // Rows 0..n are the tokens, the rest the n - 1 pairs.
-        let mut contributions = match (&counted, self.input) {
-            (Some(c), _) => per_position(rows, read(2)?, c, labels)?,
-            (None, GraphInput::Ids { has_scales: false }) => rows.to_vec(),
-            (None, _) => scale_rows(rows, read(2)?, labels, (2 * ids.len()).saturating_sub(1))?,
+        let features = counted.as_ref().map_or(positions, |c| c.rows.len());
+        let scales = scales.unwrap_or(&[1.0]);
+        let width = rows.len() / features.max(1);
+        let one_scale = scales.len() == 1 && counted.is_none();
+        if width < labels || width * features != rows.len() || !(scales.len() == features || one_scale) {
+            return Err(Error::Inference(format!(
+                "graph returned {} row values and {} scales for {features} features and {labels} labels",
+                rows.len(),
+                scales.len()
+            )));
+        }
+        let share = |f: usize| match &counted {
+            Some(c) => scales[f] / c.counts[f],
+            None if one_scale => scales[0],
+            None => scales[f],
         };
-        let split = (ids.len() * labels).min(contributions.len());
+        let mut contributions = Vec::with_capacity(features * labels);
+        for (f, row) in rows.chunks_exact(width).enumerate() {
+            let share = share(f);
+            contributions.extend(row[..labels].iter().map(|v| v * share));
+        }
+        Ok(Self { probabilities, contributions, of_position: counted.map(|c| c.of_position) })
+    }
+
+    /// The feature at each position.
+    pub(crate) fn feature_of(&self, position: usize) -> usize {
+        match &self.of_position {
+            Some(features) => features[position] as usize,
+            None => position,
+        }
+    }
+
+    /// Each feature's contribution to each label's logit at one of its positions, in feature
+    /// order.
+    pub(crate) fn contributions(&self) -> std::slice::ChunksExact<'_, f32> {
+        self.contributions.chunks_exact(self.probabilities.len())
+    }
+
+    /// The contributions handed back to positions, so a feature read once with its count
+    /// shows at each of its positions with an even share.
+    pub(crate) fn into_scores(self, tokens: usize) -> Scores {
+        let labels = self.probabilities.len();
+        let positions = (2 * tokens).saturating_sub(1);
+        let mut contributions = Vec::with_capacity(positions * labels);
+        for i in 0..positions {
+            contributions.extend_from_slice(&self.contributions[self.feature_of(i) * labels..][..labels]);
+        }
+        let split = (tokens * labels).min(contributions.len());
         let pair_contributions = contributions.split_off(split);
-        Ok(Scores { probabilities, token_contributions: contributions, pair_contributions })
+        Scores { probabilities: self.probabilities, token_contributions: contributions, pair_contributions }
     }
 }
 
 /// A token-id graph's inputs for `ids`.
 fn graph_inputs(ids: &[i64]) -> TVec<TValue> {
-    tvec!(tract_ndarray::Array1::from(ids.to_vec()).into_tensor().into())
+    tvec!(vector(ids))
 }
 
 /// A counted graph's inputs: the distinct rows, then their counts.
 fn counted_inputs(c: &Counted) -> TVec<TValue> {
-    tvec!(
-        tract_ndarray::Array1::from(c.rows.clone()).into_tensor().into(),
-        tract_ndarray::Array1::from(c.counts.clone()).into_tensor().into()
-    )
+    tvec!(vector(&c.rows), vector(&c.counts))
 }
 
-/// The contributions of a counted graph, handed back to positions: each distinct feature's
-/// weights (the first `labels` columns of its row in `rows`) times its scale, shared evenly
-/// between its occurrences, so the explanation ranks tokens the same way whatever the graph's
-/// input.
-fn per_position(rows: &[f32], scales: &[f32], c: &Counted, labels: usize) -> Result<Vec<f32>, Error> {
-    let width = row_width(rows, scales, labels, c.rows.len(), false)?;
-    let share: Vec<f32> = scales.iter().zip(&c.counts).map(|(s, n)| s / n).collect();
-    let mut out = Vec::with_capacity(c.of_position.len() * labels);
-    for &f in &c.of_position {
-        let f = f as usize;
-        out.extend(rows[f * width..][..labels].iter().map(|v| v * share[f]));
-    }
-    Ok(out)
-}
-
-/// The contributions from a graph that leaves the multiply to the core: each of the
-/// `features` rows of `rows` starts with that feature's `labels` weights (further columns are
-/// the graph's own), and `scales` holds one multiplier for all of them or one per row.
-fn scale_rows(rows: &[f32], scales: &[f32], labels: usize, features: usize) -> Result<Vec<f32>, Error> {
-    let width = row_width(rows, scales, labels, features, true)?;
-    let per_row = scales.len() == features;
-    let mut out = Vec::with_capacity(features * labels);
-    for (i, row) in rows.chunks_exact(width).enumerate() {
-        let scale = if per_row { scales[i] } else { scales[0] };
-        out.extend(row[..labels].iter().map(|v| v * scale));
-    }
-    Ok(out)
-}
-
-/// The width of each of the `features` rows in `rows`, once the outputs are checked to fit:
-/// rows no narrower than the labels, none ragged, and one scale per feature (or, with
-/// `one_scale_ok`, a single scale for all).
-fn row_width(rows: &[f32], scales: &[f32], labels: usize, features: usize, one_scale_ok: bool) -> Result<usize, Error> {
-    let width = rows.len() / features.max(1);
-    let scales_fit = scales.len() == features || (one_scale_ok && scales.len() == 1);
-    if width < labels || width * features != rows.len() || !scales_fit {
-        return Err(Error::Inference(format!(
-            "graph returned {} row values and {} scales for {features} features and {labels} labels",
-            rows.len(),
-            scales.len()
-        )));
-    }
-    Ok(width)
+/// `values` as a rank-1 tensor, copied once (an ndarray detour copies twice).
+fn vector<T: Datum + Copy>(values: &[T]) -> TValue {
+    Tensor::from_shape(&[values.len()], values).expect("a slice fills a shape of its own length").into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `Outputs::new` on hand-made outputs for two labels, rows of width 3.
+    fn outputs(rows: &[f32], scales: Option<&[f32]>, counted: Option<Counted>, positions: usize) -> Result<Outputs, Error> {
+        Outputs::new(vec![0.5, 0.5], rows, scales, counted, positions)
+    }
+
     #[test]
     fn scales_of_the_wrong_count_are_an_error() {
-        // 3 features (n = 2) of width 3 for 2 labels.
+        // 3 positions (n = 2 tokens) of width 3 for 2 labels.
         let rows = [1.0, 2.0, 9.0, 3.0, 4.0, 9.0, 5.0, 6.0, 9.0];
-        assert_eq!(scale_rows(&rows, &[2.0], 2, 3).expect("one scale"), [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
-        assert_eq!(
-            scale_rows(&rows, &[1.0, 0.5, 2.0], 2, 3).expect("one per feature"),
-            [1.0, 2.0, 1.5, 2.0, 10.0, 12.0]
-        );
-        let err = scale_rows(&rows, &[1.0, 2.0], 2, 3).expect_err("two scales for three features");
+        let scores = |scales| outputs(&rows, scales, None, 3).map(|o| o.into_scores(2));
+        let s = scores(Some(&[2.0])).expect("one scale");
+        assert_eq!((s.token_contributions, s.pair_contributions), (vec![2.0, 4.0, 6.0, 8.0], vec![10.0, 12.0]));
+        let s = scores(Some(&[1.0, 0.5, 2.0])).expect("one per feature");
+        assert_eq!((s.token_contributions, s.pair_contributions), (vec![1.0, 2.0, 1.5, 2.0], vec![10.0, 12.0]));
+        let s = scores(None).expect("no scales: the rows as they are");
+        assert_eq!((s.token_contributions, s.pair_contributions), (vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0]));
+        let err = scores(Some(&[1.0, 2.0])).expect_err("two scales for three features");
         assert!(err.to_string().contains("2 scales"), "{err}");
-        assert!(scale_rows(&rows[..8], &[1.0], 2, 3).is_err(), "ragged rows");
-        assert!(scale_rows(&rows, &[1.0], 4, 3).is_err(), "rows narrower than the labels");
+        assert!(outputs(&rows[..8], Some(&[1.0]), None, 3).is_err(), "ragged rows");
+        assert!(Outputs::new(vec![0.25; 4], &rows, Some(&[1.0]), None, 3).is_err(), "rows narrower than the labels");
     }
 
     #[test]
@@ -190,9 +225,10 @@ mod tests {
         // Features 0 (twice), 1 (once) over three positions, two labels, rows of width 3.
         let c = Counted { rows: vec![7, 9], counts: vec![2.0, 1.0], of_position: vec![0, 1, 0] };
         let rows = [4.0, -2.0, 9.0, 1.0, 3.0, 9.0];
-        let got = per_position(&rows, &[0.5, 2.0], &c, 2).expect("fits");
-        assert_eq!(got, [1.0, -0.5, 2.0, 6.0, 1.0, -0.5]);
-        assert!(per_position(&rows[..5], &[0.5, 2.0], &c, 2).is_err(), "ragged rows");
-        assert!(per_position(&rows, &[0.5], &c, 2).is_err(), "one scale for two features");
+        let got = outputs(&rows, Some(&[0.5, 2.0]), Some(c.clone()), 3).expect("fits").into_scores(2);
+        assert_eq!(got.token_contributions, [1.0, -0.5, 2.0, 6.0]);
+        assert_eq!(got.pair_contributions, [1.0, -0.5]);
+        assert!(outputs(&rows[..5], Some(&[0.5, 2.0]), Some(c.clone()), 3).is_err(), "ragged rows");
+        assert!(outputs(&rows, Some(&[0.5]), Some(c), 3).is_err(), "one scale for two features");
     }
 }
