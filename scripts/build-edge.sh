@@ -73,17 +73,18 @@ bake() {
   [ -x "$SPAN_CHECK" ] || die "no snapshot check at \`$SPAN_CHECK\`: run \`$0 build\` first"
   need_wasmtime
   mkdir -p "$(dirname "$out")"
-  local tmp
-  tmp="$(mktemp "$out.tmp.XXXXXX")"
-  # On any failure below, no half-written output is left behind.
-  trap 'rm -f "$tmp"' EXIT
+  # On any failure below, no half-written output is left behind. Not a local: when `set -e`
+  # stops the script, the EXIT trap runs after the function's locals are gone (a failed
+  # snapshot check once left its 17 MB temporary next to the output).
+  BAKE_TMP="$(mktemp "$out.tmp.XXXXXX")"
+  trap 'rm -f "$BAKE_TMP"' EXIT
   # --keep-init-func=true: without it wizer's output is not a valid component (TOOLCHAIN.md).
   # Only the bundle directory is preopened, and wizer passes no environment.
   "$WASMTIME" wizer -Scli -Shttp --keep-init-func=true \
-    --dir "$bundle::/bundle" "$EDGE_WASM" -o "$tmp" ||
+    --dir "$bundle::/bundle" "$EDGE_WASM" -o "$BAKE_TMP" ||
     die "baking \`$bundle\` into the component failed (wizer's message is above)"
-  "$SPAN_CHECK" "$tmp" >&2
-  mv -f "$tmp" "$out"
+  "$SPAN_CHECK" "$BAKE_TMP" >&2
+  mv -f "$BAKE_TMP" "$out"
   trap - EXIT
   log "baked \`$bundle\` into $out ($(stat -c %s "$out") bytes)"
 }

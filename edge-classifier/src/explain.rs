@@ -27,21 +27,12 @@ pub(crate) fn top_tokens(
     // Each feature's margin once (a counted graph's features occur several times each), read
     // back at each of its positions.
     let per_feature: Vec<f32> = outputs.contributions().map(margin).collect();
-    // Positions 0 and n-1 are [BOS] and [EOS] (the core's encode puts them there).
-    let is_special = |i: usize| i == 0 || i + 1 == n;
-    let mut per_position: Vec<f32> = (0..n).map(|i| per_feature[outputs.feature_of(i)]).collect();
-    for i in 0..n.saturating_sub(1) {
-        let m = per_feature[outputs.feature_of(n + i)];
-        match (is_special(i), is_special(i + 1)) {
-            (false, false) => {
-                per_position[i] += m / 2.0;
-                per_position[i + 1] += m / 2.0;
-            }
-            (true, false) => per_position[i + 1] += m,
-            (false, true) => per_position[i] += m,
-            (true, true) => {}
-        }
-    }
+    // Positions 0 and n-1 are [BOS] and [EOS] (the core's encode puts them there); a pair
+    // beside one gives its whole margin to the other token, else half to each.
+    let pair = |i: usize| per_feature[outputs.feature_of(n + i)];
+    let half = |i: usize| if i == 0 || i + 2 == n { pair(i) } else { pair(i) / 2.0 };
+    // Token i's own margin, then the halves of the pair on its left and on its right.
+    let weight = |i: usize| per_feature[outputs.feature_of(i)] + half(i - 1) + half(i);
     // Per token id, in a small open-addressing table (ids are never negative, so -1 marks a
     // free slot): linear in the positions, where sorting them took most of this function's
     // time. Positions are visited in order, so each id's weights add up in position order and
@@ -56,12 +47,12 @@ pub(crate) fn top_tokens(
         loop {
             let entry = &mut slots[slot];
             if entry.0 == id {
-                entry.1 += per_position[i];
+                entry.1 += weight(i);
                 entry.2 += 1;
                 break;
             }
             if entry.0 == -1 {
-                *entry = (id, per_position[i], 1);
+                *entry = (id, weight(i), 1);
                 break;
             }
             slot = (slot + 1) & mask;
