@@ -79,9 +79,11 @@ bake() {
   BAKE_TMP="$(mktemp "$out.tmp.XXXXXX")"
   trap 'rm -f "$BAKE_TMP"' EXIT
   # --keep-init-func=true: without it wizer's output is not a valid component (TOOLCHAIN.md).
-  # Only the bundle directory is preopened, and wizer passes no environment.
+  # Only the bundle directory is preopened, and wizer passes no environment. Its stdout (it
+  # prints the init function's result, `()`) goes to stderr: callers such as bench-edge.sh
+  # keep stdout for their own output.
   "$WASMTIME" wizer -Scli -Shttp --keep-init-func=true \
-    --dir "$bundle::/bundle" "$EDGE_WASM" -o "$BAKE_TMP" ||
+    --dir "$bundle::/bundle" "$EDGE_WASM" -o "$BAKE_TMP" >&2 ||
     die "baking \`$bundle\` into the component failed (wizer's message is above)"
   "$SPAN_CHECK" "$BAKE_TMP" >&2
   mv -f "$BAKE_TMP" "$out"
