@@ -55,11 +55,11 @@ impl Classifier {
         let classifier = Self { manifest, tokenizer, graph, encoder, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
-        let scores = classifier.graph.run(&[bos, eos])?;
-        if scores.probabilities.len() != classifier.manifest.labels.len() {
+        let outputs = classifier.graph.run(&[bos, eos])?;
+        if outputs.probabilities.len() != classifier.manifest.labels.len() {
             return Err(Error::LabelCountMismatch {
                 manifest: classifier.manifest.labels.len(),
-                model: scores.probabilities.len(),
+                model: outputs.probabilities.len(),
             });
         }
         Ok(classifier)
@@ -115,16 +115,16 @@ impl Classifier {
         let encoded = self.encode(text)?;
         // The graph's outputs per feature: the explanation reads them there, without handing
         // them back to positions first.
-        let scores = self.graph.run(&encoded.ids)?;
+        let outputs = self.graph.run(&encoded.ids)?;
         let labels = &self.manifest.labels;
-        let winner = argmax(&scores.probabilities);
+        let winner = argmax(&outputs.probabilities);
         let explanation =
-            explain::top_tokens(&self.tokenizer, &encoded.ids, &scores, winner, EXPLANATION_TOP_K);
+            explain::top_tokens(&self.tokenizer, &encoded.ids, &outputs, winner, EXPLANATION_TOP_K);
         Ok(Prediction {
             label: labels[winner].clone(),
             probabilities: labels
                 .iter()
-                .zip(&scores.probabilities)
+                .zip(&outputs.probabilities)
                 .map(|(label, &probability)| LabelProbability { label: label.clone(), probability })
                 .collect(),
             explanation,

@@ -101,7 +101,7 @@ impl Graph {
 /// A graph's outputs for one text, per feature: the features are the text's distinct
 /// features for a counted graph, its positions (the `n` tokens, then the `n - 1` pairs) for a
 /// token-id graph.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Outputs {
     /// One probability per label, in manifest order.
     pub(crate) probabilities: Vec<f32>,

@@ -1,7 +1,6 @@
 //! The CI check that the real stack_overflow_16k run still meets the accuracy bar.
 
 use edge_classifier::TextEncoder;
-use edge_classifier::api::files;
 use edge_classifier::normalize::Normalization;
 use sha2::{Digest, Sha256};
 use trainer::config::ModelParams;
@@ -63,13 +62,13 @@ fn the_16k_train_test_run_meets_the_accuracy_bar() {
     // The core runs its own BPE on its own pieces; `tokenizers` runs the saved tokenizer.json
     // (pre-tokenizer and model). With the real vocabulary, on every question of every set
     // above, whole, both give the same ids.
-    let tokenizer = tokenizers::Tokenizer::from_file(dir.path().join("bundle").join(files::TOKENIZER)).expect("loads");
-    let whole = TextEncoder::new(&tokenizer, classifier.normalization(), usize::MAX).expect("encoder");
+    let tokenizer = classifier.tokenizer();
+    let whole = TextEncoder::new(tokenizer, classifier.normalization(), usize::MAX).expect("encoder");
     let (raw_dev, _) = evaluate::read_examples(&[raw_dev], &labels).expect("raw-dev set");
     let mut compared = 0;
     for e in test.iter().chain(&unblanked_set).chain(&raw_dev) {
         let ids = whole.encode(&e.text).expect("encode").ids;
-        let reference = tokenizer_json_ids(&tokenizer, classifier.normalization(), &e.text);
+        let reference = tokenizer_json_ids(tokenizer, classifier.normalization(), &e.text);
         let what: String = e.text.chars().take(60).collect();
         assert_eq!(&ids[1..ids.len() - 1], &reference[..], "ids differ for {what:?}");
         compared += 1;
