@@ -158,6 +158,12 @@ impl Outputs {
         }
     }
 
+    /// The number of distinct features, when they are (counted graphs); `None` when the
+    /// features are the positions.
+    pub(crate) fn distinct_features(&self) -> Option<usize> {
+        self.of_position.as_ref().map(|_| self.contributions.len() / self.probabilities.len())
+    }
+
     /// Each feature's contribution to each label's logit at one of its positions, in feature
     /// order.
     pub(crate) fn contributions(&self) -> std::slice::ChunksExact<'_, f32> {
