@@ -6,8 +6,10 @@ usage: onnxruntime_check.py MODEL.onnx CASES.json [TOLERANCE]
 CASES.json is a list of cases written by the Rust test from the serving core (tract):
   {"inputs": {"input_ids": [int, ...]}, "probabilities": [float, ...],
    "token_contributions": [float, ...], "pair_contributions": [float, ...]}
-or, for a counted graph (format 3), "inputs": {"feature_rows": [...], "feature_counts": [...]}
-and "of_position": [int, ...] (each position's feature, as the core counted them).
+or, for a graph of distinct features, "inputs": {"feature_rows": [...]} (format 4) or
+{"feature_rows": [...], "feature_counts": [...]} (format 3), with "of_position": [int, ...]
+(each position's feature, as the core counted them) and "counts": [float, ...] (each feature's
+count).
 The contributions (optional) are the core's `Scores`: each token's, then each adjacent pair's,
 contribution to each label's logit, row-major, i.e. the graph's `contributions` rows (their
 first `labels` columns) times `scales`; a counted feature's share is split evenly over its
@@ -79,7 +81,8 @@ def main() -> int:
         per_position = scaled
         if counted:
             of = np.asarray(case["of_position"], dtype=np.int64)
-            per_position = scaled[of] / feeds["feature_counts"][of].reshape(-1, 1)
+            counts = np.asarray(case["counts"], dtype=np.float32)
+            per_position = scaled[of] / counts[of].reshape(-1, 1)
         if "token_contributions" in case or "pair_contributions" in case:
             core = np.concatenate([
                 np.asarray(case.get("token_contributions", []), dtype=np.float32),

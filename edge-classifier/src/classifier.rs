@@ -6,8 +6,8 @@ use tokenizers::Tokenizer;
 use tract_onnx::prelude::{TValue, TVec, TypedRunnableModel};
 
 use crate::api::{
-    IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability, MANIFEST_FORMAT_VERSION,
-    ModelManifest, ModelRef, Prediction, files,
+    COUNTED_MANIFEST_FORMAT_VERSION, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability,
+    MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files,
 };
 use crate::bundle::{self, BundleFiles};
 use crate::encode::{Encoded, TextEncoder};
@@ -145,8 +145,8 @@ fn normalization_of(manifest: &ModelManifest) -> Result<Normalization, Error> {
                 "format {LEGACY_MANIFEST_FORMAT_VERSION} has no `normalization` field, found {v}"
             )));
         }
-        (IDS_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, Some(v)) => v,
-        (format @ (IDS_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION), None) => {
+        (IDS_MANIFEST_FORMAT_VERSION | COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, Some(v)) => v,
+        (format @ (IDS_MANIFEST_FORMAT_VERSION | COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION), None) => {
             return Err(Error::BadNormalization(format!("format {format} requires a `normalization` field")));
         }
         (found, _) => {
@@ -163,14 +163,16 @@ fn normalization_of(manifest: &ModelManifest) -> Result<Normalization, Error> {
     })
 }
 
-/// What the graph reads. Format 3 requires [`crate::api::GraphSpec::counted`] and formats 1
-/// and 2 must not have it: feeding a graph the other input would fail at best. The feature
-/// spec must fit the tokenizer (every id a row of the table) and keep the pair key within
-/// i64, so counting can never overflow or index outside the table.
+/// What the graph reads. Formats 3 and 4 require [`crate::api::GraphSpec::counted`] (format 3
+/// with its counts input, format 4 without) and formats 1 and 2 must not have it: feeding a
+/// graph the other input would fail at best. The feature spec must fit the tokenizer (every id
+/// a row of the table) and keep the pair key within i64, so counting can never overflow or
+/// index outside the table.
 fn graph_input(manifest: &ModelManifest, vocab: usize) -> Result<GraphInput, Error> {
     let bad = |m: String| Err(Error::InvalidGraphSpec(m));
-    match (manifest.format_version, &manifest.graph.counted) {
-        (MANIFEST_FORMAT_VERSION, Some(counted)) => {
+    let format = manifest.format_version;
+    match (format, &manifest.graph.counted) {
+        (COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, Some(counted)) => {
             let f = counted.features;
             if f.vocab != vocab {
                 return bad(format!("counted features expect {} token ids, the tokenizer has {vocab}", f.vocab));
@@ -190,9 +192,20 @@ fn graph_input(manifest: &ModelManifest, vocab: usize) -> Result<GraphInput, Err
             if f.vocab.checked_add(f.buckets).is_none_or(|rows| rows > u32::MAX as usize) {
                 return bad(format!("counted features need at most 2^32 rows, got {} + {}", f.vocab, f.buckets));
             }
-            Ok(GraphInput::Counted(f))
+            match (format, &counted.counts) {
+                (COUNTED_MANIFEST_FORMAT_VERSION, Some(_)) => Ok(GraphInput::Counted { spec: f, counts: true }),
+                (MANIFEST_FORMAT_VERSION, None) => Ok(GraphInput::Counted { spec: f, counts: false }),
+                (COUNTED_MANIFEST_FORMAT_VERSION, None) => {
+                    bad(format!("format {COUNTED_MANIFEST_FORMAT_VERSION} requires `graph.counted.counts`"))
+                }
+                _ => bad(format!(
+                    "format {MANIFEST_FORMAT_VERSION} has no `graph.counted.counts` (its graph reads features by presence)"
+                )),
+            }
         }
-        (MANIFEST_FORMAT_VERSION, None) => bad(format!("format {MANIFEST_FORMAT_VERSION} requires `graph.counted`")),
+        (COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, None) => {
+            bad(format!("format {format} requires `graph.counted`"))
+        }
         (format, Some(_)) => bad(format!("format {format} has no `graph.counted` (it came with format 3)")),
         (_, None) => Ok(GraphInput::Ids { has_scales: manifest.graph.scales.is_some() }),
     }
@@ -339,7 +352,7 @@ mod tests {
         assert_eq!(raw_outputs(files()).1[2].len(), 1);
     }
 
-    /// The current format's golden bundle: normalisation 2, counted features (format 3).
+    /// Format 3's golden bundle: normalisation 2, counted features.
     fn counted() -> Classifier {
         Classifier::load(fixture!("tiny-counted").0).expect("the counted bundle loads")
     }
@@ -348,9 +361,36 @@ mod tests {
     fn a_counted_bundle_gives_its_pinned_answers() {
         let (files, expected) = fixture!("tiny-counted");
         let c = Classifier::load(files).expect("loads");
-        assert_eq!(c.manifest().format_version, MANIFEST_FORMAT_VERSION);
-        assert!(c.manifest().graph.counted.is_some());
+        assert_eq!(c.manifest().format_version, COUNTED_MANIFEST_FORMAT_VERSION);
+        assert!(c.manifest().graph.counted.as_ref().is_some_and(|c| c.counts.is_some()));
         check_golden(&c, expected);
+    }
+
+    #[test]
+    fn a_presence_bundle_gives_its_pinned_answers() {
+        let (files, expected) = fixture!("tiny-presence");
+        let c = Classifier::load(files).expect("loads");
+        assert_eq!(c.manifest().format_version, MANIFEST_FORMAT_VERSION);
+        assert!(c.manifest().graph.counted.as_ref().is_some_and(|c| c.counts.is_none()));
+        check_golden(&c, expected);
+    }
+
+    #[test]
+    fn a_presence_graph_reads_each_distinct_feature_once_with_one_scale() {
+        let c = Classifier::load(fixture!("tiny-presence").0).expect("loads");
+        let text = "print x print x print x";
+        let ids = c.encode(text).expect("encode").ids;
+        let inputs = c.graph_inputs(&ids);
+        assert_eq!(inputs.len(), 1, "rows only, no counts");
+        let rows = inputs[0].len();
+        assert!(rows < 2 * ids.len() - 1, "{rows} rows for {} tokens", ids.len());
+        let outputs = c.graph().run(inputs).expect("runs");
+        assert_eq!(outputs[1].len(), rows * (c.manifest().labels.len() + 1));
+        assert_eq!(outputs[2].len(), 1, "one scale for all");
+        // Every occurrence still counts in the explanation: each token listed thrice.
+        let p = c.classify(text).expect("classify");
+        assert!(!p.explanation.is_empty());
+        assert!(p.explanation.iter().all(|t| t.count == 3), "{:?}", p.explanation);
     }
 
     #[test]
@@ -616,6 +656,15 @@ mod tests {
             c.features.buckets = 1 << 33;
         }
         says(&m, "at most 2^32 rows");
+        // Counts belong to format 3 only.
+        let mut m = counted_manifest();
+        m.format_version = MANIFEST_FORMAT_VERSION;
+        says(&m, "format 4 has no `graph.counted.counts`");
+        let mut m = counted_manifest();
+        if let Some(c) = m.graph.counted.as_mut() {
+            c.counts = None;
+        }
+        says(&m, "format 3 requires `graph.counted.counts`");
         // And the reverse: a token-id graph under format 3 is refused before it runs.
         let mut m = manifest();
         (m.format_version, m.normalization) = (3, Some(1));

@@ -28,8 +28,14 @@ pub(crate) enum GraphInput {
         /// The graph has a `scales` output.
         has_scales: bool,
     },
-    /// Distinct feature rows and their counts (format 3, [`crate::api::CountedInput`]).
-    Counted(FeatureSpec),
+    /// Distinct feature rows (formats 3 and 4, [`crate::api::CountedInput`]), and with
+    /// `counts` their counts (format 3).
+    Counted {
+        /// How token ids become feature rows.
+        spec: FeatureSpec,
+        /// The graph also reads each feature's count.
+        counts: bool,
+    },
 }
 
 /// A loaded graph and a run's scratch state.
@@ -64,9 +70,9 @@ impl Graph {
     /// The graph's inputs for `ids` (and, for a counted graph, the counted features).
     pub(crate) fn inputs(&self, ids: &[i64]) -> (Option<Counted>, TVec<TValue>) {
         match self.input {
-            GraphInput::Counted(spec) => {
+            GraphInput::Counted { spec, counts } => {
                 let c = features::count(&spec, ids);
-                let inputs = counted_inputs(&c);
+                let inputs = counted_inputs(&c, counts);
                 (Some(c), inputs)
             }
             GraphInput::Ids { .. } => (None, graph_inputs(ids)),
@@ -94,8 +100,24 @@ impl Graph {
             slice.map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
         };
         let scales = if expected == 3 { Some(read(2)?) } else { None };
-        Outputs::new(read(0)?.to_vec(), read(1)?, scales, counted, (2 * ids.len()).saturating_sub(1))
+        let scales_expected = match self.input {
+            GraphInput::Ids { .. } => ScaleCount::OneOrPerFeature,
+            GraphInput::Counted { counts: true, .. } => ScaleCount::PerFeature,
+            GraphInput::Counted { counts: false, .. } => ScaleCount::One,
+        };
+        Outputs::new(read(0)?.to_vec(), read(1)?, scales, scales_expected, counted, (2 * ids.len()).saturating_sub(1))
     }
+}
+
+/// How many scales a graph outputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ScaleCount {
+    /// One for every feature (format 4: each feature weighs 1 over the text's norm).
+    One,
+    /// One per feature (format 3: each its term frequency weight over the norm).
+    PerFeature,
+    /// Either (token-id graphs: format 1 had both shapes).
+    OneOrPerFeature,
 }
 
 /// A graph's outputs for one text, per feature: the features are the text's distinct
@@ -114,14 +136,15 @@ pub(crate) struct Outputs {
 
 impl Outputs {
     /// Checks the graph's raw outputs fit each other (rows no narrower than the labels, none
-    /// ragged, one scale per feature or one for all) and multiplies each feature's weights
-    /// (the first `labels` columns of its row) by its share: its scale split evenly between
-    /// its occurrences (counted graphs), its own or the one scale (token-id graphs), or 1
-    /// where the graph has no scales.
+    /// ragged, as many scales as `scales_expected` says) and multiplies each feature's weights
+    /// (the first `labels` columns of its row) by its share: its scale (its own, or the one for
+    /// all), split evenly between its occurrences for a counted graph; 1 where the graph has no
+    /// scales.
     fn new(
         probabilities: Vec<f32>,
         rows: &[f32],
         scales: Option<&[f32]>,
+        scales_expected: ScaleCount,
         counted: Option<Counted>,
         positions: usize,
     ) -> Result<Self, Error> {
@@ -129,18 +152,23 @@ impl Outputs {
         let features = counted.as_ref().map_or(positions, |c| c.rows.len());
         let scales = scales.unwrap_or(&[1.0]);
         let width = rows.len() / features.max(1);
-        let one_scale = scales.len() == 1 && counted.is_none();
-        if width < labels || width * features != rows.len() || !(scales.len() == features || one_scale) {
+        let scales_fit = match scales_expected {
+            ScaleCount::One => scales.len() == 1,
+            ScaleCount::PerFeature => scales.len() == features,
+            ScaleCount::OneOrPerFeature => scales.len() == 1 || scales.len() == features,
+        };
+        if width < labels || width * features != rows.len() || !scales_fit {
             return Err(Error::Inference(format!(
                 "graph returned {} row values and {} scales for {features} features and {labels} labels",
                 rows.len(),
                 scales.len()
             )));
         }
+        // One scale for all, or each feature's own (with one feature, both are scales[0]).
+        let scale = |f: usize| if scales.len() == 1 { scales[0] } else { scales[f] };
         let share = |f: usize| match &counted {
-            Some(c) => scales[f] / c.counts[f],
-            None if one_scale => scales[0],
-            None => scales[f],
+            Some(c) => scale(f) / c.counts[f],
+            None => scale(f),
         };
         let mut contributions = Vec::with_capacity(features * labels);
         for (f, row) in rows.chunks_exact(width).enumerate() {
@@ -190,9 +218,9 @@ fn graph_inputs(ids: &[i64]) -> TVec<TValue> {
     tvec!(vector(ids))
 }
 
-/// A counted graph's inputs: the distinct rows, then their counts.
-fn counted_inputs(c: &Counted) -> TVec<TValue> {
-    tvec!(vector(&c.rows), vector(&c.counts))
+/// A counted graph's inputs: the distinct rows, then, when it reads them, their counts.
+fn counted_inputs(c: &Counted, counts: bool) -> TVec<TValue> {
+    if counts { tvec!(vector(&c.rows), vector(&c.counts)) } else { tvec!(vector(&c.rows)) }
 }
 
 /// `values` as a rank-1 tensor, copied once (an ndarray detour copies twice).
@@ -204,9 +232,11 @@ fn vector<T: Datum + Copy>(values: &[T]) -> TValue {
 mod tests {
     use super::*;
 
-    /// `Outputs::new` on hand-made outputs for two labels, rows of width 3.
+    /// `Outputs::new` on hand-made outputs for two labels, rows of width 3: a token-id graph's
+    /// scales without `counted`, a format 3 graph's with it.
     fn outputs(rows: &[f32], scales: Option<&[f32]>, counted: Option<Counted>, positions: usize) -> Result<Outputs, Error> {
-        Outputs::new(vec![0.5, 0.5], rows, scales, counted, positions)
+        let expected = if counted.is_some() { ScaleCount::PerFeature } else { ScaleCount::OneOrPerFeature };
+        Outputs::new(vec![0.5, 0.5], rows, scales, expected, counted, positions)
     }
 
     #[test]
@@ -223,7 +253,10 @@ mod tests {
         let err = scores(Some(&[1.0, 2.0])).expect_err("two scales for three features");
         assert!(err.to_string().contains("2 scales"), "{err}");
         assert!(outputs(&rows[..8], Some(&[1.0]), None, 3).is_err(), "ragged rows");
-        assert!(Outputs::new(vec![0.25; 4], &rows, Some(&[1.0]), None, 3).is_err(), "rows narrower than the labels");
+        assert!(
+            Outputs::new(vec![0.25; 4], &rows, Some(&[1.0]), ScaleCount::OneOrPerFeature, None, 3).is_err(),
+            "rows narrower than the labels"
+        );
     }
 
     #[test]
@@ -235,6 +268,18 @@ mod tests {
         assert_eq!(got.token_contributions, [1.0, -0.5, 2.0, 6.0]);
         assert_eq!(got.pair_contributions, [1.0, -0.5]);
         assert!(outputs(&rows[..5], Some(&[0.5, 2.0]), Some(c.clone()), 3).is_err(), "ragged rows");
-        assert!(outputs(&rows, Some(&[0.5]), Some(c), 3).is_err(), "one scale for two features");
+        assert!(outputs(&rows, Some(&[0.5]), Some(c.clone()), 3).is_err(), "one scale for two features");
+    }
+
+    #[test]
+    fn a_presence_graphs_one_scale_is_shared_evenly_between_each_features_positions() {
+        // Format 4: the same features, one scale for all; per-feature scales are refused.
+        let c = Counted { rows: vec![7, 9], counts: vec![2.0, 1.0], of_position: vec![0, 1, 0] };
+        let rows = [4.0, -2.0, 9.0, 1.0, 3.0, 9.0];
+        let one = |scales: &[f32]| Outputs::new(vec![0.5, 0.5], &rows, Some(scales), ScaleCount::One, Some(c.clone()), 3);
+        let got = one(&[0.5]).expect("fits").into_scores(2);
+        assert_eq!(got.token_contributions, [1.0, -0.5, 0.5, 1.5]);
+        assert_eq!(got.pair_contributions, [1.0, -0.5]);
+        assert!(one(&[0.5, 2.0]).is_err(), "a scale per feature");
     }
 }

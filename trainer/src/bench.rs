@@ -79,7 +79,7 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
     let outcome = pipeline::train(&cfg)?;
     let classifier = pipeline::load_bundle(&out)?;
     let texts: Vec<&str> = outcome.eval_texts.iter().map(String::as_str).collect();
-    let latency = latency(&classifier, &texts)?;
+    let latency = latency(&[&classifier], &texts)?.remove(0);
     let labels = &classifier.manifest().labels;
     let (test, _) = evaluate::read_examples(&cfg.eval, labels)?;
     let unblanked: Vec<Example> =
@@ -146,6 +146,13 @@ pub struct Latency {
     /// With `--per-node`: each tract node's mean time per graph run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeTime>>,
+    /// With `--baseline`: the baseline bundle's figures, timed in the same process on the same
+    /// questions, interleaved with this bundle's (see [`latency`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Box<Latency>>,
+    /// With `--baseline`: this bundle's classify p50 over the baseline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classify_p50_vs_baseline: Option<f64>,
 }
 
 /// One node of the optimised tract plan and its mean time per run.
@@ -162,16 +169,31 @@ pub struct NodeTime {
 }
 
 /// `trainer latency`: loads the bundle and times it on the questions of `data`; `per_node`
-/// adds each tract node's mean time.
-pub fn latency_of_bundle(bundle: &Path, data: &[PathBuf], with_nodes: bool) -> anyhow::Result<Latency> {
+/// adds each tract node's mean time; `baseline` times another bundle alongside (see
+/// [`latency`]).
+pub fn latency_of_bundle(
+    bundle: &Path,
+    data: &[PathBuf],
+    with_nodes: bool,
+    baseline: Option<&Path>,
+) -> anyhow::Result<Latency> {
     let classifier = pipeline::load_bundle(bundle)?;
     let (examples, _) = evaluate::read_examples(data, &classifier.manifest().labels)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let mut report = latency(&classifier, &texts)?;
-    if with_nodes {
-        report.nodes = Some(per_node(&classifier, &texts)?);
-    }
-    Ok(report)
+    let report = match baseline {
+        None => latency(&[&classifier], &texts)?.remove(0),
+        Some(path) => {
+            let base = pipeline::load_bundle(path)?;
+            let mut both = latency(&[&classifier, &base], &texts)?;
+            let base = both.remove(1);
+            let mut report = both.remove(0);
+            report.classify_p50_vs_baseline = Some(report.classify_p50_us / base.classify_p50_us);
+            report.baseline = Some(Box::new(base));
+            report
+        }
+    };
+    let nodes = if with_nodes { Some(per_node(&classifier, &texts)?) } else { None };
+    Ok(Latency { nodes, ..report })
 }
 
 /// Times every node of the classifier's own tract plan, one run per question (encoded first,
@@ -204,36 +226,51 @@ pub fn per_node(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Vec<N
         .collect())
 }
 
-/// Times `classifier` on `texts`: a classify on each question's first sight (after a warm-up on
-/// the first 200, the way a serving instance is warm), then that question's encode and run.
-pub fn latency(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Latency> {
-    for t in texts.iter().take(200) {
-        classifier.classify(t)?;
+/// Times each of `classifiers` on `texts`: a classify on each question's first sight (after a
+/// warm-up on the first 200, the way a serving instance is warm), then that question's encode
+/// and run. With several, each question goes to all of them in turn, starting with a
+/// different one each time, so they share the machine's state from moment to moment: on
+/// machines whose speed drifts by tens of percent over minutes, separate runs compare the
+/// drift, this compares the bundles.
+pub fn latency(classifiers: &[&Classifier], texts: &[&str]) -> anyhow::Result<Vec<Latency>> {
+    for c in classifiers {
+        for t in texts.iter().take(200) {
+            c.classify(t)?;
+        }
     }
-    let mut classify_us = Vec::with_capacity(texts.len());
-    let mut encode_us = Vec::with_capacity(texts.len());
-    let mut run_us = Vec::with_capacity(texts.len());
-    for t in texts {
-        let start = Instant::now();
-        let p = classifier.classify(t)?;
-        classify_us.push(start.elapsed().as_secs_f64() * 1e6);
-        std::hint::black_box(p);
-        let start = Instant::now();
-        let e = classifier.encode(t)?;
-        encode_us.push(start.elapsed().as_secs_f64() * 1e6);
-        let start = Instant::now();
-        let scores = classifier.run(&e.ids)?;
-        run_us.push(start.elapsed().as_secs_f64() * 1e6);
-        std::hint::black_box(scores);
+    let k = classifiers.len();
+    let mut classify_us = vec![Vec::with_capacity(texts.len()); k];
+    let mut encode_us = vec![Vec::with_capacity(texts.len()); k];
+    let mut run_us = vec![Vec::with_capacity(texts.len()); k];
+    for (i, t) in texts.iter().enumerate() {
+        for turn in 0..k {
+            let which = (i + turn) % k;
+            let classifier = classifiers[which];
+            let start = Instant::now();
+            let p = classifier.classify(t)?;
+            classify_us[which].push(start.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(p);
+            let start = Instant::now();
+            let e = classifier.encode(t)?;
+            encode_us[which].push(start.elapsed().as_secs_f64() * 1e6);
+            let start = Instant::now();
+            let scores = classifier.run(&e.ids)?;
+            run_us[which].push(start.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(scores);
+        }
     }
-    Ok(Latency {
-        classify_p50_us: percentile(&mut classify_us, 0.50),
-        classify_p99_us: percentile(&mut classify_us, 0.99),
-        encode_p50_us: percentile(&mut encode_us, 0.50),
-        run_p50_us: percentile(&mut run_us, 0.50),
-        timed_questions: texts.len(),
-        nodes: None,
-    })
+    Ok((0..k)
+        .map(|which| Latency {
+            classify_p50_us: percentile(&mut classify_us[which], 0.50),
+            classify_p99_us: percentile(&mut classify_us[which], 0.99),
+            encode_p50_us: percentile(&mut encode_us[which], 0.50),
+            run_p50_us: percentile(&mut run_us[which], 0.50),
+            timed_questions: texts.len(),
+            nodes: None,
+            baseline: None,
+            classify_p50_vs_baseline: None,
+        })
+        .collect())
 }
 
 /// The `q` quantile (nearest rank) of `values`.

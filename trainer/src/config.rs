@@ -66,7 +66,7 @@ impl Default for ModelParams {
             // training data matched 2048 tokens, and p99 latency fell by about a third (README).
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
-            weighting: Weighting::Sublinear,
+            weighting: Weighting::Presence,
         }
     }
 }

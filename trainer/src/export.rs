@@ -23,9 +23,10 @@ use crate::model::{LinearModel, Weighting};
 pub mod names {
     /// int64 `[n]` token ids ([`Weighting::Occurrences`](crate::model::Weighting)).
     pub const INPUT: &str = "input_ids";
-    /// int64 `[m]` distinct feature rows ([`Weighting::Sublinear`](crate::model::Weighting)).
+    /// int64 `[m]` distinct feature rows ([`Weighting::Presence`](crate::model::Weighting) and
+    /// [`Weighting::Sublinear`](crate::model::Weighting)).
     pub const FEATURE_ROWS: &str = "feature_rows";
-    /// float32 `[m]` their counts.
+    /// float32 `[m]` their counts ([`Weighting::Sublinear`](crate::model::Weighting)).
     pub const FEATURE_COUNTS: &str = "feature_counts";
     /// float32 `[labels]`.
     pub const PROBABILITIES: &str = "probabilities";
@@ -34,7 +35,7 @@ pub mod names {
     /// feature's weights, then its squared idf.
     pub const CONTRIBUTIONS: &str = "contributions";
     /// float32 `[1]`: every feature's multiplier (1 / norm); a feature's weights × multiplier
-    /// are its contributions. Counted graphs: `[m]`, each feature's `(1 + ln c) / norm`.
+    /// are its contributions. Sublinear graphs: `[m]`, each feature's `(1 + ln c) / norm`.
     pub const SCALES: &str = "scales";
 }
 
@@ -47,8 +48,8 @@ const OPSET: i64 = 17;
 /// Serialises `model` to ONNX bytes. `labels` and `model_name` go into the metadata so that
 /// the file explains itself in any ONNX tool.
 ///
-/// The graph follows the model's [`Weighting`]: counted features in (format 3), or token ids
-/// in (formats 1 and 2). It is shaped for tract, whose cost here is per node (about a
+/// The graph follows the model's [`Weighting`]: distinct features in (format 4), with their
+/// counts (format 3), or token ids in (formats 1 and 2). It is shaped for tract, whose cost here is per node (about a
 /// microsecond each, whatever it computes) plus its element-by-element path for broadcasts:
 /// - tokens and pairs run as one stream of features, pair rows offset by the vocabulary size
 ///   in one table whose last column is the squared idf, so one gather and one sum (or one
@@ -62,6 +63,7 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
     let Parts { input, mut node, initializer, features, scales } = match model.weighting {
         Weighting::Occurrences => occurrence_nodes(model),
         Weighting::Sublinear => counted_nodes(model),
+        Weighting::Presence => presence_nodes(model),
     };
     let l = model.labels as i64;
     for (i, n) in node.iter_mut().enumerate() {
@@ -99,9 +101,11 @@ pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<
 pub fn graph_spec(model: &LinearModel, max_tokens: usize) -> GraphSpec {
     let (input, counted) = match model.weighting {
         Weighting::Occurrences => (names::INPUT, None),
-        Weighting::Sublinear => {
-            (names::FEATURE_ROWS, Some(CountedInput { counts: names::FEATURE_COUNTS.into(), features: model.spec }))
-        }
+        Weighting::Sublinear => (
+            names::FEATURE_ROWS,
+            Some(CountedInput { counts: Some(names::FEATURE_COUNTS.into()), features: model.spec }),
+        ),
+        Weighting::Presence => (names::FEATURE_ROWS, Some(CountedInput { counts: None, features: model.spec })),
     };
     GraphSpec {
         input: input.into(),
@@ -211,6 +215,25 @@ fn counted_nodes(model: &LinearModel) -> Parts {
         value_info(names::FEATURE_COUNTS, DataType::Float, &[Dim::Param("m")]),
     ];
     Parts { input, node, initializer, features: "m", scales: Dim::Param("m") }
+}
+
+/// [`Weighting::Presence`]: the core finds the distinct features (see
+/// `edge_classifier::features`) and the graph sums their rows once each: as the token-id
+/// graph's sum, without its pair arithmetic and over fewer rows, and none of the counted
+/// graph's weighting (a `[2, m] × [m, labels + 1]` product whose packing alone cost more than
+/// this whole sum).
+fn presence_nodes(model: &LinearModel) -> Parts {
+    let mut initializer = table_initializers(model);
+    initializer.extend([
+        i64_tensor("axis0", &[1], &[0]),
+        i64_tensor("zero", &[1], &[0]),
+        i64_tensor("labels", &[1], &[model.labels as i64]),
+    ]);
+    let mut node = gather_rows(names::FEATURE_ROWS);
+    node.push(op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]));
+    node.extend(softmax_tail(names::SCALES));
+    let input = vec![value_info(names::FEATURE_ROWS, DataType::Int64, &[Dim::Param("m")])];
+    Parts { input, node, initializer, features: "m", scales: Dim::Value(1) }
 }
 
 /// [`Weighting::Occurrences`]: token ids in; every position adds its row once.

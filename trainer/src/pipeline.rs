@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use edge_classifier::api::{
-    IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, MANIFEST_FORMAT_VERSION, ModelManifest, files,
+    COUNTED_MANIFEST_FORMAT_VERSION, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION,
+    MANIFEST_FORMAT_VERSION, ModelManifest, files,
 };
 use edge_classifier::normalize::Normalization;
 use edge_classifier::{BundleFiles, Classifier, TextEncoder, argmax};
@@ -229,11 +230,13 @@ fn export_and_verify(
     // A token-id graph with normalisation 1 is written exactly as before the field existed
     // (format 1, no field), so rebuilding an old bundle (the golden `tiny`) gives the same
     // manifest shape; with a newer normalisation it is format 2. Counted features need format
-    // 3. Cores that predate a format refuse it rather than serve it wrongly.
+    // 3, distinct features alone format 4. Cores that predate a format refuse it rather than
+    // serve it wrongly.
     let (format_version, normalization) = match (cfg.weighting, cfg.normalization) {
         (Weighting::Occurrences, Normalization::V1) => (LEGACY_MANIFEST_FORMAT_VERSION, None),
         (Weighting::Occurrences, n) => (IDS_MANIFEST_FORMAT_VERSION, Some(n.version())),
-        (Weighting::Sublinear, n) => (MANIFEST_FORMAT_VERSION, Some(n.version())),
+        (Weighting::Sublinear, n) => (COUNTED_MANIFEST_FORMAT_VERSION, Some(n.version())),
+        (Weighting::Presence, n) => (MANIFEST_FORMAT_VERSION, Some(n.version())),
     };
     let mut manifest = ModelManifest {
         format_version,
@@ -313,6 +316,7 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
         "features": match cfg.weighting {
             Weighting::Occurrences => "tf-idf (raw tf, norm over occurrences) over bpe tokens and hashed token pairs",
             Weighting::Sublinear => "tf-idf (1 + ln tf, exact l2 norm) over bpe tokens and hashed token pairs",
+            Weighting::Presence => "tf-idf (binary tf, exact l2 norm) over bpe tokens and hashed token pairs",
         },
         "epochs": cfg.epochs,
         "learning_rate": cfg.learning_rate,

@@ -27,7 +27,15 @@ use serde::{Deserialize, Serialize};
 ///
 /// Format 3 adds [`GraphSpec::counted`] and requires it: the graph reads counted features, not
 /// token ids. A core that predates it would feed such a graph token ids, so the format moved.
-pub const MANIFEST_FORMAT_VERSION: u32 = 3;
+///
+/// Format 4 keeps [`GraphSpec::counted`] without [`CountedInput::counts`]: the graph reads each
+/// distinct feature once, by presence, and nothing else. A format 3 core would feed such a
+/// graph an input it lacks, so the format moved again.
+pub const MANIFEST_FORMAT_VERSION: u32 = 4;
+
+/// The format of bundles whose graph reads distinct features and their counts: still read,
+/// and still written by `trainer train --weighting sublinear`.
+pub const COUNTED_MANIFEST_FORMAT_VERSION: u32 = 3;
 
 /// The format of bundles with [`ModelManifest::normalization`] whose graph reads token ids:
 /// still read, and still written by `trainer train --weighting occurrences`.
@@ -155,7 +163,8 @@ impl ApiError {
 /// `manifest.json`: what a bundle is, where it came from and how well it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelManifest {
-    /// [`MANIFEST_FORMAT_VERSION`]; [`IDS_MANIFEST_FORMAT_VERSION`] for bundles whose graph
+    /// [`MANIFEST_FORMAT_VERSION`]; [`COUNTED_MANIFEST_FORMAT_VERSION`] for bundles whose graph
+    /// also reads counts; [`IDS_MANIFEST_FORMAT_VERSION`] for bundles whose graph
     /// reads token ids; [`LEGACY_MANIFEST_FORMAT_VERSION`] for those without
     /// [`ModelManifest::normalization`].
     pub format_version: u32,
@@ -206,18 +215,21 @@ pub struct GraphSpec {
     pub scales: Option<String>,
     /// At most this many token ids (specials included) go into the graph.
     pub max_tokens: usize,
-    /// Format 3: the graph reads counted features, not token ids (see [`CountedInput`]).
-    /// Absent before format 3.
+    /// Formats 3 and 4: the graph reads distinct features, not token ids (see
+    /// [`CountedInput`]). Absent before format 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted: Option<CountedInput>,
 }
 
-/// The input of a graph that reads counted features (format 3). The core turns the token ids
-/// into features (each id, and each adjacent pair hashed to `vocab + (a · pair_mul + b) mod
-/// buckets`), counts them, and feeds [`GraphSpec::input`] the distinct feature rows (int64
-/// `[m]`, in order of first occurrence) and `counts` their counts (float32 `[m]`). The graph's
-/// `contributions` then has one row per distinct feature, and `scales` one multiplier per
-/// distinct feature (its term frequency weight over the text's norm).
+/// The input of a graph that reads distinct features (formats 3 and 4). The core turns the
+/// token ids into features (each id, and each adjacent pair hashed to `vocab + (a · pair_mul +
+/// b) mod buckets`), counts them, and feeds [`GraphSpec::input`] the distinct feature rows
+/// (int64 `[m]`, in order of first occurrence), and, in format 3, [`CountedInput::counts`]
+/// their counts (float32 `[m]`). The graph's `contributions` then has one row per distinct
+/// feature. `scales` has one multiplier per distinct feature in format 3 (its term frequency
+/// weight over the text's norm) and one for all in format 4 (every feature weighs 1: 1 / the
+/// text's norm); either way a feature's share at one of its positions is its multiplier over
+/// its count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeatureSpec {
     /// Tokenizer vocabulary size: token rows are `0..vocab`, pair rows follow.
@@ -232,7 +244,9 @@ pub struct FeatureSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CountedInput {
     /// Input: float32 `[m]`, how often each distinct feature of [`GraphSpec::input`] occurs.
-    pub counts: String,
+    /// Required in format 3, absent in format 4 (the graph weighs features by presence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<String>,
     /// How token ids become feature rows.
     pub features: FeatureSpec,
 }

@@ -142,9 +142,10 @@ pub struct ModelArgs {
     /// blanks the language names; 1 is the first one, kept to rebuild older bundles alike.
     #[arg(long, default_value_t = ModelParams::default().normalization)]
     pub normalization: u32,
-    /// Feature weighting (see the README): `sublinear` (1 + ln count, exact L2 norm; the core
-    /// counts, format 3 bundles) or `occurrences` (raw counts over occurrences; the graph reads
-    /// token ids, as every bundle before format 3).
+    /// Feature weighting (see the README): `presence` (each distinct feature once, exact L2
+    /// norm; the core finds the distinct features, format 4 bundles), `sublinear` (1 + ln
+    /// count, exact L2 norm; the graph also reads the counts, format 3) or `occurrences` (raw
+    /// counts over occurrences; the graph reads token ids, as every bundle before format 3).
     #[arg(long, default_value_t = ModelParams::default().weighting,
         value_parser = PossibleValuesParser::new(Weighting::VARIANTS).try_map(|s| s.parse::<Weighting>()))]
     pub weighting: Weighting,
@@ -330,6 +331,11 @@ pub struct LatencyArgs {
     /// Also time every tract node of the graph, over one run per question (adds `nodes`).
     #[arg(long)]
     pub per_node: bool,
+    /// Another bundle to time alongside, question by question in the same process (adds
+    /// `baseline` and `classify_p50_vs_baseline`): the way to compare two bundles on a machine
+    /// whose speed drifts between runs.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
     /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
     #[arg(long)]
     pub json: bool,

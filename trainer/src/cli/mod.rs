@@ -77,7 +77,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Latency(args) => {
-            let report = bench::latency_of_bundle(&args.target.bundle, &args.target.data, args.per_node)?;
+            let report = bench::latency_of_bundle(
+                &args.target.bundle,
+                &args.target.data,
+                args.per_node,
+                args.baseline.as_deref(),
+            )?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Promote(args) => {

@@ -41,7 +41,7 @@ pub fn tiny_params() -> ModelParams {
         nb_alpha: 1.0,
         max_tokens: 256,
         normalization: edge_classifier::normalize::Normalization::CURRENT.version(),
-        weighting: trainer::model::Weighting::Sublinear,
+        weighting: trainer::model::Weighting::Presence,
     }
 }
 

@@ -10,6 +10,7 @@ use trainer::pipeline;
 
 use crate::common::{tiny_config, tiny_csv, tiny_params, tokenizer_json_ids, train_config};
 use trainer::config::ModelParams;
+use trainer::model::Weighting;
 
 fn train_tiny(out: &Path) -> pipeline::TrainOutcome {
     pipeline::train(&tiny_config(out)).expect("tiny fixture trains")
@@ -122,9 +123,17 @@ fn onnxruntime_check(model: &Path, cases: &Path) -> std::process::Output {
 
 #[test]
 fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
+    // The current format (presence, no counts) and format 3 (counts), which registries may
+    // still hold and `--weighting sublinear` still writes.
+    check_with_onnxruntime(Weighting::Presence);
+    check_with_onnxruntime(Weighting::Sublinear);
+}
+
+fn check_with_onnxruntime(weighting: Weighting) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bundle");
-    let outcome = train_tiny(&out);
+    let params = ModelParams { weighting, ..tiny_params() };
+    let outcome = pipeline::train(&train_config(vec![tiny_csv()], vec![], out.clone(), &params)).expect("trains");
     let classifier = pipeline::load_bundle(&out).expect("load");
     let mut cases: Vec<serde_json::Value> = outcome
         .eval_texts
@@ -132,13 +141,20 @@ fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
         .map(|t| {
             let ids = classifier.encode(t).expect("encode").ids;
             let scores = classifier.run(&ids).expect("run");
-            // The graph's inputs: counted features (format 3, what the trainer writes now),
-            // counted by the core's own function, or token ids.
-            let counted = classifier.manifest().graph.counted.as_ref().expect("the trainer writes format 3");
+            // The graph's inputs: the distinct features, found by the core's own function, and
+            // their counts where the graph reads them (format 3).
+            let counted = classifier.manifest().graph.counted.as_ref().expect("the trainer writes distinct features");
+            assert_eq!(counted.counts.is_some(), weighting == Weighting::Sublinear, "{weighting}");
             let c = edge_classifier::features::count(&counted.features, &ids);
+            let inputs = if counted.counts.is_some() {
+                serde_json::json!({"feature_rows": c.rows, "feature_counts": c.counts})
+            } else {
+                serde_json::json!({"feature_rows": c.rows})
+            };
             serde_json::json!({
-                "inputs": {"feature_rows": c.rows, "feature_counts": c.counts},
+                "inputs": inputs,
                 "of_position": c.of_position,
+                "counts": c.counts,
                 "probabilities": scores.probabilities,
                 "token_contributions": scores.token_contributions,
                 "pair_contributions": scores.pair_contributions,
@@ -242,11 +258,22 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
         assert!(report[key].as_f64().is_some_and(f64::is_finite), "{key}: {}", report[key]);
     }
     assert!(report.get("nodes").is_none(), "nodes only with --per-node");
+    assert!(report.get("baseline").is_none(), "a baseline only with --baseline");
+    // A baseline is timed alongside, on every question, and compared.
+    let base = dir.path().join("base");
+    train_tiny(&base);
+    let base_arg = base.display().to_string();
+    let report = json_on_tiny(&["latency", "--baseline", &base_arg], &out);
+    assert_eq!(report["baseline"]["timed_questions"], 160);
+    let ratio = report["classify_p50_vs_baseline"].as_f64().expect("ratio");
+    let p50 = |r: &serde_json::Value| r["classify_p50_us"].as_f64().expect("p50");
+    // (serde_json's default float parsing may miss the last bit.)
+    assert!((ratio - p50(&report) / p50(&report["baseline"])).abs() < 1e-12, "{ratio}");
     let report = json_on_tiny(&["latency", "--per-node"], &out);
     let nodes = report["nodes"].as_array().expect("nodes");
     let ops: Vec<&str> = nodes.iter().map(|n| n["op"].as_str().expect("op")).collect();
     // The plan the core runs: ids in order, and the export's ops as tract optimised them (no
-    // Concat after the cast: a slice of the sum would bring one back).
+    // Concat: a slice of the sum would bring one back after the cast).
     for (i, n) in nodes.iter().enumerate() {
         assert_eq!(n["id"], i);
         assert!(n["mean_us"].as_f64().is_some_and(f64::is_finite), "{n}");
@@ -254,7 +281,7 @@ fn latency_times_every_question_and_refuses_a_non_bundle() {
     for op in ["Source", "Gather", "Cast", "Softmax"] {
         assert!(ops.contains(&op), "{op} in {ops:?}");
     }
-    assert_eq!(ops.iter().filter(|op| **op == "Concat").count(), 1, "{ops:?}");
+    assert_eq!(ops.iter().filter(|op| **op == "Concat").count(), 0, "{ops:?}");
     assert_eq!(ops.iter().filter(|op| **op == "Cast").count(), 1, "{ops:?}");
     let run = trainer_bin()
         .args(["latency", "--bundle"])
@@ -361,10 +388,10 @@ fn the_documented_command_reproduces_the_golden_model() {
     // Each golden tiny bundle's flags live beside it (`train-args`), and
     // scripts/regenerate-golden.sh trains with them: the same flags must give the committed
     // files byte for byte, or the golden answers no longer describe what the trainer makes.
-    // `tiny` is a format 1 bundle (old normalisation, token-id graph), `tiny-counted` the
-    // current format.
+    // `tiny` is a format 1 bundle (old normalisation, token-id graph), `tiny-counted` format
+    // 3 (counts), `tiny-presence` the current format.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for name in ["tiny", "tiny-counted"] {
+    for name in ["tiny", "tiny-counted", "tiny-presence"] {
         let fixture = root.join("edge-classifier/tests/fixtures").join(name);
         let flags = fs::read_to_string(fixture.join("train-args")).expect("train-args");
         let dir = tempfile::tempdir().expect("tempdir");
