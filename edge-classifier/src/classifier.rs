@@ -118,8 +118,7 @@ impl Classifier {
         let outputs = self.graph.run(&encoded.ids)?;
         let labels = &self.manifest.labels;
         let winner = argmax(&outputs.probabilities);
-        let explanation =
-            explain::top_tokens(&self.tokenizer, &encoded.ids, &outputs, winner, EXPLANATION_TOP_K);
+        let explanation = explain::top_tokens(&self.tokenizer, &encoded.ids, &outputs, winner, EXPLANATION_TOP_K);
         Ok(Prediction {
             label: labels[winner].clone(),
             probabilities: labels

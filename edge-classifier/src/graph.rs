@@ -234,7 +234,12 @@ mod tests {
 
     /// `Outputs::new` on hand-made outputs for two labels, rows of width 3: a token-id graph's
     /// scales without `counted`, a format 3 graph's with it.
-    fn outputs(rows: &[f32], scales: Option<&[f32]>, counted: Option<Counted>, positions: usize) -> Result<Outputs, Error> {
+    fn outputs(
+        rows: &[f32],
+        scales: Option<&[f32]>,
+        counted: Option<Counted>,
+        positions: usize,
+    ) -> Result<Outputs, Error> {
         let expected = if counted.is_some() { ScaleCount::PerFeature } else { ScaleCount::OneOrPerFeature };
         Outputs::new(vec![0.5, 0.5], rows, scales, expected, counted, positions)
     }
@@ -276,7 +281,8 @@ mod tests {
         // Format 4: the same features, one scale for all; per-feature scales are refused.
         let c = Counted { rows: vec![7, 9], counts: vec![2.0, 1.0], of_position: vec![0, 1, 0] };
         let rows = [4.0, -2.0, 9.0, 1.0, 3.0, 9.0];
-        let one = |scales: &[f32]| Outputs::new(vec![0.5, 0.5], &rows, Some(scales), ScaleCount::One, Some(c.clone()), 3);
+        let one =
+            |scales: &[f32]| Outputs::new(vec![0.5, 0.5], &rows, Some(scales), ScaleCount::One, Some(c.clone()), 3);
         let got = one(&[0.5]).expect("fits").into_scores(2);
         assert_eq!(got.token_contributions, [1.0, -0.5, 0.5, 1.5]);
         assert_eq!(got.pair_contributions, [1.0, -0.5]);
