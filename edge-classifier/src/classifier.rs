@@ -516,8 +516,9 @@ mod tests {
 
     #[test]
     fn hostile_text_never_fails() {
-        // Both graph inputs: token ids (format 1) and counted features (format 3).
-        let classifiers = [tiny(), counted()];
+        // Every graph input: token ids (format 1), counted features (format 3) and distinct
+        // features alone (format 4).
+        let classifiers = [tiny(), counted(), Classifier::load(fixture!("tiny-presence").0).expect("loads")];
         let texts = [
             "\u{FEFF}\u{200B}\u{202E}reversed\u{202C}".to_string(),
             "🙂".repeat(5_000),

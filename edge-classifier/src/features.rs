@@ -1,11 +1,12 @@
-//! A text's features, counted: the input of format 3 graphs.
+//! A text's features, counted: the input of format 3 and 4 graphs.
 //!
 //! A model reads each token id and each adjacent pair of ids (hashed into buckets) as a
-//! feature. Format 3 graphs weigh a feature by `1 + ln(count)` and normalise by the exact L2
-//! norm, which needs each feature's count. Counting in the graph takes a `ScatterElements`,
-//! which tract runs element by element (two thirds of a request's graph time when measured),
-//! so the core counts here and the graph takes each distinct feature's row once, with its
-//! count. The trainer counts through this same function, so training and serving see the
+//! feature. Format 4 graphs weigh each distinct feature once and format 3 graphs by `1 +
+//! ln(count)`, both under the exact L2 norm, which needs the distinct features. Counting in
+//! the graph takes a `ScatterElements`, which tract runs element by element (two thirds of a
+//! request's graph time when measured), so the core counts here and the graph takes each
+//! distinct feature's row once (with its count, in format 3). The explanation splits a
+//! feature's share over its occurrences with these counts. The trainer counts through this same function, so training and serving see the
 //! same features in the same order.
 
 use crate::api::FeatureSpec;

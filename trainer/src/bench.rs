@@ -139,7 +139,8 @@ pub struct Latency {
     /// (so its words are in the instance's piece cache).
     pub encode_p50_us: f64,
     /// Median of one `Classifier::run` on that question's ids, right after: the tract graph, and
-    /// for counted bundles (format 3) the core's count and the hand-back to positions.
+    /// for bundles of distinct features (formats 3 and 4) the core's count and the hand-back
+    /// to positions.
     pub run_p50_us: f64,
     /// Questions timed.
     pub timed_questions: usize,

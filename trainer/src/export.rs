@@ -49,8 +49,9 @@ const OPSET: i64 = 17;
 /// the file explains itself in any ONNX tool.
 ///
 /// The graph follows the model's [`Weighting`]: distinct features in (format 4), with their
-/// counts (format 3), or token ids in (formats 1 and 2). It is shaped for tract, whose cost here is per node (about a
-/// microsecond each, whatever it computes) plus its element-by-element path for broadcasts:
+/// counts (format 3), or token ids in (formats 1 and 2). It is shaped for tract, whose cost
+/// here is per node (about a microsecond each, whatever it computes) plus its
+/// element-by-element path for broadcasts over a symbolic length:
 /// - tokens and pairs run as one stream of features, pair rows offset by the vocabulary size
 ///   in one table whose last column is the squared idf, so one gather and one sum (or one
 ///   small product, when counted) serve both the logits and the norm;
