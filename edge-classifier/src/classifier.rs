@@ -356,6 +356,11 @@ mod tests {
         Classifier::load(fixture!("tiny-counted").0).expect("the counted bundle loads")
     }
 
+    /// The current format's golden bundle: normalisation 2, distinct features by presence.
+    fn presence() -> Classifier {
+        Classifier::load(fixture!("tiny-presence").0).expect("the presence bundle loads")
+    }
+
     #[test]
     fn a_counted_bundle_gives_its_pinned_answers() {
         let (files, expected) = fixture!("tiny-counted");
@@ -376,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_presence_graph_reads_each_distinct_feature_once_with_one_scale() {
-        let c = Classifier::load(fixture!("tiny-presence").0).expect("loads");
+        let c = presence();
         let text = "print x print x print x";
         let ids = c.encode(text).expect("encode").ids;
         let inputs = c.graph_inputs(&ids);
@@ -518,7 +523,7 @@ mod tests {
     fn hostile_text_never_fails() {
         // Every graph input: token ids (format 1), counted features (format 3) and distinct
         // features alone (format 4).
-        let classifiers = [tiny(), counted(), Classifier::load(fixture!("tiny-presence").0).expect("loads")];
+        let classifiers = [tiny(), counted(), presence()];
         let texts = [
             "\u{FEFF}\u{200B}\u{202E}reversed\u{202C}".to_string(),
             "🙂".repeat(5_000),

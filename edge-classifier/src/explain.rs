@@ -36,45 +36,39 @@ pub(crate) fn top_tokens(
     // Per token id: (id, summed weight, positions), visited in position order, so each id's
     // weights add up in position order and the sums are the same on every platform.
     let inner = 1..n.saturating_sub(1);
+    // A free slot takes the id; a taken one adds to it.
+    let add = |entry: &mut (i64, f32, u32), i: usize| {
+        if entry.0 == -1 {
+            *entry = (ids[i], weight(i), 1);
+        } else {
+            entry.1 += weight(i);
+            entry.2 += 1;
+        }
+    };
     let slots = match outputs.distinct_features() {
         // A counted graph's features are distinct, and a token's feature is its id: index by
         // feature, no hashing.
         Some(features) => {
             let mut slots: Vec<(i64, f32, u32)> = vec![(-1, 0.0, 0); features];
             for i in inner {
-                let entry = &mut slots[outputs.feature_of(i)];
-                if entry.0 == -1 {
-                    *entry = (ids[i], weight(i), 1);
-                } else {
-                    entry.1 += weight(i);
-                    entry.2 += 1;
-                }
+                add(&mut slots[outputs.feature_of(i)], i);
             }
             slots
         }
         // Positions: a small open-addressing table keyed by id (ids are never negative, so -1
         // marks a free slot), linear in the positions where sorting them took most of this
         // function's time.
-        _ => {
+        None => {
             let mask = (inner.len() * 2).next_power_of_two().max(16) - 1;
             let mut slots: Vec<(i64, f32, u32)> = vec![(-1, 0.0, 0); mask + 1];
             for i in inner {
                 let id = ids[i];
                 // Fibonacci hashing: the top bits of id × 2^64/φ spread consecutive ids apart.
                 let mut slot = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32) as usize & mask;
-                loop {
-                    let entry = &mut slots[slot];
-                    if entry.0 == id {
-                        entry.1 += weight(i);
-                        entry.2 += 1;
-                        break;
-                    }
-                    if entry.0 == -1 {
-                        *entry = (id, weight(i), 1);
-                        break;
-                    }
+                while slots[slot].0 != id && slots[slot].0 != -1 {
                     slot = (slot + 1) & mask;
                 }
+                add(&mut slots[slot], i);
             }
             slots
         }

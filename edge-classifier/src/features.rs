@@ -6,8 +6,8 @@
 //! the graph takes a `ScatterElements`, which tract runs element by element (two thirds of a
 //! request's graph time when measured), so the core counts here and the graph takes each
 //! distinct feature's row once (with its count, in format 3). The explanation splits a
-//! feature's share over its occurrences with these counts. The trainer counts through this same function, so training and serving see the
-//! same features in the same order.
+//! feature's share over its occurrences with these counts. The trainer counts through this
+//! same function, so training and serving see the same features in the same order.
 
 use crate::api::FeatureSpec;
 

@@ -38,6 +38,17 @@ pub(crate) enum GraphInput {
     },
 }
 
+impl GraphInput {
+    /// How many scales a graph of this input outputs.
+    fn scale_count(self) -> ScaleCount {
+        match self {
+            Self::Ids { .. } => ScaleCount::OneOrPerFeature,
+            Self::Counted { counts: true, .. } => ScaleCount::PerFeature,
+            Self::Counted { counts: false, .. } => ScaleCount::One,
+        }
+    }
+}
+
 /// A loaded graph and a run's scratch state.
 #[derive(Debug)]
 pub(crate) struct Graph {
@@ -100,12 +111,8 @@ impl Graph {
             slice.map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
         };
         let scales = if expected == 3 { Some(read(2)?) } else { None };
-        let scales_expected = match self.input {
-            GraphInput::Ids { .. } => ScaleCount::OneOrPerFeature,
-            GraphInput::Counted { counts: true, .. } => ScaleCount::PerFeature,
-            GraphInput::Counted { counts: false, .. } => ScaleCount::One,
-        };
-        Outputs::new(read(0)?.to_vec(), read(1)?, scales, scales_expected, counted, (2 * ids.len()).saturating_sub(1))
+        let positions = (2 * ids.len()).saturating_sub(1);
+        Outputs::new(read(0)?.to_vec(), read(1)?, scales, self.input.scale_count(), counted, positions)
     }
 }
 

@@ -50,6 +50,17 @@ pub enum Weighting {
     Sublinear,
 }
 
+impl Weighting {
+    /// The features as the manifest's `training.features` describes them.
+    pub fn features(self) -> &'static str {
+        match self {
+            Self::Occurrences => "tf-idf (raw tf, norm over occurrences) over bpe tokens and hashed token pairs",
+            Self::Sublinear => "tf-idf (1 + ln tf, exact l2 norm) over bpe tokens and hashed token pairs",
+            Self::Presence => "tf-idf (binary tf, exact l2 norm) over bpe tokens and hashed token pairs",
+        }
+    }
+}
+
 /// Optimiser settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FitParams {

@@ -313,11 +313,7 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
         "min_frequency": cfg.min_frequency,
         "pair_buckets": fitted.spec.buckets,
         "pair_mul": fitted.spec.pair_mul,
-        "features": match cfg.weighting {
-            Weighting::Occurrences => "tf-idf (raw tf, norm over occurrences) over bpe tokens and hashed token pairs",
-            Weighting::Sublinear => "tf-idf (1 + ln tf, exact l2 norm) over bpe tokens and hashed token pairs",
-            Weighting::Presence => "tf-idf (binary tf, exact l2 norm) over bpe tokens and hashed token pairs",
-        },
+        "features": cfg.weighting.features(),
         "epochs": cfg.epochs,
         "learning_rate": cfg.learning_rate,
         "l2": cfg.l2,

@@ -33,30 +33,23 @@ const FORMS: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// Format 3's golden bundle, trained with version 2.
-fn counted() -> Classifier {
-    Classifier::load(BundleFiles {
-        manifest: include_bytes!("../fixtures/tiny-counted/manifest.json"),
-        model: include_bytes!("../fixtures/tiny-counted/model.onnx"),
-        tokenizer: include_bytes!("../fixtures/tiny-counted/tokenizer.json"),
-    })
-    .expect("loads")
-}
-
-/// The current format's golden bundle (format 4), trained with version 2.
-fn presence() -> Classifier {
-    Classifier::load(BundleFiles {
-        manifest: include_bytes!("../fixtures/tiny-presence/manifest.json"),
-        model: include_bytes!("../fixtures/tiny-presence/model.onnx"),
-        tokenizer: include_bytes!("../fixtures/tiny-presence/tokenizer.json"),
-    })
-    .expect("loads")
+/// A golden bundle from `tests/fixtures`, loaded.
+macro_rules! golden {
+    ($dir:literal) => {
+        Classifier::load(BundleFiles {
+            manifest: include_bytes!(concat!("../fixtures/", $dir, "/manifest.json")),
+            model: include_bytes!(concat!("../fixtures/", $dir, "/model.onnx")),
+            tokenizer: include_bytes!(concat!("../fixtures/", $dir, "/tokenizer.json")),
+        })
+        .expect(concat!($dir, " loads"))
+    };
 }
 
 #[test]
 fn version_2_gives_html_markdown_and_plain_text_the_same_label() {
     // On the golden graph under a manifest that names version 2, and on the bundles trained with it.
-    for c in [tiny_with(2), counted(), presence()] {
+    // `tiny-counted` is format 3, `tiny-presence` the current format (4).
+    for c in [tiny_with(2), golden!("tiny-counted"), golden!("tiny-presence")] {
         assert_eq!(c.normalization(), Normalization::V2);
         same_label_in_every_form(&c);
     }
