@@ -30,7 +30,7 @@ done
 SITE="$TARGET_DIR/web-demo/bench-site"
 
 bash scripts/build-web.sh --bundle "$BUNDLE" --out "$SITE" >&2
-# Release, as any native figure in the README: the comparison is with the core at its best.
+# Release, as any native figure in docs/benchmarks.md: the comparison is with the core at its best.
 cargo build --locked --release --quiet -p edge-classifier --example classify_json >&2
 
 STACKTAG_WEB_SITE="$SITE" STACKTAG_NATIVE_CLASSIFY="$TARGET_DIR/release/examples/classify_json" \

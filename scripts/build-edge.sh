@@ -78,7 +78,7 @@ bake() {
   # snapshot check once left its 17 MB temporary next to the output).
   BAKE_TMP="$(mktemp "$out.tmp.XXXXXX")"
   trap 'rm -f "$BAKE_TMP"' EXIT
-  # --keep-init-func=true: without it wizer's output is not a valid component (TOOLCHAIN.md).
+  # --keep-init-func=true: without it wizer's output is not a valid component (docs/toolchain.md).
   # Only the bundle directory is preopened, and wizer passes no environment. Its stdout (it
   # prints the init function's result, `()`) goes to stderr: callers such as bench-edge.sh
   # keep stdout for their own output.

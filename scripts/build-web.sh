@@ -16,7 +16,7 @@
 # scripts/setup.sh installs), which also drops the name and producers sections: 9.99 → 8.32 MB,
 # 2.87 → 2.45 MB gzipped. Not run through Debian binaryen's wasm-opt (-Oz) after that: measured
 # on this module it saves another 6% raw (8.32 → 7.79 MB) but 0.2% gzipped (5.6 KB), for a
-# minute of build time (README, "Web demo").
+# minute of build time (docs/web-demo.md).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -1,6 +1,6 @@
 # What every script shares; sourced, never run: `source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"`.
 #
-# It sets (each overridable from the environment; the README's table lists them all):
+# It sets (each overridable from the environment; docs/operations.md's table lists them all):
 #   ROOT          the repository root (and cds there)
 #   CACHE         STACKTAG_CACHE, default ~/.cache/stacktag: tools and the venv, outside the repo
 #   WASMTIME      STACKTAG_WASMTIME, default $CACHE/tools/bin/wasmtime (scripts/setup.sh builds it)

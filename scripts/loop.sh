@@ -102,7 +102,7 @@ if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
   else
     mkdir -p "$STATE/mlflow"
     # Webhook secrets are stored encrypted with this key; a fixed one per state dir keeps
-    # registered webhooks working across restarts (TOOLCHAIN.md).
+    # registered webhooks working across restarts (docs/toolchain.md).
     [ -s "$STATE/mlflow/fernet.key" ] ||
       "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$STATE/mlflow/fernet.key"
     MLFLOW_LOG="$STATE/mlflow/server.log"

@@ -52,7 +52,7 @@ fi
 
 # --- wasm-bindgen-cli (scripts/build-web.sh: the browser module's JS glue) -----------------
 # About 3 minutes to build. Not `--locked`: with it the CLI's own lockfile conflicts on
-# webpki-roots (TOOLCHAIN.md). The version is the crate's, pinned with `=` in Cargo.toml.
+# webpki-roots (docs/toolchain.md). The version is the crate's, pinned with `=` in Cargo.toml.
 WASM_BINDGEN="${STACKTAG_WASM_BINDGEN:-$CACHE/tools/bin/wasm-bindgen}"
 if "$WASM_BINDGEN" --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
   log "wasm-bindgen $WASM_BINDGEN_VERSION: present ($WASM_BINDGEN)"

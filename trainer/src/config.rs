@@ -63,7 +63,7 @@ impl Default for ModelParams {
             l2: 0.0,
             nb_alpha: 1.0,
             // 768 cuts the longest few percent of questions: accuracy on held-out splits of the
-            // training data matched 2048 tokens, and p99 latency fell by about a third (README).
+            // training data matched 2048 tokens, and p99 latency fell by about a third (docs/benchmarks.md).
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,

@@ -11,7 +11,7 @@
 //! - `Sublinear` (format 3): `tf = 1 + ln c`, with the exact L2 norm. The graph also reads each
 //!   feature's count and weighs its row, which tract does through a matrix product (packing
 //!   both sides) and a handful of element-wise nodes: about a quarter more per classify than
-//!   `Presence`, for about 0.2 points of held-out accuracy (see the README's figures). The
+//!   `Presence`, for about 0.2 points of held-out accuracy (see docs/benchmarks.md). The
 //!   counting itself is in the core for both, because counting in the graph takes a
 //!   `ScatterElements`, which tract runs element by element (about 45 of 70 µs of graph time
 //!   when measured).

@@ -70,7 +70,7 @@ export async function serve(root = SITE, overrides = {}) {
   };
 }
 
-// Debian chromium with the flags TOOLCHAIN.md gives for running as root; playwright-core
+// Debian chromium with the flags docs/toolchain.md gives for running as root; playwright-core
 // gives each launch a fresh temporary --user-data-dir.
 export async function launch() {
   return chromium.launch({

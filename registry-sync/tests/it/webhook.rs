@@ -49,7 +49,7 @@ async fn status(state: &Arc<AppState>, req: Request<Body>) -> StatusCode {
 
 #[test]
 fn toolchain_test_vector_verifies() {
-    // TOOLCHAIN.md's vector: the receiver accepts its signature (and ignores the event, which
+    // docs/toolchain.md's vector: the receiver accepts its signature (and ignores the event, which
     // names no alias).
     let receiver = Receiver::new(Some(Secret::new("s3cr3t")), "stacktag", "champion");
     let mut h = HeaderMap::new();

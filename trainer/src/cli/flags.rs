@@ -135,14 +135,14 @@ pub struct ModelArgs {
     /// Smoothing of the naive-Bayes feature ratios; 0 turns them off.
     #[arg(long, default_value_t = ModelParams::default().nb_alpha)]
     pub nb_alpha: f32,
-    /// Tokens the model reads at most ([BOS] and [EOS] included); see the README for why 768.
+    /// Tokens the model reads at most ([BOS] and [EOS] included); see docs/benchmarks.md for why 768.
     #[arg(long, default_value_t = ModelParams::default().max_tokens)]
     pub max_tokens: usize,
-    /// Text normalisation version (see the README): 2 strips HTML and Markdown code markup and
+    /// Text normalisation version (see docs/bundle-format.md): 2 strips HTML and Markdown code markup and
     /// blanks the language names; 1 is the first one, kept to rebuild older bundles alike.
     #[arg(long, default_value_t = ModelParams::default().normalization)]
     pub normalization: u32,
-    /// Feature weighting (see the README): `presence` (each distinct feature once, exact L2
+    /// Feature weighting (see docs/trainer.md): `presence` (each distinct feature once, exact L2
     /// norm; the core finds the distinct features, format 4 bundles), `sublinear` (1 + ln
     /// count, exact L2 norm; the graph also reads the counts, format 3) or `occurrences` (raw
     /// counts over occurrences; the graph reads token ids, as every bundle before format 3).

@@ -19,7 +19,7 @@ use crate::common::{tiny_config, tiny_csv, tiny_params, train_config, write_csv}
 const TOKEN: &str = "tok-TRAINER-NEVER-PRINT-9137";
 
 /// The documented exit code of `promote` and `retrain --fail-if-not-promoted` when the gate
-/// says no (README).
+/// says no (docs/registry-and-gate.md).
 const EXIT_NOT_PROMOTED: i32 = 3;
 
 fn registry_on(client: ClientConfig, model: &str) -> Registry {
