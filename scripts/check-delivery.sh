@@ -14,9 +14,12 @@
 #                             submit.py builds its settings (--dry-run)
 #   every file they name      the repository paths `run:` steps call (scripts/..., web-demo/...)
 #                             exist; every `trainer` / `registry-sync` call in the workflows,
-#                             the Databricks job, the scripts and the README uses a subcommand
-#                             and flags the binaries have (tools/lint/check_cli_flags.py, over
-#                             the debug binaries, built here if missing)
+#                             the Databricks job, the scripts, the README and docs/ uses a
+#                             subcommand and flags the binaries have (tools/lint/check_cli_flags.py,
+#                             over the debug binaries, built here if missing)
+#   every tracked file        markdown links and anchors resolve, repository paths written in
+#                             the text exist, nothing points outside the repository
+#                             (tools/lint/check_links.py)
 #
 # Prints each check and fails naming the file and the finding. Needs scripts/setup.sh's venv
 # and tools/lint/node_modules (setup installs both).
@@ -86,11 +89,13 @@ missing_paths() {
   return "$missing"
 }
 check "paths the workflows run exist: ${workflows[*]}" missing_paths "${workflows[@]}"
+check "links, anchors and repository paths in every tracked file exist" python3 tools/lint/check_links.py
+check "the link check reports planted faults" python3 tools/lint/check_links.py --self-test
 
 cargo build --locked --quiet -p trainer -p registry-sync --bins
-check "trainer and registry-sync flags in workflows, Databricks job, scripts, README" \
+check "trainer and registry-sync flags in workflows, Databricks job, scripts, README, docs" \
   "$VENV/bin/python" tools/lint/check_cli_flags.py "$TARGET_DIR/debug" .github/workflows/*.yml \
-  databricks/job.json scripts/*.sh README.md
+  databricks/job.json scripts/*.sh README.md docs/*.md
 
 [ "$failed" = 0 ] || die "delivery checks failed (see FAIL above)"
 echo "delivery checks passed"
