@@ -31,8 +31,6 @@ DATA="$SHARED_DATA/stackoverflow16k"
 [ -f "$DATA/train.csv.gz" ] || die "the shared data is missing at \`$DATA\` (set STACKTAG_SHARED_DATA)"
 command -v wrk >/dev/null || die "wrk is missing: run scripts/setup.sh"
 need_wasmtime
-MLFLOW="$CACHE/venv/bin/mlflow"
-[ -x "$MLFLOW" ] || die "no MLflow at \`$MLFLOW\`: run scripts/setup.sh"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-sync.XXXXXX")"
 PIDS=()
@@ -47,19 +45,18 @@ trap cleanup EXIT
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
 
 log "release builds"
-cargo build --release --locked --quiet -p trainer -p registry-sync
+# Release: the figures are the service at its best (docs/benchmarks.md).
+cargo build --release --locked --quiet -p trainer -p registry-sync -p stacktag
 [ -f "$EDGE_WASM" ] || bash scripts/build-edge.sh build
 TRAINER="$TARGET_DIR/release/trainer"
 SYNC="$TARGET_DIR/release/registry-sync"
 
-# --- MLflow ---------------------------------------------------------------------------------
+# --- MLflow, started as the loop and the tests start it (`stacktag mlflow`) ---------------------
 port="$(free_port)"
 export MLFLOW_TRACKING_URI="http://127.0.0.1:$port"
-MLFLOW_DISABLE_TELEMETRY=true "$MLFLOW" server --backend-store-uri "sqlite:///$WORK/mlflow.db" \
-  --artifacts-destination "$WORK/artifacts" --host 127.0.0.1 --port "$port" --workers 1 \
-  >"$WORK/mlflow.log" 2>&1 &
+"$TARGET_DIR/release/stacktag" mlflow --dir "$WORK/mlflow" --port "$port" 2>"$WORK/mlflow.log" &
 PIDS+=("$!")
-wait_http "$MLFLOW_TRACKING_URI/health" 120 "MLflow" || die "MLflow did not start (log: $WORK/mlflow.log)"
+wait_http "$MLFLOW_TRACKING_URI/health" 120 "MLflow" || die "MLflow did not start (log: $WORK/mlflow/server.log)"
 
 # --- the 16k bundle, trained once, registered twice -------------------------------------------
 MODEL=bench-sync
@@ -85,9 +82,6 @@ v3="$(challenger)"
 mkdir -p "$(dirname "$BUNDLE")" && rm -rf "$BUNDLE" && cp -r "$WORK/bundle-b" "$BUNDLE"
 set_champion "$v1"
 
-# The smoke evaluation reads plain CSV: the whole test set, as scripts/loop.sh does.
-gzip -dc "$DATA/test.csv.gz" >"$WORK/eval.csv"
-
 # --- bake_s, on its own ----------------------------------------------------------------------
 start="$(date +%s.%N)"
 bash scripts/build-edge.sh bake --bundle "$BUNDLE" --out "$WORK/baked.wasm" 2>/dev/null
@@ -96,7 +90,7 @@ bake_s="$(secs "$start" "$(date +%s.%N)")"
 # --- registry-sync serve, champion = v1 -----------------------------------------------------
 gport="$(free_port)"
 GATEWAY="http://127.0.0.1:$gport"
-"$SYNC" serve --eval "$WORK/eval.csv" --registered-model "$MODEL" --state-dir "$WORK/sync" \
+"$SYNC" serve --eval "$DATA/test.csv.gz" --generic-component "$EDGE_WASM" --registered-model "$MODEL" --state-dir "$WORK/sync" \
   --listen "127.0.0.1:$gport" --poll-interval 0.5 >"$WORK/sync.log" 2>&1 &
 PIDS+=("$!")
 served() { served_version "$GATEWAY"; }
@@ -162,7 +156,7 @@ promotion_idle_s="$(promote_to "$v3")"
 sleep 2
 log "rolling champion back to $v1"
 rollback_s="$(promote_to "$v1")"
-grep '^registry-sync: version' "$WORK/sync.log" >&2 || true
+grep 'stacktag::sync' "$WORK/sync.log" >&2 || true
 
 jq -n --arg model "$MODEL" \
   --argjson promotion "$promotion_s" --argjson bake "$bake_s" \

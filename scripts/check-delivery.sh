@@ -16,7 +16,7 @@
 #                             exist; every `trainer` / `registry-sync` call in the workflows,
 #                             the Databricks job, the scripts, the README and docs/ uses a
 #                             subcommand and flags the binaries have (tools/lint/check_cli_flags.py,
-#                             over the debug binaries, built here if missing)
+#                             over the workspace's binaries, built here if missing)
 #   every tracked file        markdown links and anchors resolve, repository paths written in
 #                             the text exist, nothing points outside the repository
 #                             (tools/lint/check_links.py)
@@ -92,9 +92,9 @@ check "paths the workflows run exist: ${workflows[*]}" missing_paths "${workflow
 check "links, anchors and repository paths in every tracked file exist" python3 tools/lint/check_links.py
 check "the link check reports planted faults" python3 tools/lint/check_links.py --self-test
 
-cargo build --locked --quiet -p trainer -p registry-sync --bins
+[ -x "$BIN/trainer" ] && [ -x "$BIN/registry-sync" ] || native_build
 check "trainer and registry-sync flags in workflows, Databricks job, scripts, README, docs" \
-  "$VENV/bin/python" tools/lint/check_cli_flags.py "$TARGET_DIR/debug" .github/workflows/*.yml \
+  "$VENV/bin/python" tools/lint/check_cli_flags.py "$BIN" .github/workflows/*.yml \
   databricks/job.json scripts/*.sh README.md docs/*.md
 
 [ "$failed" = 0 ] || die "delivery checks failed (see FAIL above)"

@@ -5,19 +5,27 @@
 #   CACHE         STACKTAG_CACHE, default ~/.cache/stacktag: tools and the venv, outside the repo
 #   WASMTIME      STACKTAG_WASMTIME, default $CACHE/tools/bin/wasmtime (scripts/setup.sh builds it)
 #   TARGET_DIR    CARGO_TARGET_DIR, default $ROOT/target
+#   BIN           $TARGET_DIR/debug: the workspace's binaries (trainer, registry-sync, stacktag,
+#                 edge-bake), built by `native_build`
 #   SHARED_DATA   STACKTAG_SHARED_DATA, default $ROOT/../shared/data (holds stackoverflow16k/)
 #   EDGE_WASM     the generic edge component: what `scripts/build-edge.sh build` compiles
 #   EDGE_BAKED    the default baked component: what `bake` writes and spin.toml serves
-# and defines `log`, `die`, `need_wasmtime`, `wait_http`, `free_port` and `served_version`.
+#   EDGE_BUNDLE   the real 16k bundle scripts/test-edge.sh trains and bakes into EDGE_BAKED
+# and defines `log`, `die`, `need_wasmtime`, `native_build`, `edge_test_env`, `wasm_build`,
+# `bundle_out_args`, `wait_http`, `free_port` and `served_version`.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CACHE="${STACKTAG_CACHE:-$HOME/.cache/stacktag}"
 WASMTIME="${STACKTAG_WASMTIME:-$CACHE/tools/bin/wasmtime}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/debug"
 SHARED_DATA="${STACKTAG_SHARED_DATA:-$ROOT/../shared/data}"
-EDGE_WASM="$TARGET_DIR/wasm32-wasip2/release/edge_classifier_spin.wasm"
-EDGE_BAKED="$TARGET_DIR/wasm32-wasip2/release/edge_classifier_spin.baked.wasm"
+# The workspace's `wasm` profile (Cargo.toml) puts both wasm builds under `<target>/wasm/`.
+EDGE_WASM="$TARGET_DIR/wasm32-wasip2/wasm/edge_classifier_spin.wasm"
+EDGE_BAKED="$TARGET_DIR/wasm32-wasip2/wasm/edge_classifier_spin.baked.wasm"
+# The real 16k bundle the edge and web tests bake and load (scripts/test-edge.sh trains it).
+EDGE_BUNDLE="$TARGET_DIR/stacktag-edge-bundle"
 
 # `log MESSAGE...`: progress on stderr, prefixed with the script's name, so stdout stays for
 # results (bench-edge.sh prints its JSON there).
@@ -33,6 +41,45 @@ die() {
 need_wasmtime() {
   [ -x "$WASMTIME" ] || die "no wasmtime at \`$WASMTIME\`: run scripts/setup.sh (it builds" \
     "wasmtime-cli 48 into the cache) or set STACKTAG_WASMTIME"
+}
+
+# `native_build`: every native crate, its binaries, examples and tests, in the dev profile
+# (dependencies optimised; Cargo.toml says why). One package selection everywhere, so cargo
+# unifies features once and never compiles polars or tract a second time for another
+# selection; the loop, the tools and the tests all run what this built, from $BIN.
+native_build() {
+  cargo test --workspace --locked --no-run
+}
+
+# `edge_test_env COMMAND...`: runs COMMAND with what the edge component's tests read: the
+# bundle baked into it, the baked component, wasmtime and the shared data.
+edge_test_env() {
+  STACKTAG_BUNDLE_DIR="$EDGE_BUNDLE" STACKTAG_EDGE_WASM="$EDGE_BAKED" STACKTAG_WASMTIME="$WASMTIME" \
+    STACKTAG_SHARED_DATA="$SHARED_DATA" "$@"
+}
+
+# `wasm_build PACKAGE TARGET`: a wasm adapter in the workspace's `wasm` profile (size first;
+# `simd128` comes from .cargo/config.toml).
+wasm_build() {
+  cargo build --locked --profile wasm --target "$2" -p "$1" --lib
+}
+
+# `bundle_out_args DEFAULT_BUNDLE DEFAULT_OUT ARGS...`: parses `--bundle DIR` and `--out PATH`
+# for the build scripts into $bundle and $out (`tiny-fixture` is the golden tiny bundle).
+bundle_out_args() {
+  bundle="$1" out="$2"
+  shift 2
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --bundle) [ $# -ge 2 ] || die "\`--bundle\` needs a directory"; bundle="$2"; shift ;;
+      --out) [ $# -ge 2 ] || die "\`--out\` needs a path"; out="$2"; shift ;;
+      *) die "unknown argument \`$1\` (see the header of $0)" ;;
+    esac
+    shift
+  done
+  case "$bundle" in
+    tiny-fixture) bundle="$ROOT/edge-classifier/tests/fixtures/tiny" ;;
+  esac
 }
 
 # `wait_http URL TIMEOUT_S WHAT`: polls URL until it answers 2xx, or fails after TIMEOUT_S

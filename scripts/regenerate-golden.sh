@@ -18,7 +18,8 @@ trap 'rm -rf "$SCRATCH"' EXIT
 # Train into a scratch directory: `train --out` replaces its target whole, which would take
 # the fixture's README, train-args and expected.json with it.
 # shellcheck disable=SC2046 # the flags are words by design
-cargo run --locked --quiet -p trainer -- train --quiet $(cat "$FIXTURE/train-args") --out "$SCRATCH/tiny"
+native_build
+"$BIN/trainer" train --quiet $(cat "$FIXTURE/train-args") --out "$SCRATCH/tiny"
 cp "$SCRATCH"/tiny/* "$FIXTURE"/
-cargo run --locked --quiet -p edge-classifier --example golden -- "$FIXTURE"
+"$BIN/examples/golden" "$FIXTURE"
 git --no-pager diff --stat -- "$FIXTURE"

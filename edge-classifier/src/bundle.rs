@@ -45,6 +45,7 @@ impl OwnedBundle {
 
 /// Why a bundle's files cannot be used. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BundleError {
     /// A file cannot be read (missing, a directory, no permission).
     #[error("bundle file `{file}` cannot be read: {source}")]

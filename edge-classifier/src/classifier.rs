@@ -46,7 +46,8 @@ impl Classifier {
             )));
         }
 
-        let tokenizer = Tokenizer::from_bytes(files.tokenizer).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let tokenizer = Tokenizer::from_bytes(files.tokenizer)
+            .map_err(|e| Error::Tokenizer { what: format!("`{}` does not load", files::TOKENIZER), source: Some(e) })?;
         let encoder = TextEncoder::new(&tokenizer, normalization, manifest.graph.max_tokens)?;
 
         let input = graph_input(&manifest, tokenizer.get_vocab_size(true))?;
@@ -723,6 +724,7 @@ mod tests {
         let err = Classifier::load(BundleFiles { manifest: &bytes, model: &garbage, tokenizer: TOKENIZER })
             .expect_err("garbage model");
         assert!(matches!(err, Error::ModelLoad(_)), "{err}");
+        assert!(std::error::Error::source(&err).is_some(), "tract's error is kept as the source");
 
         let mut m = manifest();
         let digest = m.files.get_mut("tokenizer.json").expect("digest");
@@ -730,6 +732,6 @@ mod tests {
         let bytes = serde_json::to_vec(&m).expect("json");
         let err = Classifier::load(BundleFiles { manifest: &bytes, model: MODEL, tokenizer: &garbage })
             .expect_err("garbage tokenizer");
-        assert!(matches!(err, Error::Tokenizer(_)), "{err}");
+        assert!(matches!(err, Error::Tokenizer { source: Some(_), .. }), "{err}");
     }
 }

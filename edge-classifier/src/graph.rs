@@ -62,7 +62,7 @@ pub(crate) struct Graph {
 impl Graph {
     /// Parses and optimises `bytes`.
     pub(crate) fn load(bytes: &[u8], input: GraphInput) -> Result<Self, Error> {
-        let err = |e: TractError| Error::ModelLoad(format!("{e:#}"));
+        let err = |e: TractError| Error::ModelLoad(e.into());
         let plan = tract_onnx::onnx()
             .model_for_read(&mut &*bytes)
             .map_err(err)?
@@ -92,7 +92,7 @@ impl Graph {
 
     /// Runs the graph on `ids`: its outputs as computed, one row per feature it read.
     pub(crate) fn run(&self, ids: &[i64]) -> Result<Outputs, Error> {
-        let err = |e: TractError| Error::Inference(format!("{e:#}"));
+        let err = |e: TractError| Error::Inference { what: "running the graph".into(), source: Some(e.into()) };
         let reused = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut state = match reused {
             Some(state) => state,
@@ -104,11 +104,14 @@ impl Graph {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         let expected = if self.input == (GraphInput::Ids { has_scales: false }) { 2 } else { 3 };
         if outputs.len() != expected {
-            return Err(Error::Inference(format!("graph returned {} outputs, expected {expected}", outputs.len())));
+            return Err(Error::Inference {
+                what: format!("graph returned {} outputs, expected {expected}", outputs.len()),
+                source: None,
+            });
         }
         let read = |i: usize| -> Result<&[f32], Error> {
             let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());
-            slice.map_err(|e| Error::Inference(format!("output {i}: {e:#}")))
+            slice.map_err(|e| Error::Inference { what: format!("reading output {i}"), source: Some(e.into()) })
         };
         let scales = if expected == 3 { Some(read(2)?) } else { None };
         let positions = (2 * ids.len()).saturating_sub(1);
@@ -165,11 +168,14 @@ impl Outputs {
             ScaleCount::OneOrPerFeature => scales.len() == 1 || scales.len() == features,
         };
         if width < labels || width * features != rows.len() || !scales_fit {
-            return Err(Error::Inference(format!(
-                "graph returned {} row values and {} scales for {features} features and {labels} labels",
-                rows.len(),
-                scales.len()
-            )));
+            return Err(Error::Inference {
+                what: format!(
+                    "graph returned {} row values and {} scales for {features} features and {labels} labels",
+                    rows.len(),
+                    scales.len()
+                ),
+                source: None,
+            });
         }
         // One scale for all, or each feature's own (with one feature, both are scales[0]).
         let scale = |f: usize| if scales.len() == 1 { scales[0] } else { scales[f] };

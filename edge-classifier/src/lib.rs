@@ -25,7 +25,7 @@ pub use bundle::{BundleFiles, OwnedBundle, hex, sha256_hex};
 pub use classifier::{Classifier, argmax};
 pub use edge_classifier_api as api;
 pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, TextEncoder, UNK_TOKEN};
-pub use error::Error;
+pub use error::{Cause, Error, chain};
 pub use graph::Scores;
 
 /// How many tokens an explanation lists at most.

@@ -1,8 +1,27 @@
 //! Classification figures: accuracy, macro-F1, per-class precision and recall, and the
-//! confusion matrix. Pure arithmetic over (truth, prediction) pairs, shared by the trainer's
-//! evaluation and the promotion gate.
+//! confusion matrix. [`score`] is the one evaluation of the workspace: it runs a classifier on
+//! labelled texts through the serving path and [`evaluate`]s the pairs, for the trainer's
+//! evaluation, the promotion gate and registry-sync's smoke check alike.
 
 use crate::api::{ClassMetrics, Evaluation};
+use crate::{Classifier, Error, argmax};
+
+/// Scores `classifier` on `examples`, each a (true label index into the classifier's labels,
+/// text) pair, with the serving code path.
+///
+/// # Panics
+/// If a label index is out of range of the classifier's labels: that is a caller's bug.
+pub fn score<'a>(
+    classifier: &Classifier,
+    examples: impl IntoIterator<Item = (usize, &'a str)>,
+) -> Result<Evaluation, Error> {
+    let mut pairs = Vec::new();
+    for (truth, text) in examples {
+        let p = classifier.probabilities(text)?;
+        pairs.push((truth, argmax(&p)));
+    }
+    Ok(evaluate(&classifier.manifest().labels, pairs))
+}
 
 /// Scores `pairs` of (true label index, predicted label index) over `labels`.
 ///

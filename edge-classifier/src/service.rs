@@ -7,7 +7,7 @@
 //! every host, are tested natively, and are what the fuzz target drives. No input panics: every
 //! failure becomes an [`ApiError`] body whose code sets the status.
 
-use crate::api::{ApiError, BatchPrediction, Health, ModelRef, PredictRequest};
+use crate::api::{ApiError, BatchPrediction, ErrorCode, Health, ModelRef, PredictRequest};
 use crate::{Classifier, Error};
 
 /// Default `max_body_bytes`: 64 KiB, the Spin variable's default.
@@ -83,19 +83,22 @@ impl Response {
             Ok(body) => Self { status, content_type: JSON, allow: None, body },
             // The wire types hold only strings, numbers and lists, so this is unreachable in
             // practice; still an answer, never a panic.
-            Err(e) => Self::error(500, "internal", format!("failed to encode the response: {e}")),
+            Err(e) => Self::error(ErrorCode::Internal, format!("failed to encode the response: {e}")),
         }
     }
 
-    fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+    /// An error body; the code sets the status.
+    fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         let body = serde_json::to_vec(&ApiError::new(code, message))
             .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":""}}"#.to_vec());
-        Self { status, content_type: JSON, allow: None, body }
+        Self { status: code.status(), content_type: JSON, allow: None, body }
     }
 
     fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
-        let mut response =
-            Self::error(405, "method_not_allowed", format!("`{method} {path}` is not supported; use `{allow} {path}`"));
+        let mut response = Self::error(
+            ErrorCode::MethodNotAllowed,
+            format!("`{method} {path}` is not supported; use `{allow} {path}`"),
+        );
         response.allow = Some(allow);
         response
     }
@@ -110,14 +113,14 @@ pub fn handle(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -
         ("/model", "GET") => Response::json(200, classifier.manifest()),
         ("/health", "GET") => Response::json(200, &Health { status: "ok".to_owned(), model: model_ref(classifier) }),
         ("/model" | "/health", method) => Response::method_not_allowed(method, path, "GET"),
-        _ => Response::error(404, "not_found", format!("no route `{path}`; routes are {ROUTES}")),
+        _ => Response::error(ErrorCode::NotFound, format!("no route `{path}`; routes are {ROUTES}")),
     }
 }
 
 /// The answer to every request when the bundle or the configuration did not load: 503, so a
 /// broken deployment says why instead of trapping.
 pub fn unavailable(message: &str) -> Response {
-    Response::error(503, "unavailable", message)
+    Response::error(ErrorCode::Unavailable, message)
 }
 
 /// The body's media type, as the service understands it.
@@ -129,8 +132,7 @@ enum Body {
 fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> Response {
     if request.body.len() > limits.max_body_bytes {
         return Response::error(
-            413,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("request body is over the limit of {} bytes", limits.max_body_bytes),
         );
     }
@@ -141,15 +143,13 @@ fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> 
         Some("text/plain") => Body::Text,
         Some(other) => {
             return Response::error(
-                415,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 format!("content type `{other}` is not supported; send `application/json` or `text/plain`"),
             );
         }
         None => {
             return Response::error(
-                415,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "missing `Content-Type`; send `application/json` or `text/plain`",
             );
         }
@@ -157,7 +157,7 @@ fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> 
     match kind {
         Body::Text => match std::str::from_utf8(request.body) {
             Ok(text) => one(classifier, text),
-            Err(e) => Response::error(400, "invalid_utf8", format!("body is not UTF-8: {e}")),
+            Err(e) => Response::error(ErrorCode::InvalidUtf8, format!("body is not UTF-8: {e}")),
         },
         Body::Json => match parse_json(request.body) {
             Ok(PredictRequest::One { text }) => one(classifier, &text),
@@ -170,23 +170,23 @@ fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> 
 /// Parses a `POST /classify` JSON body, telling bad JSON from a missing or mistyped field.
 fn parse_json(body: &[u8]) -> Result<PredictRequest, Response> {
     let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Response::error(400, "invalid_json", format!("body is not valid JSON: {e}")))?;
+        .map_err(|e| Response::error(ErrorCode::InvalidJson, format!("body is not valid JSON: {e}")))?;
     let Some(object) = value.as_object() else {
         return Err(missing_field());
     };
     // Exactly one of the two fields: `{"text": .., "texts": ..}` is ambiguous.
     match (object.get("text"), object.get("texts")) {
-        (Some(_), Some(_)) => Err(Response::error(400, "invalid_field", "send either `text` or `texts`, not both")),
+        (Some(_), Some(_)) => Err(Response::error(ErrorCode::InvalidField, "send either `text` or `texts`, not both")),
         (None, None) => Err(missing_field()),
         (Some(text), None) => match text.as_str() {
             Some(text) => Ok(PredictRequest::One { text: text.to_owned() }),
-            None => Err(Response::error(400, "invalid_field", "`text` must be a string")),
+            None => Err(Response::error(ErrorCode::InvalidField, "`text` must be a string")),
         },
         (None, Some(texts)) => {
             let texts = texts
                 .as_array()
                 .and_then(|items| items.iter().map(|t| t.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| Response::error(400, "invalid_field", "`texts` must be a list of strings"))?;
+                .ok_or_else(|| Response::error(ErrorCode::InvalidField, "`texts` must be a list of strings"))?;
             Ok(PredictRequest::Batch { texts })
         }
     }
@@ -194,8 +194,7 @@ fn parse_json(body: &[u8]) -> Result<PredictRequest, Response> {
 
 fn missing_field() -> Response {
     Response::error(
-        400,
-        "missing_field",
+        ErrorCode::MissingField,
         r#"body must be a JSON object with `text` (`{"text": "..."}`) or `texts` (`{"texts": ["..."]}`)"#,
     )
 }
@@ -209,12 +208,11 @@ fn one(classifier: &Classifier, text: &str) -> Response {
 
 fn batch(classifier: &Classifier, texts: &[String], limits: &Limits) -> Response {
     if texts.is_empty() {
-        return Response::error(400, "empty_batch", "`texts` is empty; send at least one text");
+        return Response::error(ErrorCode::EmptyBatch, "`texts` is empty; send at least one text");
     }
     if texts.len() > limits.max_batch {
         return Response::error(
-            400,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!("`texts` has {} texts; the limit is {}", texts.len(), limits.max_batch),
         );
     }
@@ -228,17 +226,13 @@ fn batch(classifier: &Classifier, texts: &[String], limits: &Limits) -> Response
     Response::json(200, &BatchPrediction { predictions })
 }
 
-/// Maps a core error to its status: the caller's fault is 400, anything else is 500.
+/// A core error as an answer: its code (and so its status) is the core's.
 fn core_error(error: &Error, index: Option<usize>) -> Response {
-    let status = match error {
-        Error::EmptyText => 400,
-        _ => 500,
-    };
     let message = match index {
-        Some(i) => format!("`texts[{i}]`: {error}"),
-        None => error.to_string(),
+        Some(i) => format!("`texts[{i}]`: {}", crate::error::chain(error)),
+        None => crate::error::chain(error),
     };
-    Response::error(status, error.code(), message)
+    Response::error(error.code(), message)
 }
 
 fn model_ref(classifier: &Classifier) -> ModelRef {

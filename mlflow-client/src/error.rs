@@ -2,6 +2,7 @@
 
 /// A configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A required variable is not set.
     #[error("`{var}` is not set")]
@@ -21,6 +22,7 @@ pub enum ConfigError {
 
 /// A failed MLflow call.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// MLflow refused the request (a 4xx other than 429): its `error_code` and message.
     #[error("MLflow `{call}` failed: {error_code}: {message} (HTTP {status})")]

@@ -18,7 +18,6 @@ mod client;
 pub mod config;
 pub mod env_vars;
 mod error;
-#[cfg(feature = "testing")]
 pub mod testing;
 pub mod types;
 pub mod webhooks;

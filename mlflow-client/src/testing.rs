@@ -1,6 +1,8 @@
-//! Test harness (feature `testing`): a real `mlflow server` from the project's venv, and a
-//! scripted fault server for what a real server will not do on demand (503 bursts, bodies
-//! cut short, dropped connections). Loopback only.
+//! Test support for the workspace's tests: a real `mlflow server` from the project's venv,
+//! and a scripted fault server for what a real server will not do on demand (503 bursts,
+//! bodies cut short, dropped connections). Loopback only. Always compiled rather than behind
+//! a feature: a dev-only feature would give the crate (and every crate above it) a second
+//! build for the tests.
 //!
 //! One server per test binary is enough: [`MlflowServer::shared`] starts it once (12–16 s)
 //! and tests isolate themselves by unique experiment and model names ([`unique_name`]).
@@ -8,25 +10,12 @@
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{ClientConfig, RetryPolicy};
-
-/// Names the `mlflow` executable to use, overriding the venv lookup.
-pub const MLFLOW_BIN_VAR: &str = "STACKTAG_MLFLOW";
-/// The cache holding the venv (`$STACKTAG_CACHE/venv`), as `scripts/setup.sh` has it.
-pub const CACHE_VAR: &str = "STACKTAG_CACHE";
-
-/// The test server's fixed Fernet key for webhook secrets (a test value, not a secret).
-const WEBHOOK_ENCRYPTION_KEY: &str = "c3RhY2t0YWctdGVzdC13ZWJob29rLWtleS0wMDAwMDA=";
-
-/// How long a server may take to answer `/health`.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A retry policy for tests: 3 quick retries.
 pub fn fast_retry() -> RetryPolicy {
@@ -41,128 +30,45 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{t}-{n}", std::process::id())
 }
 
-/// The `mlflow` executable: `$STACKTAG_MLFLOW`, else `$STACKTAG_CACHE/venv/bin/mlflow`, else
-/// `~/.cache/stacktag/venv/bin/mlflow`.
-pub fn mlflow_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os(MLFLOW_BIN_VAR) {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os(CACHE_VAR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stacktag"));
-    cache.join("venv/bin/mlflow")
+/// The tools set-up installed, from the environment (`STACKTAG_CACHE`, `STACKTAG_MLFLOW`, ...).
+pub fn tools() -> launcher::tools::Tools {
+    launcher::tools::Tools::from_env()
 }
 
-/// A free loopback port (bound, read, released).
-pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+pub use launcher::free_port;
 
-/// A running `mlflow server` with a sqlite backend and a proxied artifact store in a
-/// temporary directory. Dropping it stops the server's whole process group; if the test
-/// process dies instead, the server notices its closed stdin and stops itself.
+/// A running `mlflow server` (started by [`launcher::mlflow`], as the loop starts it) with a
+/// sqlite backend and a proxied artifact store in a temporary directory. Dropping it stops the
+/// server's whole process group; if the test process dies instead, the server stops itself.
+#[derive(Debug)]
 pub struct MlflowServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    url: String,
+    // Declared first: dropped (stopped) before its directory is removed.
+    service: launcher::Service,
     dir: tempfile::TempDir,
 }
 
-impl std::fmt::Debug for MlflowServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MlflowServer").field("url", &self.url).field("dir", &self.dir.path()).finish()
-    }
-}
-
-// The wrapper makes the server's lifetime follow the test process: it waits for EOF on its
-// stdin (the pipe closes when the test process exits, even on a panic or a kill) and then
-// signals its whole process group, which holds mlflow and its uvicorn workers.
-const WRAPPER: &str = r#"
-exec 3<&0
-"$@" </dev/null &
-server=$!
-( read -r _ <&3; kill -TERM 0 ) &
-wait "$server"
-status=$?
-kill -TERM 0
-exit "$status"
-"#;
-
 impl MlflowServer {
     /// Starts a server on a free loopback port and waits for `/health`.
-    pub fn start() -> io::Result<Self> {
+    pub fn start() -> Result<Self, launcher::LaunchError> {
         Self::launch(None)
     }
 
     /// Starts a server with MLflow's basic-auth app (`--app-name basic-auth`), whose admin
     /// user is `admin` with `admin_password`; every API call then needs credentials.
-    pub fn start_with_basic_auth(admin_password: &str) -> io::Result<Self> {
+    pub fn start_with_basic_auth(admin_password: &str) -> Result<Self, launcher::LaunchError> {
         Self::launch(Some(admin_password))
     }
 
-    fn launch(admin_password: Option<&str>) -> io::Result<Self> {
-        let bin = mlflow_bin();
-        if !bin.exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("`{}` is missing: run `scripts/setup.sh` (or set {MLFLOW_BIN_VAR})", bin.display()),
-            ));
-        }
-        let dir = tempfile::Builder::new().prefix("mlflow-test-").tempdir()?;
-        let port = free_port()?;
-        let db = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
-        let artifacts = dir.path().join("artifacts");
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        use std::os::unix::process::CommandExt;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WRAPPER)
-            .arg("mlflow-test-server")
-            .arg(&bin)
-            .args(["server", "--backend-store-uri", &db, "--artifacts-destination"])
-            .arg(&artifacts)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
-            .args(admin_password.map_or(&[][..], |_| &["--app-name", "basic-auth"][..]))
-            // Read by the basic-auth app only: the admin's password (there is no default) and
-            // the key its forms' CSRF protection needs.
-            .env("MLFLOW_AUTH_ADMIN_PASSWORD", admin_password.unwrap_or_default())
-            .env("MLFLOW_FLASK_SERVER_SECRET_KEY", "stacktag-test-csrf-key")
-            .env("MLFLOW_DISABLE_TELEMETRY", "true")
-            // Webhooks to a loopback receiver, with a fixed key and a short cache so that a
-            // new webhook hears the next event.
-            .env("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", WEBHOOK_ENCRYPTION_KEY)
-            .env("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http,https")
-            .env("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true")
-            .env("MLFLOW_WEBHOOK_CACHE_TTL", "1")
-            .env("DO_NOT_TRACK", "true")
-            .env_remove("MLFLOW_TRACKING_URI")
-            .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let mut server = Self { child, stdin, url: format!("http://127.0.0.1:{port}"), dir };
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if health(port) {
-                return Ok(server);
-            }
-            if let Some(status) = server.child.try_wait()? {
-                return Err(io::Error::other(format!(
-                    "mlflow server exited ({status}) before it was healthy:\n{}",
-                    server.log_tail()
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::other(format!(
-                    "mlflow server did not answer /health within {STARTUP_TIMEOUT:?}:\n{}",
-                    server.log_tail()
-                )));
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
+    fn launch(admin_password: Option<&str>) -> Result<Self, launcher::LaunchError> {
+        let spawn_err = |source| launcher::LaunchError::Spawn { name: "MLflow".into(), source };
+        let dir = tempfile::Builder::new().prefix("mlflow-test-").tempdir().map_err(spawn_err)?;
+        let opts = launcher::mlflow::MlflowOptions {
+            bin: tools().mlflow,
+            dir: dir.path().to_owned(),
+            port: free_port().map_err(spawn_err)?,
+            basic_auth_admin_password: admin_password.map(str::to_owned),
+        };
+        Ok(Self { service: launcher::mlflow::start(&opts)?, dir })
     }
 
     /// The one server of this test binary, started on first use. Panics (failing the test
@@ -177,50 +83,26 @@ impl MlflowServer {
 
     /// Its base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.service.url()
     }
 
     /// A client configuration for it, with [`fast_retry`].
     pub fn config(&self) -> ClientConfig {
-        match ClientConfig::new(&self.url) {
+        match ClientConfig::new(self.url()) {
             Ok(c) => c.with_retry(fast_retry()),
-            Err(e) => panic!("test server URL `{}` is invalid: {e}", self.url),
+            Err(e) => panic!("test server URL `{}` is invalid: {e}", self.url()),
         }
     }
 
     /// The last lines of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        self.service.log_tail(30)
     }
-}
 
-impl Drop for MlflowServer {
-    fn drop(&mut self) {
-        // Closing stdin makes the wrapper signal the group; a hard kill follows if needed.
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("kill").args(["-KILL", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.wait();
+    /// Its state directory (database, artifacts, log).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
-}
-
-fn health(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
 }
 
 /// What the fault server does with one request (it doubles as a webhook receiver:

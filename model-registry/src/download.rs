@@ -11,12 +11,13 @@ use crate::registry::Registry;
 
 /// Why a downloaded bundle cannot be used. Never promoted, never served.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidBundle {
     /// A file is missing, cut short, altered, or named outside the bundle.
     #[error(transparent)]
     Files(#[from] BundleError),
     /// The files are intact, but the core does not load them (format, labels, graph).
-    #[error("bundle does not load in the edge core: {0}")]
+    #[error("bundle does not load in the edge core")]
     Load(#[source] edge_classifier::Error),
     /// The registry holds no files for the version.
     #[error("no bundle files at `{source_uri}`: {reason}")]

@@ -209,8 +209,9 @@ impl GateConfig {
     }
 }
 
-/// The evaluation set both versions are scored on.
-pub struct EvalSet<'a> {
+/// How the gate scores both versions: on one evaluation set (a `dataset::EvalSet` in the
+/// trainer), the same function for both.
+pub struct Scoring<'a> {
     /// sha256 of the data, recorded with the decision.
     pub snapshot: &'a str,
     /// Scores a verified classifier on the rows of its own labels.
@@ -273,7 +274,7 @@ impl GateOutcome {
 /// Runs the gate on `cfg.version` (or the `challenger` alias): see the module docs. Transport
 /// failures are errors and decide nothing; a bundle that cannot be used is a decision
 /// (`rejected_invalid`), recorded like any other.
-pub async fn promote(reg: &Registry, cfg: &GateConfig, eval: &EvalSet<'_>) -> anyhow::Result<GateOutcome> {
+pub async fn promote(reg: &Registry, cfg: &GateConfig, eval: &Scoring<'_>) -> anyhow::Result<GateOutcome> {
     let c = reg.client();
     let name = reg.model();
     let model = c.get_registered_model(name).await.map_err(|e| {
@@ -354,11 +355,11 @@ async fn assess(
     version: &ModelVersion,
     dest: &std::path::Path,
     metric: GateMetric,
-    eval: &EvalSet<'_>,
+    eval: &Scoring<'_>,
 ) -> anyhow::Result<Contender> {
     let downloaded = download_verified(reg, version, dest).await?;
     let assessment = match downloaded.classifier {
-        Err(invalid) => Assessment::Invalid(invalid.to_string()),
+        Err(invalid) => Assessment::Invalid(edge_classifier::chain(&invalid)),
         Ok(classifier) => {
             let evaluation = (eval.score)(&classifier)
                 .with_context(|| format!("cannot evaluate version {} of `{}`", version.version, version.name))?;

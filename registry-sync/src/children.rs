@@ -23,8 +23,19 @@ pub struct Children {
 pub enum Kind {
     /// One process (`wasmtime serve`).
     Process,
-    /// A process group led by the child (a bake: `bash`, `wasmtime wizer`, the span check).
+    /// A process group led by the child (a bake's `wasmtime wizer`).
     Group,
+}
+
+/// A bake's `wasmtime wizer` is recorded while it runs, as the group it leads.
+impl edge_classifier_bake::Watch for Children {
+    fn started(&self, pid: u32) {
+        self.record(pid, Kind::Group);
+    }
+
+    fn ended(&self, pid: u32) {
+        self.forget(pid);
+    }
 }
 
 impl Children {

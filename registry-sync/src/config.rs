@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use edge_classifier_bake::Baker;
 use mlflow_client::Secret;
 use model_registry::RegistryConfig;
 
-use crate::evaluation::Sample;
 use crate::github::GithubConfig;
 
 /// Which version a one-off sync takes.
@@ -34,11 +34,11 @@ pub struct SyncConfig {
     /// MLflow and the registered model's name (its `Debug` redacts credentials).
     pub registry: RegistryConfig,
     /// The labelled evaluation sample, read at start-up.
-    pub eval: Sample,
+    pub eval: dataset::EvalSet,
     /// How far below the manifest's accuracy the sample's accuracy may fall.
     pub tolerance: f64,
-    /// `scripts/build-edge.sh` (its `bake` step is run, with `--bundle` and `--out`).
-    pub bake_script: PathBuf,
+    /// The bake: wasmtime-cli 48 (which also serves each model) and the generic component.
+    pub baker: Baker,
 }
 
 /// `--register-webhook`: the webhook MLflow should call.
@@ -79,8 +79,6 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// How often the alias is re-read, webhooks or not.
     pub poll_interval: Duration,
-    /// The `wasmtime` executable that serves each model.
-    pub wasmtime: PathBuf,
     /// `STACKTAG_WEBHOOK_SECRET`; without it `POST /webhooks/mlflow` is off (404).
     pub webhook_secret: Option<Secret>,
     /// Register the webhook in MLflow at start-up.

@@ -2,6 +2,7 @@
 
 /// A failed sync step. The model that was serving keeps serving.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     /// The registry could not be asked (unreachable, refused, no such alias or version).
     #[error("cannot resolve {what} of `{model}` in MLflow: {cause:#}")]
@@ -22,7 +23,7 @@ pub enum SyncError {
         cause: anyhow::Error,
     },
     /// The files are missing, cut short or altered, or do not load in the core.
-    #[error("version {version} is refused: {cause}")]
+    #[error("version {version} is refused: {}", edge_classifier::chain(cause))]
     InvalidBundle {
         /// The version.
         version: String,
@@ -63,7 +64,7 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
-    /// `build-edge.sh bake` failed.
+    /// The bake failed (`edge_classifier_bake`).
     #[error("cannot bake version {version} into the edge component: {reason}")]
     Bake {
         /// The version.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mlflow_client::Secret;
 use serde::Serialize;
 
-use crate::prepare::DeployedModel;
+use crate::state::DeployedModel;
 
 /// GitHub's API when `GITHUB_API_URL` is not set.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -49,6 +49,7 @@ struct Dispatch<'a> {
 
 /// Why a dispatch failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DispatchError {
     /// Not sent, or no answer.
     #[error("cannot reach GitHub at `{url}`: {reason}")]

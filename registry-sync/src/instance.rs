@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
 use crate::children::{Children, Kind};
-use crate::prepare::DeployedModel;
+use crate::metrics::Metrics;
+use crate::state::DeployedModel;
 
 /// How long a new instance may take to answer `GET /health` with 200 (wasmtime compiles the
 /// component at start: seconds for the ~10 MB one).
@@ -118,10 +120,10 @@ impl Instance {
         }
     }
 
-    /// The bundle baked into it: a model dir holds both (`prepare`), and the web demo serves
+    /// The bundle baked into it: a model dir holds both (`state`), and the web demo serves
     /// this one so the page runs the model the edge serves.
     pub fn bundle_dir(&self) -> PathBuf {
-        self.wasm.with_file_name(crate::prepare::BUNDLE_DIR)
+        self.wasm.with_file_name(crate::state::BUNDLE_DIR)
     }
 
     /// Stops the process.
@@ -135,5 +137,34 @@ impl Instance {
     /// The process id of its `wasmtime serve` (tests look at it).
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+}
+
+/// The instance the gateway sends requests to: swapped by the deployer, read per request.
+///
+/// A request clones the `Arc` under the read lock and holds it until its answer is read, so
+/// after a swap the old instance's strong count falls to the deployer's own as requests
+/// finish: that is the drain.
+#[derive(Debug)]
+pub struct Upstream {
+    slot: RwLock<Option<Arc<Instance>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Upstream {
+    /// No instance yet; `stacktag_model_info` follows every swap.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { slot: RwLock::new(None), metrics }
+    }
+
+    /// The instance serving now.
+    pub fn current(&self) -> Option<Arc<Instance>> {
+        self.slot.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Points the gateway at `next` atomically; returns the instance it replaced.
+    pub fn swap(&self, next: Arc<Instance>) -> Option<Arc<Instance>> {
+        self.metrics.set_model(&next.model);
+        self.slot.write().unwrap_or_else(|p| p.into_inner()).replace(next)
     }
 }

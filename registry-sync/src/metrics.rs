@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::prepare::DeployedModel;
+use crate::state::DeployedModel;
 
 /// `stacktag_model_info` labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -158,6 +158,20 @@ impl Metrics {
                 data_snapshot: model.data_snapshot.clone(),
             })
             .set(1);
+    }
+
+    /// A sync that took `seconds` put a new version in service.
+    pub fn sync_succeeded(&self, seconds: f64) {
+        self.sync.get_or_create(&Outcome { outcome: "success" }).inc();
+        self.sync_duration.observe(seconds);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        self.last_success.set(now.floor());
+    }
+
+    /// A sync that took `seconds` failed with `outcome` ([`crate::SyncError::outcome`]).
+    pub fn sync_failed(&self, outcome: &'static str, seconds: f64) {
+        self.sync.get_or_create(&Outcome { outcome }).inc();
+        self.sync_duration.observe(seconds);
     }
 
     /// Counts one webhook delivery.

@@ -2,12 +2,46 @@
 //! `.tmp-*` name and renamed into place) and `current`, a symlink to the model that serves,
 //! swapped by renaming a new symlink over it. A `kill -9` at any moment leaves either the old
 //! or the new pointer, and never a half-written model dir under a version's name.
+//!
+//! A model dir holds the verified, stamped bundle ([`BUNDLE_DIR`]), the component baked from
+//! it ([`WASM_FILE`]) and, written last, what was deployed ([`DEPLOYED_FILE`], a
+//! [`DeployedModel`]): its presence marks the dir complete.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
-use crate::prepare::{DEPLOYED_FILE, DeployedModel, WASM_FILE};
+/// The bundle's folder inside a model dir.
+pub const BUNDLE_DIR: &str = "bundle";
+/// The baked component inside a model dir.
+pub const WASM_FILE: &str = "edge.wasm";
+/// What was deployed, inside a model dir (written last: its presence marks the dir complete).
+pub const DEPLOYED_FILE: &str = "deployed.json";
+
+/// What a model dir holds, and what the gateway names in its answers and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployedModel {
+    /// Registered model name.
+    pub model: String,
+    /// Registry version.
+    pub version: String,
+    /// The run that logged it (`unknown` if the registry had none).
+    pub run_id: String,
+    /// The manifest's data snapshot hash.
+    pub data_snapshot: String,
+    /// The model's labels, in output order (the bounded label set of the predictions metric).
+    pub labels: Vec<String>,
+}
+
+impl DeployedModel {
+    /// Writes it into the model dir `dir` (the step that marks the dir complete).
+    pub fn write_into(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(DEPLOYED_FILE);
+        let json = serde_json::to_vec_pretty(self)?;
+        std::fs::write(&path, json).with_context(|| format!("cannot write `{}`", path.display()))
+    }
+}
 
 /// The state directory.
 #[derive(Debug, Clone)]
@@ -93,6 +127,7 @@ impl StateDir {
     }
 }
 
+/// The model of a complete model dir (its component and its `deployed.json`), if it is one.
 fn read_deployed(dir: &Path) -> Option<DeployedModel> {
     if !dir.join(WASM_FILE).is_file() {
         return None;

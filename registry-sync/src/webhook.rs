@@ -5,7 +5,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
+use edge_classifier::api::ErrorCode;
 use mlflow_client::Secret;
 use mlflow_client::webhooks::{headers, signature_matches};
 
@@ -39,14 +40,20 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The HTTP status of the answer.
-    pub fn status(self) -> StatusCode {
+    /// The error a refused delivery gets (its code sets the status: 401 for a missing header,
+    /// a bad signature or a stale timestamp, 400 for a bad payload, 404 with webhooks off);
+    /// `None` for one that is answered 202 (accepted) or 200 (duplicate, ignored).
+    pub fn refusal(self) -> Option<(ErrorCode, &'static str)> {
         match self {
-            Self::Accepted => StatusCode::ACCEPTED,
-            Self::Duplicate | Self::Ignored => StatusCode::OK,
-            Self::MissingHeaders | Self::BadSignature | Self::Stale => StatusCode::UNAUTHORIZED,
-            Self::BadPayload => StatusCode::BAD_REQUEST,
-            Self::Disabled => StatusCode::NOT_FOUND,
+            Self::Accepted | Self::Duplicate | Self::Ignored => None,
+            Self::MissingHeaders => Some((
+                ErrorCode::MissingHeaders,
+                "missing `X-MLflow-Delivery-Id`, `X-MLflow-Timestamp` or `X-MLflow-Signature`",
+            )),
+            Self::BadSignature => Some((ErrorCode::BadSignature, "the signature does not match")),
+            Self::Stale => Some((ErrorCode::Stale, "the timestamp is more than 5 minutes away")),
+            Self::BadPayload => Some((ErrorCode::BadPayload, "the body is not an MLflow webhook payload")),
+            Self::Disabled => Some((ErrorCode::WebhooksDisabled, "webhooks are off: set `STACKTAG_WEBHOOK_SECRET`")),
         }
     }
 
@@ -63,6 +70,11 @@ impl Verdict {
             Self::Disabled => "disabled",
         }
     }
+}
+
+/// Unix seconds now: what a delivery's `X-MLflow-Timestamp` is judged against.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The receiver's configuration and its memory of delivery ids.

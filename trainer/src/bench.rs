@@ -84,7 +84,8 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
     let (test, _) = evaluate::read_examples(&cfg.eval, labels)?;
     let unblanked: Vec<Example> =
         test.iter().map(|e| Example { text: evaluate::unblank(&e.text, &labels[e.label]), label: e.label }).collect();
-    let accuracy_unblanked = evaluate::evaluate_examples(&classifier, &unblanked)?.accuracy;
+    let accuracy_unblanked =
+        edge_classifier::metrics::score(&classifier, unblanked.iter().map(Example::pair))?.accuracy;
     let accuracy_raw_dev = match &args.raw_dev {
         Some(path) => Some(
             evaluate::evaluate_paths(&classifier, std::slice::from_ref(path))

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
+use edge_classifier::Classifier;
 use edge_classifier::api::Evaluation;
-use edge_classifier::{Classifier, argmax};
 use serde::Serialize;
 
-use crate::data::{self, Example, RowReport};
+use crate::data::{self, EvalSet, Example, RowReport};
 
 /// The figures `trainer evaluate --json` prints: metrics.json's shape plus the row counts.
 #[derive(Debug, Clone, Serialize)]
@@ -20,14 +20,13 @@ pub struct EvaluateReport {
 
 /// Reads `paths` and scores `classifier` on their usable rows.
 pub fn evaluate_paths(classifier: &Classifier, paths: &[PathBuf]) -> anyhow::Result<EvaluateReport> {
-    let (examples, rows) = read_examples(paths, &classifier.manifest().labels)?;
-    Ok(EvaluateReport { metrics: evaluate_examples(classifier, &examples)?, rows })
+    let scored = EvalSet::read(paths)?.score(classifier)?;
+    Ok(EvaluateReport { metrics: scored.evaluation, rows: scored.rows })
 }
 
 /// The usable rows of `paths` (read in order), with `labels` as the label set.
 pub fn read_examples(paths: &[PathBuf], labels: &[String]) -> anyhow::Result<(Vec<Example>, RowReport)> {
-    let batches = data::read_sources(paths, "labelled")?;
-    Ok(data::clean_labelled(&batches, labels)?)
+    Ok(data::clean_labelled(EvalSet::read(paths)?.batches(), labels)?)
 }
 
 /// What the data set's `blank` stood for in a question labelled `label`: the data set replaced
@@ -45,14 +44,4 @@ pub fn name_of(label: &str) -> &str {
 /// own word "blank" (`target="_blank"`) cannot be told apart and is replaced too.
 pub fn unblank(text: &str, label: &str) -> String {
     text.replace("blank", name_of(label))
-}
-
-/// Scores `classifier` on `examples` (labels index the classifier's labels).
-pub fn evaluate_examples(classifier: &Classifier, examples: &[Example]) -> anyhow::Result<Evaluation> {
-    let mut pairs = Vec::with_capacity(examples.len());
-    for e in examples {
-        let p = classifier.probabilities(&e.text)?;
-        pairs.push((e.label, argmax(&p)));
-    }
-    Ok(edge_classifier::metrics::evaluate(&classifier.manifest().labels, pairs))
 }

@@ -1,7 +1,7 @@
 //! Stacktag's trainer: labelled Stack Overflow questions in (CSV, Parquet, the TensorFlow
 //! layout), a verified, self-contained ONNX bundle out, registered in MLflow and gated.
 //!
-//! The pipeline is `data` → `tokenizer` → `model` → `export` → `bundle`, with the export
+//! The pipeline is `data` (the `dataset` crate) → `tokenizer` → `model` → `export` → `bundle`, with the export
 //! checked by running it through the serving core (`edge-classifier`). The registry's rules
 //! live in `model-registry`; [`registry`] and [`retrain`] drive them with the trainer's data.
 //! The `trainer` binary (`src/main.rs`, `src/cli/`) parses flags, resolves them once into
@@ -11,7 +11,6 @@ pub mod batches;
 pub mod bench;
 pub mod bundle;
 pub mod config;
-pub mod data;
 pub mod evaluate;
 pub mod export;
 pub mod model;
@@ -20,5 +19,9 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod retrain;
-pub mod rng;
 pub mod tokenizer;
+
+/// Labelled data (the `dataset` crate): the trainer reads and cleans through it.
+pub use dataset as data;
+/// The seeded generator training and splitting share (the `dataset` crate's).
+pub use dataset::rng;

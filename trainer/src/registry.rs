@@ -1,19 +1,17 @@
 //! The trainer's side of the registry: it registers what it trained, and feeds the gate its
 //! evaluation data. Every MLflow rule (aliases, tags, the gate's decision, rollback, verified
 //! downloads) lives in [`model_registry`]; this module only runs those async calls to
-//! completion for a batch tool, and reads evaluation data with the trainer's readers.
+//! completion for a batch tool, with evaluation data as a [`dataset::EvalSet`].
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use dataset::EvalSet;
 use edge_classifier::Classifier;
-use edge_classifier::api::{Evaluation, ModelManifest};
-use model_registry::gate::EvalSet;
+use edge_classifier::api::ModelManifest;
+use model_registry::gate::Scoring;
 use model_registry::{GateOutcome, Provenance, Registered, Registry, RegistryConfig, Rollback};
-
-use crate::data::{self, Batch};
-use crate::evaluate;
 
 /// The git commit this trainer was built from (`build.rs`), or `unknown` outside a checkout.
 pub const GIT_COMMIT: &str = env!("STACKTAG_GIT_COMMIT");
@@ -81,56 +79,17 @@ pub struct GateConfig {
     pub gate: model_registry::GateConfig,
 }
 
-/// Labelled evaluation data, read once: its snapshot is recorded with the decision, and each
-/// model is scored on the rows of its own labels.
-#[derive(Debug)]
-pub struct EvalData {
-    batches: Vec<Batch>,
-    snapshot: String,
-}
-
-impl EvalData {
-    /// Reads `paths`.
-    pub fn read(paths: &[PathBuf]) -> anyhow::Result<Self> {
-        if paths.is_empty() {
-            anyhow::bail!("no evaluation data: pass `--eval PATH`");
-        }
-        Ok(Self::from_batches(data::read_sources(paths, "evaluation")?))
-    }
-
-    /// Wraps batches already read.
-    pub fn from_batches(batches: Vec<Batch>) -> Self {
-        let snapshot = data::snapshot_of(&batches);
-        Self { batches, snapshot }
-    }
-
-    /// The batches.
-    pub fn batches(&self) -> &[Batch] {
-        &self.batches
-    }
-
-    /// Scores `classifier` on the usable rows (those with one of its labels).
-    pub fn score(&self, classifier: &Classifier) -> anyhow::Result<Evaluation> {
-        let (examples, _) = data::clean_labelled(&self.batches, &classifier.manifest().labels)?;
-        evaluate::evaluate_examples(classifier, &examples)
-    }
-}
-
 /// Runs the gate on `cfg.gate.version` (or the `challenger` alias) with `cfg.eval`.
 pub fn promote(conn: &Connection, cfg: &GateConfig) -> anyhow::Result<GateOutcome> {
-    promote_on(conn, &cfg.gate, &EvalData::read(&cfg.eval)?)
+    promote_on(conn, &cfg.gate, &EvalSet::read(&cfg.eval)?)
 }
 
 /// Runs the gate with evaluation data already read.
-pub fn promote_on(
-    conn: &Connection,
-    gate: &model_registry::GateConfig,
-    eval: &EvalData,
-) -> anyhow::Result<GateOutcome> {
-    let score = |c: &Classifier| eval.score(c);
+pub fn promote_on(conn: &Connection, gate: &model_registry::GateConfig, eval: &EvalSet) -> anyhow::Result<GateOutcome> {
+    let score = |c: &Classifier| Ok(eval.score(c)?.evaluation);
     conn.block(model_registry::gate::promote(
         conn.registry(),
         gate,
-        &EvalSet { snapshot: &eval.snapshot, score: &score },
+        &Scoring { snapshot: eval.snapshot(), score: &score },
     ))
 }

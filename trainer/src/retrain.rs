@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::config::TrainConfig;
 use crate::data;
+use crate::data::EvalSet;
 use crate::pipeline;
-use crate::registry::{self, Connection, EvalData};
+use crate::registry::{self, Connection};
 
 /// What `trainer retrain` did.
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +51,7 @@ pub fn retrain(
     {
         return Ok(Retrain::Skipped { data_snapshot: snapshot, version, reason });
     }
-    let eval = EvalData::read(&train_cfg.eval)?;
+    let eval = EvalSet::read(&train_cfg.eval)?;
     let outcome = pipeline::train_on(train_cfg, &batches, eval.batches().to_vec(), started)?;
     let registered = registry::register(conn, &outcome.bundle_dir, &outcome.manifest)?;
     let gate = model_registry::GateConfig { version: Some(registered.version.clone()), ..gate.clone() };

@@ -147,16 +147,133 @@ pub struct ApiError {
 /// The code (stable, machine-readable) and message (for people) of an [`ApiError`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// A stable snake_case code such as `empty_text` or `body_too_large`.
-    pub code: String,
-    /// What went wrong, in words a person can act on.
+    /// The code; it sets the HTTP status ([`ErrorCode::status`]).
+    pub code: ErrorCode,
+    /// What went wrong, naming the field, file or limit.
     pub message: String,
 }
 
 impl ApiError {
     /// Builds an error body from a code and a message.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { error: ErrorBody { code: code.into(), message: message.into() } }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { error: ErrorBody { code, message: message.into() } }
+    }
+
+    /// The HTTP status this body goes with.
+    pub fn status(&self) -> u16 {
+        self.error.code.status()
+    }
+}
+
+/// Declares [`ErrorCode`] from one table: variant, wire name, HTTP status, meaning.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, $status:literal;)*) => {
+        /// Every error code an answer can carry, in every transport (the edge component, the
+        /// browser module, the gateway), and the HTTP status each one sets.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+            /// A code this build does not know (a newer server's), read as such.
+            #[serde(other)]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every known code.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The wire name, e.g. `empty_text`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)*
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+
+            /// The HTTP status it sets.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)*
+                    ErrorCode::Unknown => 500,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not valid JSON.
+    InvalidJson = "invalid_json", 400;
+    /// A `text/plain` body is not UTF-8.
+    InvalidUtf8 = "invalid_utf8", 400;
+    /// Neither `text` nor `texts` is there.
+    MissingField = "missing_field", 400;
+    /// `text` or `texts` has the wrong type, or both are there.
+    InvalidField = "invalid_field", 400;
+    /// The text is empty once normalised.
+    EmptyText = "empty_text", 400;
+    /// `texts` is empty.
+    EmptyBatch = "empty_batch", 400;
+    /// `texts` has more texts than the limit.
+    BatchTooLarge = "batch_too_large", 400;
+    /// A path that is not a valid URI (the gateway's web demo).
+    BadPath = "bad_path", 400;
+    /// A signed webhook delivery that is not MLflow's JSON.
+    BadPayload = "bad_payload", 400;
+    /// A webhook delivery without MLflow's delivery id, timestamp or signature headers.
+    MissingHeaders = "missing_headers", 401;
+    /// A webhook delivery whose signature does not match.
+    BadSignature = "bad_signature", 401;
+    /// A webhook delivery signed more than 5 minutes away from now.
+    Stale = "stale", 401;
+    /// No such route (or bundle file).
+    NotFound = "not_found", 404;
+    /// Webhooks are off (no secret configured).
+    WebhooksDisabled = "disabled", 404;
+    /// The route exists, the method does not (with `Allow`).
+    MethodNotAllowed = "method_not_allowed", 405;
+    /// The body is over the limit.
+    BodyTooLarge = "body_too_large", 413;
+    /// A content type other than `application/json` or `text/plain`, or none.
+    UnsupportedMediaType = "unsupported_media_type", 415;
+    /// A bug: an answer could not be encoded.
+    Internal = "internal", 500;
+    /// Running the model failed.
+    InferenceFailed = "inference_failed", 500;
+    /// The gateway's edge instance failed or cut its answer.
+    UpstreamFailed = "upstream_failed", 502;
+    /// No model serves (the generic component, a configuration that does not load, a gateway
+    /// before its first sync).
+    Unavailable = "unavailable", 503;
+    /// The bundle does not verify or load.
+    InvalidBundle = "invalid_bundle", 503;
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The answer of `POST /classify`, whichever request it was: what a client of the edge (the
+/// gateway counting predictions, a test) reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassifyAnswer {
+    /// `{"texts": [...]}` was asked.
+    Batch(BatchPrediction),
+    /// `{"text": "..."}` or a `text/plain` body was asked.
+    One(Prediction),
+}
+
+impl ClassifyAnswer {
+    /// Every prediction in it, in order.
+    pub fn predictions(&self) -> &[Prediction] {
+        match self {
+            Self::Batch(b) => &b.predictions,
+            Self::One(p) => std::slice::from_ref(p),
+        }
     }
 }
 
@@ -290,4 +407,38 @@ pub struct ClassMetrics {
     pub f1: f64,
     /// How many examples of this class were scored.
     pub support: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_by_its_wire_name() {
+        for &code in ErrorCode::ALL {
+            let json = serde_json::to_string(&ApiError::new(code, "m")).expect("encode");
+            assert!(json.contains(&format!(r#""code":"{}""#, code.as_str())), "{json}");
+            let back: ApiError = serde_json::from_str(&json).expect("decode");
+            assert_eq!(back.error.code, code);
+            assert!((400..600).contains(&code.status()), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_code_this_build_does_not_know_is_read_as_unknown() {
+        let body: ApiError =
+            serde_json::from_str(r#"{"error":{"code":"from_the_future","message":"m"}}"#).expect("decode");
+        assert_eq!(body.error.code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn a_classify_answer_reads_as_one_or_a_batch() {
+        let one = r#"{"label":"java","probabilities":[],"explanation":[],"truncated":false,"model":{"name":"m","version":null}}"#;
+        let answer: ClassifyAnswer = serde_json::from_str(one).expect("one");
+        assert!(matches!(answer, ClassifyAnswer::One(_)));
+        let batch: ClassifyAnswer =
+            serde_json::from_str(&format!(r#"{{"predictions":[{one},{one}]}}"#)).expect("batch");
+        assert_eq!(batch.predictions().len(), 2);
+        assert_eq!(batch.predictions()[1].label, "java");
+    }
 }

@@ -6,7 +6,7 @@
 //! `serde_json`, which both crates have.
 
 use edge_classifier::Classifier;
-use edge_classifier::api::{ApiError, BatchPrediction, Health, ModelManifest, Prediction};
+use edge_classifier::api::{ApiError, BatchPrediction, ErrorCode, Health, ModelManifest, Prediction};
 use edge_classifier::service::{self, Limits};
 
 const METHODS: [&str; 6] = ["POST", "GET", "PUT", "DELETE", "HEAD", "OPTIONS"];
@@ -81,8 +81,11 @@ pub fn check(classifier: &Classifier, data: &[u8]) -> Result<(), String> {
     }
     let error: ApiError =
         serde_json::from_slice(&response.body).map_err(|e| format!("{what} without an ApiError body ({e}): {body}"))?;
-    if error.error.code.is_empty() || error.error.message.is_empty() {
-        return Err(format!("{what} with an empty code or message: {body}"));
+    if error.error.code == ErrorCode::Unknown || error.error.message.is_empty() {
+        return Err(format!("{what} with an unknown code or an empty message: {body}"));
+    }
+    if error.error.code.status() != response.status {
+        return Err(format!("{what} whose code `{}` sets {}: {body}", error.error.code, error.error.code.status()));
     }
     if response.allow.is_some() != (response.status == 405) {
         return Err(format!("{what} with `Allow` {:?}", response.allow));

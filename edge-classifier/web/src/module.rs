@@ -1,6 +1,6 @@
 //! The wasm side: the `WebClassifier` class JavaScript sees.
 
-use edge_classifier::api::{ApiError, files};
+use edge_classifier::api::{ApiError, ErrorCode, files};
 use edge_classifier::service::{self, Limits};
 use edge_classifier::{BundleFiles, Classifier};
 use wasm_bindgen::prelude::*;
@@ -19,11 +19,11 @@ impl WebClassifier {
     /// the file that does not match its manifest.
     pub fn load(manifest: &[u8], model: &[u8], tokenizer: &[u8]) -> Result<WebClassifier, JsValue> {
         let classifier = Classifier::load(BundleFiles { manifest, model, tokenizer })
-            .map_err(|e| js_error(e.code(), &e.to_string(), 503))?;
+            .map_err(|e| js_error(e.code(), &edge_classifier::chain(&e)))?;
         // The page shows the manifest (version, accuracy, date): as the core parsed it, so it
         // cannot disagree with the model that answers.
         let manifest_json = serde_json::to_string(classifier.manifest())
-            .map_err(|e| js_error("internal", &format!("failed to encode `{}`: {e}", files::MANIFEST), 500))?;
+            .map_err(|e| js_error(ErrorCode::Internal, &format!("failed to encode `{}`: {e}", files::MANIFEST)))?;
         Ok(WebClassifier { classifier, manifest_json })
     }
 
@@ -39,13 +39,13 @@ impl WebClassifier {
         };
         let answer = service::handle(&self.classifier, &request, &Limits::default());
         let body = String::from_utf8(answer.body)
-            .map_err(|e| js_error("internal", &format!("the answer is not UTF-8: {e}"), 500))?;
+            .map_err(|e| js_error(ErrorCode::Internal, &format!("the answer is not UTF-8: {e}")))?;
         if answer.status == 200 {
             return Ok(body);
         }
         Err(match serde_json::from_str::<ApiError>(&body) {
-            Ok(api) => js_error(&api.error.code, &api.error.message, answer.status),
-            Err(_) => js_error("internal", &body, answer.status),
+            Ok(api) => js_error(api.error.code, &api.error.message),
+            Err(_) => js_error(ErrorCode::Internal, &body),
         })
     }
 
@@ -55,11 +55,12 @@ impl WebClassifier {
     }
 }
 
-/// A JavaScript `Error` carrying the edge API's `code` and the status the edge would answer.
-fn js_error(code: &str, message: &str, status: u16) -> JsValue {
+/// A JavaScript `Error` carrying the edge API's `code` and the status the edge would answer
+/// with it (the code sets the status, on every transport).
+fn js_error(code: ErrorCode, message: &str) -> JsValue {
     let error = js_sys::Error::new(message);
     // Setting a property on a fresh plain object cannot fail.
-    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
-    let _ = js_sys::Reflect::set(&error, &"status".into(), &status.into());
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.as_str().into());
+    let _ = js_sys::Reflect::set(&error, &"status".into(), &code.status().into());
     error.into()
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use edge_classifier::api::ModelManifest;
 use mlflow_client::testing::{MlflowServer, unique_name};
 use model_registry::{Provenance, Registry, RegistryConfig};
-use registry_sync::evaluation::Sample;
 use registry_sync::{ServeConfig, SyncConfig};
 
 pub fn root() -> PathBuf {
@@ -21,20 +20,21 @@ pub fn tiny_bundle() -> PathBuf {
 }
 
 pub fn wasmtime() -> PathBuf {
-    std::env::var_os("STACKTAG_WASMTIME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/stacktag/tools/bin/wasmtime")
-    })
+    mlflow_client::testing::tools().wasmtime
 }
 
-/// Builds the generic component and the snapshot check with `scripts/build-edge.sh build`
-/// unless both are there (once per test binary).
+/// The generic component every test bakes into.
+pub fn generic_component() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    target.join(edge_classifier_bake::GENERIC_IN_TARGET)
+}
+
+/// Builds the generic component with `scripts/build-edge.sh build` unless it is there (once
+/// per test binary).
 pub fn ensure_component() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-        let wasm = target.join("wasm32-wasip2/release/edge_classifier_spin.wasm");
-        let check = target.join("debug/snapshot-span");
-        if wasm.is_file() && check.is_file() {
+        if generic_component().is_file() {
             return;
         }
         let status = Command::new("bash").arg(root().join("scripts/build-edge.sh")).arg("build").status();
@@ -60,12 +60,35 @@ pub async fn register_tiny(reg: &Registry) -> model_registry::Registered {
     model_registry::register(reg, &tiny_bundle(), &manifest, &from).await.expect("register tiny bundle")
 }
 
+/// A fresh model in the test MLflow (named after `prefix`) with the golden tiny bundle
+/// registered `versions` times and `champion` on version number `champion` (1-based): where
+/// every sync test starts. Returns the model's name, its registry and the versions in order.
+pub async fn tiny_model(
+    prefix: &str,
+    versions: usize,
+    champion: usize,
+) -> (String, Registry, Vec<model_registry::Registered>) {
+    let model = unique_name(prefix);
+    let reg = registry(&model).await;
+    let mut registered = Vec::with_capacity(versions);
+    for _ in 0..versions {
+        registered.push(register_tiny(&reg).await);
+    }
+    set_champion(&reg, &registered[champion - 1].version).await;
+    (model, reg, registered)
+}
+
+/// Points `champion` at `version` (a promotion, or a rollback).
+pub async fn set_champion(reg: &Registry, version: &str) {
+    reg.client().set_alias(reg.model(), "champion", version).await.expect("set champion");
+}
+
 pub fn sync_config(reg: &Registry) -> SyncConfig {
     SyncConfig {
         registry: reg.config().clone(),
-        eval: Sample::read(&root().join("trainer/tests/fixtures/tiny.csv")).expect("eval sample"),
+        eval: dataset::EvalSet::read(&[root().join("trainer/tests/fixtures/tiny.csv")]).expect("eval sample"),
         tolerance: 0.05,
-        bake_script: root().join("scripts/build-edge.sh"),
+        baker: edge_classifier_bake::Baker { wasmtime: wasmtime(), generic: generic_component() },
     }
 }
 
@@ -76,7 +99,6 @@ pub fn serve_config(reg: &Registry, state_dir: &Path) -> ServeConfig {
         state_dir: state_dir.to_owned(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         poll_interval: Duration::from_millis(300),
-        wasmtime: wasmtime(),
         webhook_secret: None,
         register_webhook: None,
         deployers: registry_sync::Deployers::local(),

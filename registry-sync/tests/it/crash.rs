@@ -28,8 +28,8 @@ impl Serve {
             .args(["--registered-model", model])
             .arg("--eval")
             .arg(root().join("trainer/tests/fixtures/tiny.csv"))
-            .arg("--bake-script")
-            .arg(root().join("scripts/build-edge.sh"))
+            .arg("--generic-component")
+            .arg(generic_component())
             .arg("--wasmtime")
             .arg(wasmtime())
             .arg("--state-dir")
@@ -84,11 +84,8 @@ fn tmp_leftovers(state_dir: &Path) -> Vec<String> {
 async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops_the_orphans() {
     ensure_component();
     mlflow().await;
-    let model = unique_name("sync-kill");
-    let reg = registry(&model).await;
-    let v1 = register_tiny(&reg).await;
-    let v2 = register_tiny(&reg).await;
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
+    let (model, reg, versions) = tiny_model("sync-kill", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
     let dir = tempfile::tempdir().expect("dir");
     let state_dir = dir.path().join("state");
     let http = http();
@@ -102,8 +99,9 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     assert_eq!(v1_instances.len(), 1, "one `wasmtime serve` recorded: {v1_instances:?}");
 
     // Move the alias and kill the process while it bakes v2.
-    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
-    let baking = format!("version {}: downloaded and verified", v2.version);
+    set_champion(&reg, &v2.version).await;
+    // The `evaluate` step's event: the bake starts right after it.
+    let baking = format!("evaluated version=\"{}\"", v2.version);
     let deadline = Instant::now() + Duration::from_secs(120);
     while !first.log().contains(&baking) {
         assert!(Instant::now() < deadline, "never started baking version {}:\n{}", v2.version, first.log());
@@ -119,7 +117,7 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     assert!(!state_dir.join("models").join(&v2.version).exists(), "a half-built version must not have its name");
 
     // A rollback while it was down, then a restart on the same state dir.
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("roll back");
+    set_champion(&reg, &v1.version).await;
     let port = free_port().expect("port");
     let base = format!("http://127.0.0.1:{port}");
     let second = Serve::start(&model, &state_dir, port);
@@ -140,7 +138,7 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     assert!(r.is_ok_and(|r| r.status().is_success()));
 
     // And it syncs again: v2 serves.
-    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    set_champion(&reg, &v2.version).await;
     wait_for_version(&http, &base, &v2.version).await;
     assert_eq!(std::fs::read_link(state_dir.join("current")).expect("current"), Path::new("models").join(&v2.version));
 }

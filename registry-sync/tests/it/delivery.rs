@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mlflow_client::Secret;
 use mlflow_client::testing::{free_port, unique_name};
-use registry_sync::sync::register_webhook;
+use registry_sync::serve::register_webhook;
 use registry_sync::{WebhookRegistration, serve};
 
 use crate::common::*;
@@ -14,11 +14,8 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
     ensure_component();
-    let model = unique_name("sync-hook");
-    let reg = registry(&model).await;
-    let v1 = register_tiny(&reg).await;
-    let v2 = register_tiny(&reg).await;
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
+    let (_, reg, versions) = tiny_model("sync-hook", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
 
     let port = free_port().expect("port");
     let hook =
@@ -47,7 +44,7 @@ async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
 
     // A new webhook may miss events for up to MLFLOW_WEBHOOK_CACHE_TTL (1 s in the harness).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    set_champion(&reg, &v2.version).await;
     wait_for_version(&http, &base, &v2.version).await;
 
     let text = metrics_once_they_contain(&http, &base, r#"stacktag_sync_total{outcome="success"} 2"#).await;

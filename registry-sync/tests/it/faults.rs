@@ -27,11 +27,8 @@ async fn classify_ok(http: &reqwest::Client, base: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mlflow_failing_during_the_download_keeps_the_old_model_and_the_next_poll_recovers() {
     ensure_component();
-    let model = unique_name("sync-down");
-    let direct = registry(&model).await;
-    let v1 = register_tiny(&direct).await;
-    let v2 = register_tiny(&direct).await;
-    direct.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
+    let (model, direct, versions) = tiny_model("sync-down", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
 
     // registry-sync talks to MLflow through the fault server (everything forwarded unless
     // scripted), and polls only when told (its first poll is immediate).
@@ -50,7 +47,7 @@ async fn mlflow_failing_during_the_download_keeps_the_old_model_and_the_next_pol
 
     // The alias answers and the listing too, then MLflow goes away for the first file: a
     // dropped connection, 503s and a body cut short, as many as the client's retries.
-    direct.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    set_champion(&direct, &v2.version).await;
     let before = faults.seen().len();
     faults.push([Fault::Forward, Fault::Forward, Fault::Drop, Fault::Status(503), Fault::Truncate, Fault::Status(503)]);
     running.poll_now();
@@ -87,12 +84,9 @@ async fn wait_for_metric(http: &reqwest::Client, base: &str, line: &str) -> Stri
 /// moves the alias to v2 and runs one sync, which must fail; the old model keeps answering.
 async fn refused(prefix: &str, damage: impl AsyncFnOnce(&Registry, &str)) -> (SyncError, String) {
     ensure_component();
-    let model = unique_name(prefix);
-    let reg = registry(&model).await;
-    let v1 = register_tiny(&reg).await;
-    let v2 = register_tiny(&reg).await;
+    let (_, reg, versions) = tiny_model(prefix, 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
     damage(&reg, &v2.source).await;
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&reg, state_dir.path());
     cfg.poll_interval = Duration::from_secs(3600);
@@ -101,7 +95,7 @@ async fn refused(prefix: &str, damage: impl AsyncFnOnce(&Registry, &str)) -> (Sy
     let http = http();
     wait_for_version(&http, &base, &v1.version).await;
 
-    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    set_champion(&reg, &v2.version).await;
     let err = running.syncer.sync().await.expect_err("the damaged version must be refused");
     assert!(err.to_string().contains(&format!("version {}", v2.version)), "{err}");
     assert_eq!(classify_ok(&http, &base).await.as_deref(), Some(v1.version.as_str()));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mlflow_client::Secret;
-use mlflow_client::testing::{Fault, FaultServer, unique_name};
+use mlflow_client::testing::{Fault, FaultServer};
 use registry_sync::github::GithubConfig;
 use registry_sync::{Deployers, SyncOutcome, serve};
 
@@ -15,10 +15,8 @@ const TOKEN: &str = "ghp_test_token_never_printed";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_dispatches_model_promoted_and_a_refusal_is_deploy_failed() {
     ensure_component();
-    let model = unique_name("sync-github");
-    let reg = registry(&model).await;
-    let v1 = register_tiny(&reg).await;
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
+    let (model, reg, versions) = tiny_model("sync-github", 1, 1).await;
+    let v1 = &versions[0];
 
     // First GitHub refuses (a bad token), then accepts with 204 as it does.
     let github = FaultServer::start(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mlflow_client::testing::{free_port, unique_name};
+use mlflow_client::testing::free_port;
 use registry_sync::serve;
 
 use crate::common::*;
@@ -26,16 +26,14 @@ impl Drop for Prometheus {
 }
 
 fn venv_python() -> PathBuf {
-    mlflow_client::testing::mlflow_bin().with_file_name("python")
+    mlflow_client::testing::tools().python
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
     ensure_component();
-    let model = unique_name("monitoring");
-    let reg = registry(&model).await;
-    let v1 = register_tiny(&reg).await;
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
+    let (_, reg, versions) = tiny_model("monitoring", 1, 1).await;
+    let v1 = &versions[0];
     let state_dir = tempfile::tempdir().expect("state dir");
     let running = serve(serve_config(&reg, state_dir.path())).await.expect("serve starts");
     let base = format!("http://{}", running.addr);

@@ -12,11 +12,8 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_writes_a_component_that_serves_the_champion_and_its_stamped_bundle() {
     ensure_component();
-    let model = unique_name("once");
-    let reg = registry(&model).await;
-    let _v1 = register_tiny(&reg).await;
-    let v2 = register_tiny(&reg).await;
-    reg.client().set_alias(&model, "champion", &v2.version).await.expect("set champion");
+    let (_, reg, versions) = tiny_model("once", 2, 2).await;
+    let v2 = &versions[1];
 
     let dir = tempfile::tempdir().expect("out dir");
     let out = OnceOutput { wasm: dir.path().join("deep/edge.wasm"), bundle: Some(dir.path().join("site/bundle")) };

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mlflow_client::testing::unique_name;
 use model_registry::{Registered, Registry};
 use registry_sync::gateway::{RUN_ID_HEADER, VERSION_HEADER};
 use registry_sync::{Running, SyncError, serve};
@@ -27,7 +26,6 @@ async fn demo_manifest_version(http: &reqwest::Client, base: &str) -> (Option<St
 
 /// A model with two versions of the tiny bundle, `champion` on the first, served.
 struct Fixture {
-    model: String,
     reg: &'static Registry,
     v1: Registered,
     v2: Registered,
@@ -47,13 +45,11 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     ensure_component();
-    let model = unique_name(prefix);
+    let (_, reg, versions) = tiny_model(prefix, 2, 1).await;
     // Leaked: one small client per test, for the test's lifetime.
-    let reg: &'static Registry = Box::leak(Box::new(registry(&model).await));
-    let v1 = register_tiny(reg).await;
-    let v2 = register_tiny(reg).await;
+    let reg: &'static Registry = Box::leak(Box::new(reg));
+    let [v1, v2]: [_; 2] = versions.try_into().unwrap_or_else(|_| unreachable!());
     before_serve(reg, v2.source.clone()).await;
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("set champion");
     let state_dir = tempfile::tempdir().expect("state dir");
     let site = tempfile::tempdir().expect("site dir");
     std::fs::write(site.path().join("index.html"), DEMO_PAGE).expect("index.html");
@@ -63,12 +59,12 @@ where
     let base = format!("http://{}", running.addr);
     let http = http();
     wait_for_version(&http, &base, &v1.version).await;
-    Fixture { model, reg, v1, v2, state_dir, _site: site, running, base, http }
+    Fixture { reg, v1, v2, state_dir, _site: site, running, base, http }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
-    let Fixture { model, reg, v1, v2, state_dir, running: _running, base, http, _site } =
+    let Fixture { reg, v1, v2, state_dir, running: _running, base, http, _site } =
         two_versions("sync-poll", |_, _| async {}).await;
 
     // The web demo: the site's page, and the serving model's bundle under `bundle/`.
@@ -128,7 +124,7 @@ async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
             failures
         }));
     }
-    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    set_champion(&reg, &v2.version).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     while on_v2.load(Ordering::Relaxed) < 50 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -179,10 +175,9 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
         onnx[last] ^= 0x01;
         reg.client().upload_artifact(&source, "model.onnx", onnx).await.expect("tamper");
     };
-    let Fixture { model, reg, v1, v2, state_dir, running, base, http, _site } =
-        two_versions("sync-tamper", tamper).await;
+    let Fixture { reg, v1, v2, state_dir, running, base, http, _site } = two_versions("sync-tamper", tamper).await;
 
-    reg.client().set_alias(&model, "champion", &v2.version).await.expect("move champion");
+    set_champion(&reg, &v2.version).await;
     let err = running.syncer.sync().await.expect_err("a tampered version must be refused");
     assert!(matches!(err, SyncError::InvalidBundle { ref version, .. } if *version == v2.version), "{err}");
     let message = err.to_string();
@@ -202,7 +197,7 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
 
     // A restart serves what `current` points at before it asks MLflow anything.
     drop(running);
-    reg.client().set_alias(&model, "champion", &v1.version).await.expect("back to v1");
+    set_champion(&reg, &v1.version).await;
     let restarted = serve(serve_config(reg, state_dir.path())).await.expect("serve restarts");
     let base = format!("http://{}", restarted.addr);
     assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));

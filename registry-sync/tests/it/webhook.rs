@@ -7,9 +7,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use mlflow_client::Secret;
 use mlflow_client::webhooks::{headers, sign};
-use registry_sync::gateway::unix_now;
+use registry_sync::instance::Upstream;
 use registry_sync::metrics::Metrics;
-use registry_sync::webhook::{Receiver, Verdict};
+use registry_sync::webhook::{Receiver, Verdict, unix_now};
 use registry_sync::{AppState, Trigger, app};
 use tokio::sync::mpsc;
 use tower::ServiceExt;
@@ -19,7 +19,9 @@ const SECRET: &str = "s3cr3t";
 fn state() -> (Arc<AppState>, mpsc::Receiver<Trigger>) {
     let (tx, rx) = mpsc::channel(16);
     let receiver = Receiver::new(Some(Secret::new(SECRET)), "stacktag", "champion");
-    (Arc::new(AppState::new(Arc::new(Metrics::new()), receiver, tx).expect("state")), rx)
+    let metrics = Arc::new(Metrics::new());
+    let upstream = Arc::new(Upstream::new(metrics.clone()));
+    (Arc::new(AppState::new(upstream, metrics, receiver, tx).expect("state")), rx)
 }
 
 fn alias_body(alias: &str) -> String {
@@ -109,9 +111,10 @@ async fn an_oversized_delivery_gets_413_and_no_sync() {
 #[tokio::test]
 async fn without_a_secret_webhooks_are_off() {
     let (tx, mut rx) = mpsc::channel(1);
-    let state = Arc::new(
-        AppState::new(Arc::new(Metrics::new()), Receiver::new(None, "stacktag", "champion"), tx).expect("state"),
-    );
+    let metrics = Arc::new(Metrics::new());
+    let upstream = Arc::new(Upstream::new(metrics.clone()));
+    let receiver = Receiver::new(None, "stacktag", "champion");
+    let state = Arc::new(AppState::new(upstream, metrics, receiver, tx).expect("state"));
     assert_eq!(status(&state, signed("x", unix_now(), &alias_body("champion"))).await, StatusCode::NOT_FOUND);
     assert!(rx.try_recv().is_err());
 }

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use model_registry::{GateOutcome, aliases};
-use trainer::registry::{self, Connection, EvalData};
+use trainer::data::EvalSet;
+use trainer::registry::{self, Connection};
 use trainer::retrain::{self, Retrain};
 use trainer::{bench, evaluate, pipeline};
 
@@ -87,7 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Promote(args) => {
             let gate = args.gate.resolve(args.force, args.version.clone())?;
-            let eval = EvalData::read(&args.gate.eval)?;
+            let eval = EvalSet::read(&args.gate.eval)?;
             let conn = Connection::new(args.registry.resolve()?)?;
             let outcome = registry::promote_on(&conn, &gate, &eval)?;
             match args.gate.json {

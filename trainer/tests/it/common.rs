@@ -45,6 +45,26 @@ pub fn tiny_params() -> ModelParams {
     }
 }
 
+/// [`tiny_params`] as the trainer's flags, for the tests that run the binary (`train`,
+/// `retrain`), quiet.
+pub const TINY_FLAGS: &[&str] = &[
+    "--seed",
+    "7",
+    "--eval-fraction",
+    "0.25",
+    "--vocab-size",
+    "400",
+    "--min-frequency",
+    "1",
+    "--buckets",
+    "1009",
+    "--epochs",
+    "30",
+    "--max-tokens",
+    "256",
+    "--quiet",
+];
+
 /// A quiet training config (`eval` empty: a held-out split).
 pub fn train_config(data: Vec<PathBuf>, eval: Vec<PathBuf>, out: PathBuf, params: &ModelParams) -> TrainConfig {
     let mut cfg = TrainConfig::new(data, eval, out, params).expect("config is valid");

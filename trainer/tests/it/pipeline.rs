@@ -8,7 +8,7 @@ use std::process::Command;
 use edge_classifier::api::{ModelManifest, files};
 use trainer::pipeline;
 
-use crate::common::{tiny_config, tiny_csv, tiny_params, tokenizer_json_ids, train_config};
+use crate::common::{TINY_FLAGS, tiny_config, tiny_csv, tiny_params, tokenizer_json_ids, train_config};
 use trainer::config::ModelParams;
 use trainer::model::Weighting;
 
@@ -314,19 +314,9 @@ fn the_cli_takes_the_data_location_from_the_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("b");
     let run = trainer_bin()
-        .args([
-            "train",
-            "--quiet",
-            "--json",
-            "--vocab-size",
-            "300",
-            "--min-frequency",
-            "1",
-            "--buckets",
-            "1009",
-            "--out",
-        ])
+        .args(["train", "--json", "--out"])
         .arg(&out)
+        .args(TINY_FLAGS)
         .env("STACKTAG_DATA", tiny_csv())
         .output()
         .expect("run");

@@ -43,7 +43,8 @@ fn the_16k_train_test_run_meets_the_accuracy_bar() {
     let unblanked_set: Vec<Example> =
         test.iter().map(|e| Example { text: evaluate::unblank(&e.text, &labels[e.label]), label: e.label }).collect();
     assert!(unblanked_set.iter().filter(|e| e.text.contains("java")).count() > 1000, "names were put back");
-    let unblanked = evaluate::evaluate_examples(&classifier, &unblanked_set).expect("scores").accuracy;
+    let unblanked =
+        edge_classifier::metrics::score(&classifier, unblanked_set.iter().map(Example::pair)).expect("scores").accuracy;
     eprintln!("16k run: accuracy with the names put back {unblanked:.4}");
     assert!(unblanked >= m.accuracy, "unblanked accuracy {unblanked:.4} < blanked {:.4}", m.accuracy);
 

@@ -14,7 +14,7 @@ use trainer::registry::{self, Connection as Registry, GateConfig};
 use trainer::retrain::{self, Retrain};
 use trainer::{data, pipeline};
 
-use crate::common::{tiny_config, tiny_csv, tiny_params, train_config, write_csv};
+use crate::common::{TINY_FLAGS, tiny_config, tiny_csv, tiny_params, train_config, write_csv};
 
 const TOKEN: &str = "tok-TRAINER-NEVER-PRINT-9137";
 
@@ -378,7 +378,7 @@ fn mlflow_itself_loads_the_champion_as_an_onnx_model() {
     let reg = registry_for(&unique_name("stacktag"));
     train_and_register(&reg, dir.path(), "a");
     assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
-    let python = mlflow_client::testing::mlflow_bin().with_file_name("python");
+    let python = mlflow_client::testing::tools().python;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_champion.py");
     let o = Command::new(&python)
         .arg(&script)
@@ -469,7 +469,7 @@ fn text(o: &Output) -> String {
 }
 
 fn train_args<'a>(data: &'a str, out: &'a str, experiment: &'a str, model: &'a str) -> Vec<&'a str> {
-    vec![
+    let mut args = vec![
         "train",
         "--data",
         data,
@@ -480,22 +480,9 @@ fn train_args<'a>(data: &'a str, out: &'a str, experiment: &'a str, model: &'a s
         experiment,
         "--registered-model",
         model,
-        "--seed",
-        "7",
-        "--eval-fraction",
-        "0.25",
-        "--vocab-size",
-        "400",
-        "--min-frequency",
-        "1",
-        "--buckets",
-        "1009",
-        "--epochs",
-        "30",
-        "--max-tokens",
-        "256",
-        "--quiet",
-    ]
+    ];
+    args.extend_from_slice(TINY_FLAGS);
+    args
 }
 
 #[test]
@@ -564,7 +551,7 @@ fn cli_retrain_twice_uses_every_eval_file_and_records_the_built_commit() {
     write_csv(&a, &eval_a);
     write_csv(&b, &eval_b);
     let out = dir.path().join("bundle");
-    let args = [
+    let mut args = vec![
         "retrain",
         "--data",
         path(&inbox),
@@ -579,20 +566,8 @@ fn cli_retrain_twice_uses_every_eval_file_and_records_the_built_commit() {
         "--registered-model",
         &model,
         "--json",
-        "--seed",
-        "7",
-        "--vocab-size",
-        "400",
-        "--min-frequency",
-        "1",
-        "--buckets",
-        "1009",
-        "--epochs",
-        "30",
-        "--max-tokens",
-        "256",
-        "--quiet",
     ];
+    args.extend_from_slice(TINY_FLAGS);
     // Run from a directory that is not a checkout: the commit recorded is the one the
     // binary was built from, not the working directory's.
     let elsewhere = tempfile::tempdir().expect("tmp");

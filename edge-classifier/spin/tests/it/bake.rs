@@ -1,9 +1,12 @@
 //! Baking: the generic component without a model answers 503 and never traps, a bundle bakes
-//! into it in seconds without a Rust compile (`scripts/build-edge.sh bake`), and a bundle that
-//! does not verify fails the bake and leaves nothing behind.
+//! into it in seconds without a Rust compile (`edge_classifier_bake`, which registry-sync and
+//! `scripts/build-edge.sh bake` run), and a bundle that does not verify fails the bake and
+//! leaves nothing behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use edge_classifier_bake::{BakeError, Baked, Baker};
 
 use edge_classifier::Classifier;
 use edge_classifier::api::{ModelManifest, files};
@@ -24,18 +27,9 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `scripts/build-edge.sh bake --bundle BUNDLE --out OUT`: the real bake step.
-fn bake(bundle: &Path, out: &Path) -> Output {
-    Command::new("bash")
-        .arg(root().join("scripts/build-edge.sh"))
-        .arg("bake")
-        .arg("--bundle")
-        .arg(bundle)
-        .arg("--out")
-        .arg(out)
-        .env("STACKTAG_WASMTIME", wasmtime())
-        .output()
-        .expect("run scripts/build-edge.sh")
+/// The real bake, into the generic build.
+fn bake(bundle: &Path, out: &Path) -> Result<Baked, BakeError> {
+    Baker { wasmtime: wasmtime(), generic: Build::Generic.wasm() }.bake(bundle, out, &())
 }
 
 /// Checks that every route answers 503 `unavailable` saying that no model is baked in.
@@ -85,11 +79,9 @@ fn wizer_without_a_bundle_leaves_the_component_generic() {
 fn a_second_bundle_bakes_into_the_same_generic_build() {
     let dir = scratch("bake-tiny");
     let out = dir.join("tiny.wasm");
-    let baked = bake(&tiny(), &out);
-    assert!(baked.status.success(), "baking the tiny bundle failed: {}", String::from_utf8_lossy(&baked.stderr));
-    let stderr = String::from_utf8_lossy(&baked.stderr);
-    assert!(stderr.contains("mapped copy-on-write"), "the bake checks the snapshot: {stderr}");
-    assert!(!stderr.contains("Compiling"), "baking compiled Rust: {stderr}");
+    let baked = bake(&tiny(), &out).unwrap_or_else(|e| panic!("baking the tiny bundle failed: {e}"));
+    assert!(!baked.snapshot.is_empty() && baked.snapshot.iter().all(|s| s.mapped()), "{:?}", baked.snapshot);
+    assert_eq!(baked.bytes, std::fs::metadata(&out).expect("the baked file").len());
 
     let bundle = read_verified_dir(&tiny()).expect("the tiny bundle verifies");
     let native = Classifier::load(bundle.files()).expect("the tiny bundle loads");
@@ -120,10 +112,10 @@ fn a_tampered_bundle_fails_the_bake_and_leaves_no_output() {
     std::fs::write(&model, bytes).expect("write");
 
     let out = dir.join("out/tampered.wasm");
-    let baked = bake(&bundle, &out);
-    let stderr = String::from_utf8_lossy(&baked.stderr);
-    assert!(!baked.status.success(), "a tampered bundle was baked: {stderr}");
-    assert!(stderr.contains("`model.onnx`"), "the error names the file: {stderr}");
+    let err = bake(&bundle, &out).expect_err("a tampered bundle was baked");
+    let message = format!("{err:#}");
+    assert!(matches!(err, BakeError::Bundle { .. }), "{message}");
+    assert!(message.contains("`model.onnx`"), "the error names the file: {message}");
     assert!(!out.exists(), "a failed bake left `{}`", out.display());
     let left: Vec<_> = std::fs::read_dir(dir.join("out"))
         .map(|entries| entries.map(|e| e.expect("an entry").file_name()).collect())

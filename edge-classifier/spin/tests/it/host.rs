@@ -44,12 +44,9 @@ pub fn native() -> &'static Classifier {
     })
 }
 
-/// wasmtime-cli 48, where scripts/setup.sh puts it.
+/// wasmtime-cli 48, where scripts/setup.sh puts it (or `STACKTAG_WASMTIME`).
 pub fn wasmtime() -> PathBuf {
-    env_path("STACKTAG_WASMTIME", || {
-        let cache = env_path("STACKTAG_CACHE", || env_path("HOME", || PathBuf::from("/root")).join(".cache/stacktag"));
-        cache.join("tools/bin/wasmtime")
-    })
+    launcher::tools::Tools::from_env().wasmtime
 }
 
 /// Which build of the component to serve.
@@ -65,10 +62,9 @@ pub enum Build {
 impl Build {
     /// The component file.
     pub fn wasm(self) -> PathBuf {
-        let release = target_dir().join("wasm32-wasip2/release");
         match self {
-            Build::Baked => env_path("STACKTAG_EDGE_WASM", || release.join("edge_classifier_spin.baked.wasm")),
-            Build::Generic => release.join("edge_classifier_spin.wasm"),
+            Build::Baked => env_path("STACKTAG_EDGE_WASM", || target_dir().join(edge_classifier_bake::BAKED_IN_TARGET)),
+            Build::Generic => target_dir().join(edge_classifier_bake::GENERIC_IN_TARGET),
         }
     }
 }

@@ -27,7 +27,7 @@ fn expect_error(server: &Server, (method, path, content_type, body): Sent<'_>, s
     assert_eq!(keys, ["code", "message"], "{what}");
     assert_eq!(value.as_object().map(|o| o.len()), Some(1), "{what}: only `error` at the top");
     let error: ApiError = serde_json::from_value(value).expect("an ApiError");
-    assert_eq!(error.error.code, code, "{what}: {}", error.error.message);
+    assert_eq!(error.error.code.as_str(), code, "{what}: {}", error.error.message);
     assert!(!error.error.message.is_empty(), "{what}");
     let native = native_answer(method, path, content_type, body);
     assert_eq!(native.status, status, "{what}: native");

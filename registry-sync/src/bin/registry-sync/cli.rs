@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use edge_classifier_bake::Baker;
 use mlflow_client::{ClientConfig, Secret, env_vars as mlflow_env};
 use model_registry::RegistryConfig;
-use registry_sync::evaluation::Sample;
 use registry_sync::github::GithubConfig;
 use registry_sync::{Deployers, OnceOutput, Selector, ServeConfig, SyncConfig, WebhookRegistration};
 
@@ -71,9 +71,6 @@ enum Command {
         /// Seconds between polls of the alias.
         #[arg(long, default_value_t = 10.0)]
         poll_interval: f64,
-        /// The `wasmtime` that serves each model.
-        #[arg(long, env = "STACKTAG_WASMTIME", default_value_os_t = default_wasmtime())]
-        wasmtime: PathBuf,
         /// Create the MLflow webhook (idempotent) posting to `--webhook-url`.
         #[arg(long)]
         register_webhook: bool,
@@ -107,20 +104,20 @@ struct Common {
     /// Registered model name.
     #[arg(long, default_value = "stacktag")]
     registered_model: String,
-    /// Labelled evaluation sample (`label,text` CSV).
+    /// Labelled evaluation sample (`label,text` CSV or CSV.gz, Parquet: what the trainer reads).
     #[arg(long, env = "STACKTAG_SYNC_EVAL")]
     eval: PathBuf,
     /// How far below the manifest's accuracy the sample's may fall.
     #[arg(long, default_value_t = 0.05)]
     tolerance: f64,
-    /// The build script whose `bake` step is run.
-    #[arg(long, default_value = "scripts/build-edge.sh")]
-    bake_script: PathBuf,
-}
-
-fn default_wasmtime() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    home.join(".cache/stacktag/tools/bin/wasmtime")
+    /// The generic edge component every version is baked into (`scripts/build-edge.sh
+    /// build`).
+    #[arg(long, value_name = "FILE", default_value = "target/wasm32-wasip2/wasm/edge_classifier_spin.wasm")]
+    generic_component: PathBuf,
+    /// The wasmtime-cli 48 that bakes (and, in `serve`, runs) each version (default: the
+    /// set-up cache's).
+    #[arg(long, env = launcher::tools::WASMTIME_VAR)]
+    wasmtime: Option<PathBuf>,
 }
 
 impl Common {
@@ -137,8 +134,10 @@ impl Common {
         if !(0.0..=1.0).contains(&self.tolerance) {
             anyhow::bail!("`--tolerance` must be within 0 and 1, not {}", self.tolerance);
         }
-        let eval = Sample::read(&self.eval)?;
-        Ok(SyncConfig { registry, eval, tolerance: self.tolerance, bake_script: self.bake_script.clone() })
+        let eval = dataset::EvalSet::read(std::slice::from_ref(&self.eval))?;
+        let wasmtime = self.wasmtime.clone().unwrap_or_else(|| launcher::tools::Tools::from_env().wasmtime);
+        let baker = Baker { wasmtime, generic: self.generic_component.clone() };
+        Ok(SyncConfig { registry, eval, tolerance: self.tolerance, baker })
     }
 }
 
@@ -163,7 +162,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             state_dir,
             listen,
             poll_interval,
-            wasmtime,
             register_webhook,
             webhook_url,
             webhook_name,
@@ -208,7 +206,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 state_dir,
                 listen,
                 poll_interval: Duration::from_secs_f64(poll_interval),
-                wasmtime,
                 webhook_secret,
                 register_webhook: register_webhook.then_some(WebhookRegistration { name: webhook_name, url }),
                 deployers: Deployers { local: deployers.contains(&DeployerKind::Local), github },

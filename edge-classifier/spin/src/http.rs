@@ -1,20 +1,10 @@
-//! The wasm side: the pre-initialisation hook that bakes a bundle in, its allocator, and the
-//! HTTP entry point.
+//! The HTTP entry point: the host's request in, the core's answer out.
 
-use std::path::Path;
 use std::sync::OnceLock;
 
-use edge_classifier::Classifier;
-use edge_classifier::bundle::read_verified_dir;
 use edge_classifier::service::{self, Limits};
 use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
-
-mod heap;
-
-/// Where `wizer-initialize` finds the bundle to bake in: the guest path that
-/// `scripts/build-edge.sh bake` preopens (`wasmtime wizer --dir BUNDLE::/bundle`).
-const BUNDLE_DIR: &str = "/bundle";
 
 /// What every request gets from a component that has no model baked in.
 const NO_MODEL: &str = "no model is baked into this component: it is the generic build; \
@@ -25,17 +15,6 @@ const NO_MODEL: &str = "no model is baked into this component: it is the generic
 /// import Spin's variables interface, which the wasmtime CLI cannot provide, so a component
 /// using one could not be baked by `wasmtime wizer`; one baked file must serve both hosts.
 const MAX_BODY_ENV: &str = "STACKTAG_MAX_BODY_BYTES";
-
-/// The baked-in classifier. Only `wizer-initialize` sets it, so it lives in the snapshot; in
-/// the generic component (never pre-initialised) it stays empty and every request gets 503.
-static CLASSIFIER: OnceLock<Classifier> = OnceLock::new();
-
-unsafe extern "C" {
-    /// wasi-libc: closes the preopened directories it opened on first use of a path and forgets
-    /// them. Only memories and globals are snapshotted, so a table of the build machine's
-    /// preopen handles must not outlive pre-initialisation (wasi-libc provides this for wizer).
-    fn __wasilibc_reset_preopens();
-}
 
 /// Resolved once per instance from the host's configuration.
 fn limits() -> &'static Result<Limits, String> {
@@ -52,7 +31,7 @@ fn limits() -> &'static Result<Limits, String> {
 
 #[http_component]
 fn handle(request: IncomingRequest) -> Response {
-    let Some(classifier) = CLASSIFIER.get() else {
+    let Some(classifier) = crate::preinit::classifier() else {
         return respond(service::unavailable(NO_MODEL));
     };
     let limits = match limits() {
@@ -103,51 +82,3 @@ fn respond(answer: service::Response) -> Response {
     }
     response.body(answer.body).build()
 }
-
-spin_sdk::wit_bindgen::generate!({
-    inline: "package stacktag:edge-classifier; world preinit { export wizer-initialize: func(); }",
-    runtime_path: "::spin_sdk::wit_bindgen::rt",
-});
-
-/// `wasmtime wizer` calls `wizer-initialize` once, at bake time, and snapshots the memory, so
-/// the parsed, optimised model ships inside the component instead of being built per instance.
-/// The generic component is compiled once; each bundle is baked into a copy of it in seconds.
-struct Preinit;
-
-impl Guest for Preinit {
-    fn wizer_initialize() {
-        if CLASSIFIER.get().is_some() {
-            return;
-        }
-        let dir = Path::new(BUNDLE_DIR);
-        // Without a preopened bundle (wizer run without `--dir`) the component stays generic:
-        // it answers 503, it does not trap.
-        let loaded = dir.is_dir().then(|| {
-            // Read through the system allocator, before the pre-init heap takes its pages:
-            // reading a file also allocates in wasi-libc's own heap (and the host copies the
-            // bytes in through it), and a 3 MB model read that way while the pre-init heap
-            // was growing trapped with an out-of-bounds access.
-            let bundle = read_verified_dir(dir).map_err(|e| e.to_string())?;
-            heap::preinitialise(move || {
-                let classifier = Classifier::load(bundle.files()).map_err(|e| e.to_string());
-                // Freed while pre-initialising, so the raw bytes are zeroed and left out of
-                // the snapshot.
-                drop(bundle);
-                classifier
-            })
-        });
-        // SAFETY: every file `read_verified_dir` opened is closed again, and nothing in this
-        // instance uses a path afterwards.
-        unsafe { __wasilibc_reset_preopens() };
-        match loaded {
-            Some(Ok(classifier)) => {
-                let _ = CLASSIFIER.set(classifier);
-            }
-            // wizer reports the trap with this message, and the bake stops.
-            Some(Err(e)) => panic!("the bundle in `{BUNDLE_DIR}` does not load: {e}"),
-            None => {}
-        }
-    }
-}
-
-export!(Preinit);

@@ -1,0 +1,153 @@
+//! The gateway: one router over four route families, each in its module: the edge routes
+//! proxied to the serving instance ([`proxy`]), the web demo ([`demo`]), the MLflow webhook
+//! ([`hooks`]) and the gateway's own metrics and health ([`ops`]). Every route is registered
+//! with its metric label, so the label comes from the route that matched.
+
+mod demo;
+mod hooks;
+mod ops;
+mod proxy;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get, post};
+use axum::{Json, Router};
+use edge_classifier::api::{ApiError, ErrorCode};
+use tokio::sync::mpsc;
+
+use crate::instance::Upstream;
+use crate::metrics::{Metrics, Route, RouteStatus};
+use crate::state::DeployedModel;
+use crate::webhook::Receiver;
+use crate::worker::Trigger;
+
+/// Header naming the registry version that answered.
+pub const VERSION_HEADER: &str = "x-stacktag-model-version";
+/// Header naming the MLflow run of that version.
+pub const RUN_ID_HEADER: &str = "x-stacktag-run-id";
+/// Per-request timeout towards the instance.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `route` label of a request no route matched.
+const UNMATCHED: &str = "other";
+
+/// What the gateway shares between requests.
+#[derive(Debug)]
+pub struct AppState {
+    upstream: Arc<Upstream>,
+    http: reqwest::Client,
+    /// The app's metrics.
+    pub metrics: Arc<Metrics>,
+    receiver: Receiver,
+    triggers: mpsc::Sender<Trigger>,
+    web_demo: Option<PathBuf>,
+}
+
+impl AppState {
+    /// State in front of `upstream`; verified webhook deliveries go to `triggers`.
+    pub fn new(
+        upstream: Arc<Upstream>,
+        metrics: Arc<Metrics>,
+        receiver: Receiver,
+        triggers: mpsc::Sender<Trigger>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self { upstream, http: http_client()?, metrics, receiver, triggers, web_demo: None })
+    }
+
+    /// Also serves the web demo's site from `root` at `/demo/`.
+    pub fn with_web_demo(mut self, root: Option<PathBuf>) -> Self {
+        self.web_demo = root;
+        self
+    }
+
+    /// The pooled client used for the instances (also for their health checks).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The serving instance's slot.
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        &self.upstream
+    }
+}
+
+/// The HTTP client towards instances: keep-alive pool, no proxy (loopback only), timeouts.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .timeout(UPSTREAM_TIMEOUT)
+        .build()?)
+}
+
+/// The gateway's router.
+pub fn app(state: Arc<AppState>) -> Router {
+    // Each route carries its own bounded `route` label into the metrics.
+    let observed = |label: &'static str, route: MethodRouter<Arc<AppState>>| {
+        route.layer(middleware::from_fn_with_state(Observed { state: state.clone(), label }, observe))
+    };
+    let mut router = Router::new()
+        .route("/classify", observed("classify", any(proxy::forward)))
+        .route("/model", observed("model", any(proxy::forward)))
+        .route("/health", observed("health", any(proxy::forward)))
+        .route("/metrics", observed("metrics", get(ops::metrics)))
+        .route("/gateway/health", observed("gateway_health", get(ops::health)))
+        .route("/webhooks/mlflow", observed("webhook", post(hooks::mlflow)));
+    if state.web_demo.is_some() {
+        router = router
+            .route("/demo", observed("demo", get(demo::redirect)))
+            .route("/demo/", observed("demo", get(demo::site)))
+            .route("/demo/bundle/{file}", observed("demo", get(demo::bundle_file)))
+            .route("/demo/{*path}", observed("demo", get(demo::site)));
+    }
+    router.fallback(observed(UNMATCHED, any(ops::not_found))).with_state(state)
+}
+
+/// A route's label and the state whose metrics it feeds.
+#[derive(Clone)]
+struct Observed {
+    state: Arc<AppState>,
+    label: &'static str,
+}
+
+async fn observe(State(observed): State<Observed>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let m = &observed.state.metrics;
+    let route = observed.label;
+    m.request_duration.get_or_create(&Route { route }).observe(start.elapsed().as_secs_f64());
+    m.requests.get_or_create(&RouteStatus { route, status: response.status().as_u16() }).inc();
+    response
+}
+
+/// An error answer: the code sets the status.
+fn api_error(code: ErrorCode, message: impl Into<String>) -> Response {
+    let body = ApiError::new(code, message);
+    (
+        axum::http::StatusCode::from_u16(code.status()).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
+}
+
+/// 503 `unavailable` before the first sync.
+fn no_model() -> Response {
+    api_error(ErrorCode::Unavailable, "no model is deployed yet; registry-sync is waiting for one")
+}
+
+/// Names the version and run that produced `response`.
+fn with_model(mut response: Response, model: &DeployedModel) -> Response {
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&model.version) {
+        h.insert(VERSION_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&model.run_id) {
+        h.insert(RUN_ID_HEADER, v);
+    }
+    response
+}

@@ -1,0 +1,83 @@
+//! `/classify`, `/model`, `/health`: forwarded to the serving instance, answered with the
+//! version and run that produced the answer, and `/classify`'s predictions counted.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use edge_classifier::api::{ClassifyAnswer, ErrorCode};
+
+use super::{AppState, api_error, no_model, with_model};
+use crate::metrics::{Metrics, PredictedLabel};
+use crate::state::DeployedModel;
+
+/// Largest request body forwarded (the component applies its own, smaller limit).
+const MAX_PROXY_BODY: usize = 1024 * 1024;
+
+pub(super) async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let Some(instance) = state.upstream.current() else {
+        return no_model();
+    };
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_PROXY_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return api_error(
+                ErrorCode::BodyTooLarge,
+                format!("request body is over the gateway's limit of {MAX_PROXY_BODY} bytes"),
+            );
+        }
+    };
+    let path_and_query = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+    let url = format!("{}{path_and_query}", instance.url);
+    let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+    // One retry: a pooled keep-alive connection the instance closed while idle fails before
+    // anything is processed, and every proxied route is free of side effects.
+    let mut attempt = 0;
+    let upstream = loop {
+        let mut rb = state.http.request(parts.method.clone(), &url).body(body.clone());
+        if let Some(ct) = &content_type {
+            rb = rb.header(header::CONTENT_TYPE, ct);
+        }
+        match rb.send().await {
+            Ok(r) => break r,
+            Err(e) if attempt == 0 && (e.is_connect() || e.is_request()) => attempt += 1,
+            Err(e) => {
+                let message = format!("edge instance `{}` failed: {e}", instance.url);
+                return with_model(api_error(ErrorCode::UpstreamFailed, message), &instance.model);
+            }
+        }
+    };
+    let status = upstream.status();
+    let ct = upstream.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = match upstream.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            let message = format!("edge instance `{}` cut its answer: {e}", instance.url);
+            return with_model(api_error(ErrorCode::UpstreamFailed, message), &instance.model);
+        }
+    };
+    if parts.method == Method::POST && parts.uri.path() == "/classify" && status.is_success() {
+        count_predictions(&state.metrics, &instance.model, &bytes);
+    }
+    let mut response = Response::builder().status(status.as_u16());
+    if let Some(ct) = ct {
+        response = response.header(header::CONTENT_TYPE, ct);
+    }
+    let response = response.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+    // The answer names the instance that produced it, not whatever serves after a swap.
+    with_model(response, &instance.model)
+}
+
+/// Counts each predicted label of a `/classify` answer (the edge's own wire type, one
+/// prediction or a batch); a label the model does not list is counted as `other`, so the
+/// label set stays bounded.
+fn count_predictions(metrics: &Metrics, model: &DeployedModel, body: &Bytes) {
+    let Ok(answer) = serde_json::from_slice::<ClassifyAnswer>(body) else { return };
+    for p in answer.predictions() {
+        let label = if model.labels.contains(&p.label) { p.label.as_str() } else { "other" };
+        metrics.predictions.get_or_create(&PredictedLabel { label: label.to_owned() }).inc();
+    }
+}

@@ -1,0 +1,136 @@
+//! `registry-sync serve`: the state dir, the gateway and the sync worker, started together.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use mlflow_client::webhooks::WebhookEvent;
+use model_registry::Registry;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::children::Children;
+use crate::config::{ServeConfig, WebhookRegistration};
+use crate::events;
+use crate::gateway::{self, AppState};
+use crate::instance::Upstream;
+use crate::metrics::Metrics;
+use crate::state::StateDir;
+use crate::sync::Syncer;
+use crate::webhook::Receiver;
+use crate::worker::{self, Trigger};
+
+/// Creates the webhook in MLflow unless one with the same name and URL exists; returns its id.
+pub async fn register_webhook(
+    reg: &Registry,
+    hook: &WebhookRegistration,
+    secret: &mlflow_client::Secret,
+) -> anyhow::Result<String> {
+    let c = reg.client();
+    let existing = c.list_webhooks().await.context("cannot list MLflow webhooks")?;
+    if let Some(w) = existing.iter().find(|w| w.name == hook.name && w.url == hook.url) {
+        return Ok(w.webhook_id.clone());
+    }
+    let w = c
+        .create_webhook(&hook.name, &hook.url, &[WebhookEvent::alias_created()], secret)
+        .await
+        .with_context(|| format!("cannot create MLflow webhook `{}` for `{}`", hook.name, hook.url))?;
+    Ok(w.webhook_id)
+}
+
+/// A running `serve`: its gateway address and the syncer (the loop and the tests drive both).
+#[derive(Debug)]
+pub struct Running {
+    /// Where the gateway listens.
+    pub addr: std::net::SocketAddr,
+    /// The syncer.
+    pub syncer: Arc<Syncer>,
+    /// The gateway's state (its metrics, the serving instance).
+    pub app: Arc<AppState>,
+    triggers: mpsc::Sender<Trigger>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Wakes the worker as a poll tick would (a sync already pending absorbs it).
+    pub fn poll_now(&self) {
+        let _ = self.triggers.try_send(Trigger::Poll);
+    }
+
+    /// Waits until the gateway task ends (an error, or never).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        if let Some(server) = self.tasks.pop() {
+            server.await.context("the gateway task failed")?;
+        }
+        Ok(())
+    }
+
+    /// Stops the worker and the gateway, then the serving instance (and any bake it runs is
+    /// left to finish into its staging dir, which the next start removes).
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(instance) = self.app.upstream().current() {
+            instance.stop().await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts `serve`: opens the state dir, serves `current`, registers the webhook if asked,
+/// binds the gateway and starts the worker (its first poll is immediate).
+pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
+    let state = StateDir::open(&cfg.state_dir)?;
+    // Before anything new starts: what a `kill -9` of an earlier run left running.
+    let orphans = Children::in_state_dir(state.root())
+        .with_context(|| format!("cannot create the pid records in `{}`", state.root().display()))?
+        .reap_orphans();
+    if !orphans.is_empty() {
+        warn!(target: events::SERVE, ?orphans, "stopped processes an earlier run left behind");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let upstream = Arc::new(Upstream::new(metrics.clone()));
+    let (tx, rx) = mpsc::channel(16);
+    let receiver = Receiver::new(cfg.webhook_secret.clone(), &cfg.sync.registry.model, &cfg.alias);
+    let app = Arc::new(
+        AppState::new(upstream.clone(), metrics.clone(), receiver, tx.clone())?.with_web_demo(cfg.web_demo.clone()),
+    );
+    let syncer = Arc::new(Syncer::new(
+        cfg.sync.clone(),
+        &cfg.alias,
+        state,
+        cfg.deployers.clone(),
+        upstream,
+        app.http().clone(),
+        metrics,
+    )?);
+    match syncer.restore().await {
+        Ok(Some(m)) => info!(target: events::SERVE, version = %m.version, "serving version from `current`"),
+        Ok(None) => {}
+        Err(e) => warn!(target: events::SERVE, error = %e, "cannot serve `current`; waiting for the next sync"),
+    }
+    if let (Some(hook), Some(secret)) = (&cfg.register_webhook, &cfg.webhook_secret) {
+        let id = register_webhook(syncer.registry(), hook, secret).await?;
+        info!(target: events::WEBHOOK, webhook_id = %id, name = %hook.name, url = %hook.url, "MLflow webhook registered");
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let router = gateway::app(app.clone());
+    let worker = tokio::spawn(worker::run(syncer.clone(), rx, cfg.poll_interval));
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            warn!(target: events::SERVE, error = %e, "the gateway stopped");
+        }
+    });
+    info!(target: events::SERVE, url = %format!("http://{addr}/"), alias = %cfg.alias, model = %cfg.sync.registry.model, "gateway listening");
+    Ok(Running { addr, syncer, app, triggers: tx, tasks: vec![worker, server] })
+}

@@ -1,0 +1,7 @@
+//! The loop's own events (registry-sync's are `registry_sync::events`): stable targets.
+
+/// The loop's steps: services up, a batch landed, a version serves, the load's count.
+pub const LOOP: &str = "stacktag::loop";
+/// The scheduler's rounds: `version`, `decision` and `reason` of each retrain that trained,
+/// and why a round did nothing (at `debug`).
+pub const SCHEDULER: &str = "stacktag::scheduler";
