@@ -24,7 +24,7 @@ pub struct Encoded {
 }
 
 /// How a bundle turns text into the ids its graph reads: its normalisation, its tokenizer's
-/// BPE model, its [BOS] and [EOS] and its `max_tokens`. The trainer encodes its data with one
+/// BPE model, its `[BOS]` and `[EOS]` and its `max_tokens`. The trainer encodes its data with one
 /// (built from the tokenizer it has just trained), and every [`crate::Classifier`] holds one,
 /// so training and serving tokenize through the same code.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub struct TextEncoder {
 
 impl TextEncoder {
     /// An encoder for `tokenizer`, under `normalization`, keeping at most `max_tokens` ids.
-    /// The tokenizer must hold [BOS] and [EOS] and a BPE model with the settings the trainer
+    /// The tokenizer must hold `[BOS]` and `[EOS]` and a BPE model with the settings the trainer
     /// uses; one whose settings would change the ids (dropout, a subword prefix…) is refused,
     /// by the setting's name.
     pub fn new(tokenizer: &Tokenizer, normalization: Normalization, max_tokens: usize) -> Result<Self, Error> {
@@ -53,7 +53,7 @@ impl TextEncoder {
         self.normalization
     }
 
-    /// The ids of [BOS] and [EOS].
+    /// The ids of `[BOS]` and `[EOS]`.
     pub fn specials(&self) -> (i64, i64) {
         (self.bos, self.eos)
     }
@@ -81,7 +81,7 @@ impl TextEncoder {
     }
 
     /// Normalises `text`, cuts it into pieces and frames the ids `ids_of` gives for them with
-    /// [BOS] and [EOS], truncating at `max_tokens`.
+    /// `[BOS]` and `[EOS]`, truncating at `max_tokens`.
     ///
     /// The BPE model runs on each piece directly: `Tokenizer::encode` would rebuild the same
     /// pieces through its generic pre-tokenizer with per-byte offset bookkeeping, which was

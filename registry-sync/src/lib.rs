@@ -5,9 +5,9 @@
 //! ([`model_registry::download_verified`]: every file's size and sha256), loads it in the
 //! serving core and scores it on a small labelled sample ([`evaluation`]), stamps the registry
 //! version into its manifest and bakes it into the generic edge component ([`prepare`], with
-//! `edge_classifier_bake`). In `serve` ([`serve`]) it then swaps the `wasmtime serve` behind
+//! `edge_classifier_bake`). In `serve` ([`serve()`]) it then swaps the `wasmtime serve` behind
 //! the [`gateway`] blue/green ([`instance`]) and/or sends GitHub a `model-promoted` dispatch
-//! ([`github`]); `once` ([`once`]) writes the baked component to a file instead. A sync runs
+//! ([`github`]); `once` ([`once()`]) writes the baked component to a file instead. A sync runs
 //! when the [`worker`] wakes: a poll tick or a verified MLflow [`webhook`] delivery. Any failure
 //! leaves the serving model in place and shows in an event ([`events`]) and in [`metrics`].
 //! State lives in one directory ([`state`]): versioned model dirs, a `current` symlink swapped

@@ -1,5 +1,5 @@
 //! Sync steps 1–4 for one version: resolve, download and verify, evaluate, stamp, bake.
-//! `registry-sync once` ([`crate::once`]) is exactly this; `serve` then deploys the result.
+//! `registry-sync once` ([`crate::once()`]) is exactly this; `serve` then deploys the result.
 
 use std::path::Path;
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! minutes later the edge and the browser serve a better model — on embedded defaults, and
 //! supervises everything it starts.
 //!
-//! [`up`] starts MLflow and Prometheus as child processes ([`launcher`]), runs registry-sync
+//! [`up()`] starts MLflow and Prometheus as child processes ([`launcher`]), runs registry-sync
 //! (its gateway, webhook receiver and sync worker) and the scheduler (`trainer retrain` each
 //! round) through their libraries in this process, lands the data in batches, keeps a client
 //! classifying through the gateway while a new model is swapped in, and returns a typed

@@ -40,7 +40,7 @@ pub struct ModelParams {
     pub l2: f32,
     /// Smoothing of the naive-Bayes feature ratios; 0 turns them off.
     pub nb_alpha: f32,
-    /// Tokens the model reads at most ([BOS] and [EOS] included).
+    /// Tokens the model reads at most (`[BOS]` and `[EOS]` included).
     pub max_tokens: usize,
     /// Text normalisation version to train with (and that the bundle records).
     pub normalization: u32,

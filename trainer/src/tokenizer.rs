@@ -15,7 +15,7 @@ use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer, TokenizerBuilder, TokenizerImpl, Trainer};
 
 /// Trains a BPE tokenizer with at most `vocab_size` tokens on `texts`, which must already be
-/// normalised with [`edge_classifier::normalize::normalize`]. The specials [UNK], [BOS], [EOS]
+/// normalised with [`edge_classifier::normalize::Normalization`]. The specials `[UNK]`, `[BOS]`, `[EOS]`
 /// get ids 0, 1, 2; they are upper case, which normalised text never is, so no input can
 /// produce them.
 ///

@@ -1,6 +1,6 @@
 //! Stacktag's edge classifier in the browser: a wasm-bindgen adapter over the inference core.
 //!
-//! A boring adapter, like the Spin component: [`WebClassifier::load`] hands the three bundle
+//! A boring adapter, like the Spin component: `WebClassifier::load` hands the three bundle
 //! files (fetched by the page at run time, so a new model needs no rebuild of the module) to
 //! `edge_classifier::Classifier::load`, which checks each file's size and sha256 against the
 //! manifest; `classify` answers through `edge_classifier::service::handle` exactly as

@@ -1,6 +1,6 @@
 //! The gateway: one router over four route families, each in its module: the edge routes
-//! proxied to the serving instance ([`proxy`]), the web demo ([`demo`]), the MLflow webhook
-//! ([`hooks`]) and the gateway's own metrics and health ([`ops`]). Every route is registered
+//! proxied to the serving instance (`proxy`), the web demo (`demo`), the MLflow webhook
+//! (`hooks`) and the gateway's own metrics and health (`ops`). Every route is registered
 //! with its metric label, so the label comes from the route that matched.
 
 mod demo;

@@ -124,7 +124,7 @@ async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
             failures
         }));
     }
-    set_champion(&reg, &v2.version).await;
+    set_champion(reg, &v2.version).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     while on_v2.load(Ordering::Relaxed) < 50 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -177,7 +177,7 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
     };
     let Fixture { reg, v1, v2, state_dir, running, base, http, _site } = two_versions("sync-tamper", tamper).await;
 
-    set_champion(&reg, &v2.version).await;
+    set_champion(reg, &v2.version).await;
     let err = running.syncer.sync().await.expect_err("a tampered version must be refused");
     assert!(matches!(err, SyncError::InvalidBundle { ref version, .. } if *version == v2.version), "{err}");
     let message = err.to_string();
@@ -197,7 +197,7 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
 
     // A restart serves what `current` points at before it asks MLflow anything.
     drop(running);
-    set_champion(&reg, &v1.version).await;
+    set_champion(reg, &v1.version).await;
     let restarted = serve(serve_config(reg, state_dir.path())).await.expect("serve restarts");
     let base = format!("http://{}", restarted.addr);
     assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));
