@@ -11,8 +11,8 @@
 #   EDGE_WASM     the generic edge component: what `scripts/build-edge.sh build` compiles
 #   EDGE_BAKED    the default baked component: what `bake` writes and spin.toml serves
 #   EDGE_BUNDLE   the real 16k bundle scripts/test-edge.sh trains and bakes into EDGE_BAKED
-# and defines `log`, `die`, `need_wasmtime`, `native_build`, `edge_test_env`, `wasm_build`,
-# `bundle_out_args`, `wait_http`, `free_port` and `served_version`.
+# and defines `log`, `die`, `need_wasmtime`, `native_build`, `edge_test_env`, `with_setup`,
+# `wasm_build`, `bundle_out_args`, `wait_http`, `free_port` and `served_version`.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -56,6 +56,25 @@ native_build() {
 edge_test_env() {
   STACKTAG_BUNDLE_DIR="$EDGE_BUNDLE" STACKTAG_EDGE_WASM="$EDGE_BAKED" STACKTAG_WASMTIME="$WASMTIME" \
     STACKTAG_SHARED_DATA="$SHARED_DATA" "$@"
+}
+
+# `with_setup SETUP_ARGS... -- COMMAND...`: runs scripts/setup.sh in the background while
+# COMMAND (a cargo build) runs, then waits for it. On a fresh machine the set-up's downloads
+# and its tool builds fill the gaps the build leaves on the 2 cores (single-threaded links,
+# build scripts, waits on the network); its output is printed once it is done.
+with_setup() {
+  local args=() log status=0
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  shift
+  mkdir -p "$TARGET_DIR"
+  log="$(mktemp "$TARGET_DIR/setup.XXXXXX.log")"
+  bash scripts/setup.sh "${args[@]}" >"$log" 2>&1 &
+  local pid=$!
+  "$@" || status=$?
+  wait "$pid" || { cat "$log" >&2; rm -f "$log"; die "scripts/setup.sh failed (its output is above)"; }
+  cat "$log" >&2
+  rm -f "$log"
+  return "$status"
 }
 
 # `wasm_build PACKAGE TARGET`: a wasm adapter in the workspace's `wasm` profile (size first;

@@ -27,10 +27,9 @@ done
 log "set-up and builds (a fresh machine: docs/benchmarks.md says how long)"
 setup=()
 [ "$web" = 0 ] || setup+=(--web)
-bash scripts/setup.sh "${setup[@]}"
 # The binaries only; `native_build` (what the tests run) builds the same crates with the same
 # features, so the tests reuse all of it.
-cargo build --workspace --locked --bins
+with_setup "${setup[@]}" -- cargo build --workspace --locked --bins
 bash scripts/build-edge.sh build
 if [ "$web" = 1 ]; then
   site="${STACKTAG_STATE_DIR:-$ROOT/.stacktag}/web-demo"

@@ -10,9 +10,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bash scripts/setup.sh --web
-echo "== the native workspace: every crate, binary, example and test, one build"
-native_build
+echo "== set-up (scripts/setup.sh --web) alongside the native workspace: every crate, binary, example and test, one build"
+with_setup --web -- native_build
 
 bash scripts/check-delivery.sh   # workflows, SpinKube manifests, Databricks job, links: offline
 echo "== monitoring: Prometheus config, alert rules and their unit tests, Grafana dashboards"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use model_registry::Registry;
 use tokio::sync::Mutex;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::children::Children;
 use crate::config::{Deployers, Selector, SyncConfig};
@@ -27,6 +27,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// What a sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncOutcome {
+    /// Nothing to serve yet: the registered model or its alias does not exist (a fresh
+    /// registry, before the first promotion). Not a failure: no metric counts it.
+    NothingYet {
+        /// Which of the two is missing.
+        reason: String,
+    },
     /// The alias points at the version already serving.
     Unchanged {
         /// That version.
@@ -132,6 +138,9 @@ impl Syncer {
         let seconds = start.elapsed().as_secs_f64();
         match &result {
             Ok(SyncOutcome::Unchanged { .. }) => {}
+            Ok(SyncOutcome::NothingYet { reason }) => {
+                debug!(target: events::SYNC, %reason, "nothing to serve yet");
+            }
             Ok(SyncOutcome::Deployed { model, reused }) => {
                 self.metrics.sync_succeeded(seconds);
                 info!(target: events::SYNC, version = %model.version, run_id = %model.run_id, reused, seconds, "version serves");
@@ -145,7 +154,15 @@ impl Syncer {
     }
 
     async fn sync_locked(&self) -> Result<SyncOutcome, SyncError> {
-        let mv = prepare::resolve(&self.reg, &Selector::Alias(self.alias.clone())).await?;
+        let mv = match prepare::resolve(&self.reg, &Selector::Alias(self.alias.clone())).await {
+            Ok(mv) => mv,
+            Err(e) => {
+                return match self.nothing_to_serve().await {
+                    Some(reason) => Ok(SyncOutcome::NothingYet { reason }),
+                    None => Err(e),
+                };
+            }
+        };
         let version = mv.version.clone();
         if self.deployed_version().as_deref() == Some(version.as_str()) {
             return Ok(SyncOutcome::Unchanged { version });
@@ -163,6 +180,18 @@ impl Syncer {
         };
         self.deploy(&dir.join(WASM_FILE), &model).await?;
         Ok(SyncOutcome::Deployed { model, reused })
+    }
+
+    /// Why the alias cannot resolve, when that is because nothing was promoted yet: MLflow
+    /// answers a missing alias with the same error as a bad request, so the model is read to
+    /// tell. `None` when the model and the alias exist (the failure is real).
+    async fn nothing_to_serve(&self) -> Option<String> {
+        let model = self.reg.model();
+        match self.reg.client().get_registered_model(model).await {
+            Err(e) if e.is_not_found() => Some(format!("no registered model `{model}` yet")),
+            Ok(m) if m.alias(&self.alias).is_none() => Some(format!("`{model}` has no alias `{}` yet", self.alias)),
+            _ => None,
+        }
     }
 
     /// Every deployer in order (local, then github); `current` moves only once all of them

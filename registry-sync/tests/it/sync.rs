@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use mlflow_client::testing::unique_name;
 use model_registry::{Registered, Registry};
 use registry_sync::gateway::{RUN_ID_HEADER, VERSION_HEADER};
-use registry_sync::{Running, SyncError, serve};
+use registry_sync::{Running, SyncError, SyncOutcome, serve};
 
 use crate::common::*;
 
@@ -201,4 +202,31 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
     let restarted = serve(serve_config(reg, state_dir.path())).await.expect("serve restarts");
     let base = format!("http://{}", restarted.addr);
     assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_first_promotion_there_is_nothing_to_serve_and_nothing_failed() {
+    ensure_component();
+    let reg = registry(&unique_name("sync-empty")).await;
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let running = serve(serve_config(&reg, state_dir.path())).await.expect("serve starts");
+    let base = format!("http://{}", running.addr);
+    let http = http();
+    // No registered model, then a model without `champion`: nothing to serve, no failure.
+    let outcome = running.syncer.sync().await;
+    assert!(
+        matches!(outcome, Ok(SyncOutcome::NothingYet { ref reason }) if reason.contains("no registered model")),
+        "{outcome:?}"
+    );
+    let v1 = register_tiny(&reg).await;
+    let outcome = running.syncer.sync().await;
+    assert!(
+        matches!(outcome, Ok(SyncOutcome::NothingYet { ref reason }) if reason.contains("no alias")),
+        "{outcome:?}"
+    );
+    let text = metrics_text(&http, &base).await;
+    assert!(!text.contains("resolve_failed"), "a fresh registry is not a failing sync:\n{text}");
+    // The first promotion serves as usual.
+    set_champion(&reg, &v1.version).await;
+    wait_for_version(&http, &base, &v1.version).await;
 }
