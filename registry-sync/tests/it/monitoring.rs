@@ -5,7 +5,7 @@
 //! reads a metric (or a histogram bound) nobody exports, fails.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,16 +14,6 @@ use mlflow_client::testing::free_port;
 use registry_sync::serve;
 
 use crate::common::*;
-
-/// A `prometheus` child, stopped when dropped.
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn venv_python() -> PathBuf {
     mlflow_client::testing::tools().python
@@ -75,33 +65,22 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
         })
     };
 
-    // The shipped config, pointed at this gateway and scraping every second.
+    // The shipped config, pointed at this gateway and scraping every second, started as the
+    // loop starts it.
     let dir = tempfile::tempdir().expect("prometheus dir");
-    let shipped = std::fs::read_to_string(root().join("prometheus/prometheus.yml")).expect("prometheus.yml");
-    assert!(shipped.contains("127.0.0.1:8780"), "the shipped target moved; update this test");
-    let config = shipped
-        .replace("127.0.0.1:8780", &running.addr.to_string())
-        .replace("scrape_interval: 15s", "scrape_interval: 1s")
-        .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
-    std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
-    std::fs::copy(root().join("prometheus/alerts.yml"), dir.path().join("alerts.yml")).expect("copy rules");
-    let port = free_port().expect("port");
-    let _prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus (Debian package; scripts/setup.sh installs it)"),
-    );
-    let prom = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http.get(format!("{prom}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "prometheus never became ready at {prom}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let opts = launcher::prometheus::PrometheusOptions {
+        bin: mlflow_client::testing::tools().prometheus,
+        shipped: root().join("prometheus"),
+        dir: dir.path().to_owned(),
+        port: free_port().expect("port"),
+        target: running.addr.to_string(),
+        interval_s: 1,
+    };
+    let prometheus = tokio::task::spawn_blocking(move || launcher::prometheus::start(&opts))
+        .await
+        .expect("prometheus thread")
+        .expect("start prometheus (Debian package; scripts/setup.sh installs it)");
+    let prom = prometheus.url().to_owned();
 
     let check = tokio::task::spawn_blocking(move || {
         Command::new(venv_python())
