@@ -35,7 +35,7 @@ bundle_out_args "${STACKTAG_BUNDLE_DIR:-}" "$EDGE_BAKED" "$@"
   "golden tiny bundle); \`$0 build\` compiles the generic component alone"
 
 build() {
-  wasm_build edge-classifier-spin wasm32-wasip2
+  edge_build
   log "built the generic component (no model): $EDGE_WASM ($(stat -c %s "$EDGE_WASM") bytes)"
 }
 

@@ -28,7 +28,7 @@ wasm_bindgen_version="$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.t
 "$WASM_BINDGEN" --version 2>/dev/null | grep -qx "wasm-bindgen $wasm_bindgen_version" ||
   die "no wasm-bindgen $wasm_bindgen_version at \`$WASM_BINDGEN\`: run scripts/setup.sh"
 
-wasm_build edge-classifier-web wasm32-unknown-unknown
+web_build
 module="$TARGET_DIR/wasm32-unknown-unknown/wasm/edge_classifier_web.wasm"
 
 mkdir -p "$(dirname "$out")"

@@ -11,8 +11,9 @@
 #   EDGE_WASM     the generic edge component: what `scripts/build-edge.sh build` compiles
 #   EDGE_BAKED    the default baked component: what `bake` writes and spin.toml serves
 #   EDGE_BUNDLE   the real 16k bundle scripts/test-edge.sh trains and bakes into EDGE_BAKED
-# and defines `log`, `die`, `need_wasmtime`, `native_build`, `edge_test_env`, `with_setup`,
-# `wasm_build`, `bundle_out_args`, `wait_http`, `free_port` and `served_version`.
+# and defines `log`, `die`, `need_wasmtime`, `native_build`, `edge_test_env`, `rust_targets`,
+# `bg`, `bg_wait`, `wasm_build`, `bundle_out_args`, `wait_http`, `free_port` and
+# `served_version`.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -58,29 +59,64 @@ edge_test_env() {
     STACKTAG_SHARED_DATA="$SHARED_DATA" "$@"
 }
 
-# `with_setup SETUP_ARGS... -- COMMAND...`: runs scripts/setup.sh in the background while
-# COMMAND (a cargo build) runs, then waits for it. On a fresh machine the set-up's downloads
-# and its tool builds fill the gaps the build leaves on the 2 cores (single-threaded links,
-# build scripts, waits on the network); its output is printed once it is done.
-with_setup() {
-  local args=() log status=0
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+# `rust_targets [--web]`: the wasm targets the builds need (`--web`: the browser's too), added
+# unless present.
+rust_targets() {
+  local target targets=(wasm32-wasip2)
+  [ "${1:-}" != --web ] || targets+=(wasm32-unknown-unknown)
+  for target in "${targets[@]}"; do
+    if rustup target list --installed | grep -qx "$target"; then
+      log "rust target $target: present"
+    else
+      log "rust target $target: installing"
+      rustup target add "$target"
+    fi
+  done
+}
+
+# `bg NAME COMMAND...`: starts COMMAND in the background, its output kept in a log; `bg_wait`
+# waits for every one started, prints each log, and fails naming any that failed. On a fresh
+# 2-core machine the set-up (downloads, the tool builds) and the three builds (native, the
+# edge component, the browser module) leave each other's gaps filled: single-threaded links
+# and LTO, build scripts, waits on the network. Cargo builds of different profiles and targets
+# share the target directory without waiting on each other.
+BG_PIDS=() BG_LOGS=() BG_NAMES=()
+bg() {
+  local name="$1" log
   shift
   mkdir -p "$TARGET_DIR"
-  log="$(mktemp "$TARGET_DIR/setup.XXXXXX.log")"
-  bash scripts/setup.sh "${args[@]}" >"$log" 2>&1 &
-  local pid=$!
-  "$@" || status=$?
-  wait "$pid" || { cat "$log" >&2; rm -f "$log"; die "scripts/setup.sh failed (its output is above)"; }
-  cat "$log" >&2
-  rm -f "$log"
-  return "$status"
+  log="$(mktemp "$TARGET_DIR/bg.XXXXXX.log")"
+  "$@" >"$log" 2>&1 &
+  BG_PIDS+=("$!") BG_LOGS+=("$log") BG_NAMES+=("$name")
+}
+
+bg_wait() {
+  local i failed=()
+  for i in "${!BG_PIDS[@]}"; do
+    wait "${BG_PIDS[$i]}" || failed+=("${BG_NAMES[$i]}")
+    cat "${BG_LOGS[$i]}" >&2
+    rm -f "${BG_LOGS[$i]}"
+  done
+  BG_PIDS=() BG_LOGS=() BG_NAMES=()
+  [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (output above)"
 }
 
 # `wasm_build PACKAGE TARGET`: a wasm adapter in the workspace's `wasm` profile (size first;
 # `simd128` comes from .cargo/config.toml).
 wasm_build() {
   cargo build --locked --profile wasm --target "$2" -p "$1" --lib
+}
+
+# `edge_build`: the generic edge component (scripts/build-edge.sh build).
+edge_build() { wasm_build edge-classifier-spin wasm32-wasip2; }
+
+# `web_build`: the browser module, before wasm-bindgen (scripts/build-web.sh).
+web_build() { wasm_build edge-classifier-web wasm32-unknown-unknown; }
+
+# `wasm_builds [--web]`: the edge component, then (`--web`) the browser module.
+wasm_builds() {
+  edge_build
+  [ "${1:-}" != --web ] || web_build
 }
 
 # `bundle_out_args DEFAULT_BUNDLE DEFAULT_OUT ARGS...`: parses `--bundle DIR` and `--out PATH`

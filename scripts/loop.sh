@@ -24,13 +24,16 @@ for arg in "$@"; do
   esac
 done
 
-log "set-up and builds (a fresh machine: docs/benchmarks.md says how long)"
+log "set-up and builds, side by side (a fresh machine: docs/benchmarks.md says how long)"
 setup=()
 [ "$web" = 0 ] || setup+=(--web)
+rust_targets "${setup[@]}"
+bg "scripts/setup.sh ${setup[*]}" bash scripts/setup.sh "${setup[@]}"
+bg "the wasm builds" wasm_builds "${setup[@]}"
 # The binaries only; `native_build` (what the tests run) builds the same crates with the same
 # features, so the tests reuse all of it.
-with_setup "${setup[@]}" -- cargo build --workspace --locked --bins
-bash scripts/build-edge.sh build
+cargo build --workspace --locked --bins
+bg_wait
 if [ "$web" = 1 ]; then
   site="${STACKTAG_STATE_DIR:-$ROOT/.stacktag}/web-demo"
   # The site only: the gateway serves the serving model's bundle in place of this one.

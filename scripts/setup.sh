@@ -31,16 +31,7 @@ WASM_BINDGEN_VERSION=0.2.130
 mkdir -p "$CACHE"
 
 # --- rust targets -------------------------------------------------------------------------
-targets=(wasm32-wasip2)
-[ "$web" = 0 ] || targets+=(wasm32-unknown-unknown)
-for target in "${targets[@]}"; do
-  if rustup target list --installed | grep -qx "$target"; then
-    log "rust target $target: present"
-  else
-    log "rust target $target: installing"
-    rustup target add "$target"
-  fi
-done
+rust_targets "${1:-}"
 
 # --- python venv: mlflow server + onnxruntime cross-check ---------------------------------
 # The stamp holds the hash of requirements.txt, so a changed pin reinstalls and an unchanged

@@ -10,8 +10,12 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-echo "== set-up (scripts/setup.sh --web) alongside the native workspace: every crate, binary, example and test, one build"
-with_setup --web -- native_build
+echo "== set-up, the native workspace (every crate, binary, example and test, one build) and the two wasm builds, side by side"
+rust_targets --web
+bg "scripts/setup.sh --web" bash scripts/setup.sh --web
+bg "the wasm builds" wasm_builds --web
+native_build
+bg_wait
 
 bash scripts/check-delivery.sh   # workflows, SpinKube manifests, Databricks job, links: offline
 echo "== monitoring: Prometheus config, alert rules and their unit tests, Grafana dashboards"
