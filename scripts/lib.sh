@@ -50,6 +50,9 @@ need_wasmtime() {
 # selection; the loop, the tools and the tests all run what this built, from $BIN.
 native_build() {
   cargo test --workspace --locked --no-run
+  # The binaries no test runs (`edge-bake`): the same crates, features and profile, so this
+  # only links them.
+  cargo build --workspace --locked --bins
 }
 
 # `edge_test_env COMMAND...`: runs COMMAND with what the edge component's tests read: the
