@@ -30,9 +30,9 @@ setup=()
 rust_targets "${setup[@]}"
 bg "scripts/setup.sh ${setup[*]}" bash scripts/setup.sh "${setup[@]}"
 bg "the wasm builds" wasm_builds "${setup[@]}"
-# The binaries only; `native_build` (what the tests run) builds the same crates with the same
-# features, so the tests reuse all of it.
-cargo build --workspace --locked --bins
+# The loop's binary only, but resolved for the whole workspace (`--workspace`): the same crates
+# with the same features as `native_build` (what the tests run), so the tests reuse all of it.
+cargo build --workspace --locked --bin stacktag
 bg_wait
 if [ "$web" = 1 ]; then
   site="${STACKTAG_STATE_DIR:-$ROOT/.stacktag}/web-demo"
