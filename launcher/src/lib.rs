@@ -7,6 +7,7 @@
 //! flags, same environment, same health check, same clean-up. A service's lifetime follows
 //! the process that started it, even through a `kill -9` of that process.
 
+pub mod databricks;
 pub mod mlflow;
 pub mod prometheus;
 mod service;

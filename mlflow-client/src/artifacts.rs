@@ -3,11 +3,16 @@
 //! - `mlflow-artifacts:/…`: the OSS server's artifact proxy
 //!   (`/api/2.0/mlflow-artifacts/artifacts/<path>`): a `PUT` of raw bytes, a `GET`, and a
 //!   listing with `?path=`.
-//! - `dbfs:/…`: Databricks' DBFS API 2.0. A file up to [`DBFS_PUT_MAX`] is one `dbfs/put`
-//!   (idempotent with `overwrite`); a larger one streams through `dbfs/create`,
+//! - `dbfs:/databricks/mlflow-tracking/<experiment>/<run>/artifacts/…`: a Databricks run's
+//!   artifacts in MLflow-managed storage ([`ArtifactLocation::Managed`]). As MLflow's
+//!   `DatabricksArtifactRepository` does: `artifacts/credentials-for-write` (or `-read`) gives
+//!   a signed URL per file (AWS presigned, GCP signed, Azure SAS, ADLS Gen2 SAS) with the
+//!   headers that must go with it; the bytes go straight to cloud storage with those headers
+//!   and no Databricks credentials; listing is the tracking API's `artifacts/list`.
+//! - any other `dbfs:/…`: Databricks' DBFS API 2.0. A file up to [`DBFS_PUT_MAX`] is one
+//!   `dbfs/put` (idempotent with `overwrite`); a larger one streams through `dbfs/create`,
 //!   `dbfs/add-block` (base64 blocks of at most 1 MB) and `dbfs/close`. Reads go through
-//!   `dbfs/read` in 1 MB windows. This path follows the documented API but is not tested
-//!   here (no workspace is reachable from these machines).
+//!   `dbfs/read` in 1 MB windows.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -39,9 +44,23 @@ pub enum ArtifactLocation {
     /// Behind the OSS server's artifact proxy: the path under its artifact root, e.g.
     /// `1/<run>/artifacts/bundle`.
     Proxy(String),
-    /// In Databricks' DBFS: the absolute path, e.g. `/databricks/mlflow-tracking/1/<run>/artifacts`.
+    /// In Databricks' DBFS: the absolute path, e.g. `/FileStore/stacktag`.
     Dbfs(String),
+    /// A Databricks run's artifacts in MLflow-managed storage
+    /// (`dbfs:/databricks/mlflow-tracking/<experiment>/<run>/artifacts/<path>`), reached
+    /// through signed URLs.
+    Managed {
+        /// The experiment id.
+        experiment: String,
+        /// The run id.
+        run_id: String,
+        /// The path under the run's artifact root (empty for the root).
+        path: String,
+    },
 }
+
+/// Where Databricks keeps runs' artifacts (MLflow's `is_databricks_acled_artifacts_uri`).
+const MANAGED_PREFIX: &str = "dbfs:/databricks/mlflow-tracking";
 
 impl ArtifactLocation {
     /// Parses `mlflow-artifacts:/…` (with or without a `//host:port` authority) or `dbfs:/…`.
@@ -59,7 +78,27 @@ impl ArtifactLocation {
             };
             Ok(Self::Proxy(clean(path)))
         } else if let Some(rest) = uri.strip_prefix("dbfs:") {
-            Ok(Self::Dbfs(format!("/{}", clean(rest))))
+            let path = clean(rest);
+            let managed_root = clean(&MANAGED_PREFIX["dbfs:".len()..]);
+            match path.strip_prefix(managed_root.as_str()).map(clean) {
+                Some(managed) => {
+                    let parts: Vec<&str> = managed.splitn(4, '/').collect();
+                    match parts.as_slice() {
+                        [experiment, run_id, "artifacts", rest @ ..] => Ok(Self::Managed {
+                            experiment: (*experiment).to_owned(),
+                            run_id: (*run_id).to_owned(),
+                            path: rest.first().map_or_else(String::new, |r| clean(r)),
+                        }),
+                        _ => Err(Error::Artifact {
+                            uri: uri.to_owned(),
+                            reason: format!(
+                                "a run's artifacts on Databricks are at `{MANAGED_PREFIX}/<experiment>/<run>/artifacts/…`"
+                            ),
+                        }),
+                    }
+                }
+                None => Ok(Self::Dbfs(format!("/{path}"))),
+            }
         } else {
             Err(unsupported())
         }
@@ -75,6 +114,11 @@ impl ArtifactLocation {
             Self::Proxy(p) if p.is_empty() => Self::Proxy(rel),
             Self::Proxy(p) => Self::Proxy(format!("{p}/{rel}")),
             Self::Dbfs(p) => Self::Dbfs(format!("{}/{rel}", p.trim_end_matches('/'))),
+            Self::Managed { experiment, run_id, path } => Self::Managed {
+                experiment: experiment.clone(),
+                run_id: run_id.clone(),
+                path: if path.is_empty() { rel } else { format!("{path}/{rel}") },
+            },
         }
     }
 
@@ -83,6 +127,12 @@ impl ArtifactLocation {
         match self {
             Self::Proxy(p) => format!("mlflow-artifacts:/{p}"),
             Self::Dbfs(p) => format!("dbfs:{p}"),
+            Self::Managed { experiment, run_id, path } if path.is_empty() => {
+                format!("{MANAGED_PREFIX}/{experiment}/{run_id}/artifacts")
+            }
+            Self::Managed { experiment, run_id, path } => {
+                format!("{MANAGED_PREFIX}/{experiment}/{run_id}/artifacts/{path}")
+            }
         }
     }
 }
@@ -103,7 +153,8 @@ impl Client {
 
     fn check_target(&self, location: &ArtifactLocation) -> Result<(), Error> {
         match (location, self.config().target) {
-            (ArtifactLocation::Proxy(_), Target::Server) | (ArtifactLocation::Dbfs(_), Target::Databricks) => Ok(()),
+            (ArtifactLocation::Proxy(_), Target::Server)
+            | (ArtifactLocation::Dbfs(_) | ArtifactLocation::Managed { .. }, Target::Databricks) => Ok(()),
             (l, t) => Err(Error::Artifact {
                 uri: l.uri(),
                 reason: format!("this location cannot be reached through a {t:?} tracking target"),
@@ -131,24 +182,21 @@ impl Client {
                 Ok(())
             }
             ArtifactLocation::Dbfs(path) => self.dbfs_upload(path, &bytes).await,
+            ArtifactLocation::Managed { run_id, path, .. } => self.managed_upload(run_id, path, bytes).await,
         }
     }
 
     /// Uploads every file under the local directory `dir`, recursively, to `prefix` under
     /// `root_uri`, and returns the artifact paths written (sorted).
     pub async fn upload_dir(&self, root_uri: &str, prefix: &str, dir: &Path) -> Result<Vec<String>, Error> {
-        let mut files = Vec::new();
-        walk(dir, Path::new(""), &mut files)?;
-        files.sort();
+        let files = local_files(dir)?;
         let mut written = Vec::with_capacity(files.len());
-        for rel in files {
-            let local = dir.join(&rel);
+        for (rel, local) in files {
             let bytes = fs::read(&local).map_err(|source| Error::Io {
                 action: "read",
                 path: local.display().to_string(),
                 source,
             })?;
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
             let target = if prefix.is_empty() { rel } else { format!("{}/{rel}", clean(prefix)) };
             self.upload_artifact(root_uri, &target, bytes).await?;
             written.push(target);
@@ -189,6 +237,7 @@ impl Client {
                     .map(|f| FileInfo { path: f.path.strip_prefix(&base).unwrap_or(&f.path).to_owned(), ..f })
                     .collect())
             }
+            ArtifactLocation::Managed { run_id, path, .. } => self.managed_list(run_id, path).await,
         }
     }
 
@@ -207,6 +256,7 @@ impl Client {
                 Ok(answer.body)
             }
             ArtifactLocation::Dbfs(path) => self.dbfs_download(path).await,
+            ArtifactLocation::Managed { run_id, path, .. } => self.managed_download(run_id, path).await,
         }
     }
 
@@ -240,19 +290,7 @@ impl Client {
                     continue;
                 }
                 let bytes = self.download_artifact(&root.join(&rel).uri()).await?;
-                let local = dest.join(&rel);
-                if let Some(parent) = local.parent() {
-                    fs::create_dir_all(parent).map_err(|source| Error::Io {
-                        action: "create",
-                        path: parent.display().to_string(),
-                        source,
-                    })?;
-                }
-                fs::write(&local, &bytes).map_err(|source| Error::Io {
-                    action: "write",
-                    path: local.display().to_string(),
-                    source,
-                })?;
+                write_under(dest, &rel, &bytes, uri)?;
                 written.push(rel);
             }
         }
@@ -345,6 +383,39 @@ impl Client {
 /// One path segment that stays where it is joined: not empty, no separator, not `.` or `..`.
 fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+/// Every file under the local directory `dir`, recursively: its `/`-separated path relative
+/// to `dir` and its path on disk, sorted by the former.
+pub(crate) fn local_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
+    let mut files = Vec::new();
+    walk(dir, Path::new(""), &mut files)?;
+    let mut out: Vec<(String, PathBuf)> = files
+        .into_iter()
+        .map(|rel| {
+            let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            (name, dir.join(rel))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `bytes` to `rel` under `dest`, creating folders; `rel` comes from a server's
+/// listing, so every segment must be a plain name (or it could write outside `dest`).
+pub(crate) fn write_under(dest: &Path, rel: &str, bytes: &[u8], uri: &str) -> Result<(), Error> {
+    if !rel.split('/').all(is_plain_name) {
+        return Err(Error::Artifact { uri: uri.to_owned(), reason: format!("refusing the listed name `{rel}`") });
+    }
+    let local = dest.join(rel);
+    if let Some(parent) = local.parent() {
+        fs::create_dir_all(parent).map_err(|source| Error::Io {
+            action: "create",
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    fs::write(&local, bytes).map_err(|source| Error::Io { action: "write", path: local.display().to_string(), source })
 }
 
 /// Collects the files under `dir` (relative to `root`), refusing symlinks that leave it.

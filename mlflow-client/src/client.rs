@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Auth, ClientConfig};
 use crate::error::Error;
-use crate::types::{Experiment, Metric, ModelVersion, Param, RegisteredModel, Run, RunInfo, RunStatus, Tag};
+use crate::types::{Experiment, Metric, Param, Run, RunInfo, RunStatus, Tag};
 
 /// MLflow's REST prefix, relative to the server's base URL.
 const API: &str = "api/2.0/mlflow/";
@@ -20,11 +20,14 @@ const BATCH_MAX_METRICS: usize = 1000;
 const BATCH_MAX_PARAMS: usize = 100;
 const BATCH_MAX_TAGS: usize = 100;
 
-/// An MLflow REST client. Cheap to clone (the connection pool is shared).
+/// An MLflow REST client. Cheap to clone (the connection pool and the OAuth token cache are
+/// shared).
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    cfg: ClientConfig,
+    pub(crate) http: reqwest::Client,
+    pub(crate) cfg: ClientConfig,
+    /// The OAuth token, when [`Auth::OAuthM2m`] is configured.
+    pub(crate) tokens: std::sync::Arc<crate::auth::TokenCache>,
 }
 
 /// A raw answer that is not a retryable failure.
@@ -52,7 +55,7 @@ impl Client {
                 retries: 0,
                 reason: error_chain(&e),
             })?;
-        Ok(Self { http, cfg })
+        Ok(Self { http, cfg, tokens: Default::default() })
     }
 
     /// The configuration this client runs with.
@@ -66,9 +69,43 @@ impl Client {
         self.cfg.base_url.join(relative).unwrap_or_else(|_| self.cfg.base_url.clone())
     }
 
-    /// Sends the request `build` makes, retrying connection errors, 429 and 5xx with bounded
-    /// exponential backoff. Any other answer (success or not) is returned as is.
+    /// Sends the request `build` makes with the configured credentials, retrying connection
+    /// errors, 429 and 5xx with bounded exponential backoff. Any other answer (success or not)
+    /// is returned as is. With OAuth, a 401 drops the cached token and tries once more with a
+    /// new one (a token can be revoked or expire early).
     pub(crate) async fn execute(
+        &self,
+        call: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Answer, Error> {
+        let mut refreshed = false;
+        loop {
+            let bearer = self.bearer().await?;
+            let answer = self
+                .send(call, |http| match (&self.cfg.auth, &bearer) {
+                    (_, Some(token)) => build(http).bearer_auth(token.expose()),
+                    (Auth::Basic { username, password }, None) => {
+                        build(http).basic_auth(username, Some(password.expose()))
+                    }
+                    _ => build(http),
+                })
+                .await?;
+            if answer.status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && let (Auth::OAuthM2m { .. }, Some(token)) = (&self.cfg.auth, &bearer)
+            {
+                self.tokens.forget(token).await;
+                refreshed = true;
+                continue;
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// Sends the request `build` makes exactly as built (no credentials added: signed URLs
+    /// carry their own, and the token endpoint takes the client's), with the retries of
+    /// [`Self::execute`].
+    pub(crate) async fn send(
         &self,
         call: &str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
@@ -76,12 +113,7 @@ impl Client {
         let policy = self.cfg.retry;
         let mut retry = 0u32;
         loop {
-            let request = match &self.cfg.auth {
-                Auth::None => build(&self.http),
-                Auth::Bearer(token) => build(&self.http).bearer_auth(token.expose()),
-                Auth::Basic { username, password } => build(&self.http).basic_auth(username, Some(password.expose())),
-            };
-            let outcome = match request.send().await {
+            let outcome = match build(&self.http).send().await {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
@@ -130,7 +162,7 @@ impl Client {
 
     /// A JSON call to `api/2.0/mlflow/<endpoint>`: the body (if any) as JSON, the answer
     /// decoded as `T`, any non-success answer turned into [`Error::Api`].
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         endpoint: &str,
@@ -189,8 +221,10 @@ impl Client {
         }
     }
 
-    /// Creates the experiment `name` and returns its id.
+    /// Creates the experiment `name` and returns its id. On Databricks `name` must be a
+    /// workspace path ([`crate::check_experiment_name`]): refused before the call.
     pub async fn create_experiment(&self, name: &str) -> Result<String, Error> {
+        crate::check_experiment_name(self.cfg.target, name)?;
         #[derive(Deserialize)]
         struct Reply {
             experiment_id: String,
@@ -278,152 +312,6 @@ impl Client {
         let _: Value = self.post("runs/update", body).await?;
         Ok(())
     }
-
-    // ---- registry ----------------------------------------------------------------------
-
-    /// Creates the registered model `name`.
-    pub async fn create_registered_model(&self, name: &str) -> Result<RegisteredModel, Error> {
-        #[derive(Deserialize)]
-        struct Reply {
-            registered_model: RegisteredModel,
-        }
-        let r: Reply = self.post("registered-models/create", json!({ "name": name })).await?;
-        Ok(r.registered_model)
-    }
-
-    /// The registered model `name`, with its aliases and tags.
-    pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, Error> {
-        #[derive(Deserialize)]
-        struct Reply {
-            registered_model: RegisteredModel,
-        }
-        let r: Reply = self.get("registered-models/get", &[("name", name)]).await?;
-        Ok(r.registered_model)
-    }
-
-    /// The registered model `name`, created if it does not exist yet.
-    pub async fn get_or_create_registered_model(&self, name: &str) -> Result<RegisteredModel, Error> {
-        match self.get_registered_model(name).await {
-            Ok(m) => return Ok(m),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-        match self.create_registered_model(name).await {
-            Ok(m) => Ok(m),
-            Err(e) if e.is_already_exists() => self.get_registered_model(name).await,
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Sets a tag on the registered model `name`.
-    pub async fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<(), Error> {
-        let _: Value =
-            self.post("registered-models/set-tag", json!({ "name": name, "key": key, "value": value })).await?;
-        Ok(())
-    }
-
-    /// Registers a new version of `name` whose files are at `source`.
-    ///
-    /// On the OSS server, pass the run's `mlflow-artifacts:/…` location and its `run_id`: a
-    /// `runs:/…` source breaks `get-artifact`, and the server does not check that `source`
-    /// exists, so upload first.
-    pub async fn create_model_version(
-        &self,
-        name: &str,
-        source: &str,
-        run_id: Option<&str>,
-        tags: &[Tag],
-    ) -> Result<ModelVersion, Error> {
-        #[derive(Deserialize)]
-        struct Reply {
-            model_version: ModelVersion,
-        }
-        let mut body = json!({ "name": name, "source": source, "tags": tags });
-        if let Some(run_id) = run_id {
-            body["run_id"] = json!(run_id);
-        }
-        let r: Reply = self.post("model-versions/create", body).await?;
-        Ok(r.model_version)
-    }
-
-    /// Version `version` of `name`.
-    pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion, Error> {
-        #[derive(Deserialize)]
-        struct Reply {
-            model_version: ModelVersion,
-        }
-        let r: Reply = self.get("model-versions/get", &[("name", name), ("version", version)]).await?;
-        Ok(r.model_version)
-    }
-
-    /// Every version of `name`, oldest first (all pages).
-    pub async fn model_versions(&self, name: &str) -> Result<Vec<ModelVersion>, Error> {
-        let filter = format!("name='{}'", name.replace('\'', "\\'"));
-        let mut all = self.search_model_versions(&filter).await?;
-        all.sort_by_key(ModelVersion::number);
-        Ok(all)
-    }
-
-    /// Model versions matching `filter` (e.g. `name='stacktag'`), all pages. Their `aliases`
-    /// field is empty: MLflow leaves it out of search results.
-    pub async fn search_model_versions(&self, filter: &str) -> Result<Vec<ModelVersion>, Error> {
-        #[derive(Deserialize)]
-        struct Reply {
-            #[serde(default)]
-            model_versions: Vec<ModelVersion>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = vec![("filter", filter), ("max_results", "200")];
-            if let Some(t) = &token {
-                query.push(("page_token", t));
-            }
-            let r: Reply = self.get("model-versions/search", &query).await?;
-            all.extend(r.model_versions);
-            match r.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(all),
-            }
-        }
-    }
-
-    /// Sets a tag on version `version` of `name`.
-    pub async fn set_model_version_tag(&self, name: &str, version: &str, key: &str, value: &str) -> Result<(), Error> {
-        let _: Value = self
-            .post("model-versions/set-tag", json!({ "name": name, "version": version, "key": key, "value": value }))
-            .await?;
-        Ok(())
-    }
-
-    /// Points `alias` of `name` at `version` (creating or moving it).
-    pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), Error> {
-        let _: Value =
-            self.post("registered-models/alias", json!({ "name": name, "alias": alias, "version": version })).await?;
-        Ok(())
-    }
-
-    /// Removes `alias` from `name`.
-    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), Error> {
-        let _: Value = self
-            .call(Method::DELETE, "registered-models/alias", &[], Some(&json!({ "name": name, "alias": alias })))
-            .await?;
-        Ok(())
-    }
-
-    /// The version `alias` of `name` points at. A missing alias is an error
-    /// (`INVALID_PARAMETER_VALUE` on MLflow 3.17); to ask whether it exists, read
-    /// [`RegisteredModel::alias`] from [`Client::get_registered_model`].
-    pub async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion, Error> {
-        #[derive(Deserialize)]
-        struct Reply {
-            model_version: ModelVersion,
-        }
-        let r: Reply = self.get("registered-models/alias", &[("name", name), ("alias", alias)]).await?;
-        Ok(r.model_version)
-    }
 }
 
 /// Turns a non-retryable answer into `T` or [`Error::Api`].
@@ -452,8 +340,8 @@ pub(crate) fn api_error(call: &str, answer: &Answer) -> Error {
     };
     let message = match answer.status.as_u16() {
         // The server's own text only says "not authenticated"; say which settings to check.
-        401 | 403 => format!(
-            "{message} (check `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`, or `MLFLOW_TRACKING_TOKEN`)"
+        401 => format!(
+            "{message} (check the credentials: `MLFLOW_TRACKING_TOKEN`, or `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`; on Databricks `DATABRICKS_TOKEN`, or `DATABRICKS_CLIENT_ID` and `DATABRICKS_CLIENT_SECRET`)"
         ),
         _ => message,
     };

@@ -26,6 +26,13 @@ impl Secret {
     }
 }
 
+/// Secrets arrive in answers too (temporary storage credentials); they stay wrapped.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(Self)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(****)")
@@ -45,6 +52,15 @@ pub enum Auth {
     None,
     /// `Authorization: Bearer …` ([`env_vars::TRACKING_TOKEN`] or [`env_vars::DATABRICKS_TOKEN`]).
     Bearer(Secret),
+    /// Databricks OAuth machine-to-machine: a service principal's client id and secret traded
+    /// at the workspace's `/oidc/v1/token` for short-lived bearer tokens, as databricks-sdk's
+    /// `oauth-m2m` does ([`env_vars::DATABRICKS_CLIENT_ID`], [`env_vars::DATABRICKS_CLIENT_SECRET`]).
+    OAuthM2m {
+        /// The service principal's application (client) id.
+        client_id: String,
+        /// Its OAuth secret.
+        client_secret: Secret,
+    },
     /// HTTP basic auth ([`env_vars::TRACKING_USERNAME`] and [`env_vars::TRACKING_PASSWORD`]).
     Basic {
         /// The user name.
@@ -61,6 +77,41 @@ pub enum Target {
     Server,
     /// A Databricks workspace: artifacts live in DBFS (`dbfs:/…`) and go through the DBFS API.
     Databricks,
+}
+
+/// Which model registry API the client speaks. The tracking API is the same everywhere; the
+/// registries are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryApi {
+    /// The tracking server's own registry (an OSS `mlflow server`): aliases, webhooks.
+    Tracking,
+    /// Databricks' workspace model registry (`MLFLOW_REGISTRY_URI=databricks`): versions and
+    /// tags, but **no aliases**, so nothing that moves or reads `champion` works there.
+    DatabricksWorkspace,
+    /// Databricks Unity Catalog (`MLFLOW_REGISTRY_URI=databricks-uc`, MLflow's default with a
+    /// `databricks` tracking URI): `catalog.schema.model` names, versions whose files are
+    /// uploaded to the version's own storage with temporary credentials and then finalized.
+    UnityCatalog,
+}
+
+impl RegistryApi {
+    /// True when the registry has aliases (`champion`, `challenger`).
+    pub fn has_aliases(self) -> bool {
+        !matches!(self, Self::DatabricksWorkspace)
+    }
+}
+
+/// Where cloud storage is reached, for files behind temporary credentials (Unity Catalog
+/// model versions). Read from the same variables as MLflow's own client, so one test
+/// environment (an S3 emulator) serves both clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// An S3 endpoint in place of AWS's ([`env_vars::S3_ENDPOINT_URL`], else
+    /// [`env_vars::AWS_ENDPOINT_URL_S3`]); path-style requests are used with it.
+    pub s3_endpoint: Option<Url>,
+    /// The buckets' AWS region ([`env_vars::AWS_REGION`], else [`env_vars::AWS_DEFAULT_REGION`]);
+    /// without it the region is asked of the bucket itself.
+    pub aws_region: Option<String>,
 }
 
 /// Bounded exponential backoff for connection errors, 429 and 5xx answers.
@@ -103,8 +154,15 @@ pub struct ClientConfig {
     pub base_url: Url,
     /// OSS server or Databricks.
     pub target: Target,
+    /// The registry API: the tracking server's own, or one of Databricks' two.
+    pub registry: RegistryApi,
     /// Credentials.
     pub auth: Auth,
+    /// Cloud storage reached with temporary credentials.
+    pub storage: StorageConfig,
+    /// How long a Unity Catalog version may stay `PENDING_REGISTRATION` after it was
+    /// finalized before registering it fails.
+    pub pending_timeout: Duration,
     /// Retries.
     pub retry: RetryPolicy,
     /// Timeout of one HTTP request.
@@ -114,16 +172,31 @@ pub struct ClientConfig {
 /// The default per-request timeout, as MLflow's own client has it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The default [`ClientConfig::pending_timeout`]: finalizing is synchronous on Databricks (a
+/// finalized version is `READY`), so a minute of `PENDING_REGISTRATION` means it is stuck.
+pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl ClientConfig {
     /// A configuration for an `http(s)://` tracking URI, without credentials (unless the URL
     /// carries `user:password@`, which becomes basic auth), with the default retry policy.
     pub fn new(tracking_uri: &str) -> Result<Self, ConfigError> {
         let (base_url, auth) = parse_http_uri(tracking_uri)?;
-        Ok(Self { base_url, target: Target::Server, auth, retry: RetryPolicy::default(), timeout: DEFAULT_TIMEOUT })
+        Ok(Self {
+            base_url,
+            target: Target::Server,
+            registry: RegistryApi::Tracking,
+            auth,
+            storage: StorageConfig::default(),
+            retry: RetryPolicy::default(),
+            timeout: DEFAULT_TIMEOUT,
+            pending_timeout: DEFAULT_PENDING_TIMEOUT,
+        })
     }
 
-    /// A configuration for a Databricks workspace: its URL and a personal access token.
-    pub fn databricks(host: &str, token: Secret) -> Result<Self, ConfigError> {
+    /// A configuration for a Databricks workspace: its URL and credentials (a personal access
+    /// token as [`Auth::Bearer`], or [`Auth::OAuthM2m`]), with Unity Catalog as the registry
+    /// (MLflow's default there; see [`Self::with_registry`]).
+    pub fn databricks(host: &str, auth: Auth) -> Result<Self, ConfigError> {
         let host = host.trim();
         let with_scheme = if host.contains("://") { host.to_owned() } else { format!("https://{host}") };
         let (base_url, _) = parse_http_uri(&with_scheme).map_err(|_| ConfigError::Invalid {
@@ -133,9 +206,12 @@ impl ClientConfig {
         Ok(Self {
             base_url,
             target: Target::Databricks,
-            auth: Auth::Bearer(token),
+            registry: RegistryApi::UnityCatalog,
+            auth,
+            storage: StorageConfig::default(),
             retry: RetryPolicy::default(),
             timeout: DEFAULT_TIMEOUT,
+            pending_timeout: DEFAULT_PENDING_TIMEOUT,
         })
     }
 
@@ -154,16 +230,16 @@ impl ClientConfig {
                 return Err(ConfigError::Invalid {
                     var: env_vars::TRACKING_URI,
                     reason: format!(
-                        "`{uri}`: Databricks config profiles are not supported; use `databricks` with `{}` and `{}`",
+                        "`{uri}`: Databricks config profiles are not supported; use `databricks` with `{}` and `{}` (or `{}` and `{}`)",
                         env_vars::DATABRICKS_HOST,
-                        env_vars::DATABRICKS_TOKEN
+                        env_vars::DATABRICKS_TOKEN,
+                        env_vars::DATABRICKS_CLIENT_ID,
+                        env_vars::DATABRICKS_CLIENT_SECRET,
                     ),
                 });
             }
             let host = get(env_vars::DATABRICKS_HOST).ok_or(ConfigError::Missing { var: env_vars::DATABRICKS_HOST })?;
-            let token =
-                get(env_vars::DATABRICKS_TOKEN).ok_or(ConfigError::Missing { var: env_vars::DATABRICKS_TOKEN })?;
-            Self::databricks(&host, Secret::new(token))?
+            Self::databricks(&host, databricks_auth(&get)?)?
         } else {
             let mut cfg = Self::new(&uri)?;
             if let Some(token) = get(env_vars::TRACKING_TOKEN) {
@@ -175,6 +251,19 @@ impl ClientConfig {
             }
             cfg
         };
+        if let Some(registry) = get(env_vars::REGISTRY_URI) {
+            cfg.registry = registry_api(&registry, &uri, cfg.target)?;
+        }
+        let endpoint = [env_vars::S3_ENDPOINT_URL, env_vars::AWS_ENDPOINT_URL_S3]
+            .into_iter()
+            .find_map(|var| get(var).map(|v| (var, v)));
+        if let Some((var, v)) = endpoint {
+            let url = Url::parse(&v).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(|| {
+                ConfigError::Invalid { var, reason: format!("`{}` is not an http(s) URL", redact_userinfo(&v)) }
+            })?;
+            cfg.storage.s3_endpoint = Some(url);
+        }
+        cfg.storage.aws_region = get(env_vars::AWS_REGION).or_else(|| get(env_vars::AWS_DEFAULT_REGION));
         if let Some(v) = get(env_vars::HTTP_REQUEST_MAX_RETRIES) {
             cfg.retry.max_retries = v.parse().map_err(|_| ConfigError::Invalid {
                 var: env_vars::HTTP_REQUEST_MAX_RETRIES,
@@ -188,6 +277,18 @@ impl ClientConfig {
             cfg.timeout = seconds(&v, env_vars::HTTP_REQUEST_TIMEOUT)?;
         }
         Ok(cfg)
+    }
+
+    /// The same configuration with another registry API.
+    pub fn with_registry(mut self, registry: RegistryApi) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// The same configuration with other storage endpoints.
+    pub fn with_storage(mut self, storage: StorageConfig) -> Self {
+        self.storage = storage;
+        self
     }
 
     /// The same configuration with another retry policy.
@@ -207,6 +308,57 @@ impl ClientConfig {
         self.timeout = timeout;
         self
     }
+}
+
+/// Databricks credentials as databricks-sdk picks them: a personal access token first, then
+/// OAuth machine-to-machine. Half an OAuth pair is named, not ignored.
+fn databricks_auth(get: &impl Fn(&str) -> Option<String>) -> Result<Auth, ConfigError> {
+    if let Some(token) = get(env_vars::DATABRICKS_TOKEN) {
+        return Ok(Auth::Bearer(Secret::new(token)));
+    }
+    match (get(env_vars::DATABRICKS_CLIENT_ID), get(env_vars::DATABRICKS_CLIENT_SECRET)) {
+        (Some(client_id), Some(secret)) => Ok(Auth::OAuthM2m { client_id, client_secret: Secret::new(secret) }),
+        (Some(_), None) => Err(ConfigError::Missing { var: env_vars::DATABRICKS_CLIENT_SECRET }),
+        (None, Some(_)) => Err(ConfigError::Missing { var: env_vars::DATABRICKS_CLIENT_ID }),
+        (None, None) => Err(ConfigError::Invalid {
+            var: env_vars::DATABRICKS_TOKEN,
+            reason: format!(
+                "not set, and neither are `{}` and `{}`: Databricks needs a personal access token or a service principal's OAuth client id and secret",
+                env_vars::DATABRICKS_CLIENT_ID,
+                env_vars::DATABRICKS_CLIENT_SECRET
+            ),
+        }),
+    }
+}
+
+/// `MLFLOW_REGISTRY_URI` → the registry API. Databricks' registries live in the Databricks
+/// workspace the tracking URI names; any other registry URI must be the tracking server.
+fn registry_api(registry: &str, tracking_uri: &str, target: Target) -> Result<RegistryApi, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { var: env_vars::REGISTRY_URI, reason };
+    let api = match registry {
+        "databricks-uc" => RegistryApi::UnityCatalog,
+        "databricks" => RegistryApi::DatabricksWorkspace,
+        r if r.starts_with("databricks") => {
+            return Err(invalid(format!(
+                "`{r}`: Databricks config profiles are not supported; use `databricks-uc` (Unity Catalog) or `databricks` (the workspace registry)"
+            )));
+        }
+        r if r.trim_end_matches('/') == tracking_uri.trim_end_matches('/') => return Ok(RegistryApi::Tracking),
+        r => {
+            return Err(invalid(format!(
+                "`{}`: a registry apart from the tracking server is supported only as `databricks-uc` or `databricks`",
+                redact_userinfo(r)
+            )));
+        }
+    };
+    if target != Target::Databricks {
+        return Err(invalid(format!(
+            "`{registry}` is a Databricks registry: it needs `{}=databricks` and the workspace's `{}`",
+            env_vars::TRACKING_URI,
+            env_vars::DATABRICKS_HOST
+        )));
+    }
+    Ok(api)
 }
 
 fn seconds(v: &str, var: &'static str) -> Result<Duration, ConfigError> {

@@ -91,6 +91,63 @@ pub enum Error {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Databricks refused the OAuth client credentials (or the token endpoint failed). The
+    /// secret is not part of it.
+    #[error(
+        "OAuth token request for client `{client_id}` at `{url}` failed: {reason} (HTTP {status}); check `DATABRICKS_CLIENT_ID` and `DATABRICKS_CLIENT_SECRET`"
+    )]
+    Auth {
+        /// The service principal's client id.
+        client_id: String,
+        /// The token endpoint.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The OAuth error and its description.
+        reason: String,
+    },
+    /// A name the registry or workspace would refuse, caught before any call.
+    #[error("{what} `{name}`: {reason}")]
+    InvalidName {
+        /// What it names, e.g. `registered model`.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// The expected form.
+        reason: String,
+    },
+    /// The configured registry cannot do this at all.
+    #[error("{call} is not available: {reason}")]
+    Unsupported {
+        /// The call, e.g. `set alias`.
+        call: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+    /// A Unity Catalog model version did not become `READY` after it was finalized.
+    #[error(
+        "version {version} of `{name}` is still {status} {waited:?} after it was finalized; it is not registered (its files may stay in the version's storage)"
+    )]
+    Pending {
+        /// The registered model.
+        name: String,
+        /// The version.
+        version: String,
+        /// Its last status.
+        status: String,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+    },
+    /// Cloud storage behind temporary credentials failed (upload, download, listing).
+    #[error("storage `{location}`: {action} failed: {reason}")]
+    Storage {
+        /// The storage location (no credentials in it).
+        location: String,
+        /// What was being done, e.g. `upload MLmodel`.
+        action: String,
+        /// What the store said.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -105,6 +162,12 @@ impl Error {
     /// True when the thing asked for does not exist (HTTP 404 or `RESOURCE_DOES_NOT_EXIST`).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Api { status: 404, .. }) || self.error_code() == Some("RESOURCE_DOES_NOT_EXIST")
+    }
+
+    /// True when the caller lacks a permission (HTTP 403 or `PERMISSION_DENIED`), e.g. setting
+    /// an alias on a Unity Catalog model it does not own.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::Api { status: 403, .. }) || self.error_code() == Some("PERMISSION_DENIED")
     }
 
     /// True when the thing being created already exists (`RESOURCE_ALREADY_EXISTS`).

@@ -311,3 +311,133 @@ fn serve(
     out.flush()?;
     out.shutdown(Shutdown::Both)
 }
+
+/// A loopback Databricks workspace ([`launcher::databricks`]): Unity Catalog registry,
+/// MLflow-managed run artifacts on a real S3 (moto), OAuth, a real `mlflow server` behind, and
+/// MLflow's own Python client as the oracle of what was written ([`DatabricksStandin::oracle`]).
+#[derive(Debug)]
+pub struct DatabricksStandin {
+    // Declared first: stopped before its directory is removed.
+    standin: launcher::databricks::Standin,
+    dir: tempfile::TempDir,
+}
+
+/// The repository this crate is built from (the stand-in's scripts are in it).
+fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl DatabricksStandin {
+    /// Starts one (15–30 s: MLflow's start).
+    pub fn start() -> Result<Self, launcher::LaunchError> {
+        let spawn_err = |source| launcher::LaunchError::Spawn { name: "Databricks stand-in".into(), source };
+        let dir = tempfile::Builder::new().prefix("databricks-standin-").tempdir().map_err(spawn_err)?;
+        let standin = launcher::databricks::start(&tools().python, &repo(), dir.path())?;
+        Ok(Self { standin, dir })
+    }
+
+    /// The one stand-in of this test binary, started on first use. Panics (failing the test
+    /// that asked) if it cannot start.
+    pub fn shared() -> &'static DatabricksStandin {
+        static STANDIN: OnceLock<DatabricksStandin> = OnceLock::new();
+        STANDIN.get_or_init(|| match DatabricksStandin::start() {
+            Ok(s) => s,
+            Err(e) => panic!("cannot start the Databricks stand-in: {e}"),
+        })
+    }
+
+    /// What it said when ready: host, tokens, S3 endpoint.
+    pub fn workspace(&self) -> &launcher::databricks::Workspace {
+        &self.standin.workspace
+    }
+
+    /// The variables a client reads to reach it, as MLflow's and Stacktag's clients name
+    /// them (with its personal access token).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let w = self.workspace();
+        vec![
+            (crate::env_vars::TRACKING_URI, "databricks".into()),
+            (crate::env_vars::REGISTRY_URI, "databricks-uc".into()),
+            (crate::env_vars::DATABRICKS_HOST, w.host.clone()),
+            (crate::env_vars::DATABRICKS_TOKEN, w.token.clone()),
+            (crate::env_vars::S3_ENDPOINT_URL, w.s3_endpoint.clone()),
+            (crate::env_vars::AWS_DEFAULT_REGION, "us-east-1".into()),
+        ]
+    }
+
+    /// A client configuration with its personal access token and [`fast_retry`], resolved
+    /// from [`Self::env`] the way binaries resolve theirs.
+    pub fn config(&self) -> ClientConfig {
+        let env = self.env();
+        match ClientConfig::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())) {
+            Ok(c) => c.with_retry(fast_retry()),
+            Err(e) => panic!("the stand-in's settings do not resolve: {e}"),
+        }
+    }
+
+    /// The same with its service principal's OAuth client id and `secret`.
+    pub fn oauth_config(&self, secret: &str) -> ClientConfig {
+        let w = self.workspace();
+        self.config().with_auth(crate::Auth::OAuthM2m {
+            client_id: w.client_id.clone(),
+            client_secret: crate::Secret::new(secret),
+        })
+    }
+
+    /// Runs `oracle.py <args>` (MLflow's own Python client against the stand-in) and returns
+    /// the JSON line it printed, or its failure (stderr included).
+    pub fn oracle(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let out = std::process::Command::new(tools().python)
+            .arg(launcher::databricks::scripts(&repo()).join("oracle.py"))
+            .arg("--standin")
+            .arg(&self.standin.ready_line)
+            .args(args)
+            .env_remove("MLFLOW_TRACKING_URI")
+            .output()
+            .map_err(|e| format!("cannot run oracle.py: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "oracle.py {args:?} failed ({}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
+        serde_json::from_str(line).map_err(|e| format!("oracle.py {args:?} printed no JSON ({e}):\n{stdout}"))
+    }
+
+    /// Sets faults (merged into the current ones), e.g. `{"alias_forbidden": true}`.
+    pub async fn faults(&self, faults: serde_json::Value) {
+        let url = format!("{}/__standin/faults", self.workspace().host);
+        let ok = reqwest::Client::new().post(&url).json(&faults).send().await.is_ok_and(|r| r.status().is_success());
+        assert!(ok, "the stand-in refused faults {faults}");
+    }
+
+    /// The requests it recorded (both fronts), oldest first.
+    pub async fn requests(&self) -> Vec<serde_json::Value> {
+        let url = format!("{}/__standin/requests", self.workspace().host);
+        let reply: serde_json::Value = match reqwest::Client::new().get(&url).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(e) => panic!("cannot read the stand-in's requests: {e}"),
+        };
+        match reply {
+            serde_json::Value::Array(a) => a,
+            serde_json::Value::Object(mut o) => match o.remove("requests") {
+                Some(serde_json::Value::Array(a)) => a,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// Its log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        self.standin.service().log_tail(40)
+    }
+
+    /// Its state directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}

@@ -212,6 +212,13 @@ pub struct ModelVersion {
     /// `READY`, `PENDING_REGISTRATION` or `FAILED_REGISTRATION`.
     #[serde(default)]
     pub status: Option<String>,
+    /// Why the status is what it is (Unity Catalog sets it on failed registrations).
+    #[serde(default)]
+    pub status_message: Option<String>,
+    /// Unity Catalog only: where the version's own copy of the files lives (e.g.
+    /// `s3://bucket/models/<id>/versions/<id>`), reached with temporary credentials.
+    #[serde(default)]
+    pub storage_location: Option<String>,
     /// Creation time, ms since the epoch.
     #[serde(default)]
     pub creation_timestamp: Option<i64>,
@@ -219,9 +226,31 @@ pub struct ModelVersion {
     #[serde(default, deserialize_with = "nullable")]
     pub tags: Vec<Tag>,
     /// Aliases pointing at it (empty from `model-versions/search`: use
-    /// [`RegisteredModel::aliases`] instead).
-    #[serde(default, deserialize_with = "nullable")]
+    /// [`RegisteredModel::aliases`] instead). The OSS server sends names, Unity Catalog
+    /// `{alias, version}` objects; both read as names.
+    #[serde(default, deserialize_with = "alias_names")]
     pub aliases: Vec<String>,
+}
+
+/// The status of a version whose files are in place.
+pub const READY: &str = "READY";
+
+/// Alias names, from `["champion"]` or `[{"alias": "champion", "version": "3"}]`.
+fn alias_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Name(String),
+        Pointer { alias: String },
+    }
+    let entries: Option<Vec<Entry>> = Option::deserialize(d)?;
+    Ok(entries
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| match e {
+            Entry::Name(n) | Entry::Pointer { alias: n } => n,
+        })
+        .collect())
 }
 
 impl ModelVersion {
@@ -245,8 +274,27 @@ pub struct FileInfo {
     #[serde(default)]
     pub is_dir: bool,
     /// Size in bytes (files only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64")]
     pub file_size: Option<u64>,
+}
+
+/// An int64 as protobuf's JSON mapping allows it: a number or a string of digits.
+pub(crate) fn int64<'de, D: Deserializer<'de>, T: std::str::FromStr + Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Number(T),
+        Text(String),
+    }
+    match Option::<Either<T>>::deserialize(d)? {
+        None => Ok(None),
+        Some(Either::Number(n)) => Ok(Some(n)),
+        Some(Either::Text(t)) => {
+            t.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("`{t}` is not an integer")))
+        }
+    }
 }
 
 fn find_tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::Client;
-use crate::config::Secret;
+use crate::config::{Secret, Target};
 use crate::error::Error;
 
 /// Header names of a webhook delivery.
@@ -74,6 +74,20 @@ pub struct WebhookTestResult {
 }
 
 impl Client {
+    /// Fails on Databricks, which delivers no MLflow OSS webhooks: Unity Catalog models have
+    /// none, and the workspace registry's preview webhooks have other events (none for
+    /// aliases), another endpoint and another signature header, and cannot reach private
+    /// endpoints.
+    pub fn require_webhooks(&self) -> Result<(), Error> {
+        match self.cfg.target {
+            Target::Server => Ok(()),
+            Target::Databricks => Err(Error::Unsupported {
+                call: "registering an MLflow webhook".into(),
+                reason: "Databricks does not deliver MLflow webhooks (Unity Catalog models have none; the workspace registry's preview webhooks have no alias event and cannot reach private endpoints); poll the registry instead".into(),
+            }),
+        }
+    }
+
     /// Creates an active webhook that posts `events` to `url`, signed with `secret`.
     pub async fn create_webhook(
         &self,
@@ -86,6 +100,7 @@ impl Client {
         struct Reply {
             webhook: Webhook,
         }
+        self.require_webhooks()?;
         let body = json!({ "name": name, "url": url, "events": events, "secret": secret.expose(), "status": "ACTIVE" });
         let r: Reply = self.mlflow_post("webhooks", body).await?;
         Ok(r.webhook)
@@ -100,6 +115,7 @@ impl Client {
             #[serde(default)]
             next_page_token: Option<String>,
         }
+        self.require_webhooks()?;
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {

@@ -56,7 +56,7 @@ pub fn is_bundle_fault(e: &mlflow_client::Error) -> bool {
 /// Downloads `version`'s bundle into `dest` and verifies it. Transport failures are errors;
 /// a bundle that is missing, incomplete or corrupt comes back as [`InvalidBundle`].
 pub async fn download_verified(reg: &Registry, version: &ModelVersion, dest: &Path) -> anyhow::Result<Downloaded> {
-    let classifier = match reg.client().download_dir(&version.source, dest).await {
+    let classifier = match reg.client().download_model_version(version, dest).await {
         Ok(_) => verify_bundle(dest),
         Err(e) if is_bundle_fault(&e) => {
             Err(InvalidBundle::Empty { source_uri: version.source.clone(), reason: e.to_string() })

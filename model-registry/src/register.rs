@@ -66,17 +66,20 @@ pub async fn register(
         c.log_batch(&run.run_id, &metrics_of(manifest, now), &params_of(manifest), &[])
             .await
             .context("cannot log the run's params and metrics")?;
-        c.upload_dir(&run.artifact_uri, BUNDLE_ARTIFACT_DIR, bundle_dir)
+        // The version's files, staged once: the bundle and, beside it, the `MLmodel` that makes
+        // it a plain MLflow Model. The run's artifacts and (on Unity Catalog) the version's
+        // own storage get the same directory.
+        let staging = tempfile::Builder::new()
+            .prefix("stacktag-register-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let model_dir = staging.path().join(BUNDLE_ARTIFACT_DIR);
+        copy_dir(bundle_dir, &model_dir).with_context(|| format!("cannot stage bundle `{}`", bundle_dir.display()))?;
+        std::fs::write(model_dir.join(MLMODEL), mlmodel(&run.run_id, manifest))
+            .context("cannot stage the version's `MLmodel`")?;
+        c.upload_dir(&run.artifact_uri, BUNDLE_ARTIFACT_DIR, &model_dir)
             .await
             .with_context(|| format!("cannot upload bundle `{}`", bundle_dir.display()))?;
-        // Beside the bundle's own files, so the version is also a plain MLflow Model.
-        c.upload_artifact(
-            &run.artifact_uri,
-            &format!("{BUNDLE_ARTIFACT_DIR}/{MLMODEL}"),
-            mlmodel(&run.run_id).into_bytes(),
-        )
-        .await
-        .context("cannot upload the version's `MLmodel`")?;
         for name in [files::METRICS, files::CONFUSION_SVG] {
             let path = bundle_dir.join(name);
             if let Ok(bytes) = std::fs::read(&path) {
@@ -97,7 +100,7 @@ pub async fn register(
             Tag::new(tags::MACRO_F1, manifest.metrics.macro_f1.to_string()),
         ];
         let version = c
-            .create_model_version(&model.name, &source, Some(&run.run_id), &version_tags)
+            .create_model_version_with_files(&model.name, &source, Some(&run.run_id), &version_tags, &model_dir)
             .await
             .with_context(|| format!("cannot register a version of `{}`", cfg.model))?;
         c.set_alias(&model.name, aliases::CHALLENGER, &version.version).await.with_context(|| {
@@ -129,7 +132,12 @@ pub const MLMODEL: &str = "MLmodel";
 /// `python_function`, served by onnxruntime), so MLflow's own clients can
 /// `mlflow.onnx.load_model("models:/stacktag@champion")`. The bundle's files stay as they are:
 /// Stacktag reads `manifest.json`, MLflow reads this.
-pub fn mlmodel(run_id: &str) -> String {
+///
+/// Its `signature` names the graph's tensors, their types and shapes (from the manifest's
+/// `graph` section, which the trainer writes from the same names as the graph): Unity Catalog
+/// refuses a version without one, and MLflow checks inputs against it.
+pub fn mlmodel(run_id: &str, manifest: &ModelManifest) -> String {
+    let (inputs, outputs) = signature(manifest);
     format!(
         "artifact_path: {BUNDLE_ARTIFACT_DIR}\n\
          flavors:\n\
@@ -142,10 +150,47 @@ pub fn mlmodel(run_id: &str) -> String {
          \x20   data: {model}\n\
          \x20   loader_module: mlflow.onnx\n\
          run_id: {run_id}\n\
+         signature:\n\
+         \x20 inputs: '{inputs}'\n\
+         \x20 outputs: '{outputs}'\n\
+         \x20 params: null\n\
          utc_time_created: '{created}'\n",
         model = files::MODEL,
         created = crate::now_rfc3339(),
     )
+}
+
+/// MLflow's tensor signature of the bundle's graph, as the JSON strings `MLmodel` holds
+/// (`ModelSignature.to_dict`): inputs, then outputs. `-1` is a dimension of any size.
+fn signature(manifest: &ModelManifest) -> (String, String) {
+    let tensor = |name: &str, dtype: &str, shape: &[i64]| serde_json::json!({ "type": "tensor", "tensor-spec": { "dtype": dtype, "shape": shape }, "name": name });
+    let g = &manifest.graph;
+    let labels = manifest.labels.len() as i64;
+    let mut inputs = vec![tensor(&g.input, "int64", &[-1])];
+    if let Some(counts) = g.counted.as_ref().and_then(|c| c.counts.as_deref()) {
+        inputs.push(tensor(counts, "float32", &[-1]));
+    }
+    let mut outputs =
+        vec![tensor(&g.probabilities, "float32", &[labels]), tensor(&g.contributions, "float32", &[-1, -1])];
+    if let Some(scales) = &g.scales {
+        outputs.push(tensor(scales, "float32", &[-1]));
+    }
+    (serde_json::Value::from(inputs).to_string(), serde_json::Value::from(outputs).to_string())
+}
+
+/// Copies the files of `from` into `to` (created), recursively.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The run's metrics: accuracy, macro-F1, the evaluation size, and precision, recall, F1
@@ -192,9 +237,14 @@ pub fn params_of(manifest: &ModelManifest) -> Vec<Param> {
 mod tests {
     use super::*;
 
+    fn fixture(name: &str) -> ModelManifest {
+        let path = format!("{}/../edge-classifier/tests/fixtures/{name}/manifest.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("manifest")
+    }
+
     #[test]
     fn the_mlmodel_names_the_onnx_file_for_both_flavors() {
-        let text = mlmodel("abc123");
+        let text = mlmodel("abc123", &fixture("tiny"));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "artifact_path: bundle");
         assert_eq!(lines[1], "flavors:");
@@ -202,5 +252,29 @@ mod tests {
         assert_eq!(lines[4], "    data: model.onnx");
         assert!(lines.contains(&"  python_function:") && lines.contains(&"    loader_module: mlflow.onnx"), "{text}");
         assert!(lines.contains(&"run_id: abc123"), "{text}");
+    }
+
+    /// The signature's tensors are the graph's (the ONNX model's own inputs and outputs are
+    /// compared with it by MLflow's client in the Databricks tests).
+    #[test]
+    fn the_signature_lists_the_graphs_tensors() {
+        let json_of = |text: &str, key: &str| -> serde_json::Value {
+            let line = text.lines().find(|l| l.starts_with(&format!("  {key}: '"))).expect(key);
+            serde_json::from_str(line.split_once('\'').expect("quoted").1.trim_end_matches('\'')).expect("json")
+        };
+        for name in ["tiny", "tiny-counted", "tiny-feature-scales"] {
+            let manifest = fixture(name);
+            let text = mlmodel("r", &manifest);
+            let inputs = json_of(&text, "inputs");
+            let outputs = json_of(&text, "outputs");
+            assert_eq!(inputs[0]["name"], manifest.graph.input.as_str(), "{name}");
+            assert_eq!(inputs[0]["tensor-spec"]["dtype"], "int64");
+            let counts = manifest.graph.counted.as_ref().and_then(|c| c.counts.clone());
+            assert_eq!(inputs.as_array().expect("list").len(), 1 + usize::from(counts.is_some()), "{name}");
+            assert_eq!(outputs[0]["name"], manifest.graph.probabilities.as_str());
+            assert_eq!(outputs[0]["tensor-spec"]["shape"], serde_json::json!([manifest.labels.len()]));
+            assert_eq!(outputs[1]["name"], manifest.graph.contributions.as_str());
+            assert_eq!(outputs.as_array().expect("list").len(), 2 + usize::from(manifest.graph.scales.is_some()));
+        }
     }
 }

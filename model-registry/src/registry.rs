@@ -17,15 +17,29 @@ pub struct RegistryConfig {
 }
 
 impl RegistryConfig {
-    /// Checks the names (trimmed, not empty); `what` names the setting in errors, e.g.
-    /// `["--experiment", "--registered-model"]`.
+    /// Checks the names before any call, for the registry and workspace `client` points at
+    /// (not empty; on Databricks an experiment is a workspace path, on Unity Catalog a model
+    /// is `catalog.schema.model`), and that the registry has aliases, which everything
+    /// Stacktag does with a model needs (`challenger`, `champion`). `what` names the settings
+    /// in errors, e.g. `["--experiment", "--registered-model"]`.
     pub fn new(client: ClientConfig, experiment: &str, model: &str, what: [&str; 2]) -> anyhow::Result<Self> {
+        let (experiment, model) = (experiment.trim(), model.trim());
         for (name, value) in what.iter().zip([experiment, model]) {
-            if value.trim().is_empty() {
+            if value.is_empty() {
                 anyhow::bail!("`{name}` must not be empty");
             }
         }
-        Ok(Self { client, experiment: experiment.trim().to_owned(), model: model.trim().to_owned() })
+        mlflow_client::check_experiment_name(client.target, experiment).with_context(|| format!("`{}`", what[0]))?;
+        mlflow_client::check_model_name(client.registry, model).with_context(|| format!("`{}`", what[1]))?;
+        if !client.registry.has_aliases() {
+            anyhow::bail!(
+                "`MLFLOW_REGISTRY_URI=databricks`: the Databricks workspace model registry has no aliases, and Stacktag moves `{}` and `{}`; use Unity Catalog (`MLFLOW_REGISTRY_URI=databricks-uc`, MLflow's default on Databricks) with a `catalog.schema.model` name for `{}`",
+                aliases::CHALLENGER,
+                aliases::CHAMPION,
+                what[1]
+            );
+        }
+        Ok(Self { client, experiment: experiment.to_owned(), model: model.to_owned() })
     }
 }
 

@@ -26,6 +26,9 @@ pub async fn register_webhook(
     secret: &mlflow_client::Secret,
 ) -> anyhow::Result<String> {
     let c = reg.client();
+    c.require_webhooks().context(
+        "`--register-webhook`: run `registry-sync serve` without it; it polls the registry every `--poll-interval` seconds, and deploy.yml's scheduled reconcile deploys any promotion a poll missed (docs/databricks.md)",
+    )?;
     let existing = c.list_webhooks().await.context("cannot list MLflow webhooks")?;
     if let Some(w) = existing.iter().find(|w| w.name == hook.name && w.url == hook.url) {
         return Ok(w.webhook_id.clone());

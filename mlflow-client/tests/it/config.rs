@@ -65,11 +65,57 @@ fn databricks_uses_host_and_token() {
     assert_eq!(cfg.base_url.as_str(), "https://adb-1.2.azuredatabricks.net/");
     assert!(!format!("{cfg:?}").contains("dapi-SECRET"));
 
+    assert_eq!(cfg.registry, mlflow_client::RegistryApi::UnityCatalog, "MLflow 3's default on Databricks");
+
     let err =
         resolve(&[(env_vars::TRACKING_URI, "databricks"), (env_vars::DATABRICKS_HOST, "h")]).expect_err("no token");
-    assert_eq!(err, ConfigError::Missing { var: env_vars::DATABRICKS_TOKEN });
+    assert!(matches!(&err, ConfigError::Invalid { var: env_vars::DATABRICKS_TOKEN, .. }), "{err:?}");
+    assert!(err.to_string().contains(env_vars::DATABRICKS_CLIENT_ID), "{err}");
     let err = resolve(&[(env_vars::TRACKING_URI, "databricks://profile")]).expect_err("profiles unsupported");
     assert!(err.to_string().contains("profiles are not supported"), "{err}");
+}
+
+#[test]
+fn databricks_oauth_registries_and_storage_follow_mlflows_variables() {
+    use mlflow_client::{RegistryApi, env_vars as v};
+    let base = [(v::TRACKING_URI, "databricks"), (v::DATABRICKS_HOST, "https://w.cloud.databricks.com")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut all = base.to_vec();
+        all.extend_from_slice(extra);
+        resolve(&all)
+    };
+    let cfg = with(&[(v::DATABRICKS_CLIENT_ID, "sp-1"), (v::DATABRICKS_CLIENT_SECRET, "dose-SECRET")]).expect("oauth");
+    assert!(matches!(&cfg.auth, Auth::OAuthM2m { client_id, .. } if client_id == "sp-1"));
+    assert!(!format!("{cfg:?}").contains("dose-SECRET"));
+    // A token wins, as in databricks-sdk; half an OAuth pair is named.
+    let cfg = with(&[(v::DATABRICKS_TOKEN, "dapi"), (v::DATABRICKS_CLIENT_ID, "sp-1")]).expect("pat");
+    assert!(matches!(cfg.auth, Auth::Bearer(_)));
+    let err = with(&[(v::DATABRICKS_CLIENT_ID, "sp-1")]).expect_err("no secret");
+    assert_eq!(err, ConfigError::Missing { var: v::DATABRICKS_CLIENT_SECRET });
+
+    let pat = [(v::DATABRICKS_TOKEN, "dapi")];
+    let registry = |uri: &'static str| with(&[pat[0], (v::REGISTRY_URI, uri)]).map(|c| c.registry);
+    assert_eq!(registry("databricks-uc"), Ok(RegistryApi::UnityCatalog));
+    assert_eq!(registry("databricks"), Ok(RegistryApi::DatabricksWorkspace));
+    assert!(registry("databricks-uc://profile").is_err());
+    assert!(registry("http://elsewhere:5000").is_err(), "a registry apart from tracking");
+    let err = resolve(&[(v::TRACKING_URI, "http://127.0.0.1:5000"), (v::REGISTRY_URI, "databricks-uc")])
+        .expect_err("UC without a workspace");
+    assert!(err.to_string().contains("MLFLOW_TRACKING_URI=databricks"), "{err}");
+    assert_eq!(
+        resolve(&[(v::TRACKING_URI, "http://127.0.0.1:5000"), (v::REGISTRY_URI, "http://127.0.0.1:5000/")])
+            .map(|c| c.registry),
+        Ok(RegistryApi::Tracking)
+    );
+
+    let cfg = with(&[pat[0], (v::AWS_ENDPOINT_URL_S3, "http://127.0.0.1:9000"), (v::AWS_DEFAULT_REGION, "eu-west-1")])
+        .expect("storage");
+    assert_eq!(cfg.storage.s3_endpoint.as_ref().map(|u| u.as_str()), Some("http://127.0.0.1:9000/"));
+    assert_eq!(cfg.storage.aws_region.as_deref(), Some("eu-west-1"));
+    let cfg =
+        with(&[pat[0], (v::S3_ENDPOINT_URL, "http://a:1"), (v::AWS_ENDPOINT_URL_S3, "http://b:2")]).expect("both");
+    assert_eq!(cfg.storage.s3_endpoint.expect("set").host_str(), Some("a"), "MLflow's variable wins");
+    assert!(with(&[pat[0], (v::S3_ENDPOINT_URL, "not a url")]).is_err());
 }
 
 #[test]
@@ -110,6 +156,15 @@ fn artifact_locations_parse_and_join() {
     assert_eq!(l, ArtifactLocation::Proxy("1/abc/artifacts".into()));
     let l = ArtifactLocation::parse("dbfs:/databricks/mlflow-tracking/1/abc/artifacts").expect("dbfs");
     assert_eq!(l.join("bundle").uri(), "dbfs:/databricks/mlflow-tracking/1/abc/artifacts/bundle");
+    let managed =
+        ArtifactLocation::parse("dbfs:/databricks/mlflow-tracking/1/abc/artifacts/bundle/m.onnx").expect("managed");
+    assert_eq!(
+        managed,
+        ArtifactLocation::Managed { experiment: "1".into(), run_id: "abc".into(), path: "bundle/m.onnx".into() }
+    );
+    assert!(ArtifactLocation::parse("dbfs:/databricks/mlflow-tracking/1").is_err(), "no run");
+    let plain = ArtifactLocation::parse("dbfs:/FileStore/x").expect("plain dbfs");
+    assert_eq!(plain, ArtifactLocation::Dbfs("/FileStore/x".into()));
     let err = ArtifactLocation::parse("s3://bucket/x").expect_err("unsupported");
     assert!(err.to_string().contains("s3://bucket/x"));
 }

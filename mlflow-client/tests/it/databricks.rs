@@ -1,18 +1,21 @@
-//! Databricks, without a workspace: the client's requests against a scripted stand-in, checked
-//! against the documented DBFS API 2.0 shapes (`dbfs/put`, `create` + `add-block` + `close`,
-//! `read`, `list`). This proves the request shapes only; a real workspace is not tested.
+//! Databricks' DBFS API 2.0, without a workspace: the client's requests for a plain `dbfs:/…`
+//! location (not a run's MLflow-managed artifacts, which go through signed URLs: see
+//! `unity_catalog.rs`) against a scripted stand-in, checked against the documented shapes
+//! (`dbfs/put`, `create` + `add-block` + `close`, `read`, `list`). This proves the request
+//! shapes only; a real workspace is not tested.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use mlflow_client::testing::{Fault, FaultServer, SeenRequest, fast_retry};
-use mlflow_client::{Client, ClientConfig, Error, Secret};
+use mlflow_client::{Auth, Client, ClientConfig, Error, Secret};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "dapi-NEVER-PRINT-77";
-const ROOT: &str = "dbfs:/databricks/mlflow-tracking/1/run1/artifacts";
+const ROOT: &str = "dbfs:/FileStore/stacktag/run1";
 
 fn client(fake: &FaultServer) -> Client {
-    let cfg = ClientConfig::databricks(fake.url(), Secret::new(TOKEN)).expect("host").with_retry(fast_retry());
+    let cfg =
+        ClientConfig::databricks(fake.url(), Auth::Bearer(Secret::new(TOKEN))).expect("host").with_retry(fast_retry());
     Client::new(cfg).expect("client")
 }
 
@@ -53,13 +56,10 @@ async fn small_files_go_up_in_one_put_and_large_ones_in_blocks() {
     );
     assert!(seen.iter().all(|r| r.header("authorization") == Some(&format!("Bearer {TOKEN}"))));
     let put = body(&seen[0]);
-    assert_eq!(put["path"], "/databricks/mlflow-tracking/1/run1/artifacts/bundle/small.bin");
+    assert_eq!(put["path"], "/FileStore/stacktag/run1/bundle/small.bin");
     assert_eq!(put["overwrite"], true);
     assert_eq!(BASE64.decode(put["contents"].as_str().expect("contents")).expect("b64"), small);
-    assert_eq!(
-        body(&seen[1]),
-        json!({ "path": "/databricks/mlflow-tracking/1/run1/artifacts/bundle/model.onnx", "overwrite": true })
-    );
+    assert_eq!(body(&seen[1]), json!({ "path": "/FileStore/stacktag/run1/bundle/model.onnx", "overwrite": true }));
     let mut joined = Vec::new();
     for block in &seen[2..4] {
         let b = body(block);
@@ -83,8 +83,8 @@ async fn downloads_read_in_windows_and_listings_become_relative() {
             Fault::Reply(
                 200,
                 json!({ "files": [
-                    { "path": "/databricks/mlflow-tracking/1/run1/artifacts/bundle/model.onnx", "is_dir": false, "file_size": 3 },
-                    { "path": "/databricks/mlflow-tracking/1/run1/artifacts/bundle/sub", "is_dir": true, "file_size": 0 }
+                    { "path": "/FileStore/stacktag/run1/bundle/model.onnx", "is_dir": false, "file_size": 3 },
+                    { "path": "/FileStore/stacktag/run1/bundle/sub", "is_dir": true, "file_size": 0 }
                 ]})
                 .to_string(),
             ),
@@ -100,7 +100,13 @@ async fn downloads_read_in_windows_and_listings_become_relative() {
     assert_eq!(names, [("model.onnx", false), ("sub", true)]);
 
     let seen = fake.seen();
-    assert!(seen[0].request_line.starts_with("GET /api/2.0/dbfs/read?path=%2Fdatabricks%2Fmlflow-tracking%2F1%2Frun1%2Fartifacts%2Fbundle%2Fmodel.onnx&offset=0&length=1048576 "), "{}", seen[0].request_line);
+    assert!(
+        seen[0].request_line.starts_with(
+            "GET /api/2.0/dbfs/read?path=%2FFileStore%2Fstacktag%2Frun1%2Fbundle%2Fmodel.onnx&offset=0&length=1048576 "
+        ),
+        "{}",
+        seen[0].request_line
+    );
     assert!(seen[1].request_line.contains("&offset=1048576&"), "{}", seen[1].request_line);
     assert!(seen[2].request_line.starts_with("GET /api/2.0/dbfs/list?path="), "{}", seen[2].request_line);
 

@@ -6,4 +6,5 @@ mod config;
 mod databricks;
 mod faults;
 mod server;
+mod unity_catalog;
 mod webhooks;

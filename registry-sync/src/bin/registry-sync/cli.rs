@@ -128,9 +128,14 @@ impl Common {
             _ => std::env::var(name).ok(),
         })
         .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
-        // The experiment is never written by a sync; the name only satisfies the config.
-        let registry =
-            RegistryConfig::new(client, "stacktag", &self.registered_model, ["--experiment", "--registered-model"])?;
+        // The experiment is never written by a sync; the name only satisfies the config (a
+        // workspace path, valid on Databricks and on an OSS server alike).
+        let registry = RegistryConfig::new(
+            client,
+            "/Shared/stacktag",
+            &self.registered_model,
+            ["--experiment", "--registered-model"],
+        )?;
         if !(0.0..=1.0).contains(&self.tolerance) {
             anyhow::bail!("`--tolerance` must be within 0 and 1, not {}", self.tolerance);
         }

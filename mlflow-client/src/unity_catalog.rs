@@ -1,0 +1,199 @@
+//! Unity Catalog model versions: their files live in the version's own storage, not at the
+//! run's artifacts. Registering is create (`PENDING_REGISTRATION`, with a `storage_location`)
+//! → temporary credentials → upload → finalize (`READY`); reading is temporary credentials →
+//! download. The flow is MLflow's `UcModelRegistryStore._create_and_finalize_model_version`
+//! and `UnityCatalogModelsArtifactRepository` (`mlflow/store/_unity_catalog/registry/
+//! rest_store.py`, `mlflow/store/artifact/unity_catalog_models_artifact_repo.py`).
+//!
+//! The same two calls work on the other registries, where a version's files are its source:
+//! [`Client::create_model_version_with_files`] then only registers, and
+//! [`Client::download_model_version`] reads the source.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::client::Client;
+use crate::config::RegistryApi;
+use crate::error::Error;
+use crate::storage::{Store, TemporaryCredentials};
+use crate::types::{ModelVersion, READY, Tag};
+
+/// What the temporary credentials may do.
+#[derive(Debug, Clone, Copy)]
+enum Operation {
+    Read,
+    ReadWrite,
+}
+
+impl Operation {
+    fn wire(self) -> &'static str {
+        match self {
+            Self::Read => "MODEL_VERSION_OPERATION_READ",
+            Self::ReadWrite => "MODEL_VERSION_OPERATION_READ_WRITE",
+        }
+    }
+}
+
+/// How often a pending version is read again while waiting for `READY`.
+const PENDING_POLL: Duration = Duration::from_millis(500);
+
+impl Client {
+    /// Registers a new version of `name` from the files in `local_dir`, which are already
+    /// uploaded at `source` (the run's artifacts). On Unity Catalog the files are also
+    /// uploaded to the version's own storage and the version is finalized; it comes back
+    /// `READY`. If the upload or the finalize fails, the pending version is deleted (best
+    /// effort, said in the error), so no half-registered version is left to be picked up.
+    pub async fn create_model_version_with_files(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: Option<&str>,
+        tags: &[Tag],
+        local_dir: &Path,
+    ) -> Result<ModelVersion, Error> {
+        // Read before any call: a missing directory must not leave a pending version.
+        let files = crate::artifacts::local_files(local_dir)?;
+        let created = self.create_model_version(name, source, run_id, tags).await?;
+        if self.cfg.registry != RegistryApi::UnityCatalog {
+            return Ok(created);
+        }
+        match self.upload_and_finalize(&created, &files).await {
+            Ok(ready) => Ok(ready),
+            Err(e) => {
+                // A version that is not READY serves nobody; remove it so that a retry starts
+                // clean and nothing lists it.
+                let _ = self.delete_model_version(name, &created.version).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_and_finalize(
+        &self,
+        version: &ModelVersion,
+        files: &[(String, std::path::PathBuf)],
+    ) -> Result<ModelVersion, Error> {
+        let (name, number) = (&version.name, &version.version);
+        let location = version.storage_location.as_deref().filter(|l| !l.is_empty()).ok_or_else(|| Error::Decode {
+            call: "model-versions/create".into(),
+            reason: format!("version {number} of `{name}` came without a `storage_location`"),
+        })?;
+        let mut store = self.open_storage(name, number, location, Operation::ReadWrite).await?;
+        for (rel, path) in files {
+            let bytes = std::fs::read(path).map_err(|source| Error::Io {
+                action: "read",
+                path: path.display().to_string(),
+                source,
+            })?;
+            if store.put(rel, bytes.clone()).await.is_err() {
+                // Temporary credentials can expire mid-upload (a big model, a slow link):
+                // new ones, and the file once more, as MLflow's client does. A second
+                // failure is the error.
+                store = self.open_storage(name, number, location, Operation::ReadWrite).await?;
+                store.put(rel, bytes).await?;
+            }
+        }
+        #[derive(Deserialize)]
+        struct Reply {
+            model_version: ModelVersion,
+        }
+        let body = json!({ "name": name, "version": number });
+        let finalized: Reply =
+            self.call(reqwest::Method::POST, "unity-catalog/model-versions/finalize", &[], Some(&body)).await?;
+        self.await_ready(finalized.model_version).await
+    }
+
+    /// Waits until `version` is `READY` (finalize is synchronous on Databricks, so this
+    /// normally returns at once), for at most [`crate::ClientConfig::pending_timeout`].
+    async fn await_ready(&self, mut version: ModelVersion) -> Result<ModelVersion, Error> {
+        let started = Instant::now();
+        loop {
+            match version.status.as_deref() {
+                Some(READY) => return Ok(version),
+                Some("FAILED_REGISTRATION") => {
+                    return Err(Error::Api {
+                        call: "unity-catalog/model-versions/finalize".into(),
+                        status: 200,
+                        error_code: "FAILED_REGISTRATION".into(),
+                        message: format!(
+                            "version {} of `{}` failed to register: {}",
+                            version.version,
+                            version.name,
+                            version.status_message.as_deref().unwrap_or("no reason given")
+                        ),
+                    });
+                }
+                status if started.elapsed() >= self.cfg.pending_timeout => {
+                    return Err(Error::Pending {
+                        name: version.name.clone(),
+                        version: version.version.clone(),
+                        status: status.unwrap_or("without a status").to_owned(),
+                        waited: started.elapsed(),
+                    });
+                }
+                _ => {
+                    tokio::time::sleep(PENDING_POLL).await;
+                    version = self.get_model_version(&version.name, &version.version).await?;
+                }
+            }
+        }
+    }
+
+    /// Downloads `version`'s files into `dest` (created) and returns the relative paths
+    /// written (sorted): from the version's own storage on Unity Catalog, else from its
+    /// source. A version that is not `READY` has no usable files, and is refused.
+    pub async fn download_model_version(&self, version: &ModelVersion, dest: &Path) -> Result<Vec<String>, Error> {
+        if self.cfg.registry != RegistryApi::UnityCatalog {
+            return self.download_dir(&version.source, dest).await;
+        }
+        let (name, number) = (&version.name, &version.version);
+        if version.status.as_deref() != Some(READY) {
+            return Err(Error::Artifact {
+                uri: format!("models:/{name}/{number}"),
+                reason: format!(
+                    "the version is {}, not READY: its files are incomplete",
+                    version.status.as_deref().unwrap_or("without a status")
+                ),
+            });
+        }
+        let location = version.storage_location.as_deref().filter(|l| !l.is_empty()).ok_or_else(|| {
+            Error::Artifact { uri: format!("models:/{name}/{number}"), reason: "no `storage_location`".into() }
+        })?;
+        let store = self.open_storage(name, number, location, Operation::Read).await?;
+        let files = store.list().await?;
+        if files.is_empty() {
+            return Err(Error::Artifact { uri: location.to_owned(), reason: "no files there".into() });
+        }
+        for rel in &files {
+            let bytes = store.get(rel).await?;
+            crate::artifacts::write_under(dest, rel, &bytes, location)?;
+        }
+        Ok(files)
+    }
+
+    async fn open_storage(
+        &self,
+        name: &str,
+        version: &str,
+        location: &str,
+        operation: Operation,
+    ) -> Result<Store, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            credentials: TemporaryCredentials,
+        }
+        let body = json!({ "name": name, "version": version, "operation": operation.wire() });
+        let reply: Reply = self
+            .call(
+                reqwest::Method::POST,
+                "unity-catalog/model-versions/generate-temporary-credentials",
+                &[],
+                Some(&body),
+            )
+            .await?;
+        Store::open(location, &reply.credentials, &self.cfg.storage, self.cfg.retry).await
+    }
+}
