@@ -5,9 +5,11 @@ image from databricks/Dockerfile. Its arguments go to `trainer retrain` unchange
 
     --data /Volumes/main/stacktag/data/batches --eval /Volumes/main/stacktag/data/eval.csv.gz
 
-MLflow is the workspace's own (MLFLOW_TRACKING_URI=databricks). DATABRICKS_TOKEN comes from
-the cluster's environment (a secret reference in job.json); DATABRICKS_HOST, when the cluster
-does not set it, from the workspace URL Spark reports. The trainer's exit code is this task's,
+MLflow is the workspace's own (MLFLOW_TRACKING_URI=databricks), the registry Unity Catalog.
+The service principal's OAuth client id and secret (DATABRICKS_CLIENT_ID and
+DATABRICKS_CLIENT_SECRET; or a DATABRICKS_TOKEN) come from the cluster's environment (secret
+references in job.json); DATABRICKS_HOST, when the cluster does not set it, from the workspace
+URL Spark reports. The trainer's exit code is this task's,
 so a run that was not promoted fails the task when `--fail-if-not-promoted` is passed.
 """
 
@@ -36,10 +38,15 @@ def workspace_host():
 def main(argv):
     if not os.access(TRAINER, os.X_OK):
         sys.exit(f"error: no trainer binary at `{TRAINER}`: the cluster must run the image from databricks/Dockerfile")
-    if not os.environ.get("DATABRICKS_TOKEN"):
-        sys.exit("error: DATABRICKS_TOKEN is not set: job.json passes it from the secret scope `stacktag`")
+    oauth = os.environ.get("DATABRICKS_CLIENT_ID") and os.environ.get("DATABRICKS_CLIENT_SECRET")
+    if not (oauth or os.environ.get("DATABRICKS_TOKEN")):
+        sys.exit(
+            "error: neither DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET nor DATABRICKS_TOKEN is set: "
+            "job.json passes the service principal's from the secret scope `stacktag`"
+        )
     env = dict(os.environ)
     env.setdefault("MLFLOW_TRACKING_URI", "databricks")
+    env.setdefault("MLFLOW_REGISTRY_URI", "databricks-uc")
     env["DATABRICKS_HOST"] = workspace_host()
     cmd = [TRAINER, "retrain", *argv]
     print("running:", " ".join(cmd), flush=True)

@@ -97,5 +97,11 @@ check "trainer and registry-sync flags in workflows, Databricks job, scripts, RE
   "$VENV/bin/python" tools/lint/check_cli_flags.py "$BIN" .github/workflows/*.yml \
   databricks/job.json scripts/*.sh README.md docs/*.md
 
+# The Databricks image is Ubuntu 22.04 (glibc 2.35): the trainer must not need newer symbols.
+check "the glibc check sees a binary's needs: tools/lint/check_glibc.py --self-test" \
+  python3 tools/lint/check_glibc.py --self-test
+check "the trainer runs on the Databricks image's glibc 2.35: $BIN/trainer" \
+  python3 tools/lint/check_glibc.py "$BIN/trainer" --max 2.35
+
 [ "$failed" = 0 ] || die "delivery checks failed (see FAIL above)"
 echo "delivery checks passed"

@@ -75,7 +75,8 @@ pub async fn register(
             .context("cannot create a temporary directory")?;
         let model_dir = staging.path().join(BUNDLE_ARTIFACT_DIR);
         copy_dir(bundle_dir, &model_dir).with_context(|| format!("cannot stage bundle `{}`", bundle_dir.display()))?;
-        std::fs::write(model_dir.join(MLMODEL), mlmodel(&run.run_id, manifest))
+        let onnx = std::fs::read(model_dir.join(files::MODEL)).context("cannot read the bundle's ONNX model")?;
+        std::fs::write(model_dir.join(MLMODEL), mlmodel(&run.run_id, &onnx)?)
             .context("cannot stage the version's `MLmodel`")?;
         c.upload_dir(&run.artifact_uri, BUNDLE_ARTIFACT_DIR, &model_dir)
             .await
@@ -133,12 +134,13 @@ pub const MLMODEL: &str = "MLmodel";
 /// `mlflow.onnx.load_model("models:/stacktag@champion")`. The bundle's files stay as they are:
 /// Stacktag reads `manifest.json`, MLflow reads this.
 ///
-/// Its `signature` names the graph's tensors, their types and shapes (from the manifest's
-/// `graph` section, which the trainer writes from the same names as the graph): Unity Catalog
-/// refuses a version without one, and MLflow checks inputs against it.
-pub fn mlmodel(run_id: &str, manifest: &ModelManifest) -> String {
-    let (inputs, outputs) = signature(manifest);
-    format!(
+/// Its `signature` is the graph's own interface, read from the ONNX model: every input that
+/// is not an initializer and every output, with its dtype and shape (a symbolic dimension is
+/// MLflow's `-1`). Unity Catalog refuses a version without one, and MLflow checks inputs
+/// against it.
+pub fn mlmodel(run_id: &str, onnx: &[u8]) -> anyhow::Result<String> {
+    let (inputs, outputs) = signature(onnx)?;
+    Ok(format!(
         "artifact_path: {BUNDLE_ARTIFACT_DIR}\n\
          flavors:\n\
          \x20 onnx:\n\
@@ -157,25 +159,56 @@ pub fn mlmodel(run_id: &str, manifest: &ModelManifest) -> String {
          utc_time_created: '{created}'\n",
         model = files::MODEL,
         created = crate::now_rfc3339(),
-    )
+    ))
 }
 
-/// MLflow's tensor signature of the bundle's graph, as the JSON strings `MLmodel` holds
-/// (`ModelSignature.to_dict`): inputs, then outputs. `-1` is a dimension of any size.
-fn signature(manifest: &ModelManifest) -> (String, String) {
-    let tensor = |name: &str, dtype: &str, shape: &[i64]| serde_json::json!({ "type": "tensor", "tensor-spec": { "dtype": dtype, "shape": shape }, "name": name });
-    let g = &manifest.graph;
-    let labels = manifest.labels.len() as i64;
-    let mut inputs = vec![tensor(&g.input, "int64", &[-1])];
-    if let Some(counts) = g.counted.as_ref().and_then(|c| c.counts.as_deref()) {
-        inputs.push(tensor(counts, "float32", &[-1]));
-    }
-    let mut outputs =
-        vec![tensor(&g.probabilities, "float32", &[labels]), tensor(&g.contributions, "float32", &[-1, -1])];
-    if let Some(scales) = &g.scales {
-        outputs.push(tensor(scales, "float32", &[-1]));
-    }
-    (serde_json::Value::from(inputs).to_string(), serde_json::Value::from(outputs).to_string())
+/// MLflow's tensor signature of an ONNX model, as the JSON strings `MLmodel` holds
+/// (`ModelSignature.to_dict`): inputs, then outputs.
+fn signature(onnx: &[u8]) -> anyhow::Result<(String, String)> {
+    use prost::Message;
+    use tract_onnx::pb::{ModelProto, ValueInfoProto, tensor_shape_proto::dimension, type_proto};
+    let model = ModelProto::decode(onnx).context("the bundle's ONNX model does not parse")?;
+    let graph = model.graph.context("the ONNX model has no graph")?;
+    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let tensor = |v: &ValueInfoProto| -> anyhow::Result<serde_json::Value> {
+        let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+            anyhow::bail!("ONNX value `{}` is not a tensor", v.name);
+        };
+        // ONNX's TensorProto.DataType numbers → numpy's names, as MLflow writes them.
+        let dtype = match t.elem_type {
+            1 => "float32",
+            2 => "uint8",
+            3 => "int8",
+            6 => "int32",
+            7 => "int64",
+            9 => "bool",
+            10 => "float16",
+            11 => "float64",
+            other => anyhow::bail!("ONNX value `{}` has element type {other}, which has no MLflow dtype", v.name),
+        };
+        let shape: Vec<i64> = t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(dimension::Value::DimValue(n)) if n >= 0 => n,
+                        _ => -1,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(serde_json::json!({ "type": "tensor", "tensor-spec": { "dtype": dtype, "shape": shape }, "name": v.name }))
+    };
+    let inputs: Vec<serde_json::Value> = graph
+        .input
+        .iter()
+        .filter(|v| !initializers.contains(v.name.as_str()))
+        .map(tensor)
+        .collect::<anyhow::Result<_>>()?;
+    let outputs: Vec<serde_json::Value> = graph.output.iter().map(tensor).collect::<anyhow::Result<_>>()?;
+    Ok((serde_json::Value::from(inputs).to_string(), serde_json::Value::from(outputs).to_string()))
 }
 
 /// Copies the files of `from` into `to` (created), recursively.
@@ -237,14 +270,16 @@ pub fn params_of(manifest: &ModelManifest) -> Vec<Param> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> ModelManifest {
-        let path = format!("{}/../edge-classifier/tests/fixtures/{name}/manifest.json", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("manifest")
+    fn fixture(name: &str) -> (ModelManifest, Vec<u8>) {
+        let dir = format!("{}/../edge-classifier/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let manifest = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/manifest.json")).expect("fixture"))
+            .expect("manifest");
+        (manifest, std::fs::read(format!("{dir}/model.onnx")).expect("onnx"))
     }
 
     #[test]
     fn the_mlmodel_names_the_onnx_file_for_both_flavors() {
-        let text = mlmodel("abc123", &fixture("tiny"));
+        let text = mlmodel("abc123", &fixture("tiny").1).expect("mlmodel");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "artifact_path: bundle");
         assert_eq!(lines[1], "flavors:");
@@ -254,8 +289,8 @@ mod tests {
         assert!(lines.contains(&"run_id: abc123"), "{text}");
     }
 
-    /// The signature's tensors are the graph's (the ONNX model's own inputs and outputs are
-    /// compared with it by MLflow's client in the Databricks tests).
+    /// The signature names the tensors the manifest says the graph has (MLflow's client
+    /// compares it with the ONNX model itself in the Databricks tests).
     #[test]
     fn the_signature_lists_the_graphs_tensors() {
         let json_of = |text: &str, key: &str| -> serde_json::Value {
@@ -263,18 +298,35 @@ mod tests {
             serde_json::from_str(line.split_once('\'').expect("quoted").1.trim_end_matches('\'')).expect("json")
         };
         for name in ["tiny", "tiny-counted", "tiny-feature-scales"] {
-            let manifest = fixture(name);
-            let text = mlmodel("r", &manifest);
-            let inputs = json_of(&text, "inputs");
-            let outputs = json_of(&text, "outputs");
-            assert_eq!(inputs[0]["name"], manifest.graph.input.as_str(), "{name}");
-            assert_eq!(inputs[0]["tensor-spec"]["dtype"], "int64");
-            let counts = manifest.graph.counted.as_ref().and_then(|c| c.counts.clone());
-            assert_eq!(inputs.as_array().expect("list").len(), 1 + usize::from(counts.is_some()), "{name}");
-            assert_eq!(outputs[0]["name"], manifest.graph.probabilities.as_str());
-            assert_eq!(outputs[0]["tensor-spec"]["shape"], serde_json::json!([manifest.labels.len()]));
-            assert_eq!(outputs[1]["name"], manifest.graph.contributions.as_str());
-            assert_eq!(outputs.as_array().expect("list").len(), 2 + usize::from(manifest.graph.scales.is_some()));
+            let (manifest, onnx) = fixture(name);
+            let text = mlmodel("r", &onnx).expect("mlmodel");
+            let names = |v: &serde_json::Value| -> Vec<String> {
+                let mut n: Vec<String> =
+                    v.as_array().expect("list").iter().map(|t| t["name"].as_str().expect("name").to_owned()).collect();
+                n.sort();
+                n
+            };
+            let g = &manifest.graph;
+            let mut inputs = vec![g.input.clone()];
+            inputs.extend(g.counted.as_ref().and_then(|c| c.counts.clone()));
+            inputs.sort();
+            let mut outputs = vec![g.probabilities.clone(), g.contributions.clone()];
+            outputs.extend(g.scales.clone());
+            outputs.sort();
+            assert_eq!(names(&json_of(&text, "inputs")), inputs, "{name}");
+            assert_eq!(names(&json_of(&text, "outputs")), outputs, "{name}");
+            let probabilities = json_of(&text, "outputs")
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|t| t["name"] == g.probabilities.as_str())
+                .cloned()
+                .expect("probabilities");
+            assert_eq!(
+                probabilities["tensor-spec"],
+                serde_json::json!({ "dtype": "float32", "shape": [manifest.labels.len()] })
+            );
         }
+        assert!(mlmodel("r", b"not onnx").is_err(), "a model that does not parse has no signature");
     }
 }

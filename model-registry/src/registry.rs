@@ -107,8 +107,13 @@ pub async fn trained_before(reg: &Registry, snapshot: &str) -> anyhow::Result<Op
         }
     }
     let versions = c.model_versions(name).await.with_context(|| format!("cannot list versions of `{name}`"))?;
-    if let Some(newest) = versions.last()
-        && newest.tag(tags::DATA_SNAPSHOT) == Some(snapshot)
+    let Some(newest) = versions.last() else { return Ok(None) };
+    // Searches may leave tags out (Unity Catalog's do): read the version itself.
+    let newest = c
+        .get_model_version(name, &newest.version)
+        .await
+        .with_context(|| format!("cannot read version {} of `{name}`", newest.version))?;
+    if newest.tag(tags::DATA_SNAPSHOT) == Some(snapshot)
         && let Some(decision) = newest.tag(tags::DECISION)
     {
         return Ok(Some(TrainedBefore {

@@ -190,14 +190,16 @@ impl ModelArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
     /// MLflow tracking server: an http(s) URL, or `databricks` (with `DATABRICKS_HOST` and
-    /// `DATABRICKS_TOKEN`). Auth: `MLFLOW_TRACKING_TOKEN`, or `MLFLOW_TRACKING_USERNAME` and
-    /// `MLFLOW_TRACKING_PASSWORD`.
+    /// `DATABRICKS_TOKEN`, or `DATABRICKS_CLIENT_ID` and `DATABRICKS_CLIENT_SECRET`; the
+    /// registry is then Unity Catalog). Auth: `MLFLOW_TRACKING_TOKEN`, or
+    /// `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`.
     #[arg(long, env = mlflow_env::TRACKING_URI, hide_env_values = true)]
     pub tracking_uri: Option<String>,
-    /// MLflow experiment that training runs are logged to.
+    /// MLflow experiment that training runs are logged to (on Databricks a workspace path,
+    /// e.g. `/Shared/stacktag`).
     #[arg(long, default_value = "stacktag")]
     pub experiment: String,
-    /// Registered model name.
+    /// Registered model name (on Unity Catalog `catalog.schema.model`).
     #[arg(long, default_value = "stacktag")]
     pub registered_model: String,
 }

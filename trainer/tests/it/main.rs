@@ -2,6 +2,7 @@
 
 mod common;
 mod data;
+mod databricks;
 mod pipeline;
 mod real_data;
 mod registry;

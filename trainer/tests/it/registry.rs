@@ -31,12 +31,12 @@ fn registry_for(model: &str) -> Registry {
     registry_on(MlflowServer::shared().config(), model)
 }
 
-fn gate_with(metric: GateMetric, margin: f64, force: bool, version: Option<&str>) -> GateConfig {
+pub(crate) fn gate_with(metric: GateMetric, margin: f64, force: bool, version: Option<&str>) -> GateConfig {
     let gate = model_registry::GateConfig::new(metric, margin, force, version.map(str::to_owned)).expect("gate config");
     GateConfig { eval: vec![tiny_csv()], gate }
 }
 
-fn gate_config() -> GateConfig {
+pub(crate) fn gate_config() -> GateConfig {
     gate_with(GateMetric::Accuracy, 0.0, false, None)
 }
 
@@ -45,7 +45,7 @@ fn forced() -> GateConfig {
 }
 
 /// Trains the tiny fixture into `dir/name` and registers it.
-fn train_and_register(reg: &Registry, dir: &Path, name: &str) -> Registered {
+pub(crate) fn train_and_register(reg: &Registry, dir: &Path, name: &str) -> Registered {
     let outcome = pipeline::train(&tiny_config(&dir.join(name))).expect("tiny fixture trains");
     registry::register(reg, &outcome.bundle_dir, &outcome.manifest).expect("register")
 }
