@@ -36,6 +36,12 @@ fn token_requests(requests: &[Value]) -> Vec<Value> {
 async fn against_a_databricks_workspace() {
     let db = DatabricksStandin::shared();
     let result = async {
+        // First, that the stand-in is one MLflow's own client works with: a run with
+        // artifacts, `log_model` to a Unity Catalog name, the alias set and read, the model
+        // loaded back through `models:/…@champion`.
+        let model = format!("main.stacktag.{}", unique_name("oracle").replace('-', "_"));
+        let seen = db.oracle(&["roundtrip", "--model", &model]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(seen.is_object(), "{seen}");
         oauth_matches_databricks_sdk_and_refreshes(db).await;
         names_and_webhooks_are_refused_before_any_call(db).await;
         run_artifacts_go_through_signed_urls(db).await;

@@ -4,6 +4,7 @@
 
 mod common;
 mod crash;
+mod databricks;
 mod delivery;
 mod faults;
 mod github;
