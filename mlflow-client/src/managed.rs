@@ -22,6 +22,8 @@ struct Credential {
     kind: String,
     #[serde(default)]
     headers: Vec<Header>,
+    #[serde(skip)]
+    header_map: HeaderMap,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,10 +111,11 @@ impl Client {
         };
         let body = json!({ "run_id": run_id, "path": [path] });
         let reply: Reply = self.call(Method::POST, endpoint, &[], Some(&body)).await?;
-        reply.credential_infos.into_iter().next().ok_or_else(|| Error::Decode {
+        let cred = reply.credential_infos.into_iter().next().ok_or_else(|| Error::Decode {
             call: endpoint.into(),
             reason: format!("no credential for `{path}` of run `{run_id}`"),
-        })
+        })?;
+        cred.checked(endpoint)
     }
 
     /// One file to a signed URL, the way its type needs it.
@@ -165,15 +168,28 @@ impl Client {
     }
 }
 
-/// The request with every header the credential came with.
+/// The request with every header the credential came with (checked when it arrived).
 fn with_headers(rb: RequestBuilder, cred: &Credential) -> RequestBuilder {
-    let mut headers = HeaderMap::new();
-    for h in &cred.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(h.name.as_str()), HeaderValue::from_str(&h.value)) {
-            headers.insert(name, value);
+    rb.headers(cred.header_map.clone())
+}
+
+impl Credential {
+    /// Its headers as HTTP headers. One that is not a valid header is an error, not dropped:
+    /// the signature would not match without it.
+    fn checked(mut self, call: &str) -> Result<Self, Error> {
+        let mut map = HeaderMap::new();
+        for h in &self.headers {
+            let (Ok(name), Ok(value)) = (HeaderName::try_from(h.name.as_str()), HeaderValue::from_str(&h.value)) else {
+                return Err(Error::Decode {
+                    call: call.to_owned(),
+                    reason: format!("the signed URL came with header `{}`, which is not a valid HTTP header", h.name),
+                });
+            };
+            map.append(name, value);
         }
+        self.header_map = map;
+        Ok(self)
     }
-    rb.headers(headers)
 }
 
 /// A refused signed-URL request. Cloud storage answers in XML; the signed URL itself is not
