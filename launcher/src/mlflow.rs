@@ -59,6 +59,9 @@ pub fn start(opts: &MlflowOptions) -> Result<Service, LaunchError> {
         ("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http,https".to_owned()),
         ("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true".to_owned()),
         ("MLFLOW_WEBHOOK_CACHE_TTL", "1".to_owned()),
+        // MLflow's job runner (huey consumers: seven more processes, over 10 s to stop, a
+        // temporary directory left in /dev/shm by each start) runs GenAI jobs nothing here uses.
+        ("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false".to_owned()),
         ("MLFLOW_DISABLE_TELEMETRY", "true".to_owned()),
         ("DO_NOT_TRACK", "true".to_owned()),
     ];
