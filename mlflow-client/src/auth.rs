@@ -89,7 +89,7 @@ impl Client {
                 http.post(url.clone())
                     .basic_auth(client_id, Some(secret.expose()))
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(serde_urlencoded(&form))
+                    .body(form_body(&form))
             })
             .await?;
         if !answer.status.is_success() {
@@ -115,7 +115,7 @@ impl Client {
 }
 
 /// `a=b&c=d`, the way `requests` encodes a form (both values here are plain ASCII words).
-fn serde_urlencoded(pairs: &[(&str, &str)]) -> String {
+fn form_body(pairs: &[(&str, &str)]) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
