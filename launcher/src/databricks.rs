@@ -49,7 +49,7 @@ impl Standin {
 /// Starts the stand-in with the venv's `python` from the repository at `repo`, its state in
 /// `dir` (created), and waits for its ready line.
 pub fn start(python: &Path, repo: &Path, dir: &Path) -> Result<Standin, LaunchError> {
-    let script = repo.join("tools/databricks-standin/standin.py");
+    let script = scripts(repo).join("standin.py");
     for (program, hint) in [(python, "run scripts/setup.sh (it makes the venv)"), (&*script, "not in this checkout")] {
         if !program.exists() {
             return Err(LaunchError::Missing { program: program.to_owned(), hint });

@@ -138,6 +138,16 @@ pub enum Error {
         /// How long it was waited for.
         waited: std::time::Duration,
     },
+    /// Unity Catalog marked a version `FAILED_REGISTRATION` when it was finalized.
+    #[error("version {version} of `{name}` failed to register: {reason}")]
+    RegistrationFailed {
+        /// The registered model.
+        name: String,
+        /// The version.
+        version: String,
+        /// Unity Catalog's `status_message`.
+        reason: String,
+    },
     /// Cloud storage behind temporary credentials failed (upload, download, listing).
     #[error("storage `{location}`: {action} failed: {reason}")]
     Storage {

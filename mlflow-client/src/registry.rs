@@ -53,6 +53,19 @@ pub fn check_experiment_name(target: Target, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Fails when `registry` has no aliases (Databricks' workspace registry), saying what to use
+/// instead. Callers that move or read aliases check this first, so that nothing is written
+/// before the alias call would fail.
+pub fn require_aliases(registry: RegistryApi, call: &str) -> Result<(), Error> {
+    if registry.has_aliases() {
+        return Ok(());
+    }
+    Err(Error::Unsupported {
+        call: call.to_owned(),
+        reason: "the Databricks workspace model registry (`MLFLOW_REGISTRY_URI=databricks`) has no aliases, and Stacktag's `champion` is one; use Unity Catalog: `MLFLOW_REGISTRY_URI=databricks-uc` (or leave it unset) and a `catalog.schema.model` name".into(),
+    })
+}
+
 impl Client {
     /// The registry endpoint `endpoint` (e.g. `registered-models/get`) of the configured
     /// registry, after checking `name` for it.
@@ -64,17 +77,9 @@ impl Client {
         })
     }
 
-    /// Fails when the configured registry has no aliases (Databricks' workspace registry),
-    /// saying what to use instead. Callers that move or read aliases check this first, so
-    /// that nothing is written before the alias call would fail.
+    /// Fails when the configured registry has no aliases ([`require_aliases`]).
     pub fn require_aliases(&self, call: &str) -> Result<(), Error> {
-        if self.cfg.registry.has_aliases() {
-            return Ok(());
-        }
-        Err(Error::Unsupported {
-            call: call.to_owned(),
-            reason: "the Databricks workspace model registry (`MLFLOW_REGISTRY_URI=databricks`) has no aliases, and Stacktag's `champion` is one; use Unity Catalog: `MLFLOW_REGISTRY_URI=databricks-uc` (or leave it unset) and a `catalog.schema.model` name".into(),
-        })
+        require_aliases(self.cfg.registry, call)
     }
 
     async fn registry_get<T: serde::de::DeserializeOwned>(
@@ -177,7 +182,6 @@ impl Client {
 
     /// Every version of `name`, oldest first (all pages).
     pub async fn model_versions(&self, name: &str) -> Result<Vec<ModelVersion>, Error> {
-        check_model_name(self.cfg.registry, name)?;
         let filter = format!("name='{}'", name.replace('\'', "\\'"));
         let mut all = self.search_model_versions(name, &filter).await?;
         all.sort_by_key(ModelVersion::number);

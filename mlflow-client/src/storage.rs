@@ -174,9 +174,10 @@ impl Store {
         relative.split('/').filter(|s| !s.is_empty()).fold(self.prefix.clone(), |p, part| p.clone().join(part))
     }
 
-    /// Writes `bytes` to `relative` under the location.
-    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), Error> {
-        self.store.put(&self.at(relative), PutPayload::from(bytes)).await.map(|_| ()).map_err(|e| Error::Storage {
+    /// Writes `payload` to `relative` under the location (a payload clones without copying
+    /// its bytes, so a retry costs nothing).
+    pub async fn put(&self, relative: &str, payload: PutPayload) -> Result<(), Error> {
+        self.store.put(&self.at(relative), payload).await.map(|_| ()).map_err(|e| Error::Storage {
             location: self.location.clone(),
             action: format!("upload `{relative}`"),
             reason: e.to_string(),

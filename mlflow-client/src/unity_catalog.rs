@@ -83,17 +83,17 @@ impl Client {
         })?;
         let mut store = self.open_storage(name, number, location, Operation::ReadWrite).await?;
         for (rel, path) in files {
-            let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            let payload = object_store::PutPayload::from(std::fs::read(path).map_err(|source| Error::Io {
                 action: "read",
                 path: path.display().to_string(),
                 source,
-            })?;
-            if store.put(rel, bytes.clone()).await.is_err() {
+            })?);
+            if store.put(rel, payload.clone()).await.is_err() {
                 // Temporary credentials can expire mid-upload (a big model, a slow link):
                 // new ones, and the file once more, as MLflow's client does. A second
                 // failure is the error.
                 store = self.open_storage(name, number, location, Operation::ReadWrite).await?;
-                store.put(rel, bytes).await?;
+                store.put(rel, payload).await?;
             }
         }
         #[derive(Deserialize)]
@@ -114,16 +114,10 @@ impl Client {
             match version.status.as_deref() {
                 Some(READY) => return Ok(version),
                 Some("FAILED_REGISTRATION") => {
-                    return Err(Error::Api {
-                        call: "unity-catalog/model-versions/finalize".into(),
-                        status: 200,
-                        error_code: "FAILED_REGISTRATION".into(),
-                        message: format!(
-                            "version {} of `{}` failed to register: {}",
-                            version.version,
-                            version.name,
-                            version.status_message.as_deref().unwrap_or("no reason given")
-                        ),
+                    return Err(Error::RegistrationFailed {
+                        reason: version.status_message.clone().unwrap_or_else(|| "no reason given".into()),
+                        name: version.name,
+                        version: version.version,
                     });
                 }
                 status if started.elapsed() >= self.cfg.pending_timeout => {

@@ -31,14 +31,8 @@ impl RegistryConfig {
         }
         mlflow_client::check_experiment_name(client.target, experiment).with_context(|| format!("`{}`", what[0]))?;
         mlflow_client::check_model_name(client.registry, model).with_context(|| format!("`{}`", what[1]))?;
-        if !client.registry.has_aliases() {
-            anyhow::bail!(
-                "`MLFLOW_REGISTRY_URI=databricks`: the Databricks workspace model registry has no aliases, and Stacktag moves `{}` and `{}`; use Unity Catalog (`MLFLOW_REGISTRY_URI=databricks-uc`, MLflow's default on Databricks) with a `catalog.schema.model` name for `{}`",
-                aliases::CHALLENGER,
-                aliases::CHAMPION,
-                what[1]
-            );
-        }
+        mlflow_client::require_aliases(client.registry, "Stacktag's registry")
+            .with_context(|| format!("`{}` moves `{}` and `{}`", what[1], aliases::CHALLENGER, aliases::CHAMPION))?;
         Ok(Self { client, experiment: experiment.to_owned(), model: model.to_owned() })
     }
 }
