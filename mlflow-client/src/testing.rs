@@ -148,6 +148,7 @@ impl SeenRequest {
 pub struct FaultServer {
     url: String,
     script: Arc<Mutex<VecDeque<Fault>>>,
+    targeted: Arc<Mutex<Vec<Targeted>>>,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     stop: Arc<AtomicBool>,
     port: u16,
@@ -167,24 +168,37 @@ impl FaultServer {
         let port = listener.local_addr()?.port();
         let upstream = upstream.map(|u| u.trim_start_matches("http://").trim_end_matches('/').to_owned());
         let script = Arc::new(Mutex::new(script.into_iter().collect::<VecDeque<_>>()));
+        let targeted = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
-            let (script, seen, stop) = (script.clone(), seen.clone(), stop.clone());
+            let (script, targeted, seen, stop) = (script.clone(), targeted.clone(), seen.clone(), stop.clone());
             thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
                     let Ok(conn) = conn else { continue };
-                    let (script, seen, upstream) = (script.clone(), seen.clone(), upstream.clone());
+                    let (script, targeted, seen, upstream) =
+                        (script.clone(), targeted.clone(), seen.clone(), upstream.clone());
                     thread::spawn(move || {
-                        let _ = serve(conn, &script, &seen, upstream.as_deref());
+                        let plan = Plan { script: &script, targeted: &targeted };
+                        let _ = serve(conn, plan, &seen, upstream.as_deref());
                     });
                 }
             })
         };
-        Ok(Self { url: format!("http://127.0.0.1:{port}"), script, seen, stop, port, handle: Some(handle) })
+        Ok(Self { url: format!("http://127.0.0.1:{port}"), script, targeted, seen, stop, port, handle: Some(handle) })
+    }
+
+    /// The next `times` requests whose request line or body contains `pattern` (for example
+    /// `POST /api/2.0/mlflow/registered-models/alias`, or a tag's key) get `fault`, wherever
+    /// they fall in the sequence; they take precedence over the script and do not consume it.
+    /// How a test fails one call between others that must succeed.
+    pub fn fail_matching(&self, pattern: &str, fault: Fault, times: usize) {
+        if let Ok(mut t) = self.targeted.lock() {
+            t.push(Targeted { pattern: pattern.to_owned(), fault, left: times });
+        }
     }
 
     /// Its base URL.
@@ -196,6 +210,16 @@ impl FaultServer {
     pub fn push(&self, faults: impl IntoIterator<Item = Fault>) {
         if let Ok(mut s) = self.script.lock() {
             s.extend(faults);
+        }
+    }
+
+    /// Drops every fault still scripted or targeted: from now on everything is forwarded.
+    pub fn heal(&self) {
+        if let Ok(mut s) = self.script.lock() {
+            s.clear();
+        }
+        if let Ok(mut t) = self.targeted.lock() {
+            t.clear();
         }
     }
 
@@ -216,13 +240,36 @@ impl Drop for FaultServer {
     }
 }
 
+/// A fault for requests that match a pattern ([`FaultServer::fail_matching`]).
+struct Targeted {
+    pattern: String,
+    fault: Fault,
+    left: usize,
+}
+
+/// Where a request's fault comes from: a matching targeted fault first, else the script.
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    script: &'a Mutex<VecDeque<Fault>>,
+    targeted: &'a Mutex<Vec<Targeted>>,
+}
+
+impl Plan<'_> {
+    fn fault_for(&self, request_line: &str, body: &[u8]) -> Fault {
+        let body = String::from_utf8_lossy(body);
+        let matches = |t: &Targeted| t.left > 0 && (request_line.contains(&t.pattern) || body.contains(&t.pattern));
+        if let Ok(mut targeted) = self.targeted.lock()
+            && let Some(t) = targeted.iter_mut().find(|t| matches(t))
+        {
+            t.left -= 1;
+            return t.fault.clone();
+        }
+        self.script.lock().ok().and_then(|mut s| s.pop_front()).unwrap_or(Fault::Forward)
+    }
+}
+
 /// Serves requests on one connection until it closes (every answer closes it).
-fn serve(
-    conn: TcpStream,
-    script: &Mutex<VecDeque<Fault>>,
-    seen: &Mutex<Vec<SeenRequest>>,
-    upstream: Option<&str>,
-) -> io::Result<()> {
+fn serve(conn: TcpStream, plan: Plan<'_>, seen: &Mutex<Vec<SeenRequest>>, upstream: Option<&str>) -> io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
@@ -256,7 +303,7 @@ fn serve(
             body: body.clone(),
         });
     }
-    let fault = script.lock().ok().and_then(|mut s| s.pop_front()).unwrap_or(Fault::Forward);
+    let fault = plan.fault_for(&request_line, &body);
     let mut out = conn;
     match fault {
         Fault::Status(code) => {

@@ -161,7 +161,8 @@ impl Run {
 pub struct Alias {
     /// The alias, e.g. `champion`.
     pub alias: String,
-    /// The version it points at.
+    /// The version it points at: decimal digits, checked on arrival ([`registry_version`]).
+    #[serde(deserialize_with = "registry_version")]
     pub version: String,
 }
 
@@ -201,7 +202,8 @@ impl RegisteredModel {
 pub struct ModelVersion {
     /// The registered model's name.
     pub name: String,
-    /// The version, a string of digits.
+    /// The version: decimal digits, checked on arrival ([`registry_version`]).
+    #[serde(deserialize_with = "registry_version")]
     pub version: String,
     /// Where its files are, e.g. `mlflow-artifacts:/1/<run>/artifacts/bundle`.
     #[serde(default)]
@@ -230,6 +232,31 @@ pub struct ModelVersion {
     /// `{alias, version}` objects; both read as names.
     #[serde(default, deserialize_with = "alias_names")]
     pub aliases: Vec<String>,
+}
+
+/// A registry version as it arrives, as a number (Unity Catalog) or a string (the OSS server),
+/// kept only if it is what every registry hands out: a decimal integer, 1 to 19 digits. It names
+/// directories and workflow outputs downstream, so `..`, `/etc` or a newline are refused here,
+/// before anything could use them.
+fn registry_version<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Number(n) => Ok(n.to_string()),
+        Either::Text(t) => check_version(&t).map(|()| t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// `Ok` if `version` is a registry version: 1 to 19 ASCII digits (a `u64`, no sign).
+pub fn check_version(version: &str) -> Result<(), String> {
+    match !version.is_empty() && version.len() <= 19 && version.bytes().all(|b| b.is_ascii_digit()) {
+        true => Ok(()),
+        false => Err(format!("`{}` is not a registry version (a decimal integer)", version.escape_debug())),
+    }
 }
 
 /// The status of a version whose files are in place.
@@ -299,4 +326,45 @@ pub(crate) fn int64<'de, D: Deserializer<'de>, T: std::str::FromStr + Deserializ
 
 fn find_tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
     tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version_of(json: &str) -> Result<String, String> {
+        let body = format!(r#"{{"name": "m", "version": {json}}}"#);
+        serde_json::from_str::<ModelVersion>(&body).map(|v| v.version).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_version_is_a_decimal_integer_from_either_server() {
+        assert_eq!(version_of(r#""12""#).as_deref(), Ok("12"));
+        assert_eq!(version_of("12").as_deref(), Ok("12"), "Unity Catalog sends a number");
+        let too_long = version_of(r#""18446744073709551615""#).expect_err("20 digits");
+        assert!(too_long.contains("is not a registry version"), "{too_long}");
+    }
+
+    #[test]
+    fn a_version_that_could_name_another_path_or_line_is_refused_on_arrival() {
+        for hostile in [
+            r#"".." "#,
+            r#""/etc""#,
+            r#""1/../..""#,
+            r#""""#,
+            r#""1\n2""#,
+            r#""-1""#,
+            r#""+1""#,
+            r#"" 1""#,
+            "-1",
+            "1.5",
+        ] {
+            let err = version_of(hostile).expect_err(hostile);
+            assert!(err.contains("registry version") || err.contains("did not match any variant"), "{hostile}: {err}");
+        }
+        let err = version_of(r#""..""#).expect_err("..");
+        assert!(err.contains("`..` is not a registry version"), "{err}");
+        let alias = serde_json::from_str::<Alias>(r#"{"alias": "champion", "version": "../x"}"#).expect_err("alias");
+        assert!(alias.to_string().contains("`../x` is not a registry version"), "{alias}");
+    }
 }

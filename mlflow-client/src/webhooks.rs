@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::client::Client;
 use crate::config::{Secret, Target};
@@ -106,6 +106,19 @@ impl Client {
         Ok(r.webhook)
     }
 
+    /// Sets webhook `id`'s secret and makes it active. MLflow never hands a secret back, so a
+    /// rotated one cannot be detected by reading: the caller sets it on every registration.
+    pub async fn update_webhook_secret(&self, id: &str, secret: &Secret) -> Result<Webhook, Error> {
+        #[derive(Deserialize)]
+        struct Reply {
+            webhook: Webhook,
+        }
+        self.require_webhooks()?;
+        let body = json!({ "secret": secret.expose(), "status": "ACTIVE" });
+        let r: Reply = self.call(reqwest::Method::PATCH, &format!("webhooks/{id}"), &[], Some(&body)).await?;
+        Ok(r.webhook)
+    }
+
     /// Every webhook (all pages).
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, Error> {
         #[derive(Deserialize)]
@@ -146,38 +159,23 @@ impl Client {
     }
 }
 
-/// The `X-MLflow-Signature` value MLflow sends for a delivery.
+/// The `X-MLflow-Signature` value MLflow sends for a delivery: `v1,` and the base64 of
+/// HMAC-SHA256 over `id.timestamp.body`.
 pub fn sign(secret: &[u8], delivery_id: &str, timestamp: &str, body: &[u8]) -> String {
     use base64::Engine;
-    let mac = hmac_sha256(secret, &[delivery_id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
-    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac))
+    use hmac::Mac;
+    // HMAC takes a key of any length (RFC 2104), so `new_from_slice` cannot fail.
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    for part in [delivery_id.as_bytes(), b".", timestamp.as_bytes(), b".", body] {
+        mac.update(part);
+    }
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 /// True when `signature` (the header's value) is MLflow's signature of this delivery. The
-/// comparison takes the same time wherever the first difference is.
+/// comparison takes the same time wherever the first difference is (`subtle`).
 pub fn signature_matches(secret: &[u8], delivery_id: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
+    use subtle::ConstantTimeEq;
     let expected = sign(secret, delivery_id, timestamp, body);
-    let (a, b) = (expected.as_bytes(), signature.trim().as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// HMAC-SHA256 (RFC 2104) over the concatenation of `parts`.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    for p in parts {
-        inner.update(p);
-    }
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    expected.as_bytes().ct_eq(signature.trim().as_bytes()).into()
 }

@@ -6,6 +6,13 @@
 //! verifies both bundles, scores them with the caller's evaluation set), records the decision
 //! as tags on the challenger version, and moves the alias last, so a crash leaves the old
 //! champion in place.
+//!
+//! Moving `champion` is the commit point of a promotion. Its evidence is written first with
+//! the decision as [`tags::PENDING_DECISION`]; [`tags::DECISION`] follows the alias. A version
+//! with a pending decision and no decision is a promotion cut short: the next gate run on it
+//! finishes it when `champion` did move (only the decision tag was lost) and decides again when
+//! it did not. `trainer retrain` gates such a version again instead of skipping its data
+//! ([`crate::trained_before`]).
 
 use std::fmt::Write as _;
 
@@ -309,6 +316,14 @@ pub async fn promote(reg: &Registry, cfg: &GateConfig, eval: &Scoring<'_>) -> an
         reason: format!("version {challenger_version} already is the champion"),
     };
     if champion_version.as_deref() == Some(challenger_version.as_str()) {
+        // A promotion whose alias moved but whose decision tag was lost: finish recording it.
+        if let Some(pending) = unfinished_promotion(&challenger) {
+            c.set_model_version_tag(name, &challenger_version, tags::DECISION, pending)
+                .await
+                .with_context(|| format!("cannot finish the decision on version {challenger_version} of `{name}`"))?;
+            outcome.reason =
+                format!("version {challenger_version} already is the champion (its `{pending}` recorded now)");
+        }
         return Ok(outcome);
     }
 
@@ -341,12 +356,29 @@ pub async fn promote(reg: &Registry, cfg: &GateConfig, eval: &Scoring<'_>) -> an
         c.set_model_version_tag(name, &challenger_version, tags::PREVIOUS_CHAMPION, previous)
             .await
             .with_context(|| format!("cannot tag version {challenger_version} of `{name}`"))?;
-        // Moving the alias is the commit point: everything above is recorded first.
+        // Moving the alias is the commit point: the evidence is recorded first, the decision
+        // after (module docs).
         c.set_alias(name, aliases::CHAMPION, &challenger_version).await.with_context(|| {
             format!("cannot point `{}` of `{name}` at version {challenger_version}", aliases::CHAMPION)
         })?;
+        c.set_model_version_tag(name, &challenger_version, tags::DECISION, outcome.decision.name())
+            .await
+            .with_context(|| {
+                format!(
+                    "`{}` of `{name}` now points at version {challenger_version}, but its decision tag could not be \
+                     written (the next gate run on it writes it)",
+                    aliases::CHAMPION
+                )
+            })?;
     }
     Ok(outcome)
+}
+
+/// The decision a promotion cut short left pending on `version`, if any: one recorded as
+/// pending that its decision tag does not (yet) repeat (module docs).
+pub(crate) fn unfinished_promotion(version: &ModelVersion) -> Option<&str> {
+    let pending = version.tag(tags::PENDING_DECISION).filter(|p| *p != NONE)?;
+    (version.tag(tags::DECISION) != Some(pending)).then_some(pending)
 }
 
 /// Downloads, verifies and scores one version.
@@ -373,11 +405,18 @@ async fn assess(
     })
 }
 
-/// Writes the decision as tags on the challenger version.
+/// Writes the decision and its evidence as tags on the challenger version: a promotion's as
+/// pending (its decision tag follows the alias), any other's as final.
 async fn record(reg: &Registry, version: &ModelVersion, o: &GateOutcome, eval_snapshot: &str) -> anyhow::Result<()> {
     let score = |s: Option<f64>| s.map_or_else(|| NONE.to_owned(), |v| v.to_string());
+    // A promotion's decision stays pending until the alias moved; any other is final now, and
+    // clears what an earlier run on this version left pending.
+    let (pending, decision) = match o.decision.is_champion() {
+        true => (o.decision.name(), None),
+        false => (NONE, Some(o.decision.name())),
+    };
     let entries = [
-        (tags::DECISION, o.decision.name().to_owned()),
+        (tags::PENDING_DECISION, pending.to_owned()),
         (tags::METRIC, o.metric.name().to_owned()),
         (tags::MARGIN, o.margin.to_string()),
         (tags::CHALLENGER_SCORE, score(o.challenger_score)),
@@ -388,7 +427,8 @@ async fn record(reg: &Registry, version: &ModelVersion, o: &GateOutcome, eval_sn
         (tags::EVAL_SNAPSHOT, eval_snapshot.to_owned()),
         (tags::DECIDED_AT, crate::now_rfc3339()),
     ];
-    for (key, value) in entries {
+    let last = decision.map(|d| (tags::DECISION, d.to_owned()));
+    for (key, value) in entries.into_iter().chain(last) {
         reg.client().set_model_version_tag(&version.name, &version.version, key, &value).await.with_context(|| {
             format!("cannot record the gate's `{key}` on version {} of `{}`", version.version, version.name)
         })?;

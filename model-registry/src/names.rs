@@ -20,8 +20,13 @@ pub mod tags {
     pub const ACCURACY: &str = "stacktag.accuracy";
     /// The bundle's macro-F1 on the trainer's evaluation set (version).
     pub const MACRO_F1: &str = "stacktag.macro_f1";
-    /// Gate: `promoted`, `promoted_first`, `forced`, `rejected` or `rejected_invalid`.
+    /// Gate: `promoted`, `promoted_first`, `forced`, `rejected` or `rejected_invalid`. On a
+    /// promotion it is written after `champion` moved: a version has a decision only once the
+    /// decision took effect.
     pub const DECISION: &str = "stacktag.gate.decision";
+    /// Gate: a promotion decided but not yet committed (`champion` not yet confirmed moved).
+    /// The next gate run on the version finishes it (alias moved) or decides again (not).
+    pub const PENDING_DECISION: &str = "stacktag.gate.pending_decision";
     /// Gate: the metric compared, `accuracy` or `macro_f1`.
     pub const METRIC: &str = "stacktag.gate.metric";
     /// Gate: the margin the challenger had to beat the champion by.

@@ -67,19 +67,24 @@ impl Registry {
     }
 }
 
-/// A version already trained on some data snapshot that needs no new training.
+/// A version already trained on some data snapshot, so that training on it again is pointless.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TrainedBefore {
     /// That version.
     pub version: String,
-    /// Why nothing needs doing, in words.
+    /// What it means, in words.
     pub reason: String,
+    /// Whether the gate still has to (re)decide on it: its promotion was cut short (see
+    /// [`crate::gate`]). Gate it again rather than train again or skip it.
+    pub gate_again: bool,
 }
 
 /// The version that makes training on `snapshot` pointless, if any: the champion, when it was
-/// trained on it; or the newest version, when it was trained on it and the gate already
-/// decided on it (a rejected model on the same data would be rejected again, so it is not
-/// registered twice).
+/// trained on it; or the newest version, when it was trained on it and the gate decided on it
+/// (a rejected model on the same data would be rejected again, so it is not registered
+/// twice), or began a promotion of it that never took effect (`gate_again`: a lost alias move
+/// must not leave that data skipped for good). A newest version on it that was never gated at
+/// all is not returned: its registration may be what failed, so the data is trained again.
 pub async fn trained_before(reg: &Registry, snapshot: &str) -> anyhow::Result<Option<TrainedBefore>> {
     let c = reg.client();
     let name = reg.model();
@@ -97,6 +102,7 @@ pub async fn trained_before(reg: &Registry, snapshot: &str) -> anyhow::Result<Op
             return Ok(Some(TrainedBefore {
                 reason: format!("data snapshot unchanged since champion version {}", v.version),
                 version: v.version,
+                gate_again: false,
             }));
         }
     }
@@ -107,15 +113,29 @@ pub async fn trained_before(reg: &Registry, snapshot: &str) -> anyhow::Result<Op
         .get_model_version(name, &newest.version)
         .await
         .with_context(|| format!("cannot read version {} of `{name}`", newest.version))?;
-    if newest.tag(tags::DATA_SNAPSHOT) == Some(snapshot)
-        && let Some(decision) = newest.tag(tags::DECISION)
-    {
+    if newest.tag(tags::DATA_SNAPSHOT) != Some(snapshot) {
+        return Ok(None);
+    }
+    // Not the champion (checked above), so a pending promotion did not take effect.
+    if let Some(pending) = crate::gate::unfinished_promotion(&newest) {
         return Ok(Some(TrainedBefore {
-            version: newest.version.clone(),
+            reason: format!(
+                "data snapshot unchanged since version {}, whose promotion ({pending}) was cut short before `{}` moved",
+                newest.version,
+                aliases::CHAMPION
+            ),
+            version: newest.version,
+            gate_again: true,
+        }));
+    }
+    if let Some(decision) = newest.tag(tags::DECISION) {
+        return Ok(Some(TrainedBefore {
             reason: format!(
                 "data snapshot unchanged since version {}, which the gate already decided on ({decision})",
                 newest.version
             ),
+            version: newest.version.clone(),
+            gate_again: false,
         }));
     }
     Ok(None)

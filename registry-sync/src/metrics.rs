@@ -86,6 +86,12 @@ pub struct Metrics {
     pub last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// `stacktag_webhook_deliveries_total{result}`.
     pub webhook: Family<DeliveryResult, Counter>,
+    /// `stacktag_webhook_registration_failures_total`: failed attempts to register (or
+    /// update) the MLflow webhook; each is retried, and polling covers promotions meanwhile.
+    pub webhook_registration_failures: Counter,
+    /// `stacktag_webhook_registered`: 1 once this process registered the webhook (and set its
+    /// secret); 0 before, and without `--register-webhook`.
+    pub webhook_registered: Gauge,
     /// `stacktag_gateway_requests_total{route,status}`.
     pub requests: Family<RouteStatus, Counter>,
     /// `stacktag_gateway_request_duration_seconds{route}`.
@@ -112,6 +118,8 @@ impl Metrics {
             sync_duration: Histogram::new(exponential_buckets(0.5, 2.0, 9)),
             last_success: Gauge::default(),
             webhook: Family::default(),
+            webhook_registration_failures: Counter::default(),
+            webhook_registered: Gauge::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(LatencyBuckets),
             predictions: Family::default(),
@@ -126,6 +134,16 @@ impl Metrics {
             m.last_success.clone(),
         );
         registry.register("stacktag_webhook_deliveries", "MLflow webhook deliveries by result", m.webhook.clone());
+        registry.register(
+            "stacktag_webhook_registration_failures",
+            "Failed attempts to register the MLflow webhook (retried; polling covers promotions)",
+            m.webhook_registration_failures.clone(),
+        );
+        registry.register(
+            "stacktag_webhook_registered",
+            "Whether this process has registered the MLflow webhook with its current secret (0 or 1)",
+            m.webhook_registered.clone(),
+        );
         registry.register("stacktag_gateway_requests", "Gateway answers by route and status", m.requests.clone());
         registry.register(
             "stacktag_gateway_request_duration_seconds",

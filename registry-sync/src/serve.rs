@@ -19,18 +19,29 @@ use crate::sync::Syncer;
 use crate::webhook::Receiver;
 use crate::worker::{self, Trigger};
 
-/// Creates the webhook in MLflow unless one with the same name and URL exists; returns its id.
+/// Refuses `--register-webhook` where MLflow delivers no webhooks (Databricks), saying what to
+/// do instead. No network: a start-up check.
+pub fn require_webhooks(reg: &Registry) -> anyhow::Result<()> {
+    reg.client().require_webhooks().context(
+        "`--register-webhook`: run `registry-sync serve` without it; it polls the registry every `--poll-interval` seconds, and deploy.yml's scheduled reconcile deploys any promotion a poll missed (docs/databricks.md)",
+    )
+}
+
+/// Creates the webhook in MLflow unless one with the same name and URL exists, and sets that
+/// one's secret (MLflow never returns a secret, so a rotated one is set on every start rather
+/// than detected); returns its id.
 pub async fn register_webhook(
     reg: &Registry,
     hook: &WebhookRegistration,
     secret: &mlflow_client::Secret,
 ) -> anyhow::Result<String> {
+    require_webhooks(reg)?;
     let c = reg.client();
-    c.require_webhooks().context(
-        "`--register-webhook`: run `registry-sync serve` without it; it polls the registry every `--poll-interval` seconds, and deploy.yml's scheduled reconcile deploys any promotion a poll missed (docs/databricks.md)",
-    )?;
     let existing = c.list_webhooks().await.context("cannot list MLflow webhooks")?;
     if let Some(w) = existing.iter().find(|w| w.name == hook.name && w.url == hook.url) {
+        c.update_webhook_secret(&w.webhook_id, secret)
+            .await
+            .with_context(|| format!("cannot set the secret of MLflow webhook `{}` ({})", hook.name, w.webhook_id))?;
         return Ok(w.webhook_id.clone());
     }
     let w = c
@@ -119,9 +130,14 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
         Ok(None) => {}
         Err(e) => warn!(target: events::SERVE, error = %e, "cannot serve `current`; waiting for the next sync"),
     }
+    // Registration needs MLflow, serving does not: `current` is served already, and MLflow
+    // being down at start-up only delays the webhook (polling covers promotions meanwhile).
+    let mut tasks = Vec::new();
     if let (Some(hook), Some(secret)) = (&cfg.register_webhook, &cfg.webhook_secret) {
-        let id = register_webhook(syncer.registry(), hook, secret).await?;
-        info!(target: events::WEBHOOK, webhook_id = %id, name = %hook.name, url = %hook.url, "MLflow webhook registered");
+        require_webhooks(syncer.registry())?;
+        let (syncer, hook, secret) = (syncer.clone(), hook.clone(), secret.clone());
+        let metrics = app.metrics.clone();
+        tasks.push(tokio::spawn(async move { keep_registering(&syncer, &hook, &secret, &metrics).await }));
     }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -135,5 +151,39 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
         }
     });
     info!(target: events::SERVE, url = %format!("http://{addr}/"), alias = %cfg.alias, model = %cfg.sync.registry.model, "gateway listening");
-    Ok(Running { addr, syncer, app, triggers: tx, tasks: vec![worker, server] })
+    // The gateway last: `wait` waits on it.
+    tasks.extend([worker, server]);
+    Ok(Running { addr, syncer, app, triggers: tx, tasks })
+}
+
+/// Registers the webhook, retrying with backoff (1 s doubling to 30 s) until MLflow takes it;
+/// each failure is logged and counted (`stacktag_webhook_registration_failures_total`).
+async fn keep_registering(
+    syncer: &Syncer,
+    hook: &WebhookRegistration,
+    secret: &mlflow_client::Secret,
+    metrics: &Metrics,
+) {
+    let mut delay = std::time::Duration::from_secs(1);
+    for attempt in 1u32.. {
+        match register_webhook(syncer.registry(), hook, secret).await {
+            Ok(id) => {
+                metrics.webhook_registered.set(1);
+                info!(target: events::WEBHOOK, webhook_id = %id, name = %hook.name, url = %hook.url, attempt, "MLflow webhook registered");
+                return;
+            }
+            Err(e) => {
+                metrics.webhook_registration_failures.inc();
+                warn!(
+                    target: events::WEBHOOK,
+                    error = %format!("{e:#}"),
+                    attempt,
+                    retry_in_s = delay.as_secs(),
+                    "cannot register the MLflow webhook; polling covers promotions meanwhile"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
 }

@@ -117,6 +117,18 @@ fn round(conn: &Connection, cfg: &TrainConfig, gate: &GateConfig) -> Option<Stri
             debug!(target: events::SCHEDULER, %reason, "nothing to do");
             Some(reason)
         }
+        Ok(Retrain::Regated { version, reason, gate, .. }) => {
+            info!(
+                target: events::SCHEDULER,
+                %version,
+                decision = gate.decision.name(),
+                %reason,
+                seconds = started.elapsed().as_secs_f64(),
+                "gated again: {}",
+                gate.describe()
+            );
+            None
+        }
         Ok(Retrain::Trained { registered, gate }) => {
             info!(
                 target: events::SCHEDULER,

@@ -25,6 +25,18 @@ pub enum Retrain {
         /// Why nothing was done.
         reason: String,
     },
+    /// The data snapshot is the newest version's, whose promotion was cut short before
+    /// `champion` moved: that version was gated again instead (nothing trained).
+    Regated {
+        /// The data snapshot.
+        data_snapshot: String,
+        /// The version gated again.
+        version: String,
+        /// Why it was gated again.
+        reason: String,
+        /// The gate's answer this time.
+        gate: GateOutcome,
+    },
     /// A new model was trained, registered and gated.
     Trained {
         /// The registration.
@@ -36,8 +48,8 @@ pub enum Retrain {
 
 /// Retrains on `train_cfg.data` only when its snapshot differs from the champion's (and from
 /// the newest version's, once that was gated), then registers the model and gates it on
-/// `train_cfg.eval`, the same data it was evaluated on while training. Each file is read
-/// once.
+/// `train_cfg.eval`, the same data it was evaluated on while training. A newest version whose
+/// promotion was cut short is gated again on the same files instead. Each file is read once.
 pub fn retrain(
     conn: &Connection,
     train_cfg: &TrainConfig,
@@ -46,10 +58,15 @@ pub fn retrain(
     let started = Instant::now();
     let batches = data::read_sources(&train_cfg.data, "training")?;
     let snapshot = data::snapshot_of(&batches);
-    if let Some(TrainedBefore { version, reason }) =
-        conn.block(model_registry::trained_before(conn.registry(), &snapshot))?
-    {
-        return Ok(Retrain::Skipped { data_snapshot: snapshot, version, reason });
+    let before = conn.block(model_registry::trained_before(conn.registry(), &snapshot))?;
+    if let Some(TrainedBefore { version, reason, gate_again }) = before {
+        if !gate_again {
+            return Ok(Retrain::Skipped { data_snapshot: snapshot, version, reason });
+        }
+        let eval = EvalSet::read(&train_cfg.eval)?;
+        let cfg = model_registry::GateConfig { version: Some(version.clone()), ..gate.clone() };
+        let gate = registry::promote_on(conn, &cfg, &eval)?;
+        return Ok(Retrain::Regated { data_snapshot: snapshot, version, reason, gate });
     }
     let eval = EvalSet::read(&train_cfg.eval)?;
     let outcome = pipeline::train_on(train_cfg, &batches, eval.batches().to_vec(), started)?;

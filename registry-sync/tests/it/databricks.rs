@@ -45,7 +45,7 @@ async fn once_and_polling_follow_champion_on_unity_catalog() {
     cfg.webhook_secret = Some(mlflow_client::Secret::new("whsec-test"));
     cfg.register_webhook =
         Some(WebhookRegistration { name: "stacktag".into(), url: "http://127.0.0.1:9/webhooks/mlflow".into() });
-    let err = serve(cfg).await.err().expect("no webhooks on Databricks");
+    let err = serve(cfg).await.expect_err("no webhooks on Databricks");
     let text = format!("{err:#}");
     assert!(text.contains("--register-webhook") && text.contains("--poll-interval"), "{text}");
 }

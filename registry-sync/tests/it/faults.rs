@@ -136,3 +136,45 @@ async fn a_manifest_with_three_labels_for_a_four_output_graph_is_refused() {
     let message = err.to_string();
     assert!(message.contains("4 probabilities") && message.contains("3 labels"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlflow_down_at_start_up_with_a_webhook_to_register_still_serves_current_then_registers() {
+    ensure_component();
+    let (model, direct, versions) = tiny_model("sync-start-down", 1, 1).await;
+    let v1 = &versions[0];
+    let state_dir = tempfile::tempdir().expect("state dir");
+    // A first run deploys v1 into the state dir.
+    let running = serve(serve_config(&direct, state_dir.path())).await.expect("serve starts");
+    let http = http();
+    wait_for_version(&http, &format!("http://{}", running.addr), &v1.version).await;
+    running.stop().await;
+
+    // Restarted while MLflow answers nothing but 503s, with a webhook to register, as the loop
+    // always asks.
+    let faults = FaultServer::start(Some(mlflow().await.url()), []).expect("fault server");
+    faults.fail_matching("/api/", Fault::Status(503), usize::MAX);
+    let client = ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry());
+    let down = Registry::new(RegistryConfig { client, experiment: unique_name("sync-exp"), model: model.clone() })
+        .expect("reg");
+    let mut cfg = serve_config(&down, state_dir.path());
+    let hook_name = unique_name("hook");
+    cfg.webhook_secret = Some(mlflow_client::Secret::new(unique_name("secret-at-least-32-bytes-long")));
+    cfg.register_webhook = Some(registry_sync::WebhookRegistration {
+        name: hook_name.clone(),
+        url: "http://127.0.0.1:9/webhooks/mlflow".into(),
+    });
+    let running = serve(cfg).await.expect("serve starts although MLflow is down");
+    let base = format!("http://{}", running.addr);
+    assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()), "`current` serves at once");
+    assert_eq!(classify_ok(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+    let text = wait_for_metric(&http, &base, "\nstacktag_webhook_registration_failures_total 2").await;
+    assert!(text.contains("\nstacktag_webhook_registered 0"), "{text}");
+
+    // MLflow is back: the background registration goes through and creates the webhook.
+    faults.heal();
+    let text = wait_for_metric(&http, &base, "\nstacktag_webhook_registered 1").await;
+    assert!(text.contains("\nstacktag_webhook_registered 1"), "{text}");
+    let hooks = direct.client().list_webhooks().await.expect("list");
+    assert_eq!(hooks.iter().filter(|w| w.name == hook_name).count(), 1, "{hooks:?}");
+    running.stop().await;
+}

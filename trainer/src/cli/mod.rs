@@ -138,6 +138,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     ExitCode::SUCCESS
                 }
+                Retrain::Regated { reason, gate: outcome, .. } => {
+                    if !args.gate.json {
+                        println!("gated again: {reason}");
+                        println!("{}", outcome.describe());
+                    }
+                    gate_exit(outcome, args.gate.fail_if_not_promoted)
+                }
                 Retrain::Trained { registered, gate: outcome } => {
                     if !args.gate.json {
                         println!(

@@ -351,6 +351,82 @@ fn retrain_skips_a_snapshot_the_gate_already_rejected() {
 }
 
 #[test]
+fn a_promotion_cut_short_is_finished_or_decided_again_never_skipped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let model = unique_name("stacktag");
+    let direct = registry_for(&model);
+    let faults = FaultServer::start(Some(MlflowServer::shared().url()), []).expect("fault server");
+    let via_faults = registry_on(ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry()), &model);
+    // Half the rows to evaluate on; the other half to train on, with the true labels (good) or
+    // every label shifted by one (bad: a worse model, which only `--force` promotes).
+    let labels = tiny_params().labels;
+    let batches = data::read_source(&tiny_csv()).expect("read");
+    let (examples, _) = data::clean_labelled(&batches, &labels).expect("clean");
+    let (mut eval, mut good, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, e) in examples.iter().enumerate() {
+        match i % 2 {
+            0 => eval.push((labels[e.label].as_str(), e.text.as_str())),
+            _ => {
+                good.push((labels[e.label].as_str(), e.text.as_str()));
+                bad.push((labels[(e.label + 1) % labels.len()].as_str(), e.text.as_str()));
+            }
+        }
+    }
+    let (eval_csv, good_csv, bad_csv) =
+        (dir.path().join("eval.csv"), dir.path().join("good.csv"), dir.path().join("bad.csv"));
+    write_csv(&eval_csv, &eval);
+    write_csv(&good_csv, &good);
+    write_csv(&bad_csv, &bad);
+    let cfg = |data: &Path, out: &str| {
+        train_config(vec![data.to_owned()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params())
+    };
+    let gate = gate_config().gate;
+
+    // 1. MLflow refuses the alias move: the evidence is written, `champion` did not move.
+    faults.fail_matching(r#""alias":"champion""#, Fault::Status(403), 1);
+    let err = retrain::retrain(&via_faults, &cfg(&good_csv, "r1"), &gate).expect_err("the alias move failed");
+    assert!(format!("{err:#}").contains("cannot point `champion`"), "{err:#}");
+    assert_eq!(alias(&direct, aliases::CHAMPION), None);
+    assert_eq!(version_tag(&direct, "1", tags::DECISION), None, "no decision took effect");
+    assert_eq!(version_tag(&direct, "1", tags::PENDING_DECISION).as_deref(), Some("promoted_first"));
+
+    // The next round gates that version again instead of skipping its data (or training it twice).
+    match retrain::retrain(&direct, &cfg(&good_csv, "r2"), &gate).expect("retrain after the fault") {
+        Retrain::Regated { version, reason, gate, .. } => {
+            assert_eq!((version.as_str(), gate.decision), ("1", Decision::PromotedFirst), "{reason}");
+            assert!(reason.contains("cut short"), "{reason}");
+        }
+        other => panic!("a promotion cut short must be decided again: {other:?}"),
+    }
+    assert!(!dir.path().join("r2").exists(), "nothing was trained");
+    assert_eq!(alias(&direct, aliases::CHAMPION).as_deref(), Some("1"));
+    assert_eq!(version_tag(&direct, "1", tags::DECISION).as_deref(), Some("promoted_first"));
+    assert!(matches!(retrain::retrain(&direct, &cfg(&good_csv, "r3"), &gate).expect("r3"), Retrain::Skipped { .. }));
+
+    // 2. The alias moves but the decision tag after it is lost: the promotion took effect, and
+    // the next gate run on the version writes the decision it left pending.
+    let bad = bad_csv.clone();
+    faults.fail_matching(r#""stacktag.gate.decision""#, Fault::Status(403), 1);
+    let err = retrain::retrain(&via_faults, &cfg(&bad, "r4"), &forced().gate).expect_err("the decision tag failed");
+    assert!(format!("{err:#}").contains("now points at version 2"), "{err:#}");
+    assert_eq!(alias(&direct, aliases::CHAMPION).as_deref(), Some("2"));
+    assert_eq!(version_tag(&direct, "2", tags::DECISION), None);
+    match retrain::retrain(&direct, &cfg(&bad, "r5"), &forced().gate).expect("r5") {
+        Retrain::Skipped { version, .. } => assert_eq!(version, "2"),
+        other => panic!("the champion's own data must not be trained or gated again: {other:?}"),
+    }
+    let finished =
+        registry::promote(&direct, &gate_with(GateMetric::Accuracy, 0.0, false, Some("2"))).expect("gate v2");
+    assert_eq!(finished.decision, Decision::AlreadyChampion);
+    assert_eq!(version_tag(&direct, "2", tags::DECISION).as_deref(), Some("forced"));
+    assert_eq!(reg_versions(&direct), 2, "no version was registered twice");
+}
+
+fn reg_versions(reg: &Registry) -> usize {
+    reg.block(reg.client().model_versions(reg.model())).expect("versions").len()
+}
+
+#[test]
 fn a_transport_failure_during_the_gate_decides_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let model = unique_name("stacktag");
