@@ -8,6 +8,7 @@
 //! the process that started it, even through a `kill -9` of that process.
 
 pub mod databricks;
+pub mod durable;
 pub mod mlflow;
 pub mod prometheus;
 mod service;

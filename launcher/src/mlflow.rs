@@ -81,20 +81,9 @@ pub fn start(opts: &MlflowOptions) -> Result<Service, LaunchError> {
 }
 
 /// The Fernet key in `path`, made from 32 bytes of `/dev/urandom` on first use (Fernet's
-/// format: the bytes in URL-safe base64 with padding).
+/// format: the bytes in URL-safe base64 with padding), written whole or not at all.
 fn fernet_key(path: &Path) -> std::io::Result<String> {
-    if let Ok(key) = std::fs::read_to_string(path)
-        && !key.trim().is_empty()
-    {
-        return Ok(key.trim().to_owned());
-    }
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    let key = base64::engine::general_purpose::URL_SAFE.encode(bytes);
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &key)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(key)
+    crate::durable::kept_secret(path, |bytes| base64::engine::general_purpose::URL_SAFE.encode(bytes))
 }
 
 #[cfg(test)]

@@ -385,6 +385,12 @@ fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
+/// A relative path whose every `/`-separated segment is a plain name: it cannot leave the
+/// folder it is joined to.
+pub(crate) fn is_plain_path(path: &str) -> bool {
+    path.split('/').all(is_plain_name)
+}
+
 /// Every file under the local directory `dir`, recursively: its `/`-separated path relative
 /// to `dir` and its path on disk, sorted by the former.
 pub(crate) fn local_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
@@ -404,7 +410,7 @@ pub(crate) fn local_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
 /// Writes `bytes` to `rel` under `dest`, creating folders; `rel` comes from a server's
 /// listing, so every segment must be a plain name (or it could write outside `dest`).
 pub(crate) fn write_under(dest: &Path, rel: &str, bytes: &[u8], uri: &str) -> Result<(), Error> {
-    if !rel.split('/').all(is_plain_name) {
+    if !is_plain_path(rel) {
         return Err(Error::Artifact { uri: uri.to_owned(), reason: format!("refusing the listed name `{rel}`") });
     }
     let local = dest.join(rel);
@@ -418,8 +424,19 @@ pub(crate) fn write_under(dest: &Path, rel: &str, bytes: &[u8], uri: &str) -> Re
     fs::write(&local, bytes).map_err(|source| Error::Io { action: "write", path: local.display().to_string(), source })
 }
 
-/// Collects the files under `dir` (relative to `root`), refusing symlinks that leave it.
+/// Collects the files under `dir` (relative to it). A symlink is followed only when it stays
+/// inside `dir` (a link to `/etc/passwd` or `../secrets` would upload what the folder does not
+/// hold): one that leaves it is refused, naming it.
 fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let root = fs::canonicalize(dir).map_err(|source| Error::Io {
+        action: "resolve",
+        path: dir.display().to_string(),
+        source,
+    })?;
+    walk_in(&root, dir, rel, out)
+}
+
+fn walk_in(root: &Path, dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     let here = dir.join(rel);
     let entries =
         fs::read_dir(&here).map_err(|source| Error::Io { action: "list", path: here.display().to_string(), source })?;
@@ -429,16 +446,53 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             continue;
         }
-        let meta = fs::metadata(entry.path()).map_err(|source| Error::Io {
-            action: "stat",
-            path: entry.path().display().to_string(),
-            source,
-        })?;
-        if meta.is_dir() {
-            walk(dir, &rel, out)?;
+        let path = entry.path();
+        let io = |action: &'static str| {
+            let path = path.display().to_string();
+            move |source| Error::Io { action, path, source }
+        };
+        if entry.file_type().map_err(io("stat"))?.is_symlink() {
+            let target = fs::canonicalize(&path).map_err(io("resolve"))?;
+            if !target.starts_with(root) {
+                return Err(Error::Io {
+                    action: "upload",
+                    path: path.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!("a symlink to `{}`, outside the folder being uploaded", target.display()),
+                    ),
+                });
+            }
+        }
+        if fs::metadata(&path).map_err(io("stat"))?.is_dir() {
+            walk_in(root, dir, &rel, out)?;
         } else {
             out.push(rel);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_inside_the_folder_is_uploaded_and_one_leaving_it_is_refused() {
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("secret"), "not part of the bundle").expect("secret");
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("model.onnx"), "m").expect("file");
+        std::os::unix::fs::symlink(dir.path().join("model.onnx"), dir.path().join("alias.onnx")).expect("link in");
+        let names: Vec<String> = local_files(dir.path()).expect("files").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["alias.onnx", "model.onnx"]);
+
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("leak")).expect("link out");
+        let err = local_files(dir.path()).expect_err("a link out of the folder").to_string();
+        assert!(err.contains("leak") && err.contains("outside the folder"), "{err}");
+        std::fs::remove_file(dir.path().join("leak")).expect("rm");
+        std::os::unix::fs::symlink("../..", dir.path().join("up")).expect("link up");
+        let err = local_files(dir.path()).expect_err("a link to a parent").to_string();
+        assert!(err.contains("outside the folder"), "{err}");
+    }
 }

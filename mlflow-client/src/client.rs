@@ -102,6 +102,34 @@ impl Client {
         }
     }
 
+    /// The body of `response`, read chunk by chunk up to [`ClientConfig::max_response_bytes`]:
+    /// the outer error is a body over the limit (not retried), the inner one a transport
+    /// failure while reading (retried like any).
+    async fn read_capped(
+        &self,
+        call: &str,
+        mut response: reqwest::Response,
+    ) -> Result<Result<Vec<u8>, reqwest::Error>, Error> {
+        let limit = self.cfg.max_response_bytes;
+        let too_large = || Error::TooLarge { call: call.to_owned(), limit };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n as usize));
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(Ok(body)),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+
     /// Sends the request `build` makes exactly as built (no credentials added: signed URLs
     /// carry their own, and the token endpoint takes the client's), with the retries of
     /// [`Self::execute`].
@@ -119,8 +147,8 @@ impl Client {
                     let retry_after = retry_after(response.headers());
                     // Reading the body is part of the attempt: a connection cut mid-body is
                     // as retryable as one refused.
-                    match response.bytes().await {
-                        Ok(body) => Ok((status, body.to_vec(), retry_after)),
+                    match self.read_capped(call, response).await? {
+                        Ok(body) => Ok((status, body, retry_after)),
                         Err(e) => Err(e),
                     }
                 }

@@ -167,7 +167,14 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
+    /// The largest answer read, in bytes (each artifact file is one answer); a larger one is
+    /// [`crate::Error::TooLarge`], checked as it streams in, not after.
+    pub max_response_bytes: u64,
 }
+
+/// The default [`ClientConfig::max_response_bytes`]: far above any answer or bundle file this
+/// project reads (bundles are a few MB), far below what would exhaust a machine.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The default per-request timeout, as MLflow's own client has it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -190,6 +197,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             timeout: DEFAULT_TIMEOUT,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
     }
 
@@ -212,6 +220,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             timeout: DEFAULT_TIMEOUT,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
     }
 
@@ -300,6 +309,12 @@ impl ClientConfig {
     /// The same configuration with other credentials.
     pub fn with_auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// The same configuration with another limit on one answer's size.
+    pub fn with_max_response_bytes(mut self, limit: u64) -> Self {
+        self.max_response_bytes = limit;
         self
     }
 

@@ -50,6 +50,17 @@ pub enum Error {
         /// The last answer's message (or the start of its body).
         message: String,
     },
+    /// The answer is larger than [`crate::ClientConfig::max_response_bytes`]: a hostile or
+    /// broken server must not exhaust memory. Not retried.
+    #[error(
+        "MLflow `{call}` answered with more than {limit} bytes; refused (raise `max_response_bytes` if that is expected)"
+    )]
+    TooLarge {
+        /// The call.
+        call: String,
+        /// The limit.
+        limit: u64,
+    },
     /// No answer at all: connection refused or reset, timeout, a body cut short.
     #[error("failed to reach MLflow at `{url}` for `{call}`: {reason} ({retries} retries)")]
     Transport {

@@ -140,32 +140,53 @@ impl Client {
     /// written (sorted): from the version's own storage on Unity Catalog, else from its
     /// source. A version that is not `READY` has no usable files, and is refused.
     pub async fn download_model_version(&self, version: &ModelVersion, dest: &Path) -> Result<Vec<String>, Error> {
-        if self.cfg.registry != RegistryApi::UnityCatalog {
-            return self.download_dir(&version.source, dest).await;
-        }
-        let (name, number) = (&version.name, &version.version);
-        if version.status.as_deref() != Some(READY) {
-            return Err(Error::Artifact {
-                uri: format!("models:/{name}/{number}"),
-                reason: format!(
-                    "the version is {}, not READY: its files are incomplete",
-                    version.status.as_deref().unwrap_or("without a status")
-                ),
-            });
-        }
-        let location = version.storage_location.as_deref().filter(|l| !l.is_empty()).ok_or_else(|| {
-            Error::Artifact { uri: format!("models:/{name}/{number}"), reason: "no `storage_location`".into() }
-        })?;
-        let store = self.open_storage(name, number, location, Operation::Read).await?;
+        let (store, location) = match VersionFiles::open(self, version).await? {
+            VersionFiles::Source(_) => return self.download_dir(&version.source, dest).await,
+            VersionFiles::Storage { store, location } => (store, location),
+        };
         let files = store.list().await?;
         if files.is_empty() {
-            return Err(Error::Artifact { uri: location.to_owned(), reason: "no files there".into() });
+            return Err(Error::Artifact { uri: location, reason: "no files there".into() });
         }
         for rel in &files {
             let bytes = store.get(rel).await?;
-            crate::artifacts::write_under(dest, rel, &bytes, location)?;
+            crate::artifacts::write_under(dest, rel, &bytes, &location)?;
         }
         Ok(files)
+    }
+
+    /// Downloads only the files of `version` its own index names: first `index` (e.g. a
+    /// bundle's manifest), then each path `listed` returns for those bytes, into `dest`
+    /// (created); returns the paths written, `index` first. Nothing is listed, so a file the
+    /// index does not name (say an `x.html` someone added to the version's artifacts) is never
+    /// fetched or written. At most `max_files` listed files; an index that is not what
+    /// `listed` expects is [`Error::Artifact`] with its reason. Same sources and refusals as
+    /// [`Client::download_model_version`].
+    pub async fn download_model_version_files(
+        &self,
+        version: &ModelVersion,
+        dest: &Path,
+        index: &str,
+        max_files: usize,
+        listed: impl FnOnce(&[u8]) -> Result<Vec<String>, String>,
+    ) -> Result<Vec<String>, Error> {
+        let source = VersionFiles::open(self, version).await?;
+        let index_bytes = source.get(self, index).await?;
+        let names = listed(&index_bytes).map_err(|reason| Error::Artifact { uri: source.uri(index), reason })?;
+        if names.len() > max_files {
+            return Err(Error::Artifact {
+                uri: source.uri(index),
+                reason: format!("it lists {} files; at most {max_files} are accepted", names.len()),
+            });
+        }
+        crate::artifacts::write_under(dest, index, &index_bytes, &source.uri(index))?;
+        let mut written = vec![index.to_owned()];
+        for name in names.into_iter().filter(|n| n != index) {
+            let bytes = source.get(self, &name).await?;
+            crate::artifacts::write_under(dest, &name, &bytes, &source.uri(&name))?;
+            written.push(name);
+        }
+        Ok(written)
     }
 
     async fn open_storage(
@@ -189,5 +210,56 @@ impl Client {
             )
             .await?;
         Store::open(location, &reply.credentials, &self.cfg.storage, self.cfg.retry).await
+    }
+}
+
+/// Where a version's files are read from: its source in run artifacts (the OSS registry, the
+/// workspace registry), or its own storage behind temporary credentials (Unity Catalog).
+enum VersionFiles {
+    Source(crate::artifacts::ArtifactLocation),
+    Storage { store: Store, location: String },
+}
+
+impl VersionFiles {
+    async fn open(client: &Client, version: &ModelVersion) -> Result<Self, Error> {
+        if client.cfg.registry != RegistryApi::UnityCatalog {
+            return Ok(Self::Source(crate::artifacts::ArtifactLocation::parse(&version.source)?));
+        }
+        let (name, number) = (&version.name, &version.version);
+        if version.status.as_deref() != Some(READY) {
+            return Err(Error::Artifact {
+                uri: format!("models:/{name}/{number}"),
+                reason: format!(
+                    "the version is {}, not READY: its files are incomplete",
+                    version.status.as_deref().unwrap_or("without a status")
+                ),
+            });
+        }
+        let location = version.storage_location.as_deref().filter(|l| !l.is_empty()).ok_or_else(|| {
+            Error::Artifact { uri: format!("models:/{name}/{number}"), reason: "no `storage_location`".into() }
+        })?;
+        let store = client.open_storage(name, number, location, Operation::Read).await?;
+        Ok(Self::Storage { store, location: location.to_owned() })
+    }
+
+    /// The bytes of `relative` (one plain path, checked before any request).
+    async fn get(&self, client: &Client, relative: &str) -> Result<Vec<u8>, Error> {
+        if !crate::artifacts::is_plain_path(relative) {
+            return Err(Error::Artifact {
+                uri: self.uri(""),
+                reason: format!("refusing the listed name `{relative}`"),
+            });
+        }
+        match self {
+            Self::Source(root) => client.download_artifact(&root.join(relative).uri()).await,
+            Self::Storage { store, .. } => store.get(relative).await,
+        }
+    }
+
+    fn uri(&self, relative: &str) -> String {
+        match self {
+            Self::Source(root) => root.join(relative).uri(),
+            Self::Storage { location, .. } => format!("{}/{relative}", location.trim_end_matches('/')),
+        }
     }
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use edge_classifier::Classifier;
+use edge_classifier::api::files;
 use edge_classifier::bundle::{self, BundleError};
 use mlflow_client::types::ModelVersion;
 
@@ -53,10 +54,22 @@ pub fn is_bundle_fault(e: &mlflow_client::Error) -> bool {
     e.is_not_found() || matches!(e, mlflow_client::Error::Artifact { .. })
 }
 
-/// Downloads `version`'s bundle into `dest` and verifies it. Transport failures are errors;
-/// a bundle that is missing, incomplete or corrupt comes back as [`InvalidBundle`].
+/// The most files a bundle's manifest may list (a bundle has five); a manifest listing more is
+/// refused before anything else is fetched.
+pub const MAX_BUNDLE_FILES: usize = 64;
+
+/// Downloads `version`'s bundle into `dest` and verifies it. Only the manifest and the files it
+/// lists are fetched: whatever else the version's artifacts hold (say an `x.html` someone
+/// added) is never downloaded, so never copied, served or published. Transport failures are
+/// errors; a bundle that is missing, incomplete or corrupt comes back as [`InvalidBundle`].
 pub async fn download_verified(reg: &Registry, version: &ModelVersion, dest: &Path) -> anyhow::Result<Downloaded> {
-    let classifier = match reg.client().download_model_version(version, dest).await {
+    // A manifest that does not parse lists nothing: it alone is written, and the bundle reader
+    // below says what is wrong with it.
+    let listed = |manifest: &[u8]| {
+        Ok(bundle::parse_manifest(manifest).map(|m| m.files.into_keys().collect()).unwrap_or_default())
+    };
+    let fetched = reg.client().download_model_version_files(version, dest, files::MANIFEST, MAX_BUNDLE_FILES, listed);
+    let classifier = match fetched.await {
         Ok(_) => verify_bundle(dest),
         Err(e) if is_bundle_fault(&e) => {
             Err(InvalidBundle::Empty { source_uri: version.source.clone(), reason: e.to_string() })

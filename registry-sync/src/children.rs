@@ -3,9 +3,11 @@
 //! A SIGKILL runs no destructor, so `kill_on_drop` cannot help then: an orphaned instance would
 //! keep its port and memory, and an orphaned bake would keep writing into a staging dir.
 //!
-//! One file per child, `pids/<pid>`, holding the child's start time (field 22 of
-//! `/proc/<pid>/stat`) and whether it leads its own process group. A restart kills a recorded
-//! pid only if its start time still matches, so a pid the kernel reused is never touched.
+//! One file per child, `pids/<pid>`, holding the boot it ran in (`/proc/sys/kernel/random/
+//! boot_id`), its start time (field 22 of `/proc/<pid>/stat`, ticks since that boot) and whether
+//! it leads its own process group. A restart kills a recorded pid only if both still match, so
+//! a pid the kernel reused, in this boot or after a reboot (where start times begin again), is
+//! never touched.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -54,7 +56,7 @@ impl Children {
     /// Records a child that was just spawned. Best effort: a child that cannot be recorded
     /// still runs, it just cannot be cleaned up after a `kill -9`.
     pub fn record(&self, pid: u32, kind: Kind) {
-        let (Some(dir), Some(start)) = (&self.dir, start_time(pid)) else {
+        let (Some(dir), Some(boot), Some(start)) = (&self.dir, boot_id(), start_time(pid)) else {
             return;
         };
         let kind = match kind {
@@ -63,7 +65,7 @@ impl Children {
         };
         let tmp = dir.join(format!(".{pid}.tmp"));
         // Written then renamed: a restart never reads half a record.
-        if std::fs::write(&tmp, format!("{start} {kind}\n")).is_ok() {
+        if std::fs::write(&tmp, format!("{boot} {start} {kind}\n")).is_ok() {
             let _ = std::fs::rename(&tmp, dir.join(pid.to_string()));
         }
     }
@@ -98,13 +100,15 @@ impl Children {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return killed;
         };
+        let boot = boot_id();
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if let (Ok(pid), Ok(text)) = (name.parse::<u32>(), std::fs::read_to_string(&path)) {
                 let mut fields = text.split_whitespace();
-                let (recorded_start, kind) = (fields.next(), fields.next());
-                if recorded_start.is_some() && start_time(pid).as_deref() == recorded_start {
+                let (recorded_boot, recorded_start, kind) = (fields.next(), fields.next(), fields.next());
+                let same_boot = boot.is_some() && recorded_boot == boot.as_deref();
+                if same_boot && recorded_start.is_some() && start_time(pid).as_deref() == recorded_start {
                     let target = if kind == Some("group") { format!("-{pid}") } else { pid.to_string() };
                     let status = Command::new("kill")
                         .args(["-KILL", "--", &target])
@@ -120,6 +124,14 @@ impl Children {
         }
         killed
     }
+}
+
+/// This boot's id (Linux), which changes on every reboot.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// The start time of `pid` in clock ticks since boot, if it runs (Linux `/proc`).
@@ -145,10 +157,19 @@ mod tests {
         children.record(child.id(), Kind::Process);
         // A record whose start time does not match: the pid was reused by someone else.
         let me = std::process::id();
-        std::fs::write(dir.path().join(PIDS).join(me.to_string()), "1 process\n").expect("write");
-        assert_eq!(children.recorded().len(), 2);
+        let boot = boot_id().expect("boot id");
+        std::fs::write(dir.path().join(PIDS).join(me.to_string()), format!("{boot} 1 process\n")).expect("write");
+        // A record whose start time matches, from another boot: a reused pid after a reboot.
+        let mut other = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let start = start_time(other.id()).expect("start");
+        let record = format!("00000000-0000-0000-0000-000000000000 {start} process\n");
+        std::fs::write(dir.path().join(PIDS).join(other.id().to_string()), record).expect("write");
+        assert_eq!(children.recorded().len(), 3);
         assert_eq!(children.reap_orphans(), vec![child.id()]);
         assert!(!child.wait().expect("wait").success(), "the recorded child was not killed");
         assert!(children.recorded().is_empty(), "records are forgotten after a reap");
+        assert!(other.try_wait().expect("try_wait").is_none(), "a process from a record of another boot was killed");
+        other.kill().expect("kill");
+        let _ = other.wait();
     }
 }

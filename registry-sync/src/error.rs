@@ -80,6 +80,18 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
+    /// The version failed before in this process for a reason of its own (its files, its
+    /// scores, its bake), so it is not downloaded or baked again on every poll. A new
+    /// promotion (the alias names another version) or a restart of `serve` tries again.
+    #[error("version {version} is not tried again until the alias moves or `serve` restarts: it failed with: {reason}")]
+    KnownBad {
+        /// The version.
+        version: String,
+        /// The first failure's `outcome` label, repeated so alerts keep seeing it.
+        outcome: &'static str,
+        /// The first failure, in words.
+        reason: String,
+    },
     /// The state directory could not be written.
     #[error("cannot update the state directory for version {version}: {cause:#}")]
     State {
@@ -103,6 +115,22 @@ impl SyncError {
             Self::Bake { .. } => "bake_failed",
             Self::Deploy { .. } => "deploy_failed",
             Self::State { .. } => "state_failed",
+            Self::KnownBad { outcome, .. } => outcome,
         }
+    }
+
+    /// Whether the failure belongs to the version itself (its files, its scores, its bake, its
+    /// instance never getting healthy), so trying it again without a change cannot help. A
+    /// transport or state-dir failure is the world's, and is tried again on the next poll.
+    pub fn is_the_versions(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidBundle { .. }
+                | Self::Evaluation { .. }
+                | Self::BelowTolerance { .. }
+                | Self::Stamp { .. }
+                | Self::Bake { .. }
+                | Self::KnownBad { .. }
+        )
     }
 }

@@ -27,6 +27,9 @@ pub struct Instance {
     pub model: DeployedModel,
     /// The baked component it runs.
     pub wasm: PathBuf,
+    // The bundle's manifest and the files it lists: all the web demo may serve from
+    // `bundle_dir`, read once at start rather than per request.
+    listed: std::collections::BTreeSet<String>,
     // `kill_on_drop`: dropping the instance stops its process.
     child: tokio::sync::Mutex<Child>,
     pid: Option<u32>,
@@ -96,17 +99,30 @@ impl Instance {
                 forget();
                 return Err(format!("`wasmtime serve` on port {port} exited ({status}): {tail}"));
             }
+            // The port was free when picked, not necessarily when wasmtime bound it: whoever
+            // answers must be this instance, serving this version, before it gets traffic.
             if let Ok(r) = http.get(format!("{url}/health")).timeout(Duration::from_secs(2)).send().await
                 && r.status().is_success()
             {
-                return Ok(Self {
-                    url,
-                    model: model.clone(),
-                    wasm: wasm.to_owned(),
-                    child: tokio::sync::Mutex::new(child),
-                    pid,
-                    children: children.clone(),
-                });
+                match serves_version(http, &url, &model.version).await {
+                    Ok(true) => {
+                        return Ok(Self {
+                            url,
+                            model: model.clone(),
+                            wasm: wasm.to_owned(),
+                            listed: listed_files(&wasm.with_file_name(crate::state::BUNDLE_DIR)),
+                            child: tokio::sync::Mutex::new(child),
+                            pid,
+                            children: children.clone(),
+                        });
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        let _ = child.kill().await;
+                        forget();
+                        return Err(e);
+                    }
+                }
             }
             if Instant::now() > deadline {
                 let _ = child.kill().await;
@@ -124,6 +140,12 @@ impl Instance {
     /// this one so the page runs the model the edge serves.
     pub fn bundle_dir(&self) -> PathBuf {
         self.wasm.with_file_name(crate::state::BUNDLE_DIR)
+    }
+
+    /// Whether `file` is the bundle's manifest or a file it lists: the only names the web demo
+    /// serves from [`Instance::bundle_dir`].
+    pub fn lists(&self, file: &str) -> bool {
+        self.listed.contains(file)
     }
 
     /// Stops the process.
@@ -166,5 +188,57 @@ impl Upstream {
     pub fn swap(&self, next: Arc<Instance>) -> Option<Arc<Instance>> {
         self.metrics.set_model(&next.model);
         self.slot.write().unwrap_or_else(|p| p.into_inner()).replace(next)
+    }
+}
+
+/// The manifest of the bundle in `dir` and the files it lists (empty if it does not parse:
+/// then nothing is served from it).
+fn listed_files(dir: &Path) -> std::collections::BTreeSet<String> {
+    use edge_classifier::api::files;
+    let manifest =
+        std::fs::read(dir.join(files::MANIFEST)).ok().and_then(|b| edge_classifier::bundle::parse_manifest(&b).ok());
+    match manifest {
+        Some(m) => std::iter::once(files::MANIFEST.to_owned()).chain(m.files.into_keys()).collect(),
+        None => Default::default(),
+    }
+}
+
+/// Whether the server at `url` says it serves registry version `version` (`model_version` of
+/// `GET /model`). A different version, or an answer that is not a manifest, is an error:
+/// something other than the instance just started holds the port.
+async fn serves_version(http: &reqwest::Client, url: &str, version: &str) -> Result<bool, String> {
+    let Ok(r) = http.get(format!("{url}/model")).timeout(Duration::from_secs(2)).send().await else {
+        return Ok(false);
+    };
+    let served: Option<String> = match r.json::<serde_json::Value>().await {
+        Ok(m) => m.get("model_version").and_then(|v| v.as_str()).map(str::to_owned),
+        Err(_) => None,
+    };
+    match served.as_deref() {
+        Some(v) if v == version => Ok(true),
+        other => Err(format!(
+            "`{url}` answers, but not as version {version} (`/model` says {}): another process holds the port",
+            other.map_or_else(|| "nothing readable".to_owned(), |v| format!("version {v}"))
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mlflow_client::testing::{Fault, FaultServer};
+
+    use super::serves_version;
+
+    #[tokio::test]
+    async fn a_port_answered_by_another_version_is_refused_and_the_right_one_taken() {
+        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let other = FaultServer::start(None, [Fault::Reply(200, r#"{"model_version":"9"}"#.into())]).expect("server");
+        let err = serves_version(&http, other.url(), "3").await.expect_err("another version holds the port");
+        assert!(err.contains("not as version 3") && err.contains("version 9"), "{err}");
+        let stranger = FaultServer::start(None, [Fault::Reply(200, r#"{"hello":"world"}"#.into())]).expect("server");
+        let err = serves_version(&http, stranger.url(), "3").await.expect_err("not an instance at all");
+        assert!(err.contains("nothing readable"), "{err}");
+        let ours = FaultServer::start(None, [Fault::Reply(200, r#"{"model_version":"3"}"#.into())]).expect("server");
+        assert_eq!(serves_version(&http, ours.url(), "3").await, Ok(true));
     }
 }

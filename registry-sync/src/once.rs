@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use edge_classifier::api::files;
 use model_registry::Registry;
 
 use crate::children::Children;
@@ -22,20 +23,27 @@ pub struct OnceOutput {
 }
 
 /// Steps 1–4 for the version `selector` names. Nothing is written at `out` unless every step
-/// passed, and nothing half-written is ever there.
+/// passed, and nothing half-written is ever there: both outputs are staged whole (and flushed)
+/// beside their targets first, then renamed into place back to back, the component first.
 pub async fn once(cfg: &SyncConfig, selector: &Selector, out: &OnceOutput) -> anyhow::Result<DeployedModel> {
     let reg = Registry::new(cfg.registry.clone())?;
     let mv = resolve(&reg, selector).await?;
     let parent = existing_parent(&out.wasm)?;
     let work = tempfile::Builder::new().prefix(".registry-sync-").tempdir_in(&parent)?;
     let deployed = prepare(&reg, cfg, &mv, work.path(), &Children::none()).await?;
-    if let Some(dir) = &out.bundle {
-        write_bundle_dir(&work.path().join(BUNDLE_DIR), dir)?;
+    let staged_bundle = match &out.bundle {
+        Some(dest) => Some((stage_bundle_dir(&work.path().join(BUNDLE_DIR), dest)?, dest)),
+        None => None,
+    };
+    let wasm = work.path().join(WASM_FILE);
+    std::fs::File::open(&wasm)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot flush `{}`", wasm.display()))?;
+    std::fs::rename(&wasm, &out.wasm).with_context(|| format!("cannot write `{}`", out.wasm.display()))?;
+    launcher::durable::sync_dir(&parent).with_context(|| format!("cannot flush `{}`", parent.display()))?;
+    if let Some((staged, dest)) = staged_bundle {
+        swap_dir(staged, dest)?;
     }
-    let tmp = work.path().join("out.wasm");
-    std::fs::copy(work.path().join(WASM_FILE), &tmp)
-        .with_context(|| format!("cannot copy into `{}`", parent.display()))?;
-    std::fs::rename(&tmp, &out.wasm).with_context(|| format!("cannot write `{}`", out.wasm.display()))?;
     Ok(deployed)
 }
 
@@ -49,25 +57,45 @@ fn existing_parent(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(parent)
 }
 
-/// Copies the bundle's files to `dest` through a sibling temporary directory and renames it
-/// into place, replacing whatever was at `dest`.
-fn write_bundle_dir(bundle: &Path, dest: &Path) -> anyhow::Result<()> {
+/// Copies the bundle's manifest and the files it lists (nothing else: this is what gets
+/// published) into a temporary directory beside `dest`, verifies and flushes it.
+fn stage_bundle_dir(bundle: &Path, dest: &Path) -> anyhow::Result<tempfile::TempDir> {
     let parent = existing_parent(dest)?;
     let tmp = tempfile::Builder::new().prefix(".registry-sync-bundle-").tempdir_in(&parent)?;
-    for entry in std::fs::read_dir(bundle).with_context(|| format!("cannot list `{}`", bundle.display()))? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), tmp.path().join(entry.file_name()))
-                .with_context(|| format!("cannot copy `{}`", entry.path().display()))?;
-        }
+    let verified = edge_classifier::bundle::read_verified_dir(bundle)
+        .with_context(|| format!("the bundle in `{}` does not verify", bundle.display()))?;
+    let manifest = edge_classifier::bundle::parse_manifest(&verified.manifest)?;
+    let names = std::iter::once(files::MANIFEST).chain(manifest.files.keys().map(String::as_str));
+    for name in names {
+        let copied = tmp.path().join(name);
+        std::fs::copy(bundle.join(name), &copied)
+            .and_then(|_| std::fs::File::open(&copied)?.sync_all())
+            .with_context(|| format!("cannot copy `{}`", bundle.join(name).display()))?;
     }
     // What the page will load must pass the same reader as every other consumer.
     edge_classifier::bundle::read_verified_dir(tmp.path())
         .with_context(|| format!("the copied bundle in `{}` does not verify", tmp.path().display()))?;
-    if dest.is_dir() {
-        std::fs::remove_dir_all(dest).with_context(|| format!("cannot replace `{}`", dest.display()))?;
-    }
-    let kept = tmp.keep();
+    launcher::durable::sync_dir(tmp.path())?;
+    Ok(tmp)
+}
+
+/// Puts the staged directory at `dest`: the old one is renamed aside first, the new one
+/// renamed in, then the old one removed, so `dest` is never a half-deleted directory.
+fn swap_dir(staged: tempfile::TempDir, dest: &Path) -> anyhow::Result<()> {
+    let parent = existing_parent(dest)?;
+    let aside = match dest.is_dir() {
+        true => {
+            let aside = tempfile::Builder::new().prefix(".registry-sync-old-").tempdir_in(&parent)?;
+            std::fs::rename(dest, aside.path().join("old"))
+                .with_context(|| format!("cannot move `{}` aside", dest.display()))?;
+            Some(aside)
+        }
+        false => None,
+    };
+    let kept = staged.keep();
     std::fs::rename(&kept, dest).with_context(|| format!("cannot write `{}`", dest.display()))?;
+    launcher::durable::sync_dir(&parent).with_context(|| format!("cannot flush `{}`", parent.display()))?;
+    // Dropping `aside` removes the old directory.
+    drop(aside);
     Ok(())
 }

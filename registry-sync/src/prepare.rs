@@ -79,6 +79,7 @@ pub async fn prepare(
         run_id: mv.run_id.clone().unwrap_or_else(|| "unknown".into()),
         data_snapshot: manifest.data_snapshot.clone(),
         labels: manifest.labels.clone(),
+        wasm_sha256: Some(baked.sha256),
     };
     deployed.write_into(work).map_err(|cause| SyncError::State { version, cause })?;
     Ok(deployed)

@@ -62,7 +62,14 @@ pub struct Running {
     pub app: Arc<AppState>,
     triggers: mpsc::Sender<Trigger>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Tells the gateway to stop accepting and finish what it answers (graceful shutdown).
+    drain: Arc<tokio::sync::Notify>,
 }
+
+/// How long a shutdown lets the gateway finish the requests it is answering: longer than any
+/// one request can take ([`crate::gateway::LONGEST_REQUEST`]), so a request in flight is
+/// never cut.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(crate::gateway::LONGEST_REQUEST.as_secs() + 15);
 
 impl Running {
     /// Wakes the worker as a poll tick would (a sync already pending absorbs it).
@@ -78,15 +85,50 @@ impl Running {
         Ok(())
     }
 
-    /// Stops the worker and the gateway, then the serving instance (and any bake it runs is
-    /// left to finish into its staging dir, which the next start removes).
-    pub async fn stop(self) {
-        for t in &self.tasks {
-            t.abort();
+    /// Shuts down now, as [`Running::run_until`] does on its signal.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.tasks.pop() {
+            self.shutdown(server).await;
+        }
+    }
+
+    /// Serves until `signal` completes (or the gateway fails), then shuts down in order: no new
+    /// sync starts and the one running is abandoned; the gateway stops accepting, closes idle
+    /// connections and finishes the requests it is answering (at most [`DRAIN`]); the serving
+    /// instance stops; and every process registry-sync started that still runs (a bake's
+    /// `wasmtime wizer` group, an instance) is killed and reaped. The abandoned sync's staging
+    /// dir is removed on the next start; `current` is untouched.
+    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let Some(mut server) = self.tasks.pop() else { return Ok(()) };
+        tokio::select! {
+            ended = &mut server => return ended.context("the gateway task failed"),
+            () = signal => {}
+        }
+        info!(target: events::SERVE, "shutting down: draining the gateway, then stopping every child process");
+        self.shutdown(server).await;
+        Ok(())
+    }
+
+    /// The shutdown of [`Running::run_until`]; `server` is the gateway's task.
+    async fn shutdown(&mut self, mut server: tokio::task::JoinHandle<()>) {
+        for worker in &self.tasks {
+            worker.abort();
+        }
+        // Until each task is gone, it may still hold the syncer and with it the state dir's lock.
+        for worker in self.tasks.drain(..) {
+            let _ = worker.await;
+        }
+        self.drain.notify_one();
+        if tokio::time::timeout(DRAIN, &mut server).await.is_err() {
+            warn!(target: events::SERVE, seconds = DRAIN.as_secs(), "requests still open after the drain; closing them");
+            server.abort();
+            let _ = server.await;
         }
         if let Some(instance) = self.app.upstream().current() {
             instance.stop().await;
         }
+        let reaped = self.syncer.children().reap_orphans();
+        info!(target: events::SERVE, ?reaped, "stopped");
     }
 }
 
@@ -101,6 +143,9 @@ impl Drop for Running {
 /// Starts `serve`: opens the state dir, serves `current`, registers the webhook if asked,
 /// binds the gateway and starts the worker (its first poll is immediate).
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
+    if let Some(secret) = &cfg.webhook_secret {
+        crate::webhook::check_secret(secret)?;
+    }
     let state = StateDir::open(&cfg.state_dir)?;
     // Before anything new starts: what a `kill -9` of an earlier run left running.
     let orphans = Children::in_state_dir(state.root())
@@ -145,15 +190,18 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let router = gateway::app(app.clone());
     let worker = tokio::spawn(worker::run(syncer.clone(), rx, cfg.poll_interval));
+    let drain = Arc::new(tokio::sync::Notify::new());
+    let drained = drain.clone();
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let serving = axum::serve(listener, router).with_graceful_shutdown(async move { drained.notified().await });
+        if let Err(e) = serving.await {
             warn!(target: events::SERVE, error = %e, "the gateway stopped");
         }
     });
     info!(target: events::SERVE, url = %format!("http://{addr}/"), alias = %cfg.alias, model = %cfg.sync.registry.model, "gateway listening");
     // The gateway last: `wait` waits on it.
     tasks.extend([worker, server]);
-    Ok(Running { addr, syncer, app, triggers: tx, tasks })
+    Ok(Running { addr, syncer, app, triggers: tx, tasks, drain })
 }
 
 /// Registers the webhook, retrying with backoff (1 s doubling to 30 s) until MLflow takes it;

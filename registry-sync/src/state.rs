@@ -6,6 +6,14 @@
 //! A model dir holds the verified, stamped bundle ([`BUNDLE_DIR`]), the component baked from
 //! it ([`WASM_FILE`]) and, written last, what was deployed ([`DEPLOYED_FILE`], a
 //! [`DeployedModel`]): its presence marks the dir complete.
+//!
+//! Durable as well as atomic: a model dir's files and folders are flushed to disk before it is
+//! renamed into place, and each rename (the model dir, `current`) is flushed with its parent,
+//! so after a power cut a sync that reported success is still there, whole.
+//!
+//! One process per state dir: [`StateDir::open`] takes an exclusive lock on `lock` for the
+//! life of the [`StateDir`] (the kernel drops it when the process dies, even by `kill -9`), and
+//! a second `serve` on the same dir is refused, naming the holder, before it touches anything.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +40,10 @@ pub struct DeployedModel {
     pub data_snapshot: String,
     /// The model's labels, in output order (the bounded label set of the predictions metric).
     pub labels: Vec<String>,
+    /// sha256 of the baked component, checked before a kept model dir is deployed again (absent
+    /// in dirs built before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_sha256: Option<String>,
 }
 
 impl DeployedModel {
@@ -39,7 +51,7 @@ impl DeployedModel {
     pub fn write_into(&self, dir: &Path) -> anyhow::Result<()> {
         let path = dir.join(DEPLOYED_FILE);
         let json = serde_json::to_vec_pretty(self)?;
-        std::fs::write(&path, json).with_context(|| format!("cannot write `{}`", path.display()))
+        launcher::durable::write(&path, &json, 0o644).with_context(|| format!("cannot write `{}`", path.display()))
     }
 }
 
@@ -47,17 +59,21 @@ impl DeployedModel {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// Held (locked) while this value or a clone lives.
+    _lock: std::sync::Arc<std::fs::File>,
 }
 
 const MODELS: &str = "models";
+const LOCK: &str = "lock";
 const CURRENT: &str = "current";
 const TMP_PREFIX: &str = ".tmp-";
 
 impl StateDir {
-    /// Opens (creates) `root` and removes what an interrupted sync left half-built.
+    /// Opens (creates) `root`, locks it, and removes what an interrupted sync left half-built.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         let models = root.join(MODELS);
         std::fs::create_dir_all(&models).with_context(|| format!("cannot create state dir `{}`", models.display()))?;
+        let lock = lock(root)?;
         for entry in std::fs::read_dir(&models).with_context(|| format!("cannot list `{}`", models.display()))? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
@@ -71,7 +87,7 @@ impl StateDir {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(Self { root: root.to_owned() })
+        Ok(Self { root: root.to_owned(), _lock: std::sync::Arc::new(lock) })
     }
 
     /// Its path.
@@ -101,9 +117,12 @@ impl StateDir {
         if dest.exists() {
             std::fs::remove_dir_all(&dest).with_context(|| format!("cannot replace `{}`", dest.display()))?;
         }
+        sync_tree(staging.path()).with_context(|| format!("cannot flush `{}` to disk", staging.path().display()))?;
         let staged = staging.keep();
         std::fs::rename(&staged, &dest)
             .with_context(|| format!("cannot rename `{}` to `{}`", staged.display(), dest.display()))?;
+        launcher::durable::sync_dir(&self.root.join(MODELS))
+            .with_context(|| format!("cannot flush `{}` to disk", self.root.join(MODELS).display()))?;
         Ok(dest)
     }
 
@@ -115,7 +134,30 @@ impl StateDir {
         std::os::unix::fs::symlink(Path::new(MODELS).join(version), &tmp)
             .with_context(|| format!("cannot create symlink `{}`", tmp.display()))?;
         std::fs::rename(&tmp, self.root.join(CURRENT))
-            .with_context(|| format!("cannot swap `{}`", self.root.join(CURRENT).display()))
+            .with_context(|| format!("cannot swap `{}`", self.root.join(CURRENT).display()))?;
+        launcher::durable::sync_dir(&self.root)
+            .with_context(|| format!("cannot flush `{}` to disk", self.root.display()))
+    }
+
+    /// Checks a kept model dir before it is deployed again: its bundle passes the core's
+    /// bundle reader (every listed file's size and sha256), and its component is the one baked
+    /// from it (the sha256 `deployed.json` recorded, when it recorded one).
+    pub fn verify_model(&self, dir: &Path) -> anyhow::Result<()> {
+        edge_classifier::bundle::read_verified_dir(&dir.join(BUNDLE_DIR))
+            .with_context(|| format!("the bundle in `{}` does not verify", dir.display()))?;
+        let deployed =
+            read_deployed(dir).with_context(|| format!("`{}` has no readable `{DEPLOYED_FILE}`", dir.display()))?;
+        if let Some(expected) = &deployed.wasm_sha256 {
+            let wasm = dir.join(WASM_FILE);
+            let bytes = std::fs::read(&wasm).with_context(|| format!("cannot read `{}`", wasm.display()))?;
+            let actual = edge_classifier::bundle::sha256_hex(&bytes);
+            anyhow::ensure!(
+                &actual == expected,
+                "`{}` has sha256 {actual}, not the {expected} it was baked with",
+                wasm.display()
+            );
+        }
+        Ok(())
     }
 
     /// The model `current` points at, if it is complete.
@@ -125,6 +167,53 @@ impl StateDir {
         let deployed = read_deployed(&dir)?;
         Some((dir, deployed))
     }
+}
+
+/// Takes the state dir's lock, recording who holds it; refuses, naming the holder, if another
+/// process has it.
+fn lock(root: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::Write;
+    let path = root.join(LOCK);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open `{}`", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { "another process".to_owned() } else { holder.to_owned() };
+            anyhow::bail!(
+                "state dir `{}` is in use by {holder}: stop that registry-sync first, or give this one another `--state-dir`",
+                root.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
+        }
+    }
+    // Who holds it, for the next one to be refused.
+    file.set_len(0)?;
+    write!(file, "registry-sync pid {} (since unix time {})", std::process::id(), crate::webhook::unix_now())?;
+    file.flush()?;
+    Ok(file)
+}
+
+/// Flushes every file and folder under `dir`, and `dir` itself, to disk.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    launcher::durable::sync_dir(dir)
 }
 
 /// The model of a complete model dir (its component and its `deployed.json`), if it is one.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use mlflow_client::types::ModelVersion;
 use model_registry::Registry;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
@@ -21,8 +22,9 @@ use crate::metrics::Metrics;
 use crate::prepare;
 use crate::state::{DeployedModel, StateDir, WASM_FILE};
 
-/// How long the old instance may take to finish its in-flight requests after a swap.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the old instance may take to finish its in-flight requests after a swap: longer
+/// than any one request can hold it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(crate::gateway::LONGEST_REQUEST.as_secs() + 5);
 
 /// What a sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,9 @@ pub struct Syncer {
     // The version every deployer has taken (what `current` points at): a sync whose alias
     // names it has nothing to do. A failed deployer leaves it, so the next poll retries.
     deployed: std::sync::Mutex<Option<String>>,
+    // The last version that failed for a reason of its own: version, outcome label, reason.
+    // Not tried again while the alias names it (the next promotion or a restart clears it).
+    bad: std::sync::Mutex<Option<(String, &'static str, String)>>,
     one_at_a_time: Mutex<()>,
 }
 
@@ -94,6 +99,7 @@ impl Syncer {
             http,
             metrics,
             deployed: std::sync::Mutex::new(None),
+            bad: std::sync::Mutex::new(None),
             one_at_a_time: Mutex::new(()),
         })
     }
@@ -167,13 +173,45 @@ impl Syncer {
         if self.deployed_version().as_deref() == Some(version.as_str()) {
             return Ok(SyncOutcome::Unchanged { version });
         }
-        let (dir, model, reused) = match self.state.model(&version) {
-            // Built and checked before (a rollback, or a crash after the build): the dir is
-            // complete, since it only gets its name by a rename after the bake.
+        if let Some(known) = self.known_bad(&version) {
+            return Err(known);
+        }
+        let result = self.build_and_deploy(&mv).await;
+        if let Err(e) = &result
+            && e.is_the_versions()
+        {
+            *self.bad.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, e.outcome(), e.to_string()));
+        }
+        result
+    }
+
+    /// The failure remembered for `version`, if it failed before for a reason of its own.
+    fn known_bad(&self, version: &str) -> Option<SyncError> {
+        let bad = self.bad.lock().unwrap_or_else(|p| p.into_inner());
+        let (v, outcome, reason) = bad.as_ref().filter(|(v, ..)| v == version)?;
+        Some(SyncError::KnownBad { version: v.clone(), outcome, reason: reason.clone() })
+    }
+
+    async fn build_and_deploy(&self, mv: &ModelVersion) -> Result<SyncOutcome, SyncError> {
+        let version = mv.version.clone();
+        // A dir built before (a rollback, or a crash after the build) is complete, since it only
+        // gets its name by a rename after the bake; it is checked again all the same (a disk
+        // can rot, a hand can edit), and rebuilt if it fails.
+        let kept = match self.state.model(&version) {
+            Some((dir, model)) => match self.state.verify_model(&dir) {
+                Ok(()) => Some((dir, model)),
+                Err(cause) => {
+                    warn!(target: events::SYNC, version, error = %format!("{cause:#}"), "a kept model dir fails its check; building it again");
+                    None
+                }
+            },
+            None => None,
+        };
+        let (dir, model, reused) = match kept {
             Some((dir, model)) => (dir, model, true),
             None => {
                 let staging = self.state.staging(&version).map_err(|cause| state_err(&version, cause))?;
-                let model = prepare::prepare(&self.reg, &self.cfg, &mv, staging.path(), &self.children).await?;
+                let model = prepare::prepare(&self.reg, &self.cfg, mv, staging.path(), &self.children).await?;
                 let dir = self.state.commit(staging, &version).map_err(|cause| state_err(&version, cause))?;
                 (dir, model, false)
             }

@@ -14,6 +14,21 @@ use mlflow_client::webhooks::{headers, signature_matches};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A delivery signed longer ago (or further ahead) than this is refused as stale.
 pub const MAX_AGE_SECS: i64 = 5 * 60;
+
+/// The shortest webhook secret `serve` accepts: 32 bytes, HMAC-SHA256's own output size, so
+/// the secret is not the weak part of the signature.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses a webhook secret shorter than [`MIN_SECRET_BYTES`], saying how to make one.
+pub fn check_secret(secret: &mlflow_client::Secret) -> anyhow::Result<()> {
+    let len = secret.expose().len();
+    match len >= MIN_SECRET_BYTES {
+        true => Ok(()),
+        false => anyhow::bail!(
+            "the webhook secret is {len} bytes; at least {MIN_SECRET_BYTES} are needed (for example `openssl rand -base64 32`)"
+        ),
+    }
+}
 /// Delivery ids remembered for replay detection (the oldest are forgotten first). MLflow
 /// retries within seconds, and a replay after the timestamp window is refused as stale anyway.
 const REMEMBERED_IDS: usize = 4096;

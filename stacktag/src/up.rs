@@ -390,25 +390,11 @@ fn land(batches: &Path, inbox: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The webhook's signing secret, made once per state dir (owner-only) and reused.
+/// The webhook's signing secret, made once per state dir (owner-only, written whole or not at
+/// all) and reused.
 fn webhook_secret(path: &Path) -> anyhow::Result<Secret> {
-    if let Ok(s) = std::fs::read_to_string(path)
-        && !s.trim().is_empty()
-    {
-        return Ok(Secret::new(s.trim()));
-    }
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    let secret = base64::engine::general_purpose::STANDARD.encode(bytes);
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    std::io::Write::write_all(&mut f, secret.as_bytes())?;
+    let secret = launcher::durable::kept_secret(path, |bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
+        .with_context(|| format!("cannot keep the webhook secret in `{}`", path.display()))?;
     Ok(Secret::new(secret))
 }
 

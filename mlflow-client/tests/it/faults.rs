@@ -111,3 +111,19 @@ async fn a_listing_that_names_a_path_outside_the_download_is_refused() {
     }
     assert!(!dir.path().join("x").exists() && !dest.exists(), "nothing was written");
 }
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_is_refused_once_without_reading_it_all() {
+    let big = format!(r#"{{"registered_model": {{"name": "m", "description": "{}"}}}}"#, "x".repeat(4096));
+    let faults = FaultServer::start(None, [Fault::Reply(200, big.clone()), Fault::Reply(200, big)]).expect("server");
+    let cfg = ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry()).with_max_response_bytes(1024);
+    let c = Client::new(cfg).expect("client");
+    let err = c.get_registered_model("m").await.expect_err("4 KB over a 1 KB limit");
+    assert!(matches!(err, Error::TooLarge { limit: 1024, .. }), "{err}");
+    assert!(err.to_string().contains("more than 1024 bytes"), "{err}");
+    assert_eq!(faults.seen().len(), 1, "a body over the limit is not retried");
+    // The same answer under a limit it fits reads normally.
+    let cfg = ClientConfig::new(faults.url()).expect("url").with_max_response_bytes(64 * 1024);
+    let m = Client::new(cfg).expect("client").get_registered_model("m").await.expect("fits");
+    assert_eq!(m.name, "m");
+}

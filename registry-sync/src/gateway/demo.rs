@@ -35,7 +35,8 @@ pub(super) async fn site(State(state): State<Arc<AppState>>, mut req: Request) -
 }
 
 /// `/demo/bundle/FILE`: the serving model's bundle file (the page checks every file against
-/// the manifest's sha256 before use).
+/// the manifest's sha256 before use): the manifest, or a file it lists. Anything else in the
+/// directory is not served, whatever its name.
 pub(super) async fn bundle_file(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(file): axum::extract::Path<String>,
@@ -47,6 +48,9 @@ pub(super) async fn bundle_file(
     let Some(instance) = state.upstream.current() else {
         return no_model();
     };
+    if !instance.lists(&file) {
+        return api_error(ErrorCode::NotFound, format!("`{file}` is not a file of the serving model's bundle"));
+    }
     let mut response = match ServeFile::new(instance.bundle_dir().join(&file)).oneshot(req).await {
         Ok(r) => r.into_response(),
         Err(never) => match never {},

@@ -33,6 +33,11 @@ pub const VERSION_HEADER: &str = "x-stacktag-model-version";
 pub const RUN_ID_HEADER: &str = "x-stacktag-run-id";
 /// Per-request timeout towards the instance.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest one request can hold an instance: an attempt and the proxy's one retry, each
+/// up to [`UPSTREAM_TIMEOUT`]. Every drain waits longer than this, so it never cuts a request
+/// it was meant to let finish.
+pub const LONGEST_REQUEST: Duration = Duration::from_secs(2 * UPSTREAM_TIMEOUT.as_secs());
 /// The `route` label of a request no route matched.
 const UNMATCHED: &str = "other";
 
@@ -105,7 +110,28 @@ pub fn app(state: Arc<AppState>) -> Router {
             .route("/demo/bundle/{file}", observed("demo", get(demo::bundle_file)))
             .route("/demo/{*path}", observed("demo", get(demo::site)));
     }
-    router.fallback(observed(UNMATCHED, any(ops::not_found))).with_state(state)
+    router
+        .fallback(observed(UNMATCHED, any(ops::not_found)))
+        .layer(middleware::map_response(hardened))
+        .with_state(state)
+}
+
+/// What every answer may run, whatever route or instance made it: its own origin's scripts and
+/// WebAssembly (the web demo compiles its module), styles, workers and fetches; no plugins, no
+/// inline code, no framing, no forms. A file that slipped into a bundle (`x.html`, a scripted
+/// `.svg`) can then run nothing. The web demo's page carries the same policy in a `<meta>` for
+/// hosts that cannot set headers (GitHub Pages).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Adds `X-Content-Type-Options: nosniff` (a browser never reads a file as another type than
+/// the one it is sent as) and [`CONTENT_SECURITY_POLICY`] to every answer.
+async fn hardened(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(axum::http::header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    response
 }
 
 /// A route's label and the state whose metrics it feeds.

@@ -71,6 +71,19 @@ fn alive(pid: u32) -> bool {
     start_time(pid).is_some()
 }
 
+/// Waits (bounded) until a bake of `version` runs: its `wasmtime wizer` group is recorded
+/// beside the `known` instances, and alive. Returns its pid.
+async fn wait_for_bake(serve: &Serve, children: &Children, known: &[u32], version: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(pid) = children.recorded().into_iter().find(|p| !known.contains(p) && alive(*p)) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "never started baking version {version}:\n{}", serve.log());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn tmp_leftovers(state_dir: &Path) -> Vec<String> {
     std::fs::read_dir(state_dir.join("models"))
         .expect("models")
@@ -101,14 +114,11 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     // Move the alias and kill the process while it bakes v2.
     set_champion(&reg, &v2.version).await;
     // The `evaluate` step's event: the bake starts right after it.
-    let baking = format!("evaluated version=\"{}\"", v2.version);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !first.log().contains(&baking) {
-        assert!(Instant::now() < deadline, "never started baking version {}:\n{}", v2.version, first.log());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let bake = wait_for_bake(&first, &children, &v1_instances, &v2.version).await;
     first.kill9();
     let orphans = children.recorded();
+    assert!(orphans.contains(&bake), "the bake's record is gone: {orphans:?}");
+    assert!(alive(bake), "the bake was not running when registry-sync was killed");
     assert!(orphans.contains(&v1_instances[0]), "{orphans:?}");
     assert!(alive(v1_instances[0]), "a SIGKILLed registry-sync cannot stop its `wasmtime serve`");
     // What a kill leaves: `current` on v1, complete; v2 never got a model dir.
@@ -141,4 +151,97 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     set_champion(&reg, &v2.version).await;
     wait_for_version(&http, &base, &v2.version).await;
     assert_eq!(std::fs::read_link(state_dir.join("current")).expect("current"), Path::new("models").join(&v2.version));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_baking_stops_the_bake_and_the_instance_and_exits_cleanly() {
+    ensure_component();
+    mlflow().await;
+    let (model, reg, versions) = tiny_model("sync-term", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
+    let dir = tempfile::tempdir().expect("dir");
+    let state_dir = dir.path().join("state");
+    let http = http();
+    let port = free_port().expect("port");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = Serve::start(&model, &state_dir, port);
+    wait_for_version(&http, &base, &v1.version).await;
+    let children = Children::in_state_dir(&state_dir).expect("children");
+    let instances = children.recorded();
+    assert_eq!(instances.len(), 1, "{instances:?}");
+
+    set_champion(&reg, &v2.version).await;
+    let bake = wait_for_bake(&serve, &children, &instances, &v2.version).await;
+    assert!(alive(bake));
+    let status = Command::new("kill").args(["-TERM", &serve.child.id().to_string()]).status().expect("kill -TERM");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let exit = loop {
+        if let Some(exit) = serve.child.try_wait().expect("try_wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "registry-sync did not exit after SIGTERM:\n{}", serve.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit {exit:?} after SIGTERM:\n{}", serve.log());
+    assert!(!alive(bake), "the bake {bake} outlived registry-sync:\n{}", serve.log());
+    assert!(!alive(instances[0]), "the instance {} outlived registry-sync", instances[0]);
+    assert!(children.recorded().is_empty(), "records left: {:?}", children.recorded());
+    assert!(serve.log().contains("shutting down"), "{}", serve.log());
+    // `current` still names the last good model; the abandoned bake never got v2's name.
+    assert_eq!(std::fs::read_link(state_dir.join("current")).expect("current"), Path::new("models").join(&v1.version));
+    assert!(!state_dir.join("models").join(&v2.version).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_each_step_of_a_sync_then_a_restart_converges_on_the_champion() {
+    ensure_component();
+    mlflow().await;
+    let (model, reg, versions) = tiny_model("sync-steps", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
+    let http = http();
+    // Each step's event (prepare.rs, sync.rs): the kill lands right after it, before the next.
+    for step in ["download", "evaluate", "bake", "instance"] {
+        set_champion(&reg, &v1.version).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let state_dir = dir.path().join("state");
+        let port = free_port().expect("port");
+        let base = format!("http://127.0.0.1:{port}");
+        let mut first = Serve::start(&model, &state_dir, port);
+        wait_for_version(&http, &base, &v1.version).await;
+
+        set_champion(&reg, &v2.version).await;
+        let event = format!("step=\"{step}\"");
+        let of_v2 = [format!("version={} ", v2.version), format!("version=\"{}\"", v2.version)];
+        let seen =
+            |log: String| log.lines().any(|l| l.contains(&event) && of_v2.iter().any(|v| l.contains(v.as_str())));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !seen(first.log()) {
+            assert!(
+                Instant::now() < deadline,
+                "step {step} of version {} never happened:\n{}",
+                v2.version,
+                first.log()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        first.kill9();
+        let children = Children::in_state_dir(&state_dir).expect("children");
+        let orphans = children.recorded();
+
+        let port = free_port().expect("port");
+        let base = format!("http://127.0.0.1:{port}");
+        let second = Serve::start(&model, &state_dir, port);
+        wait_for_version(&http, &base, &v2.version).await;
+        for pid in &orphans {
+            assert!(!alive(*pid), "after a kill at `{step}`, orphan {pid} still runs:\n{}", second.log());
+        }
+        assert!(tmp_leftovers(&state_dir).is_empty(), "after a kill at `{step}`: {:?}", tmp_leftovers(&state_dir));
+        assert_eq!(
+            std::fs::read_link(state_dir.join("current")).expect("current"),
+            Path::new("models").join(&v2.version),
+            "after a kill at `{step}`"
+        );
+        drop(second);
+    }
 }

@@ -42,7 +42,7 @@ async fn once_and_polling_follow_champion_on_unity_catalog() {
 
     let other = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&reg, other.path());
-    cfg.webhook_secret = Some(mlflow_client::Secret::new("whsec-test"));
+    cfg.webhook_secret = Some(mlflow_client::Secret::new("whsec-test-0123456789abcdef0123456789abcdef"));
     cfg.register_webhook =
         Some(WebhookRegistration { name: "stacktag".into(), url: "http://127.0.0.1:9/webhooks/mlflow".into() });
     let err = serve(cfg).await.expect_err("no webhooks on Databricks");

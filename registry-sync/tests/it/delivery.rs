@@ -20,7 +20,7 @@ async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
     let port = free_port().expect("port");
     let hook =
         WebhookRegistration { name: unique_name("hook"), url: format!("http://127.0.0.1:{port}/webhooks/mlflow") };
-    let secret = Secret::new(unique_name("secret"));
+    let secret = Secret::new(unique_name("secret-0123456789abcdef0123456789"));
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&reg, state_dir.path());
     cfg.listen = format!("127.0.0.1:{port}").parse().expect("addr");

@@ -102,6 +102,14 @@ async fn refused(prefix: &str, damage: impl AsyncFnOnce(&Registry, &str)) -> (Sy
     assert!(!state_dir.path().join("models").join(&v2.version).exists(), "a refused version must leave no model dir");
     let text = metrics_text(&http, &base).await;
     assert!(text.contains(&format!(r#"stacktag_sync_total{{outcome="{}"}} 1"#, err.outcome())), "{text}");
+    // The next poll does not download and check it all again: the version is known bad until
+    // the alias moves, and the failure is still counted under its own outcome.
+    let again = running.syncer.sync().await.expect_err("still refused");
+    assert!(matches!(again, SyncError::KnownBad { .. }), "{again}");
+    assert_eq!(again.outcome(), err.outcome());
+    assert!(!state_dir.path().join("models").join(&v2.version).exists());
+    let text = metrics_text(&http, &base).await;
+    assert!(text.contains(&format!(r#"stacktag_sync_total{{outcome="{}"}} 2"#, err.outcome())), "{text}");
     (err, text)
 }
 
@@ -176,5 +184,127 @@ async fn mlflow_down_at_start_up_with_a_webhook_to_register_still_serves_current
     assert!(text.contains("\nstacktag_webhook_registered 1"), "{text}");
     let hooks = direct.client().list_webhooks().await.expect("list");
     assert_eq!(hooks.iter().filter(|w| w.name == hook_name).count(), 1, "{hooks:?}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_the_manifest_does_not_list_are_never_downloaded_or_served_and_answers_are_hardened() {
+    ensure_component();
+    let (_, reg, versions) = tiny_model("sync-stray", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
+    // Someone with write access to v2's artifacts adds a page and a scripted image beside the
+    // bundle's files; the manifest (and so every listed file) is untouched.
+    let page = b"<script>fetch('/metrics').then(r => r.text()).then(alert)</script>".to_vec();
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#.to_vec();
+    reg.client().upload_artifact(&v2.source, "x.html", page).await.expect("stray page");
+    reg.client().upload_artifact(&v2.source, "logo.svg", svg).await.expect("stray svg");
+
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let site = tempfile::tempdir().expect("site");
+    std::fs::write(site.path().join("index.html"), "<!doctype html><title>demo</title>").expect("index");
+    let mut cfg = serve_config(&reg, state_dir.path());
+    cfg.poll_interval = Duration::from_secs(3600);
+    cfg.web_demo = Some(site.path().to_owned());
+    let running = serve(cfg).await.expect("serve starts");
+    let base = format!("http://{}", running.addr);
+    let http = http();
+    wait_for_version(&http, &base, &v1.version).await;
+    set_champion(&reg, &v2.version).await;
+    running.syncer.sync().await.expect("v2 is a valid model");
+    wait_for_version(&http, &base, &v2.version).await;
+
+    let model_dir = state_dir.path().join("models").join(&v2.version);
+    let mut kept: Vec<String> = walk_names(&model_dir);
+    kept.sort();
+    assert!(!kept.iter().any(|n| n.ends_with("x.html") || n.ends_with("logo.svg")), "stray files were kept: {kept:?}");
+    for stray in ["x.html", "logo.svg"] {
+        let r = http.get(format!("{base}/demo/bundle/{stray}")).send().await.expect("GET");
+        assert_eq!(r.status(), 404, "{stray} must not be served");
+    }
+    let manifest = http.get(format!("{base}/demo/bundle/manifest.json")).send().await.expect("manifest");
+    assert_eq!(manifest.status(), 200);
+    // Every answer, from the gateway or proxied from the instance, is hardened.
+    for path in ["/demo/bundle/manifest.json", "/demo/", "/model", "/metrics", "/no-such-route"] {
+        let r = http.get(format!("{base}{path}")).send().await.expect("GET");
+        let h = r.headers();
+        assert_eq!(h.get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"), "{path}");
+        let csp = h.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert_eq!(csp, registry_sync::gateway::CONTENT_SECURITY_POLICY, "{path}");
+        assert!(csp.contains("default-src 'self'") && csp.contains("object-src 'none'"), "{path}: {csp}");
+    }
+    running.stop().await;
+}
+
+/// Every file's path under `dir`, relative to it.
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_names(&path).into_iter().map(|n| format!("{}/{n}", entry.file_name().to_string_lossy())));
+        } else {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_web_demo_page_carries_the_gateway_s_content_security_policy() {
+    let page = std::fs::read_to_string(root().join("web-demo/index.html")).expect("index.html");
+    let meta = page
+        .split("<meta http-equiv=\"Content-Security-Policy\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page declares a Content-Security-Policy");
+    // `frame-ancestors` is ignored in a `<meta>`, so the page leaves it out; the rest is equal.
+    let gateway = registry_sync::gateway::CONTENT_SECURITY_POLICY.replace("; frame-ancestors 'none'", "");
+    assert_eq!(meta, gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_secret_shorter_than_32_bytes_is_refused_before_anything_starts() {
+    let client = ClientConfig::new("http://127.0.0.1:9").expect("url");
+    let reg = Registry::new(RegistryConfig { client, experiment: unique_name("exp"), model: "stacktag".into() })
+        .expect("reg");
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let mut cfg = serve_config(&reg, state_dir.path());
+    cfg.webhook_secret = Some(mlflow_client::Secret::new("s3cr3t-but-31-bytes-0123456789a"));
+    let err = serve(cfg.clone()).await.expect_err("a 31-byte secret");
+    assert!(format!("{err:#}").contains("is 31 bytes; at least 32 are needed"), "{err:#}");
+    assert!(!format!("{err:#}").contains("s3cr3t"), "the secret is never printed: {err:#}");
+    assert_eq!(std::fs::read_dir(state_dir.path()).expect("list").count(), 0, "nothing was written");
+    cfg.webhook_secret = Some(mlflow_client::Secret::new("s3cr3t-and-32-bytes-0123456789ab"));
+    serve(cfg).await.expect("32 bytes are enough").stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_same_state_dir_is_refused_naming_the_first_and_touches_nothing() {
+    ensure_component();
+    let (_, reg, versions) = tiny_model("sync-lock", 1, 1).await;
+    let v1 = &versions[0];
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let first = serve(serve_config(&reg, state_dir.path())).await.expect("the first serve starts");
+    let base = format!("http://{}", first.addr);
+    let http = http();
+    wait_for_version(&http, &base, &v1.version).await;
+    let instances = first.syncer.children().recorded();
+    assert_eq!(instances.len(), 1, "{instances:?}");
+
+    let err = serve(serve_config(&reg, state_dir.path())).await.expect_err("a second serve on the same dir");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("is in use by registry-sync pid") && text.contains(&std::process::id().to_string()),
+        "{text}"
+    );
+    // The first one's instance was not reaped by the second, and it still answers.
+    assert_eq!(first.syncer.children().recorded(), instances);
+    assert!(registry_sync::children::start_time(instances[0]).is_some(), "the first serve's instance was killed");
+    assert_eq!(classify_ok(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+
+    // Once the first is gone, the dir is free.
+    first.stop().await;
+    let running = serve(serve_config(&reg, state_dir.path())).await.expect("the lock is released with its holder");
+    wait_for_version(&http, &format!("http://{}", running.addr), &v1.version).await;
     running.stop().await;
 }

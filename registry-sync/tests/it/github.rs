@@ -105,6 +105,7 @@ async fn an_unreachable_github_is_a_deploy_error_naming_the_url_and_not_the_toke
         run_id: "r".into(),
         data_snapshot: "d".into(),
         labels: vec![],
+        wasm_sha256: None,
     };
     let err = registry_sync::github::dispatch(&http, &cfg, &model, "00").await.expect_err("nothing listens on port 9");
     let message = err.to_string();

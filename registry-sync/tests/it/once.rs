@@ -63,3 +63,59 @@ async fn once_with_an_unknown_version_names_it_and_writes_nothing() {
     assert!(text.contains('7') && text.contains(&model), "the error names neither the version nor the model: {text}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "something was written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_refused_after_the_download_leaves_nothing_beside_its_outputs() {
+    // Refused late: the version resolves, its files download into a work dir beside the
+    // outputs, and only then does the bundle reader find the tokenizer cut short.
+    let (_, reg, versions) = tiny_model("once-late", 1, 1).await;
+    let tokenizer = std::fs::read(tiny_bundle().join("tokenizer.json")).expect("tokenizer");
+    let short = tokenizer[..tokenizer.len() / 2].to_vec();
+    reg.client().upload_artifact(&versions[0].source, "tokenizer.json", short).await.expect("cut short");
+    let dir = tempfile::tempdir().expect("out dir");
+    let out = OnceOutput { wasm: dir.path().join("edge.wasm"), bundle: Some(dir.path().join("bundle")) };
+    let err = once(&sync_config(&reg), &Selector::Alias("champion".into()), &out).await.expect_err("cut short");
+    let text = format!("{err:#}");
+    assert!(text.contains("tokenizer.json"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "a refused version left {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_works_against_mlflow_with_basic_auth_and_a_wrong_password_is_named_not_printed() {
+    ensure_component();
+    const PASSWORD: &str = "admin-pw-NEVER-PRINT-7301";
+    let server = tokio::task::spawn_blocking(|| mlflow_client::testing::MlflowServer::start_with_basic_auth(PASSWORD))
+        .await
+        .expect("join")
+        .expect("a basic-auth MLflow server starts");
+    let with = |password: &str| {
+        let auth =
+            mlflow_client::Auth::Basic { username: "admin".into(), password: mlflow_client::Secret::new(password) };
+        let client = mlflow_client::ClientConfig::new(server.url()).expect("url").with_auth(auth);
+        model_registry::Registry::new(model_registry::RegistryConfig {
+            client,
+            experiment: unique_name("once-auth-exp"),
+            model: unique_name("once-auth"),
+        })
+        .expect("registry")
+    };
+    let reg = with(PASSWORD);
+    let v1 = register_tiny(&reg).await;
+    set_champion(&reg, &v1.version).await;
+
+    let dir = tempfile::tempdir().expect("out dir");
+    let out = OnceOutput { wasm: dir.path().join("edge.wasm"), bundle: None };
+    let deployed = once(&sync_config(&reg), &Selector::Alias("champion".into()), &out).await.expect("once with auth");
+    assert_eq!(deployed.version, v1.version);
+    assert!(out.wasm.is_file());
+
+    let wrong = with("not-the-password");
+    let wrong_cfg = registry_sync::SyncConfig { registry: wrong.config().clone(), ..sync_config(&reg) };
+    let out2 = OnceOutput { wasm: dir.path().join("other.wasm"), bundle: None };
+    let err = once(&wrong_cfg, &Selector::Alias("champion".into()), &out2).await.expect_err("refused credentials");
+    let text = format!("{err:#}");
+    assert!(text.contains("401"), "{text}");
+    assert!(!text.contains("not-the-password") && !text.contains(PASSWORD), "a password was printed: {text}");
+    assert!(!out2.wasm.exists(), "a refused sync writes nothing");
+}

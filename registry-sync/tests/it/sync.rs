@@ -165,6 +165,30 @@ async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A rollback through the registry's own `rollback` (what `trainer rollback` runs), which
+    // follows the `stacktag.previous_champion` tag a promotion writes (written here as the gate
+    // would have, since this test moved the alias itself): `champion` goes back, and the
+    // gateway follows it like any alias move, reusing v1's model dir.
+    let c = reg.client();
+    c.set_model_version_tag(reg.model(), &v2.version, model_registry::tags::PREVIOUS_CHAMPION, &v1.version)
+        .await
+        .expect("previous champion");
+    // v1's kept model dir rots meanwhile (half its tokenizer gone): it is checked before reuse
+    // and built again from the registry, not deployed broken.
+    let kept_tokenizer = state_dir.path().join("models").join(&v1.version).join("bundle/tokenizer.json");
+    let whole = std::fs::read(&kept_tokenizer).expect("kept tokenizer");
+    std::fs::write(&kept_tokenizer, &whole[..whole.len() / 2]).expect("rot");
+    let back = model_registry::rollback(reg).await.expect("rollback");
+    assert_eq!((back.from_version.as_str(), back.to_version.as_str()), (v2.version.as_str(), v1.version.as_str()));
+    wait_for_version(&http, &base, &v1.version).await;
+    let v1_again = Some(v1.version.clone());
+    assert_eq!(demo_manifest_version(&http, &base).await, (v1_again.clone(), v1_again));
+    let current = std::fs::read_link(state_dir.path().join("current")).expect("current");
+    assert_eq!(current, std::path::Path::new("models").join(&v1.version));
+    assert_eq!(std::fs::read(&kept_tokenizer).expect("rebuilt tokenizer"), whole, "the rotten dir was deployed");
+    let text = metrics_once_they_contain(&http, &base, r#"stacktag_sync_total{outcome="success"} 3"#).await;
+    assert!(text.contains(r#"stacktag_sync_total{outcome="success"} 3"#), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,31 @@ async fn bad_signature_stale_timestamp_and_replay_trigger_no_sync() {
 }
 
 #[tokio::test]
+async fn a_future_dated_delivery_and_a_signed_body_that_is_not_json_trigger_no_sync() {
+    let (state, mut rx) = state();
+    let now = unix_now();
+    let body = alias_body("champion");
+    // Signed correctly, but dated 6 minutes ahead: outside the 5-minute window either way, so
+    // a captured delivery cannot be replayed later by forging a future time.
+    assert_eq!(status(&state, signed("f-1", now + 6 * 60, &body)).await, StatusCode::UNAUTHORIZED);
+    // Just inside the window ahead (clocks differ): accepted.
+    assert_eq!(status(&state, signed("f-2", now + 4 * 60, &body)).await, StatusCode::ACCEPTED);
+    assert_eq!(rx.try_recv().ok(), Some(Trigger::Webhook));
+    // Signed with the secret, but not JSON: refused as a bad payload, nothing synced.
+    let garbage = "entity=model_version_alias&alias=champion";
+    assert_eq!(status(&state, signed("f-3", now, garbage)).await, StatusCode::BAD_REQUEST);
+    assert!(rx.try_recv().is_err(), "a delivery that is not JSON must not wake the sync worker");
+    let text = state.metrics.encode();
+    for line in [
+        r#"stacktag_webhook_deliveries_total{result="stale"} 1"#,
+        r#"stacktag_webhook_deliveries_total{result="accepted"} 1"#,
+        r#"stacktag_webhook_deliveries_total{result="bad_payload"} 1"#,
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_delivery_gets_413_and_no_sync() {
     let (state, mut rx) = state();
     let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(registry_sync::webhook::MAX_BODY_BYTES));

@@ -216,7 +216,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 deployers: Deployers { local: deployers.contains(&DeployerKind::Local), github },
                 web_demo,
             };
-            registry_sync::serve(cfg).await?.wait().await
+            registry_sync::serve(cfg).await?.run_until(shutdown_signal()).await
+        }
+    }
+}
+
+/// SIGTERM (what Kubernetes, systemd and `kill` send) or SIGINT (Ctrl-C). If the SIGTERM
+/// handler cannot be installed, Ctrl-C alone.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
