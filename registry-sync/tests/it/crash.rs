@@ -84,6 +84,19 @@ async fn wait_for_bake(serve: &Serve, children: &Children, known: &[u32], versio
     }
 }
 
+/// A `serve` of `model` on `state_dir` (free port) once it serves `version`: the child, its
+/// base URL, the pid records, and the one `wasmtime serve` recorded.
+async fn serving(model: &str, state_dir: &Path, version: &str) -> (Serve, String, Children, Vec<u32>) {
+    let port = free_port().expect("port");
+    let base = format!("http://127.0.0.1:{port}");
+    let serve = Serve::start(model, state_dir, port);
+    wait_for_version(&http(), &base, version).await;
+    let children = Children::in_state_dir(state_dir).expect("children");
+    let instances = children.recorded();
+    assert_eq!(instances.len(), 1, "one `wasmtime serve` recorded: {instances:?}");
+    (serve, base, children, instances)
+}
+
 fn tmp_leftovers(state_dir: &Path) -> Vec<String> {
     std::fs::read_dir(state_dir.join("models"))
         .expect("models")
@@ -103,13 +116,7 @@ async fn kill_9_while_baking_then_a_restart_serves_the_last_good_model_and_stops
     let state_dir = dir.path().join("state");
     let http = http();
 
-    let port = free_port().expect("port");
-    let base = format!("http://127.0.0.1:{port}");
-    let mut first = Serve::start(&model, &state_dir, port);
-    wait_for_version(&http, &base, &v1.version).await;
-    let children = Children::in_state_dir(&state_dir).expect("children");
-    let v1_instances = children.recorded();
-    assert_eq!(v1_instances.len(), 1, "one `wasmtime serve` recorded: {v1_instances:?}");
+    let (mut first, _, children, v1_instances) = serving(&model, &state_dir, &v1.version).await;
 
     // Move the alias and kill the process while it bakes v2.
     set_champion(&reg, &v2.version).await;
@@ -161,14 +168,7 @@ async fn sigterm_while_baking_stops_the_bake_and_the_instance_and_exits_cleanly(
     let [v1, v2] = &versions[..] else { unreachable!() };
     let dir = tempfile::tempdir().expect("dir");
     let state_dir = dir.path().join("state");
-    let http = http();
-    let port = free_port().expect("port");
-    let base = format!("http://127.0.0.1:{port}");
-    let mut serve = Serve::start(&model, &state_dir, port);
-    wait_for_version(&http, &base, &v1.version).await;
-    let children = Children::in_state_dir(&state_dir).expect("children");
-    let instances = children.recorded();
-    assert_eq!(instances.len(), 1, "{instances:?}");
+    let (mut serve, _, children, instances) = serving(&model, &state_dir, &v1.version).await;
 
     set_champion(&reg, &v2.version).await;
     let bake = wait_for_bake(&serve, &children, &instances, &v2.version).await;
@@ -205,10 +205,7 @@ async fn kill_9_after_each_step_of_a_sync_then_a_restart_converges_on_the_champi
         set_champion(&reg, &v1.version).await;
         let dir = tempfile::tempdir().expect("dir");
         let state_dir = dir.path().join("state");
-        let port = free_port().expect("port");
-        let base = format!("http://127.0.0.1:{port}");
-        let mut first = Serve::start(&model, &state_dir, port);
-        wait_for_version(&http, &base, &v1.version).await;
+        let (mut first, ..) = serving(&model, &state_dir, &v1.version).await;
 
         set_champion(&reg, &v2.version).await;
         let event = format!("step=\"{step}\"");
