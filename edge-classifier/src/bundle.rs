@@ -134,6 +134,12 @@ pub fn read_verified_dir(dir: &Path) -> Result<OwnedBundle, BundleError> {
     }
 }
 
+/// Every file of a bundle by name: `manifest.json`, then the files its manifest lists. What a
+/// consumer downloads, copies, publishes or serves, and nothing else.
+pub fn file_names(manifest: &ModelManifest) -> Vec<String> {
+    std::iter::once(files::MANIFEST.to_owned()).chain(manifest.files.keys().cloned()).collect()
+}
+
 /// Parses `manifest.json`.
 pub fn parse_manifest(bytes: &[u8]) -> Result<ModelManifest, BundleError> {
     serde_json::from_slice(bytes).map_err(BundleError::ManifestInvalid)

@@ -33,6 +33,20 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Flushes every file and folder under `dir`, and `dir` itself, to disk (a tree about to be
+/// renamed into place).
+pub fn sync_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
 /// The secret kept in `path`, made on first use from 32 bytes of `/dev/urandom` that `encode`
 /// turns into text, and written with [`write`] (owner-only): a key that must survive restarts
 /// (MLflow's Fernet key, the webhook secret). An existing non-empty file is trusted as it is.

@@ -65,9 +65,8 @@ pub const MAX_BUNDLE_FILES: usize = 64;
 pub async fn download_verified(reg: &Registry, version: &ModelVersion, dest: &Path) -> anyhow::Result<Downloaded> {
     // A manifest that does not parse lists nothing: it alone is written, and the bundle reader
     // below says what is wrong with it.
-    let listed = |manifest: &[u8]| {
-        Ok(bundle::parse_manifest(manifest).map(|m| m.files.into_keys().collect()).unwrap_or_default())
-    };
+    let listed =
+        |manifest: &[u8]| Ok(bundle::parse_manifest(manifest).map(|m| bundle::file_names(&m)).unwrap_or_default());
     let fetched = reg.client().download_model_version_files(version, dest, files::MANIFEST, MAX_BUNDLE_FILES, listed);
     let classifier = match fetched.await {
         Ok(_) => verify_bundle(dest),

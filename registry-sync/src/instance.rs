@@ -197,10 +197,7 @@ fn listed_files(dir: &Path) -> std::collections::BTreeSet<String> {
     use edge_classifier::api::files;
     let manifest =
         std::fs::read(dir.join(files::MANIFEST)).ok().and_then(|b| edge_classifier::bundle::parse_manifest(&b).ok());
-    match manifest {
-        Some(m) => std::iter::once(files::MANIFEST.to_owned()).chain(m.files.into_keys()).collect(),
-        None => Default::default(),
-    }
+    manifest.map(|m| edge_classifier::bundle::file_names(&m).into_iter().collect()).unwrap_or_default()
 }
 
 /// Whether the server at `url` says it serves registry version `version` (`model_version` of

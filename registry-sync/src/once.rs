@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use edge_classifier::api::files;
 use model_registry::Registry;
 
 use crate::children::Children;
@@ -65,17 +64,14 @@ fn stage_bundle_dir(bundle: &Path, dest: &Path) -> anyhow::Result<tempfile::Temp
     let verified = edge_classifier::bundle::read_verified_dir(bundle)
         .with_context(|| format!("the bundle in `{}` does not verify", bundle.display()))?;
     let manifest = edge_classifier::bundle::parse_manifest(&verified.manifest)?;
-    let names = std::iter::once(files::MANIFEST).chain(manifest.files.keys().map(String::as_str));
-    for name in names {
-        let copied = tmp.path().join(name);
-        std::fs::copy(bundle.join(name), &copied)
-            .and_then(|_| std::fs::File::open(&copied)?.sync_all())
-            .with_context(|| format!("cannot copy `{}`", bundle.join(name).display()))?;
+    for name in edge_classifier::bundle::file_names(&manifest) {
+        std::fs::copy(bundle.join(&name), tmp.path().join(&name))
+            .with_context(|| format!("cannot copy `{}`", bundle.join(&name).display()))?;
     }
     // What the page will load must pass the same reader as every other consumer.
     edge_classifier::bundle::read_verified_dir(tmp.path())
         .with_context(|| format!("the copied bundle in `{}` does not verify", tmp.path().display()))?;
-    launcher::durable::sync_dir(tmp.path())?;
+    launcher::durable::sync_tree(tmp.path())?;
     Ok(tmp)
 }
 

@@ -117,7 +117,8 @@ impl StateDir {
         if dest.exists() {
             std::fs::remove_dir_all(&dest).with_context(|| format!("cannot replace `{}`", dest.display()))?;
         }
-        sync_tree(staging.path()).with_context(|| format!("cannot flush `{}` to disk", staging.path().display()))?;
+        launcher::durable::sync_tree(staging.path())
+            .with_context(|| format!("cannot flush `{}` to disk", staging.path().display()))?;
         let staged = staging.keep();
         std::fs::rename(&staged, &dest)
             .with_context(|| format!("cannot rename `{}` to `{}`", staged.display(), dest.display()))?;
@@ -201,19 +202,6 @@ fn lock(root: &Path) -> anyhow::Result<std::fs::File> {
     write!(file, "registry-sync pid {} (since unix time {})", std::process::id(), crate::webhook::unix_now())?;
     file.flush()?;
     Ok(file)
-}
-
-/// Flushes every file and folder under `dir`, and `dir` itself, to disk.
-fn sync_tree(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            sync_tree(&entry.path())?;
-        } else {
-            std::fs::File::open(entry.path())?.sync_all()?;
-        }
-    }
-    launcher::durable::sync_dir(dir)
 }
 
 /// The model of a complete model dir (its component and its `deployed.json`), if it is one.
