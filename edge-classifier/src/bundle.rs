@@ -140,6 +140,17 @@ pub fn file_names(manifest: &ModelManifest) -> Vec<String> {
     std::iter::once(files::MANIFEST.to_owned()).chain(manifest.files.keys().cloned()).collect()
 }
 
+/// [`file_names`] and, when `dir` holds one, the bundle's signature ([`files::SIGNATURE`]):
+/// what is copied, published or served with the bundle in `dir`, so a reader further on (the
+/// page) can check who made it.
+pub fn shipped_names(manifest: &ModelManifest, dir: &std::path::Path) -> Vec<String> {
+    let mut names = file_names(manifest);
+    if dir.join(files::SIGNATURE).is_file() {
+        names.push(files::SIGNATURE.to_owned());
+    }
+    names
+}
+
 /// Parses `manifest.json`.
 pub fn parse_manifest(bytes: &[u8]) -> Result<ModelManifest, BundleError> {
     serde_json::from_slice(bytes).map_err(BundleError::ManifestInvalid)

@@ -27,6 +27,28 @@ pub struct Workspace {
     pub client_secret: String,
     /// The bucket behind every location.
     pub bucket: String,
+    /// Where its run artifacts live (`s3` or `azure`; see [`RunArtifacts`]).
+    #[serde(default)]
+    pub run_artifacts: String,
+}
+
+/// Where the stand-in keeps run and logged-model artifacts, that is which signed URLs its
+/// `credentials-for-write`/`-read` answer. Unity Catalog versions stay on its S3 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunArtifacts {
+    /// Its S3 front (moto): AWS presigned URLs, as on an AWS workspace.
+    S3,
+    /// azurite, Microsoft's storage emulator: Azure SAS URLs, as on Azure Databricks.
+    Azure,
+}
+
+impl RunArtifacts {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::S3 => "s3",
+            Self::Azure => "azure",
+        }
+    }
 }
 
 /// A running stand-in: the service (stopped when dropped) and what it said.
@@ -47,8 +69,8 @@ impl Standin {
 }
 
 /// Starts the stand-in with the venv's `python` from the repository at `repo`, its state in
-/// `dir` (created), and waits for its ready line.
-pub fn start(python: &Path, repo: &Path, dir: &Path) -> Result<Standin, LaunchError> {
+/// `dir` (created), its run artifacts on `run_artifacts`, and waits for its ready line.
+pub fn start(python: &Path, repo: &Path, dir: &Path, run_artifacts: RunArtifacts) -> Result<Standin, LaunchError> {
     let script = scripts(repo).join("standin.py");
     for (program, hint) in [(python, "run scripts/setup.sh (it makes the venv)"), (&*script, "not in this checkout")] {
         if !program.exists() {
@@ -64,6 +86,8 @@ pub fn start(python: &Path, repo: &Path, dir: &Path) -> Result<Standin, LaunchEr
         dir.as_os_str().to_owned(),
         "--port".into(),
         port.to_string().into(),
+        "--run-artifacts".into(),
+        run_artifacts.arg().into(),
         // Its lifetime is the wrapper's (see `service`), whose stdin is ours.
         "--ignore-stdin".into(),
     ];

@@ -169,6 +169,14 @@ pub enum Error {
         /// What the store said.
         reason: String,
     },
+    /// Cloud storage has no such file (its own "not found", from any cloud).
+    #[error("storage `{location}`: there is no `{file}`")]
+    StorageNotFound {
+        /// The storage location (no credentials in it).
+        location: String,
+        /// The file, relative to it.
+        file: String,
+    },
 }
 
 impl Error {
@@ -182,7 +190,8 @@ impl Error {
 
     /// True when the thing asked for does not exist (HTTP 404 or `RESOURCE_DOES_NOT_EXIST`).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Api { status: 404, .. }) || self.error_code() == Some("RESOURCE_DOES_NOT_EXIST")
+        matches!(self, Error::Api { status: 404, .. } | Error::StorageNotFound { .. })
+            || self.error_code() == Some("RESOURCE_DOES_NOT_EXIST")
     }
 
     /// True when the caller lacks a permission (HTTP 403 or `PERMISSION_DENIED`), e.g. setting

@@ -191,7 +191,12 @@ impl Store {
             action: format!("download `{relative}`"),
             reason: e.to_string(),
         };
-        let got = self.store.get(&self.at(relative)).await.map_err(fail)?;
+        let got = match self.store.get(&self.at(relative)).await {
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::StorageNotFound { location: self.location.clone(), file: relative.to_owned() });
+            }
+            other => other.map_err(fail)?,
+        };
         Ok(got.bytes().await.map_err(fail)?.to_vec())
     }
 

@@ -375,19 +375,19 @@ fn repo() -> std::path::PathBuf {
 }
 
 impl DatabricksStandin {
-    /// Starts one (15–30 s: MLflow's start).
-    pub fn start() -> Result<Self, launcher::LaunchError> {
+    /// Starts one (15–30 s: MLflow's start) with its run artifacts on `run_artifacts`.
+    pub fn start(run_artifacts: launcher::databricks::RunArtifacts) -> Result<Self, launcher::LaunchError> {
         let spawn_err = |source| launcher::LaunchError::Spawn { name: "Databricks stand-in".into(), source };
         let dir = tempfile::Builder::new().prefix("databricks-standin-").tempdir().map_err(spawn_err)?;
-        let standin = launcher::databricks::start(&tools().python, &repo(), dir.path())?;
+        let standin = launcher::databricks::start(&tools().python, &repo(), dir.path(), run_artifacts)?;
         Ok(Self { standin, dir })
     }
 
-    /// The one stand-in of this test binary, started on first use. Panics (failing the test
-    /// that asked) if it cannot start.
+    /// The one stand-in of this test binary (run artifacts on S3), started on first use.
+    /// Panics (failing the test that asked) if it cannot start.
     pub fn shared() -> &'static DatabricksStandin {
         static STANDIN: OnceLock<DatabricksStandin> = OnceLock::new();
-        STANDIN.get_or_init(|| match DatabricksStandin::start() {
+        STANDIN.get_or_init(|| match DatabricksStandin::start(launcher::databricks::RunArtifacts::S3) {
             Ok(s) => s,
             Err(e) => panic!("cannot start the Databricks stand-in: {e}"),
         })

@@ -54,17 +54,58 @@ impl Client {
         tags: &[Tag],
         local_dir: &Path,
     ) -> Result<ModelVersion, Error> {
+        self.create_version(name, source, run_id, tags, local_dir, |_| Ok(()), false).await
+    }
+
+    /// The same, with `prepare` run on the files once the version's number is known and before
+    /// they are the version's: a bundle that names its own version, signed with it. Then, on
+    /// Unity Catalog, the files go to the version's storage as above; elsewhere (where the
+    /// version reads `source` itself) they are uploaded to `source` again, over what was
+    /// there. A failing `prepare` or upload deletes the version, so none is left whose files
+    /// are not the prepared ones.
+    pub async fn create_model_version_preparing_files(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: Option<&str>,
+        tags: &[Tag],
+        local_dir: &Path,
+        prepare: impl FnOnce(&ModelVersion) -> Result<(), String>,
+    ) -> Result<ModelVersion, Error> {
+        self.create_version(name, source, run_id, tags, local_dir, prepare, true).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: Option<&str>,
+        tags: &[Tag],
+        local_dir: &Path,
+        prepare: impl FnOnce(&ModelVersion) -> Result<(), String>,
+        changed_files: bool,
+    ) -> Result<ModelVersion, Error> {
         // Read before any call: a missing directory must not leave a pending version.
-        let files = crate::artifacts::local_files(local_dir)?;
+        crate::artifacts::local_files(local_dir)?;
         let created = self.create_model_version(name, source, run_id, tags).await?;
-        if self.cfg.registry != RegistryApi::UnityCatalog {
-            return Ok(created);
-        }
-        match self.upload_and_finalize(&created, &files).await {
+        let finished = async {
+            prepare(&created).map_err(|reason| Error::Artifact {
+                uri: format!("models:/{name}/{}", created.version),
+                reason: format!("cannot prepare the version's files: {reason}"),
+            })?;
+            let files = crate::artifacts::local_files(local_dir)?;
+            match self.cfg.registry {
+                RegistryApi::UnityCatalog => self.upload_and_finalize(&created, &files).await,
+                _ if changed_files => self.upload_dir(source, "", local_dir).await.map(|_| created.clone()),
+                _ => Ok(created.clone()),
+            }
+        };
+        match finished.await {
             Ok(ready) => Ok(ready),
             Err(e) => {
-                // A version that is not READY serves nobody; remove it so that a retry starts
-                // clean and nothing lists it.
+                // A version whose files are not the prepared ones serves nobody; remove it so
+                // that a retry starts clean and nothing lists it.
                 let _ = self.delete_model_version(name, &created.version).await;
                 Err(e)
             }
@@ -161,7 +202,9 @@ impl Client {
     /// index does not name (say an `x.html` someone added to the version's artifacts) is never
     /// fetched or written. At most `max_files` listed files; an index that is not what
     /// `listed` expects is [`Error::Artifact`] with its reason. Same sources and refusals as
-    /// [`Client::download_model_version`].
+    /// [`Client::download_model_version`]. Then each of `optional` that the version has (a
+    /// signature beside the files it signs), skipped where the registry says it does not
+    /// exist.
     pub async fn download_model_version_files(
         &self,
         version: &ModelVersion,
@@ -169,6 +212,7 @@ impl Client {
         index: &str,
         max_files: usize,
         listed: impl FnOnce(&[u8]) -> Result<Vec<String>, String>,
+        optional: &[&str],
     ) -> Result<Vec<String>, Error> {
         let source = VersionFiles::open(self, version).await?;
         let index_bytes = source.get(self, index).await?;
@@ -185,6 +229,17 @@ impl Client {
             let bytes = source.get(self, &name).await?;
             crate::artifacts::write_under(dest, &name, &bytes, &source.uri(&name))?;
             written.push(name);
+        }
+        for name in optional {
+            if written.iter().any(|w| w == name) {
+                continue;
+            }
+            match source.get(self, name).await {
+                Ok(bytes) => crate::artifacts::write_under(dest, name, &bytes, &source.uri(name))?,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            }
+            written.push((*name).to_owned());
         }
         Ok(written)
     }

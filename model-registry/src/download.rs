@@ -17,6 +17,10 @@ pub enum InvalidBundle {
     /// A file is missing, cut short, altered, or named outside the bundle.
     #[error(transparent)]
     Files(#[from] BundleError),
+    /// No trusted signature says who made it (missing where required, untrusted, forged, or
+    /// over other files).
+    #[error("bundle signature refused: {0}")]
+    Signature(#[source] model_signature::VerifyError),
     /// The files are intact, but the core does not load them (format, labels, graph).
     #[error("bundle does not load in the edge core")]
     Load(#[source] edge_classifier::Error),
@@ -45,6 +49,8 @@ pub struct Downloaded {
     pub dir: PathBuf,
     /// The verified classifier, or why not.
     pub classifier: Result<Classifier, InvalidBundle>,
+    /// The hint of the trusted key that signed it (`None`: unsigned, and allowed).
+    pub signed_by: Option<String>,
 }
 
 /// True when a failed download is the bundle's fault (nothing there, a listing MLflow should
@@ -58,8 +64,9 @@ pub fn is_bundle_fault(e: &mlflow_client::Error) -> bool {
 /// refused before anything else is fetched.
 pub const MAX_BUNDLE_FILES: usize = 64;
 
-/// Downloads `version`'s bundle into `dest` and verifies it. Only the manifest and the files it
-/// lists are fetched: whatever else the version's artifacts hold (say an `x.html` someone
+/// Downloads `version`'s bundle into `dest` and verifies it: its signature (`model.sig`, by
+/// the registry's [`crate::Signing`]), then every file. Only the manifest, the files it lists
+/// and the signature are fetched: whatever else the version's artifacts hold (say an `x.html` someone
 /// added) is never downloaded, so never copied, served or published. Transport failures are
 /// errors; a bundle that is missing, incomplete or corrupt comes back as [`InvalidBundle`].
 pub async fn download_verified(reg: &Registry, version: &ModelVersion, dest: &Path) -> anyhow::Result<Downloaded> {
@@ -67,9 +74,19 @@ pub async fn download_verified(reg: &Registry, version: &ModelVersion, dest: &Pa
     // below says what is wrong with it.
     let listed =
         |manifest: &[u8]| Ok(bundle::parse_manifest(manifest).map(|m| bundle::file_names(&m)).unwrap_or_default());
-    let fetched = reg.client().download_model_version_files(version, dest, files::MANIFEST, MAX_BUNDLE_FILES, listed);
+    let signature = [model_signature::SIGNATURE_FILE];
+    let fetched =
+        reg.client().download_model_version_files(version, dest, files::MANIFEST, MAX_BUNDLE_FILES, listed, &signature);
+    let mut signed_by = None;
     let classifier = match fetched.await {
-        Ok(_) => verify_bundle(dest),
+        // Who made it first: nothing reads a file a trusted key did not sign.
+        Ok(written) => match reg.config().signing.verify_dir(dest, &written) {
+            Ok(hint) => {
+                signed_by = hint;
+                verify_bundle(dest)
+            }
+            Err(e) => Err(InvalidBundle::Signature(e)),
+        },
         Err(e) if is_bundle_fault(&e) => {
             Err(InvalidBundle::Empty { source_uri: version.source.clone(), reason: e.to_string() })
         }
@@ -78,7 +95,7 @@ pub async fn download_verified(reg: &Registry, version: &ModelVersion, dest: &Pa
                 .with_context(|| format!("cannot download version {} of `{}`", version.version, version.name));
         }
     };
-    Ok(Downloaded { dir: dest.to_path_buf(), classifier })
+    Ok(Downloaded { dir: dest.to_path_buf(), classifier, signed_by })
 }
 
 #[cfg(test)]

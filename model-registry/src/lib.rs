@@ -8,7 +8,7 @@
 //!   gathers that evidence, records the decision as tags and moves `champion`.
 //! - [`rollback()`]: point `champion` back at the version it replaced.
 //! - [`download`]: fetch a version's bundle and verify it with the core's bundle reader, the
-//!   same code that serves it.
+//!   same code that serves it, after its signature ([`signing`]).
 //!
 //! Every call is async; the trainer drives them from a small runtime of its own, the gateway
 //! from its server's. Nothing here reads flags or the environment: callers pass a resolved
@@ -20,6 +20,8 @@ pub mod names;
 mod register;
 mod registry;
 mod rollback;
+pub mod signing;
+mod stamp;
 
 pub use download::{Downloaded, InvalidBundle, download_verified, verify_bundle};
 pub use gate::{Decision, GateConfig, GateMetric, GateOutcome};
@@ -27,6 +29,8 @@ pub use names::{BUNDLE_ARTIFACT_DIR, aliases, tags};
 pub use register::{MLMODEL, Provenance, Registered, metrics_of, mlmodel, params_of, register};
 pub use registry::{Registry, RegistryConfig, TrainedBefore, trained_before};
 pub use rollback::{Rollback, rollback};
+pub use signing::Signing;
+pub use stamp::{Stamped, stamp_version};
 
 /// The current UTC time in RFC 3339, as every Stacktag timestamp is written (manifests, tags).
 pub fn now_rfc3339() -> String {

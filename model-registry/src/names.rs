@@ -20,6 +20,10 @@ pub mod tags {
     pub const ACCURACY: &str = "stacktag.accuracy";
     /// The bundle's macro-F1 on the trainer's evaluation set (version).
     pub const MACRO_F1: &str = "stacktag.macro_f1";
+    /// The hint (sha256 of the PEM public key) of the key that signed the version's bundle.
+    pub const SIGNATURE_KEY: &str = "stacktag.signature.key";
+    /// Who signed it, as the signer named itself (`STACKTAG_SIGNER`).
+    pub const SIGNATURE_SIGNER: &str = "stacktag.signature.signer";
     /// Gate: `promoted`, `promoted_first`, `forced`, `rejected` or `rejected_invalid`. On a
     /// promotion it is written after `champion` moved: a version has a decision only once the
     /// decision took effect.

@@ -78,6 +78,8 @@ pub async fn register(
         let onnx = std::fs::read(model_dir.join(files::MODEL)).context("cannot read the bundle's ONNX model")?;
         std::fs::write(model_dir.join(MLMODEL), mlmodel(&run.run_id, &onnx)?)
             .context("cannot stage the version's `MLmodel`")?;
+        // A signature that came with the copied files is not this version's.
+        remove_stale_signature(&model_dir)?;
         c.upload_dir(&run.artifact_uri, BUNDLE_ARTIFACT_DIR, &model_dir)
             .await
             .with_context(|| format!("cannot upload bundle `{}`", bundle_dir.display()))?;
@@ -94,14 +96,34 @@ pub async fn register(
             .await
             .with_context(|| format!("cannot open registered model `{}`", cfg.model))?;
         let source = format!("{}/{BUNDLE_ARTIFACT_DIR}", run.artifact_uri.trim_end_matches('/'));
-        let version_tags = [
+        let mut version_tags = vec![
             Tag::new(tags::DATA_SNAPSHOT, &manifest.data_snapshot),
             Tag::new(tags::TRAINER_VERSION, &from.trainer_version),
             Tag::new(tags::ACCURACY, manifest.metrics.accuracy.to_string()),
             Tag::new(tags::MACRO_F1, manifest.metrics.macro_f1.to_string()),
         ];
+        if let Some(key) = &cfg.signing.key {
+            version_tags.push(Tag::new(tags::SIGNATURE_KEY, key.public_key().hint()));
+            version_tags.push(Tag::new(tags::SIGNATURE_SIGNER, cfg.signing.signer.as_deref().unwrap_or("unnamed")));
+        }
+        // Once MLflow has numbered the version: the manifest names it, then the signature
+        // covers exactly the files a reader fetches (the manifest and what it lists, not the
+        // `MLmodel` beside them). A signed bundle so names its version, and cannot be served
+        // as another one.
+        let names = edge_classifier::bundle::file_names(manifest);
+        let prepare = |mv: &mlflow_client::types::ModelVersion| {
+            crate::stamp_version(&model_dir, &mv.version)?;
+            cfg.signing.sign_dir(&model_dir, &cfg.model, &names).map(|_| ()).map_err(|e| format!("{e:#}"))
+        };
         let version = c
-            .create_model_version_with_files(&model.name, &source, Some(&run.run_id), &version_tags, &model_dir)
+            .create_model_version_preparing_files(
+                &model.name,
+                &source,
+                Some(&run.run_id),
+                &version_tags,
+                &model_dir,
+                prepare,
+            )
             .await
             .with_context(|| format!("cannot register a version of `{}`", cfg.model))?;
         c.set_alias(&model.name, aliases::CHALLENGER, &version.version).await.with_context(|| {
@@ -123,6 +145,16 @@ pub async fn register(
         (Ok(r), Ok(())) => Ok(r),
         (Ok(_), Err(e)) => Err(anyhow::Error::from(e).context(format!("cannot finish MLflow run `{}`", run.run_id))),
         (Err(e), _) => Err(e.context(format!("MLflow run `{}` marked FAILED", run.run_id))),
+    }
+}
+
+fn remove_stale_signature(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join(crate::signing::SIGNATURE_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove stale `{}`", path.display()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -14,6 +14,8 @@ pub struct RegistryConfig {
     pub experiment: String,
     /// Registered model name.
     pub model: String,
+    /// Who signs what is registered, and whose signatures a download accepts.
+    pub signing: crate::Signing,
 }
 
 impl RegistryConfig {
@@ -33,7 +35,13 @@ impl RegistryConfig {
         mlflow_client::check_model_name(client.registry, model).with_context(|| format!("`{}`", what[1]))?;
         mlflow_client::require_aliases(client.registry, "Stacktag's registry")
             .with_context(|| format!("`{}` moves `{}` and `{}`", what[1], aliases::CHALLENGER, aliases::CHAMPION))?;
-        Ok(Self { client, experiment: experiment.to_owned(), model: model.to_owned() })
+        Ok(Self { client, experiment: experiment.to_owned(), model: model.to_owned(), signing: Default::default() })
+    }
+
+    /// The same with `signing` (see [`crate::Signing::from_lookup`]).
+    pub fn with_signing(mut self, signing: crate::Signing) -> Self {
+        self.signing = signing;
+        self
     }
 }
 

@@ -108,6 +108,7 @@ impl SyncError {
         match self {
             Self::Resolve { .. } => "resolve_failed",
             Self::Download { .. } => "download_failed",
+            Self::InvalidBundle { cause: model_registry::InvalidBundle::Signature(_), .. } => "signature_refused",
             Self::InvalidBundle { .. } => "invalid_bundle",
             Self::Evaluation { .. } => "evaluation_failed",
             Self::BelowTolerance { .. } => "below_tolerance",

@@ -191,13 +191,13 @@ impl Upstream {
     }
 }
 
-/// The manifest of the bundle in `dir` and the files it lists (empty if it does not parse:
-/// then nothing is served from it).
+/// The manifest of the bundle in `dir`, the files it lists and its signature if it has one
+/// (empty if the manifest does not parse: then nothing is served from it).
 fn listed_files(dir: &Path) -> std::collections::BTreeSet<String> {
     use edge_classifier::api::files;
     let manifest =
         std::fs::read(dir.join(files::MANIFEST)).ok().and_then(|b| edge_classifier::bundle::parse_manifest(&b).ok());
-    manifest.map(|m| edge_classifier::bundle::file_names(&m).into_iter().collect()).unwrap_or_default()
+    manifest.map(|m| edge_classifier::bundle::shipped_names(&m, dir).into_iter().collect()).unwrap_or_default()
 }
 
 /// Whether the server at `url` says it serves registry version `version` (`model_version` of

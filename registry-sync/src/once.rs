@@ -64,7 +64,7 @@ fn stage_bundle_dir(bundle: &Path, dest: &Path) -> anyhow::Result<tempfile::Temp
     let verified = edge_classifier::bundle::read_verified_dir(bundle)
         .with_context(|| format!("the bundle in `{}` does not verify", bundle.display()))?;
     let manifest = edge_classifier::bundle::parse_manifest(&verified.manifest)?;
-    for name in edge_classifier::bundle::file_names(&manifest) {
+    for name in edge_classifier::bundle::shipped_names(&manifest, bundle) {
         std::fs::copy(bundle.join(&name), tmp.path().join(&name))
             .with_context(|| format!("cannot copy `{}`", bundle.join(&name).display()))?;
     }

@@ -85,25 +85,13 @@ pub async fn prepare(
     Ok(deployed)
 }
 
-/// Writes the registry version into `bundle/manifest.json` (`model_version`), so the edge
-/// names it in every answer. The manifest's digests cover the other files only, so the
-/// bundle stays valid; it is read back through the core's bundle reader to be sure.
+/// Makes `bundle/manifest.json` name `version` ([`model_registry::stamp_version`]): a bundle
+/// the trainer stamped and signed already does, one stamped for another version is refused.
 pub fn stamp(bundle: &Path, version: &str) -> Result<(), SyncError> {
     let path = bundle.join(files::MANIFEST);
-    let err =
-        |reason: String| SyncError::Stamp { version: version.to_owned(), path: path.display().to_string(), reason };
-    let bytes = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
-    // Edited as JSON, not through `ModelManifest`, so fields this build does not know survive.
-    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
-    let obj = manifest.as_object_mut().ok_or_else(|| err("not a JSON object".into()))?;
-    obj.insert("model_version".into(), serde_json::Value::String(version.to_owned()));
-    let out = serde_json::to_vec_pretty(&manifest).map_err(|e| err(e.to_string()))?;
-    let tmp = bundle.join(".manifest.json.tmp");
-    std::fs::write(&tmp, out).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| err(e.to_string()))?;
-    let files = edge_classifier::bundle::read_verified_dir(bundle).map_err(|e| err(e.to_string()))?;
-    let read_back = edge_classifier::bundle::parse_manifest(&files.manifest).map_err(|e| err(e.to_string()))?;
-    match read_back.model_version.as_deref() {
-        Some(v) if v == version => Ok(()),
-        other => Err(err(format!("read back `model_version` {other:?}"))),
-    }
+    model_registry::stamp_version(bundle, version).map(|_| ()).map_err(|reason| SyncError::Stamp {
+        version: version.to_owned(),
+        path: path.display().to_string(),
+        reason,
+    })
 }

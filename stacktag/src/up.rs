@@ -133,7 +133,8 @@ async fn run(cfg: &UpConfig, stack: &mut Stack, mut stop: Stop) -> anyhow::Resul
         }
     };
     clock.mark(format!("MLflow up at {}", client.base_url));
-    let registry = RegistryConfig::new(client, MODEL, MODEL, ["experiment", "registered model"])?;
+    let registry = RegistryConfig::new(client, MODEL, MODEL, ["experiment", "registered model"])?
+        .with_signing(loop_signing(&cfg.state("signing-key.pem"))?);
     let reg = Registry::new(registry.clone())?;
     let initial_champion = champion(&reg).await;
 
@@ -396,6 +397,34 @@ fn webhook_secret(path: &Path) -> anyhow::Result<Secret> {
     let secret = launcher::durable::kept_secret(path, |bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
         .with_context(|| format!("cannot keep the webhook secret in `{}`", path.display()))?;
     Ok(Secret::new(secret))
+}
+
+/// The loop signs what it trains and serves only what it signed, as production does with a CI
+/// secret and configured public keys: its key is made once and kept in the state dir
+/// (owner-only), like its other secrets.
+fn loop_signing(path: &Path) -> anyhow::Result<model_registry::Signing> {
+    use model_registry::signing::{PrivateKey, TrustedKeys};
+    let key = match std::fs::read_to_string(path) {
+        Ok(pem) => {
+            PrivateKey::from_pem(&pem).with_context(|| format!("the loop's signing key `{}`", path.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = PrivateKey::generate();
+            launcher::durable::write(path, key.to_pem().as_bytes(), 0o600)
+                .with_context(|| format!("cannot keep the loop's signing key in `{}`", path.display()))?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    };
+    let public = key.public_key().to_pem();
+    let trusted = TrustedKeys::from_pems([("the loop's key", public.as_str())]).map_err(anyhow::Error::msg)?;
+    let signing = model_registry::Signing {
+        key: Some(std::sync::Arc::new(key)),
+        signer: Some("stacktag loop".into()),
+        trusted,
+        required: true,
+    };
+    signing.checked()
 }
 
 /// The first question of each label in the test set, classified through the gateway.

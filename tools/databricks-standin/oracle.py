@@ -305,6 +305,24 @@ def cmd_roundtrip(args) -> dict:
     }
 
 
+def cmd_artifacts(args) -> dict:
+    """Every artifact of a run (or under --path), downloaded with MLflow's client: path -> sha256.
+    The way a Stacktag upload is read back by MLflow, whichever cloud the signed URLs are for."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(run_id=args.run_id, artifact_path=args.path or None, dst_path=tmp)
+        )
+        base = Path(tmp)
+        files = {
+            str(f.relative_to(base)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(local.rglob("*") if local.is_dir() else [local])
+            if f.is_file()
+        }
+    return {"run_id": args.run_id, "files": files}
+
+
 def cmd_check(args) -> dict:
     import mlflow
     from mlflow import MlflowClient
@@ -861,6 +879,9 @@ def main() -> int:
     p.add_argument("--tag", action="append", default=[], metavar="K=V")
     p.add_argument("--run-artifact")
     p.add_argument("--require-pyfunc", action="store_true", help="fail when mlflow.pyfunc cannot load it")
+    p = sub.add_parser("artifacts")
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--path", default="", help="a directory or file under the run's artifact root")
     p = sub.add_parser("oauth-token")
     p.add_argument("--client-secret", help="use this secret instead (with --expect-error)")
     p.add_argument("--expect-error", help="succeed only if authentication fails with this text")
@@ -904,6 +925,7 @@ def main() -> int:
         command = {
             "roundtrip": cmd_roundtrip,
             "check": cmd_check,
+            "artifacts": cmd_artifacts,
             "oauth-token": cmd_oauth_token,
             "faults": cmd_faults,
             "protocol": cmd_protocol,

@@ -5,13 +5,14 @@ Usage::
 
     python standin.py --state-dir DIR [--port 0] [--token PAT]
                       [--client-id ID --client-secret SECRET] [--token-ttl SECONDS]
-                      [--credential-ttl SECONDS] [--page-size N] [--ignore-stdin] [--verbose]
+                      [--credential-ttl SECONDS] [--page-size N] [--run-artifacts s3|azure]
+                      [--ignore-stdin] [--verbose]
 
 When everything answers it prints ONE JSON line on stdout (and nothing else ever goes there)::
 
     {"host": "http://127.0.0.1:P", "s3_endpoint": "http://127.0.0.1:S", "token": "<PAT>",
      "client_id": "...", "client_secret": "...", "bucket": "...", "workspace_id": "...",
-     "mlflow_url": "http://127.0.0.1:M", "pid": N}
+     "mlflow_url": "http://127.0.0.1:M", "run_artifacts": "s3", "pid": N}
 
 and runs until its stdin reaches EOF (the test harness holds a pipe to it), SIGTERM or SIGINT;
 then it stops the MLflow child (its whole process group) and exits. Logs go to stderr; the
@@ -128,9 +129,9 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def stop_mlflow(child: subprocess.Popen) -> None:
-    """The MLflow CLI and its uvicorn worker (and huey job consumers, were job execution on)
-    share the child's process group: SIGTERM them, give them a second, SIGKILL whatever is
+def stop_group(child: subprocess.Popen, name: str) -> None:
+    """A child started with ``_die_with_parent`` and everything in its process group (the MLflow
+    CLI and its uvicorn worker; azurite): SIGTERM them, give them a second, SIGKILL whatever is
     left (the sqlite store commits per request, so nothing is lost), and wait until the group
     is empty."""
     pgid = child.pid
@@ -143,11 +144,11 @@ def stop_mlflow(child: subprocess.Popen) -> None:
     try:
         child.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        log.error("the MLflow CLI (pid %s) did not exit after SIGKILL", pgid)
+        log.error("%s (pid %s) did not exit after SIGKILL", name, pgid)
     deadline = time.time() + 5
     while _group_alive(pgid) and time.time() < deadline:
         time.sleep(0.05)
-    log.info("MLflow server stopped")
+    log.info("%s stopped", name)
 
 
 def wait_for_mlflow(child: subprocess.Popen, url: str, state_dir: Path, timeout: float, stop: threading.Event) -> None:
@@ -199,6 +200,13 @@ def main() -> int:
         help="page size of credentials-for-* and artifact listings (small: clients must page)",
     )
     parser.add_argument("--bucket", default="stacktag-standin")
+    parser.add_argument(
+        "--run-artifacts",
+        choices=("s3", "azure"),
+        default="s3",
+        help="where run artifacts live: the S3 front (AWS presigned URLs, the default) or azurite "
+        "(Azure SAS URLs, as on Azure Databricks; needs tools/databricks-standin/node_modules)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=180)
     parser.add_argument("--ignore-stdin", action="store_true", help="do not exit on stdin EOF (manual use)")
     parser.add_argument("--verbose", action="store_true")
@@ -214,7 +222,7 @@ def main() -> int:
         format="standin %(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "moto"):
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "moto", "azure"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -238,23 +246,38 @@ def main() -> int:
     mlflow_port = _free_port()
     mlflow_url = f"http://127.0.0.1:{mlflow_port}"
     child = start_mlflow(state_dir, mlflow_port)
+    azurite = None
     try:
         sys.path.insert(0, str(HERE))
         sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-        from standin_api import WORKSPACE_ID, ApiFront, Faults
+        if args.run_artifacts == "azure":
+            # Also forked before any thread of ours exists (preexec_fn); its pump thread comes after.
+            from standin_azure import start_azurite
+
+            azurite, azure_endpoint = start_azurite(state_dir, _die_with_parent, args.startup_timeout)
+        from standin_api import WORKSPACE_ID, ApiFront, Faults, S3RunStorage
         from standin_common import RequestLog
         from standin_s3 import CredentialStore, InternalS3, S3Front
 
-        faults = Faults(args.token_ttl)
+        refused = {}
+        if args.run_artifacts == "azure":
+            refused["expire_credentials_after"] = "azurite cannot count a SAS URL's uses (--run-artifacts azure)"
+        faults = Faults(args.token_ttl, refused)
         request_log = RequestLog(500)
         store = CredentialStore(faults.get, args.bucket)
         s3_server = serve(S3Front(store, request_log), 0, "s3-front")
         store.endpoint = f"http://127.0.0.1:{s3_server.server_port}"
         internal = InternalS3(store)
         internal.create_bucket()
+        if args.run_artifacts == "azure":
+            from standin_azure import AzureRunStorage
+
+            run_storage = AzureRunStorage(azure_endpoint, faults.get)
+        else:
+            run_storage = S3RunStorage(store, internal)
         api = ApiFront(
             pat=pat, client_id=client_id, client_secret=client_secret, faults=faults, store=store,
-            s3=internal, request_log=request_log, child_url=mlflow_url,
+            s3=internal, run_storage=run_storage, request_log=request_log, child_url=mlflow_url,
             credential_ttl=args.credential_ttl, page_size=args.page_size,
         )  # fmt: skip
         api_server = serve(api, args.port, "api-front")
@@ -270,6 +293,7 @@ def main() -> int:
             "bucket": args.bucket,
             "workspace_id": WORKSPACE_ID,
             "mlflow_url": mlflow_url,
+            "run_artifacts": args.run_artifacts,
             "pid": os.getpid(),
         }
         announce.write(json.dumps(info) + "\n")
@@ -303,11 +327,16 @@ def main() -> int:
             if child.poll() is not None:
                 log.error("the MLflow server exited unexpectedly with %s", child.returncode)
                 return 1
+            if azurite is not None and azurite.poll() is not None:
+                log.error("azurite exited unexpectedly with %s", azurite.returncode)
+                return 1
         log.info("stopping (%s)", why["reason"])
         return 0
     finally:
         # The fronts need no shutdown: the process ends with os._exit right after this.
-        stop_mlflow(child)
+        if azurite is not None:
+            stop_group(azurite, "azurite")
+        stop_group(child, "the MLflow server")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,29 @@ WRITE_HEADERS = {"x-amz-server-side-encryption": "AES256"}
 _LOGGED_MODEL_URI = re.compile(r"(dbfs:/databricks/mlflow-tracking/[^/\"]+)/models/(m-[0-9a-f]+)/artifacts")
 
 
+class S3RunStorage:
+    """Run artifacts on the S3 front, as an AWS workspace keeps them: presigned URLs, the PUTs
+    signed with ``WRITE_HEADERS``. (``standin_azure.AzureRunStorage`` is the Azure one.)"""
+
+    CREDENTIAL_TYPE = "AWS_PRESIGNED_URL"
+
+    def __init__(self, store: CredentialStore, s3: InternalS3):
+        self._store = store
+        self._s3 = s3
+
+    def write_headers(self) -> dict:
+        return WRITE_HEADERS
+
+    def signed_url(self, method: str, key: str, headers: dict, label: str) -> str:
+        return self._store.presign(method, key, headers, label)
+
+    def list_dir(self, prefix: str):
+        return self._s3.list_dir(prefix)
+
+    def head(self, key: str):
+        return self._s3.head(key)
+
+
 class Faults:
     """The fault switches of ``POST /__standin/faults`` (read by every part of the stand-in)."""
 
@@ -87,7 +110,9 @@ class Faults:
         "token_ttl": (int, float),
     }
 
-    def __init__(self, token_ttl: float):
+    def __init__(self, token_ttl: float, refused: dict[str, str] | None = None):
+        # Faults this configuration cannot produce, and why (set them and the test is a lie).
+        self._refused = dict(refused or {})
         self._lock = threading.Lock()
         self._values = {
             "alias_forbidden": False,
@@ -106,6 +131,8 @@ class Faults:
             kind = self.TYPES.get(key)
             if kind is None:
                 raise invalid(f"Unknown fault '{key}'. Known: {sorted(self.TYPES)}")
+            if key in self._refused and value is not None and value is not False:
+                raise invalid(f"Fault '{key}' cannot be produced here: {self._refused[key]}")
             # bool is an int in Python: refuse true/false for the numeric faults.
             if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                 raise invalid(f"Fault '{key}' has the wrong type: {value!r}")
@@ -147,6 +174,7 @@ class ApiFront:
         faults: Faults,
         store: CredentialStore,
         s3: InternalS3,
+        run_storage,
         request_log: RequestLog,
         child_url: str,
         credential_ttl: float,
@@ -159,6 +187,8 @@ class ApiFront:
         self.faults = faults
         self.store = store
         self.s3 = s3
+        # Where run and logged-model artifacts live: S3RunStorage or standin_azure's.
+        self.run_storage = run_storage
         self.log = request_log
         self.child_url = child_url
         self.page_size = page_size
@@ -523,11 +553,12 @@ class ApiFront:
         return uri, "tracking/" + uri[len(TRACKING_ROOT) :].strip("/")
 
     def _credential_info(self, method: str, key: str, label: str, path: str, run_id: str | None = None):
-        headers = WRITE_HEADERS if method == "PUT" else {}
+        storage = self.run_storage
+        headers = storage.write_headers() if method == "PUT" else {}
         info = art.ArtifactCredentialInfo(
             path=path,
-            signed_uri=self.store.presign(method, key, headers, label),
-            type=art.AWS_PRESIGNED_URL,
+            signed_uri=storage.signed_url(method, key, headers, label),
+            type=getattr(art, storage.CREDENTIAL_TYPE),
         )
         if run_id:
             info.run_id = run_id
@@ -565,7 +596,7 @@ class ApiFront:
     def _list(self, base: str, path: str) -> list:
         """FileInfo protos directly under ``path`` (relative to the root at key ``base``)."""
         prefix = f"{base}/{path}/" if path else f"{base}/"
-        files, dirs = self.s3.list_dir(prefix)
+        files, dirs = self.run_storage.list_dir(prefix)
         infos = [svc.FileInfo(path=posixpath.join(path, d[len(prefix) :].rstrip("/")), is_dir=True) for d in dirs]
         infos += [
             svc.FileInfo(path=posixpath.join(path, k[len(prefix) :]), is_dir=False, file_size=size)
@@ -574,7 +605,7 @@ class ApiFront:
         ]
         if not infos and path:
             # "path is a file": one entry, that file (what _Run._list_artifacts expects).
-            size = self.s3.head(f"{base}/{path}")
+            size = self.run_storage.head(f"{base}/{path}")
             if size is not None:
                 infos = [svc.FileInfo(path=path, is_dir=False, file_size=size)]
         return sorted(infos, key=lambda f: f.path)

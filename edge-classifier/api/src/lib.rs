@@ -58,6 +58,10 @@ pub mod files {
     pub const METRICS: &str = "metrics.json";
     /// The confusion matrix drawn for people.
     pub const CONFUSION_SVG: &str = "confusion_matrix.svg";
+    /// Who made the bundle: an OpenSSF Model Signing signature over the manifest and the files
+    /// it lists (crate `model-signature`; docs/signing.md). Not listed in the manifest, which
+    /// it signs.
+    pub const SIGNATURE: &str = "model.sig";
 }
 
 /// A request to `POST /classify`: one text, or a batch of texts.

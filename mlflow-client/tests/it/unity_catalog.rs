@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use launcher::databricks::RunArtifacts;
 use mlflow_client::testing::{DatabricksStandin, Fault, FaultServer, unique_name};
 use mlflow_client::types::{READY, Tag};
 use mlflow_client::{Client, ClientConfig, Error, RegistryApi};
@@ -50,6 +51,67 @@ async fn against_a_databricks_workspace() {
     // A failure names the stand-in's log, where its refusals are.
     let outcome = tokio::time::timeout(Duration::from_secs(600), result).await;
     assert!(outcome.is_ok(), "timed out; stand-in log:\n{}", db.log_tail());
+}
+
+/// Azure Databricks: run artifacts behind Azure SAS URLs, on azurite (Microsoft's emulator,
+/// which checks the SAS itself). What MLflow's client writes there, Stacktag reads; what
+/// Stacktag writes, MLflow's client reads; an expired SAS is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_artifacts_on_azure_databricks() {
+    let started = tokio::task::spawn_blocking(|| DatabricksStandin::start(RunArtifacts::Azure)).await;
+    let db = started.expect("stand-in thread").unwrap_or_else(|e| panic!("cannot start the Azure stand-in: {e}"));
+    assert_eq!(db.workspace().run_artifacts, "azure");
+    let result = async {
+        // MLflow's client writes (Put Block + Put Block List) and reads its own run.
+        let model = format!("main.stacktag.{}", unique_name("azure").replace('-', "_"));
+        let theirs = db.oracle(&["roundtrip", "--model", &model]).unwrap_or_else(|e| panic!("{e}"));
+        let c = client(db.config());
+        let dir = tempfile::tempdir().expect("dir");
+        let uri = theirs["artifact_uri"].as_str().expect("artifact_uri");
+        c.download_dir(&format!("{uri}/reports"), &dir.path().join("theirs")).await.expect("read MLflow's upload");
+        let bytes = std::fs::read(dir.path().join("theirs/eval.bin")).expect("eval.bin");
+        assert_eq!(bytes.len() as u64, theirs["run_artifact"]["size"].as_u64().expect("size"));
+        assert_eq!(sha256_hex(&bytes), theirs["run_artifact"]["sha256"], "what MLflow's client wrote");
+
+        // Stacktag writes (Put Blob), over more files than one listing page; both clients read.
+        let experiment = c.get_or_create_experiment(&format!("/Shared/{}", unique_name("az"))).await.expect("exp");
+        let run = c.create_run(&experiment, Some("azure"), &[]).await.expect("run");
+        let files: Vec<(String, Vec<u8>)> =
+            (0..6).map(|i| (format!("bundle/part-{i}.bin"), vec![i as u8 ^ 0x5a; 3000 + i])).collect();
+        let mut tree: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+        tree.push(("bundle/sub/deep.txt", b"deep"));
+        write_tree(&dir.path().join("ours"), &tree);
+        let written = c.upload_dir(&run.artifact_uri, "", &dir.path().join("ours")).await.expect("Put Blob via SAS");
+        assert_eq!(written.len(), 7);
+        let got = c.download_dir(&format!("{}/bundle", run.artifact_uri), &dir.path().join("back")).await;
+        assert_eq!(got.expect("download").len(), 7);
+        assert_eq!(std::fs::read(dir.path().join("back/sub/deep.txt")).expect("deep"), b"deep");
+        let seen = db.oracle(&["artifacts", "--run-id", &run.run_id]).unwrap_or_else(|e| panic!("{e}"));
+        let mut expected: Vec<(String, Vec<u8>)> = files.clone();
+        expected.push(("bundle/sub/deep.txt".into(), b"deep".to_vec()));
+        assert_eq!(seen["files"].as_object().map(|o| o.len()), Some(expected.len()), "{seen}");
+        for (path, bytes) in &expected {
+            assert_eq!(seen["files"][path], sha256_hex(bytes), "MLflow's client read {path} back: {seen}");
+        }
+
+        // An expired SAS: new credentials, one more try, then azurite's own refusal, named.
+        db.faults(json!({ "always_expired": true })).await;
+        let err = c.upload_artifact(&run.artifact_uri, "late.txt", b"x".to_vec()).await.expect_err("expired SAS");
+        assert!(matches!(err, Error::Api { status: 403, .. }), "{err:?}");
+        assert!(err.to_string().contains("AuthorizationFailure"), "azurite's own code: {err}");
+        assert!(!err.to_string().contains("sig="), "the SAS is a credential and is not repeated: {err}");
+        db.faults(json!({ "always_expired": false })).await;
+        c.upload_artifact(&run.artifact_uri, "late.txt", b"x".to_vec()).await.expect("fresh SAS works");
+        let seen = db.oracle(&["artifacts", "--run-id", &run.run_id, "--path", "late.txt"]).expect("read");
+        assert_eq!(seen["files"]["late.txt"], sha256_hex(b"x"), "{seen}");
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(600), result).await;
+    assert!(outcome.is_ok(), "timed out; stand-in log:\n{}", db.log_tail());
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn oauth_matches_databricks_sdk_and_refreshes(db: &DatabricksStandin) {

@@ -48,7 +48,12 @@ pub async fn mlflow() -> &'static MlflowServer {
 
 pub async fn registry(model: &str) -> Registry {
     let server = mlflow().await;
-    let cfg = RegistryConfig { client: server.config(), experiment: unique_name("sync-exp"), model: model.to_owned() };
+    let cfg = RegistryConfig {
+        client: server.config(),
+        experiment: unique_name("sync-exp"),
+        model: model.to_owned(),
+        signing: Default::default(),
+    };
     Registry::new(cfg).expect("registry")
 }
 

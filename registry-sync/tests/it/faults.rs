@@ -34,9 +34,13 @@ async fn mlflow_failing_during_the_download_keeps_the_old_model_and_the_next_pol
     // scripted), and polls only when told (its first poll is immediate).
     let faults = FaultServer::start(Some(mlflow().await.url()), []).expect("fault server");
     let client = ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry());
-    let via_faults =
-        Registry::new(RegistryConfig { client, experiment: unique_name("sync-exp"), model: model.clone() })
-            .expect("reg");
+    let via_faults = Registry::new(RegistryConfig {
+        client,
+        experiment: unique_name("sync-exp"),
+        model: model.clone(),
+        signing: Default::default(),
+    })
+    .expect("reg");
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&via_faults, state_dir.path());
     cfg.poll_interval = Duration::from_secs(3600);
@@ -162,8 +166,13 @@ async fn mlflow_down_at_start_up_with_a_webhook_to_register_still_serves_current
     let faults = FaultServer::start(Some(mlflow().await.url()), []).expect("fault server");
     faults.fail_matching("/api/", Fault::Status(503), usize::MAX);
     let client = ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry());
-    let down = Registry::new(RegistryConfig { client, experiment: unique_name("sync-exp"), model: model.clone() })
-        .expect("reg");
+    let down = Registry::new(RegistryConfig {
+        client,
+        experiment: unique_name("sync-exp"),
+        model: model.clone(),
+        signing: Default::default(),
+    })
+    .expect("reg");
     let mut cfg = serve_config(&down, state_dir.path());
     let hook_name = unique_name("hook");
     cfg.webhook_secret = Some(mlflow_client::Secret::new(unique_name("secret-at-least-32-bytes-long")));
@@ -265,8 +274,13 @@ fn the_web_demo_page_carries_the_gateway_s_content_security_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_secret_shorter_than_32_bytes_is_refused_before_anything_starts() {
     let client = ClientConfig::new("http://127.0.0.1:9").expect("url");
-    let reg = Registry::new(RegistryConfig { client, experiment: unique_name("exp"), model: "stacktag".into() })
-        .expect("reg");
+    let reg = Registry::new(RegistryConfig {
+        client,
+        experiment: unique_name("exp"),
+        model: "stacktag".into(),
+        signing: Default::default(),
+    })
+    .expect("reg");
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&reg, state_dir.path());
     cfg.webhook_secret = Some(mlflow_client::Secret::new("s3cr3t-but-31-bytes-0123456789a"));

@@ -97,6 +97,7 @@ async fn once_works_against_mlflow_with_basic_auth_and_a_wrong_password_is_named
             client,
             experiment: unique_name("once-auth-exp"),
             model: unique_name("once-auth"),
+            signing: Default::default(),
         })
         .expect("registry")
     };
@@ -118,4 +119,43 @@ async fn once_works_against_mlflow_with_basic_auth_and_a_wrong_password_is_named
     assert!(text.contains("401"), "{text}");
     assert!(!text.contains("not-the-password") && !text.contains(PASSWORD), "a password was printed: {text}");
     assert!(!out2.wasm.exists(), "a refused sync writes nothing");
+}
+
+/// Only what a trusted key signed is baked: unsigned and stranger-signed versions are refused
+/// with the reason (and the `signature_refused` outcome), a signed one goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_bakes_only_what_a_trusted_key_signed() {
+    use model_registry::Signing;
+    use model_registry::signing::{PrivateKey, TrustedKeys};
+
+    ensure_component();
+    let (model, plain, versions) = tiny_model("once-signed", 1, 1).await;
+    let unsigned = &versions[0];
+    let (ours, stranger) = (std::sync::Arc::new(PrivateKey::generate()), std::sync::Arc::new(PrivateKey::generate()));
+    let signed_by = |key: &std::sync::Arc<PrivateKey>| {
+        let signing = Signing { key: Some(key.clone()), signer: Some("once-it".into()), ..Default::default() };
+        model_registry::Registry::new(plain.config().clone().with_signing(signing)).expect("registry")
+    };
+    let good = register_tiny(&signed_by(&ours)).await;
+    let forged = register_tiny(&signed_by(&stranger)).await;
+    let ours_pem = ours.public_key().to_pem();
+    let trusted = TrustedKeys::from_pems([("trusted.pem", ours_pem.as_str())]).expect("key");
+    let verifying = Signing { trusted, required: true, ..Default::default() }.checked().expect("policy");
+    let reg = model_registry::Registry::new(plain.config().clone().with_signing(verifying)).expect("registry");
+    let cfg = sync_config(&reg);
+
+    let dir = tempfile::tempdir().expect("out dir");
+    for (version, needle) in [(&unsigned.version, "not signed"), (&forged.version, "not trusted")] {
+        let out = OnceOutput { wasm: dir.path().join(format!("{version}.wasm")), bundle: None };
+        let err = once(&cfg, &Selector::Version(version.clone()), &out).await.expect_err("refused");
+        let outcome = err.downcast_ref::<registry_sync::SyncError>().map(registry_sync::SyncError::outcome);
+        assert_eq!(outcome, Some("signature_refused"), "{err:#}");
+        let text = format!("{err:#}");
+        assert!(text.contains(needle) && text.contains(&format!("version {version}")), "{text}");
+        assert!(!out.wasm.exists(), "a refused version was baked");
+    }
+    let out = OnceOutput { wasm: dir.path().join("good.wasm"), bundle: None };
+    let deployed = once(&cfg, &Selector::Version(good.version.clone()), &out).await.expect("signed by a trusted key");
+    assert_eq!((deployed.model.as_str(), deployed.version.as_str()), (model.as_str(), good.version.as_str()));
+    assert!(out.wasm.is_file());
 }

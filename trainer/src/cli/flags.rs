@@ -215,7 +215,14 @@ impl RegistryArgs {
             false => std::env::var(name).ok(),
         })
         .map_err(|e| anyhow::anyhow!(e).context("invalid MLflow configuration"))?;
-        RegistryConfig::new(client, &self.experiment, &self.registered_model, ["--experiment", "--registered-model"])
+        let signing = model_registry::Signing::from_lookup(|k| std::env::var(k).ok())?;
+        Ok(RegistryConfig::new(
+            client,
+            &self.experiment,
+            &self.registered_model,
+            ["--experiment", "--registered-model"],
+        )?
+        .with_signing(signing))
     }
 }
 

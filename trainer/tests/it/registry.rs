@@ -23,7 +23,8 @@ const TOKEN: &str = "tok-TRAINER-NEVER-PRINT-9137";
 const EXIT_NOT_PROMOTED: i32 = 3;
 
 fn registry_on(client: ClientConfig, model: &str) -> Registry {
-    let cfg = RegistryConfig { client, experiment: unique_name("exp"), model: model.to_owned() };
+    let cfg =
+        RegistryConfig { client, experiment: unique_name("exp"), model: model.to_owned(), signing: Default::default() };
     Registry::new(cfg).expect("registry")
 }
 
@@ -736,4 +737,99 @@ fn every_subcommands_help_passes_clap_s_own_checks() {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// The trainer signs what it registers (key and signer from the environment, as in CI), the
+/// MLflow UI shows who signed, and a download checks the signature against trusted keys before
+/// anything else: the reference verifier (`model_signing verify key`) agrees with it on the
+/// same files.
+#[test]
+fn registered_bundles_are_signed_and_downloads_check_who_signed() {
+    use model_registry::signing::env_vars as sig;
+    use model_registry::{InvalidBundle, Signing, download_verified};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let key = model_registry::signing::PrivateKey::generate();
+    let stranger = model_registry::signing::PrivateKey::generate();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        fs::write(&path, text).expect("write key");
+        path.display().to_string()
+    };
+    let (key_file, trusted_file) =
+        (write("signing.pem", key.to_pem()), write("trusted.pem", key.public_key().to_pem()));
+    let stranger_file = write("stranger.pem", stranger.public_key().to_pem());
+    let lookup =
+        |pairs: Vec<(&'static str, String)>| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let signing = Signing::from_lookup(lookup(vec![
+        (sig::SIGNING_KEY_FILE, key_file),
+        (sig::SIGNER, "trainer-it".into()),
+        (sig::TRUSTED_KEYS, trusted_file.clone()),
+    ]))
+    .expect("signing from the environment");
+    assert!(signing.required, "a trusted key makes a signature required");
+
+    let model = unique_name("signed");
+    let with = |signing: Signing| {
+        let cfg = RegistryConfig {
+            client: MlflowServer::shared().config(),
+            experiment: unique_name("exp"),
+            model: model.clone(),
+            signing,
+        };
+        Registry::new(cfg).expect("registry")
+    };
+    let signed = with(signing);
+    let r = train_and_register(&signed, dir.path(), "b1");
+    let v1 = signed.block(signed.client().get_model_version(&model, &r.version)).expect("v1");
+    assert_eq!(v1.tag(tags::SIGNATURE_KEY), Some(key.public_key().hint()), "{:?}", v1.tags);
+    assert_eq!(v1.tag(tags::SIGNATURE_SIGNER), Some("trainer-it"));
+
+    let dl = dir.path().join("dl1");
+    let got = signed.block(download_verified(signed.registry(), &v1, &dl)).expect("download");
+    assert!(got.classifier.is_ok(), "{:?}", got.classifier.err());
+    assert_eq!(got.signed_by.as_deref(), Some(key.public_key().hint()));
+    // The reference implementation accepts the same folder with the same key.
+    let verifier = mlflow_client::testing::tools().python.with_file_name("model_signing");
+    let o = Command::new(&verifier)
+        .args(["verify", "key", "--public_key", &trusted_file, "--signature"])
+        .arg(dl.join(model_registry::signing::SIGNATURE_FILE))
+        .arg(&dl)
+        .output()
+        .expect("model_signing");
+    assert!(o.status.success() && text(&o).contains("Verification succeeded"), "{}", text(&o));
+
+    // Trusting only someone else: refused before the files are read, with the reason.
+    let strangers = Signing {
+        trusted: model_registry::signing::trusted_keys(&[stranger_file]).expect("keys"),
+        required: true,
+        ..Default::default()
+    };
+    let other = with(strangers.clone());
+    let got = other.block(download_verified(other.registry(), &v1, &dir.path().join("dl2"))).expect("download");
+    match got.classifier {
+        Err(InvalidBundle::Signature(e)) => assert_eq!(e.reason(), "untrusted_key", "{e}"),
+        other => panic!("expected an untrusted key, got {other:?}"),
+    }
+
+    // An unsigned version (a trainer with no key): refused where a signature is required,
+    // served where none is asked for.
+    let unsigned = with(Signing::default());
+    let r2 = train_and_register(&unsigned, dir.path(), "b2");
+    let v2 = unsigned.block(unsigned.client().get_model_version(&model, &r2.version)).expect("v2");
+    assert_eq!(v2.tag(tags::SIGNATURE_KEY), None);
+    let got = other.block(download_verified(other.registry(), &v2, &dir.path().join("dl3"))).expect("download");
+    match got.classifier {
+        Err(InvalidBundle::Signature(e)) => assert_eq!(e.reason(), "missing", "{e}"),
+        other => panic!("expected a missing signature, got {other:?}"),
+    }
+    let got = unsigned.block(download_verified(unsigned.registry(), &v2, &dir.path().join("dl4"))).expect("download");
+    assert!(got.classifier.is_ok() && got.signed_by.is_none());
+
+    // A key that does not load is named, never printed.
+    let err = Signing::from_lookup(lookup(vec![(sig::SIGNING_KEY, "-----BEGIN PRIVATE KEY-----\nnope\n".into())]))
+        .expect_err("bad key");
+    assert!(format!("{err:#}").contains(sig::SIGNING_KEY), "{err:#}");
+    let err = Signing::from_lookup(lookup(vec![(sig::REQUIRE_SIGNATURE, "true".into())])).expect_err("no key");
+    assert!(format!("{err:#}").contains("no trusted public key"), "{err:#}");
 }

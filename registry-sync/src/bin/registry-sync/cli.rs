@@ -118,9 +118,23 @@ struct Common {
     /// set-up cache's).
     #[arg(long, env = launcher::tools::WASMTIME_VAR)]
     wasmtime: Option<PathBuf>,
+    /// A PEM file of public keys whose bundle signatures (`model.sig`, OpenSSF Model Signing)
+    /// are trusted; repeat or comma-separate for several (key rotation).
+    #[arg(long = "trusted-key", value_name = "FILE", env = model_registry::signing::env_vars::TRUSTED_KEYS, value_delimiter = ',')]
+    trusted_keys: Vec<String>,
+    /// Refuse versions without a trusted signature (default: true once a key is trusted).
+    #[arg(long, value_name = "BOOL", env = model_registry::signing::env_vars::REQUIRE_SIGNATURE)]
+    require_signature: Option<bool>,
 }
 
 impl Common {
+    /// Verification only: registry-sync signs nothing.
+    fn signing(&self) -> anyhow::Result<model_registry::Signing> {
+        let trusted = model_registry::signing::trusted_keys(&self.trusted_keys).context("`--trusted-key`")?;
+        let required = self.require_signature.unwrap_or(!trusted.is_empty());
+        model_registry::Signing { key: None, signer: None, trusted, required }.checked()
+    }
+
     fn resolve(&self) -> anyhow::Result<SyncConfig> {
         let uri = self.tracking_uri.clone();
         let client = ClientConfig::from_lookup(|name| match (name == mlflow_env::TRACKING_URI, &uri) {
@@ -135,7 +149,8 @@ impl Common {
             "/Shared/stacktag",
             &self.registered_model,
             ["--experiment", "--registered-model"],
-        )?;
+        )?
+        .with_signing(self.signing()?);
         if !(0.0..=1.0).contains(&self.tolerance) {
             anyhow::bail!("`--tolerance` must be within 0 and 1, not {}", self.tolerance);
         }
