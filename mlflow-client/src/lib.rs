@@ -36,3 +36,4 @@ pub use client::{Client, now_ms};
 pub use config::{Auth, ClientConfig, RegistryApi, RetryPolicy, Secret, StorageConfig, Target};
 pub use error::{ConfigError, Error};
 pub use registry::{check_experiment_name, check_model_name, require_aliases};
+pub use unity_catalog::Prepare;

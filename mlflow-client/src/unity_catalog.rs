@@ -37,6 +37,10 @@ impl Operation {
     }
 }
 
+/// Work on a new version's files once its number is known
+/// ([`Client::create_model_version_with_files`]); an error is the reason.
+pub type Prepare<'a> = Box<dyn FnOnce(&ModelVersion) -> Result<(), String> + Send + 'a>;
+
 /// How often a pending version is read again while waiting for `READY`.
 const PENDING_POLL: Duration = Duration::from_millis(500);
 
@@ -46,6 +50,12 @@ impl Client {
     /// uploaded to the version's own storage and the version is finalized; it comes back
     /// `READY`. If the upload or the finalize fails, the pending version is deleted (best
     /// effort, said in the error), so no half-registered version is left to be picked up.
+    ///
+    /// With `prepare`, it runs on the files once the version's number is known and before they
+    /// are the version's (a bundle that names its own version, signed with it); where the
+    /// version reads `source` itself (not Unity Catalog), the prepared files are uploaded there
+    /// again, over what was there. A failing `prepare` or upload deletes the version too, so
+    /// none is left whose files are not the prepared ones.
     pub async fn create_model_version_with_files(
         &self,
         name: &str,
@@ -53,47 +63,19 @@ impl Client {
         run_id: Option<&str>,
         tags: &[Tag],
         local_dir: &Path,
-    ) -> Result<ModelVersion, Error> {
-        self.create_version(name, source, run_id, tags, local_dir, |_| Ok(()), false).await
-    }
-
-    /// The same, with `prepare` run on the files once the version's number is known and before
-    /// they are the version's: a bundle that names its own version, signed with it. Then, on
-    /// Unity Catalog, the files go to the version's storage as above; elsewhere (where the
-    /// version reads `source` itself) they are uploaded to `source` again, over what was
-    /// there. A failing `prepare` or upload deletes the version, so none is left whose files
-    /// are not the prepared ones.
-    pub async fn create_model_version_preparing_files(
-        &self,
-        name: &str,
-        source: &str,
-        run_id: Option<&str>,
-        tags: &[Tag],
-        local_dir: &Path,
-        prepare: impl FnOnce(&ModelVersion) -> Result<(), String>,
-    ) -> Result<ModelVersion, Error> {
-        self.create_version(name, source, run_id, tags, local_dir, prepare, true).await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn create_version(
-        &self,
-        name: &str,
-        source: &str,
-        run_id: Option<&str>,
-        tags: &[Tag],
-        local_dir: &Path,
-        prepare: impl FnOnce(&ModelVersion) -> Result<(), String>,
-        changed_files: bool,
+        prepare: Option<Prepare<'_>>,
     ) -> Result<ModelVersion, Error> {
         // Read before any call: a missing directory must not leave a pending version.
         crate::artifacts::local_files(local_dir)?;
         let created = self.create_model_version(name, source, run_id, tags).await?;
         let finished = async {
-            prepare(&created).map_err(|reason| Error::Artifact {
-                uri: format!("models:/{name}/{}", created.version),
-                reason: format!("cannot prepare the version's files: {reason}"),
-            })?;
+            let changed_files = prepare.is_some();
+            if let Some(prepare) = prepare {
+                prepare(&created).map_err(|reason| Error::Artifact {
+                    uri: format!("models:/{name}/{}", created.version),
+                    reason: format!("cannot prepare the version's files: {reason}"),
+                })?;
+            }
             let files = crate::artifacts::local_files(local_dir)?;
             match self.cfg.registry {
                 RegistryApi::UnityCatalog => self.upload_and_finalize(&created, &files).await,

@@ -111,18 +111,18 @@ pub async fn register(
         // `MLmodel` beside them). A signed bundle so names its version, and cannot be served
         // as another one.
         let names = edge_classifier::bundle::file_names(manifest);
-        let prepare = |mv: &mlflow_client::types::ModelVersion| {
+        let prepare: mlflow_client::Prepare = Box::new(|mv| {
             crate::stamp_version(&model_dir, &mv.version)?;
             cfg.signing.sign_dir(&model_dir, &cfg.model, &names).map(|_| ()).map_err(|e| format!("{e:#}"))
-        };
+        });
         let version = c
-            .create_model_version_preparing_files(
+            .create_model_version_with_files(
                 &model.name,
                 &source,
                 Some(&run.run_id),
                 &version_tags,
                 &model_dir,
-                prepare,
+                Some(prepare),
             )
             .await
             .with_context(|| format!("cannot register a version of `{}`", cfg.model))?;

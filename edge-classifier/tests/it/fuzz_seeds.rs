@@ -51,8 +51,19 @@ fn every_fuzz_seed_gets_a_well_formed_answer() {
 }
 
 #[test]
+fn the_shipped_fuzz_corpus_gets_well_formed_answers() {
+    // A minimised corpus from a libFuzzer run (scripts/fuzz-edge.sh, then `-merge=1` into
+    // fuzz/corpus/service; docs/edge.md says how), kept in git so every clone replays it.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/service");
+    let (count, failures) = replay(&corpus);
+    assert!(count >= 100, "only {count} inputs in `{}`: the shipped corpus is missing", corpus.display());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
 fn the_local_fuzz_corpus_gets_well_formed_answers() {
-    // Grown by scripts/fuzz-edge.sh and kept out of git; absent on a fresh clone.
+    // Grown by scripts/fuzz-edge.sh and kept out of git; absent on a fresh clone (the shipped
+    // corpus above is what every clone replays).
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/target/corpus/service");
     let (count, failures) = replay(&corpus);
     eprintln!("replayed {count} corpus inputs from `{}`", corpus.display());

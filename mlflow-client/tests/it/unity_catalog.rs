@@ -238,7 +238,7 @@ async fn versions_upload_finalize_and_survive_faults(db: &DatabricksStandin) {
     let source = "dbfs:/databricks/mlflow-tracking/0/none/artifacts/bundle";
 
     let v1 = c
-        .create_model_version_with_files(&name, source, None, &[Tag::new("k", "v")], &model)
+        .create_model_version_with_files(&name, source, None, &[Tag::new("k", "v")], &model, None)
         .await
         .expect("create, upload, finalize");
     assert_eq!(v1.status.as_deref(), Some(READY));
@@ -254,14 +254,15 @@ async fn versions_upload_finalize_and_survive_faults(db: &DatabricksStandin) {
     // Credentials that expire after one request: the second file gets new ones.
     db.faults(json!({ "expire_credentials_after": 1 })).await;
     let expired_before = expired(db).await;
-    let v2 = c.create_model_version_with_files(&name, source, None, &[], &model).await.expect("refreshes mid-upload");
+    let v2 =
+        c.create_model_version_with_files(&name, source, None, &[], &model, None).await.expect("refreshes mid-upload");
     assert_eq!(v2.status.as_deref(), Some(READY));
     assert!(expired(db).await > expired_before, "the credentials did expire mid-upload");
     db.faults(json!({ "expire_credentials_after": null })).await;
 
     // Always expired: a clear error, and the pending version is gone.
     db.faults(json!({ "always_expired": true })).await;
-    let err = c.create_model_version_with_files(&name, source, None, &[], &model).await.expect_err("expired");
+    let err = c.create_model_version_with_files(&name, source, None, &[], &model, None).await.expect_err("expired");
     db.faults(json!({ "always_expired": false })).await;
     assert!(matches!(err, Error::Storage { .. }) && err.to_string().contains("ExpiredToken"), "{err}");
     assert_no_pending(&c, &name).await;
@@ -270,7 +271,7 @@ async fn versions_upload_finalize_and_survive_faults(db: &DatabricksStandin) {
     db.faults(json!({ "stuck_pending": true })).await;
     let mut impatient = db.config();
     impatient.pending_timeout = Duration::from_secs(1);
-    let err = client(impatient).create_model_version_with_files(&name, source, None, &[], &model).await;
+    let err = client(impatient).create_model_version_with_files(&name, source, None, &[], &model, None).await;
     db.faults(json!({ "stuck_pending": false })).await;
     let err = err.expect_err("stuck");
     assert!(matches!(err, Error::Pending { .. }) && err.to_string().contains("PENDING_REGISTRATION"), "{err}");

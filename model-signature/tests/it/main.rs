@@ -86,28 +86,26 @@ fn trusted(pems: &[&str]) -> TrustedKeys {
 #[test]
 fn what_stacktag_signs_model_signing_verifies() {
     let tmp = tempfile::tempdir().expect("tmp");
-    for format in ["pkcs8", "sec1"] {
-        let (private, public) = keypair(format);
-        let key = PrivateKey::from_pem(&private).expect("private key");
-        let pub_path = tmp.path().join(format!("{format}.pub"));
-        std::fs::write(&pub_path, &public).expect("pub");
-        let dir = tmp.path().join(format!("bundle-{format}"));
-        let files = bundle(&dir);
-        let sig = sign("stacktag", pairs(&files), &key).expect("sign");
-        std::fs::write(dir.join(SIGNATURE_FILE), &sig).expect("sig");
+    let (private, public) = keypair("pkcs8");
+    let key = PrivateKey::from_pem(&private).expect("private key");
+    let pub_path = tmp.path().join("key.pub");
+    std::fs::write(&pub_path, &public).expect("pub");
+    let dir = tmp.path().join("bundle");
+    let files = bundle(&dir);
+    let sig = sign("stacktag", pairs(&files), &key).expect("sign");
+    std::fs::write(dir.join(SIGNATURE_FILE), &sig).expect("sig");
 
-        reference_verify(&dir, &pub_path).unwrap_or_else(|e| panic!("{format}: model_signing refused ours: {e}"));
-        let ok = verify(&sig, pairs(&files), &trusted(&[&public])).expect("we accept our own");
-        assert_eq!(ok.key_hint, key.public_key().hint());
+    reference_verify(&dir, &pub_path).unwrap_or_else(|e| panic!("model_signing refused ours: {e}"));
+    let ok = verify(&sig, pairs(&files), &trusted(&[&public])).expect("we accept our own");
+    assert_eq!(ok.key_hint, key.public_key().hint());
 
-        // A changed file: both refuse (so the reference check above could have failed).
-        std::fs::write(dir.join("model.onnx"), b"another model").expect("tamper");
-        assert!(reference_verify(&dir, &pub_path).is_err(), "{format}: model_signing accepted a changed file");
-        let mut changed = files.clone();
-        changed[1].1 = b"another model".to_vec();
-        let err = verify(&sig, pairs(&changed), &trusted(&[&public])).expect_err("changed file");
-        assert!(matches!(err, VerifyError::FilesDiffer { .. }) && err.to_string().contains("model.onnx"), "{err}");
-    }
+    // A changed file: both refuse (so the reference check above could have failed).
+    std::fs::write(dir.join("model.onnx"), b"another model").expect("tamper");
+    assert!(reference_verify(&dir, &pub_path).is_err(), "model_signing accepted a changed file");
+    let mut changed = files.clone();
+    changed[1].1 = b"another model".to_vec();
+    let err = verify(&sig, pairs(&changed), &trusted(&[&public])).expect_err("changed file");
+    assert!(matches!(err, VerifyError::FilesDiffer { .. }) && err.to_string().contains("model.onnx"), "{err}");
 }
 
 #[test]
@@ -171,6 +169,11 @@ fn keys_are_read_strictly_and_never_printed() {
     let shown = format!("{key:?}");
     assert!(!shown.contains(&private[40..80]) && shown.contains(key.public_key().hint()), "{shown}");
     assert_eq!(key.public_key().to_pem().trim(), public.trim(), "the PEM form (and so the hint) is canonical");
+    // SEC1 (`EC PRIVATE KEY`, what `openssl ecparam -genkey` writes) as Python writes it.
+    let (sec1, sec1_public) = keypair("sec1");
+    assert!(sec1.contains("BEGIN EC PRIVATE KEY"), "{}", &sec1[..30]);
+    let from_sec1 = PrivateKey::from_pem(&sec1).expect("SEC1 key");
+    assert_eq!(from_sec1.public_key().to_pem().trim(), sec1_public.trim());
     let err = PrivateKey::from_pem(&public).expect_err("a public key is not a private key");
     assert!(err.to_string().contains("ECDSA P-256 private key"), "{err}");
     let err = TrustedKeys::from_pems([("STACKTAG_TRUSTED_KEYS", "not a key")]).expect_err("no PEM");

@@ -40,7 +40,7 @@ struct Fixture {
 
 /// Registers two versions, lets `before_serve` change the second's artifacts, sets
 /// `champion` on the first and waits until the gateway serves it.
-async fn two_versions<F, Fut>(prefix: &str, before_serve: F) -> Fixture
+async fn two_versions<F, Fut>(prefix: &str, poll_interval: Duration, before_serve: F) -> Fixture
 where
     F: FnOnce(&'static Registry, String) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -56,6 +56,7 @@ where
     std::fs::write(site.path().join("index.html"), DEMO_PAGE).expect("index.html");
     let mut cfg = serve_config(reg, state_dir.path());
     cfg.web_demo = Some(site.path().to_owned());
+    cfg.poll_interval = poll_interval;
     let running = serve(cfg).await.expect("serve starts");
     let base = format!("http://{}", running.addr);
     let http = http();
@@ -66,7 +67,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_deploys_the_champion_and_a_swap_fails_no_request() {
     let Fixture { reg, v1, v2, state_dir, running: _running, base, http, _site } =
-        two_versions("sync-poll", |_, _| async {}).await;
+        two_versions("sync-poll", Duration::from_millis(300), |_, _| async {}).await;
 
     // The web demo: the site's page, and the serving model's bundle under `bundle/`.
     let no_redirects = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build();
@@ -200,7 +201,10 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
         onnx[last] ^= 0x01;
         reg.client().upload_artifact(&source, "model.onnx", onnx).await.expect("tamper");
     };
-    let Fixture { reg, v1, v2, state_dir, running, base, http, _site } = two_versions("sync-tamper", tamper).await;
+    // Polling once an hour (the first poll serves v1 at start): only the test's own sync tries
+    // v2, so it is the one that finds it tampered, not a poll racing it.
+    let Fixture { reg, v1, v2, state_dir, running, base, http, _site } =
+        two_versions("sync-tamper", Duration::from_secs(3600), tamper).await;
 
     set_champion(reg, &v2.version).await;
     let err = running.syncer.sync().await.expect_err("a tampered version must be refused");
