@@ -42,6 +42,16 @@ cp web-demo/index.html web-demo/style.css web-demo/app.js web-demo/highlight.js 
 mkdir "$tmp/bundle"
 # The bundle as trained: the page checks every file against manifest.json before use.
 find "$bundle" -maxdepth 1 -type f -exec cp {} "$tmp/bundle/" \;
+# The keys whose signatures the page requires (STACKTAG_TRUSTED_KEYS: PEM files, comma-
+# separated, as registry-sync reads them); empty, the page checks digests only
+# (docs/signing.md). Always there, so the page never fetches a missing file.
+: > "$tmp/trusted-keys.pem"
+IFS=',' read -r -a trusted_key_files <<< "${STACKTAG_TRUSTED_KEYS:-}"
+for f in "${trusted_key_files[@]}"; do
+  [ -n "$f" ] || continue
+  grep -q 'BEGIN PUBLIC KEY' "$f" 2>/dev/null || die "STACKTAG_TRUSTED_KEYS: \`$f\` holds no PEM public key"
+  cat "$f" >> "$tmp/trusted-keys.pem"
+done
 # The service worker's cache is named after everything it caches, so a new build or a new
 # bundle replaces the old cache.
 build_id="$(cd "$tmp" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"

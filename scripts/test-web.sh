@@ -22,4 +22,5 @@ fi
 [ -x "$BIN/examples/classify_json" ] || native_build
 STACKTAG_WEB_SITE="$SITE" STACKTAG_NATIVE_CLASSIFY="$BIN/examples/classify_json" \
   STACKTAG_SHARED_DATA="$SHARED_DATA" STACKTAG_WEB_SCREENSHOT="$TARGET_DIR/web-demo/screenshot.png" \
+  STACKTAG_MODEL_SIGNING="$CACHE/venv/bin/model_signing" \
   node --test web-demo/tests/highlight.test.mjs web-demo/tests/web.test.mjs

@@ -9,6 +9,7 @@ const FILES = [
   'app.js',
   'highlight.js',
   'worker.js',
+  'trusted-keys.pem',
   'pkg/edge_classifier_web.js',
   'pkg/edge_classifier_web_bg.wasm',
   'bundle/manifest.json',

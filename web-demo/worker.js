@@ -1,8 +1,11 @@
 // The Web Worker that runs the model, so the page never freezes while it loads or answers.
 //
-// It fetches the bundle at run time (a new model needs no rebuild of the module), checks each
-// file's size and sha256 against manifest.json with WebCrypto before the module sees it, then
-// loads it into the wasm module, which checks the same digests again in the core.
+// It fetches the bundle at run time (a new model needs no rebuild of the module), checks who
+// made it when the site trusts keys (`trusted-keys.pem` beside the page: then `model.sig`, an
+// OpenSSF Model Signing signature, must verify with one of them, over exactly these files;
+// docs/signing.md), checks each file's size and sha256 against manifest.json with WebCrypto
+// before the module sees it, then loads it into the wasm module, which checks the same digests
+// again in the core.
 //
 // Messages: the page sends {id, text}; the worker answers {id, ok: true, prediction, ms} or
 // {id, ok: false, code, message}, with the edge API's error codes. Once loaded it posts
@@ -10,6 +13,7 @@
 import init, { WebClassifier } from './pkg/edge_classifier_web.js';
 
 const BUNDLE = new URL('bundle/', self.location.href);
+const TRUSTED_KEYS = new URL('trusted-keys.pem', self.location.href);
 
 let classifier = null;
 const ready = load().then(
@@ -52,6 +56,7 @@ async function load() {
   const [model, tokenizer] = await Promise.all(
     ['model.onnx', 'tokenizer.json'].map((name) => fetchVerified(manifest, name)),
   );
+  await checkSignature(manifest, { 'manifest.json': manifestBytes, 'model.onnx': model, 'tokenizer.json': tokenizer });
   classifier = WebClassifier.load(manifestBytes, model, tokenizer);
   return JSON.parse(classifier.manifest());
 }
@@ -80,14 +85,134 @@ async function fetchVerified(manifest, name) {
       `bundle file \`${name}\` has ${bytes.length} bytes, but its manifest says ${expected.bytes}`,
     );
   }
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  const actual = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  const actual = await sha256Hex(bytes);
   if (actual !== String(expected.sha256).toLowerCase()) {
     throw bundleError(
       `bundle file \`${name}\` does not match its manifest digest (expected sha256 ${expected.sha256}, got ${actual})`,
     );
   }
   return bytes;
+}
+
+// --- who made it: OpenSSF Model Signing (the format of crate `model-signature`) ------------
+
+const PAYLOAD_TYPE = 'application/vnd.in-toto+json';
+
+async function checkSignature(manifest, fetched) {
+  const keys = await trustedKeys();
+  if (keys.length === 0) return; // the site trusts no key: the digests are all it checks
+  let bundle;
+  try {
+    bundle = JSON.parse(new TextDecoder().decode(await fetchBytes('model.sig')));
+  } catch (e) {
+    throw signatureError(e.code ? 'the model is not signed (no `model.sig`), and this site requires a signature' : `\`model.sig\` is not JSON: ${e.message}`);
+  }
+  const envelope = bundle.dsseEnvelope;
+  if (bundle.mediaType !== 'application/vnd.dev.sigstore.bundle.v0.3+json' || !envelope || envelope.payloadType !== PAYLOAD_TYPE) {
+    throw signatureError('`model.sig` is not a model-signing signature');
+  }
+  if (!Array.isArray(envelope.signatures) || envelope.signatures.length !== 1) {
+    throw signatureError('`model.sig` does not hold exactly one signature');
+  }
+  const payload = fromBase64(envelope.payload);
+  const hint = bundle.verificationMaterial?.publicKey?.hint || '';
+  const candidates = keys.filter((k) => !hint || k.hint === hint);
+  if (candidates.length === 0) {
+    throw signatureError(`\`model.sig\` was signed with a key that is not trusted (key hint \`${hint}\`)`);
+  }
+  const head = new TextEncoder().encode(`DSSEv1 ${PAYLOAD_TYPE.length} ${PAYLOAD_TYPE} ${payload.length} `);
+  const message = new Uint8Array(head.length + payload.length);
+  message.set(head);
+  message.set(payload, head.length);
+  const signature = derToRaw(fromBase64(envelope.signatures[0].sig));
+  let valid = false;
+  for (const key of candidates) {
+    if (await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key.key, signature, message)) valid = true;
+  }
+  if (!valid) throw signatureError('`model.sig` does not verify with a trusted key: the signature or the signed statement was altered');
+
+  const statement = JSON.parse(new TextDecoder().decode(payload));
+  if (statement._type !== 'https://in-toto.io/Statement/v1' || statement.predicateType !== 'https://model_signing/signature/v1.0') {
+    throw signatureError('`model.sig` does not hold a model-signing statement');
+  }
+  const signed = new Map();
+  for (const r of statement.predicate?.resources || []) {
+    if (r.algorithm !== 'sha256') throw signatureError(`\`${r.name}\` is hashed with \`${r.algorithm}\`, not sha256`);
+    signed.set(r.name, String(r.digest).toLowerCase());
+  }
+  const names = ['manifest.json', ...Object.keys(manifest.files || {})];
+  for (const name of names) {
+    const bytes = fetched[name];
+    if (!bytes) throw signatureError(`\`${name}\` is listed but was not fetched`);
+    if (!signed.has(name)) throw signatureError(`\`${name}\` is not signed`);
+    if (signed.get(name) !== (await sha256Hex(bytes))) throw signatureError(`\`${name}\` differs from what was signed`);
+  }
+  for (const name of signed.keys()) {
+    if (!names.includes(name)) throw signatureError(`\`${name}\` was signed but is not here`);
+  }
+}
+
+// The keys of `trusted-keys.pem` (none when it is empty), each with its hint:
+// the sha256 of its PEM form, as `model_signing` names a key.
+async function trustedKeys() {
+  let response;
+  try {
+    response = await fetch(TRUSTED_KEYS, { cache: 'no-cache' });
+  } catch (e) {
+    throw signatureError(`\`trusted-keys.pem\` cannot be fetched: ${e.message}`);
+  }
+  if (!response.ok) throw signatureError(`\`trusted-keys.pem\` cannot be fetched: HTTP ${response.status}`);
+  const text = await response.text();
+  const blocks = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) || [];
+  return Promise.all(
+    blocks.map(async (block) => {
+      const der = fromBase64(block.replace(/-----(BEGIN|END) PUBLIC KEY-----|\s/g, ''));
+      const key = await crypto.subtle.importKey('spki', der, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+      return { key, hint: await sha256Hex(new TextEncoder().encode(canonicalPem(der))) };
+    }),
+  );
+}
+
+// PEM as `openssl`/Python's `cryptography` write it: 64-column base64, LF line ends.
+function canonicalPem(der) {
+  const b64 = btoa(String.fromCharCode(...der));
+  const lines = b64.match(/.{1,64}/g).join('\n');
+  return `-----BEGIN PUBLIC KEY-----\n${lines}\n-----END PUBLIC KEY-----\n`;
+}
+
+// An ECDSA signature from DER (SEQUENCE of two INTEGERs) to the raw r||s WebCrypto verifies.
+function derToRaw(der) {
+  const fail = () => signatureError('the signature in `model.sig` is not DER ECDSA');
+  if (der[0] !== 0x30) throw fail();
+  let at = 2;
+  if (der[1] & 0x80) at = 2 + (der[1] & 0x7f);
+  const raw = new Uint8Array(64);
+  for (let i = 0; i < 2; i++) {
+    if (der[at] !== 0x02) throw fail();
+    let len = der[at + 1];
+    let start = at + 2;
+    at = start + len;
+    while (len > 32 && der[start] === 0) {
+      start++;
+      len--;
+    }
+    if (len > 32) throw fail();
+    raw.set(der.subarray(start, start + len), i * 32 + (32 - len));
+  }
+  return raw;
+}
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(String(text)), (c) => c.charCodeAt(0));
+}
+
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function signatureError(message) {
+  return bundleError(`bundle signature refused: ${message}`);
 }
 
 function bundleError(message) {

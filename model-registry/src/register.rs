@@ -112,7 +112,7 @@ pub async fn register(
         // as another one.
         let names = edge_classifier::bundle::file_names(manifest);
         let prepare: mlflow_client::Prepare = Box::new(|mv| {
-            crate::stamp_version(&model_dir, &mv.version)?;
+            crate::stamp_version(&model_dir, &mv.version, true)?;
             cfg.signing.sign_dir(&model_dir, &cfg.model, &names).map(|_| ()).map_err(|e| format!("{e:#}"))
         });
         let version = c

@@ -230,6 +230,12 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
+    /// Every trusted key in PEM, one after another (what a page that checks signatures is
+    /// given).
+    pub fn to_pem(&self) -> String {
+        self.keys.iter().map(PublicKey::to_pem).collect()
+    }
+
     /// The hints of the trusted keys.
     pub fn hints(&self) -> Vec<&str> {
         self.keys.iter().map(|k| k.hint.as_str()).collect()

@@ -89,7 +89,7 @@ pub async fn prepare(
 /// the trainer stamped and signed already does, one stamped for another version is refused.
 pub fn stamp(bundle: &Path, version: &str) -> Result<(), SyncError> {
     let path = bundle.join(files::MANIFEST);
-    model_registry::stamp_version(bundle, version).map(|_| ()).map_err(|reason| SyncError::Stamp {
+    model_registry::stamp_version(bundle, version, false).map(|_| ()).map_err(|reason| SyncError::Stamp {
         version: version.to_owned(),
         path: path.display().to_string(),
         reason,

@@ -159,7 +159,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
     let (tx, rx) = mpsc::channel(16);
     let receiver = Receiver::new(cfg.webhook_secret.clone(), &cfg.sync.registry.model, &cfg.alias);
     let app = Arc::new(
-        AppState::new(upstream.clone(), metrics.clone(), receiver, tx.clone())?.with_web_demo(cfg.web_demo.clone()),
+        AppState::new(upstream.clone(), metrics.clone(), receiver, tx.clone())?
+            .with_web_demo(cfg.web_demo.clone())
+            .with_trusted_keys(cfg.sync.registry.signing.trusted.to_pem()),
     );
     let syncer = Arc::new(Syncer::new(
         cfg.sync.clone(),

@@ -7,6 +7,8 @@
 //   STACKTAG_NATIVE_CLASSIFY the native `classify_json` example binary (edge-classifier/examples)
 //   STACKTAG_SHARED_DATA     the folder that holds stackoverflow16k/
 //   STACKTAG_CHROMIUM        the browser (default /usr/bin/chromium)
+//   STACKTAG_MODEL_SIGNING   PyPI model-signing's CLI (the venv's), which signs bundles for the
+//                            signature tests as the format's reference implementation
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

@@ -4,7 +4,10 @@
 // Any console error or uncaught exception in a page, its worker or its service worker fails
 // the test it happens in.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SITE, classifyInWorker, launch, native, openPage, serve, testQuestions } from './harness.mjs';
@@ -244,4 +247,91 @@ test('the module itself refuses a tampered model (the core checks the digests ag
     assert.equal(result.code, 'invalid_bundle');
     assert.match(result.message, /^bundle file `model\.onnx` does not match its manifest digest/);
   });
+});
+
+// A P-256 key pair as PEM (PKCS#8 private, SPKI public: what `openssl` writes).
+function keyPair() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return {
+    private: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    public: publicKey.export({ type: 'spki', format: 'pem' }),
+  };
+}
+
+// model.sig for the site's bundle (the manifest and the files it lists), signed by PyPI
+// model-signing's own CLI: the page must accept what the format's reference writes.
+function referenceSignature(privatePem) {
+  const work = mkdtempSync(join(tmpdir(), 'web-sign-'));
+  try {
+    const dir = join(work, 'bundle');
+    mkdirSync(dir);
+    for (const name of ['manifest.json', ...Object.keys(manifest.files)]) {
+      copyFileSync(join(SITE, 'bundle', name), join(dir, name));
+    }
+    writeFileSync(join(work, 'key.pem'), privatePem);
+    const cli = process.env.STACKTAG_MODEL_SIGNING;
+    assert.ok(cli, 'STACKTAG_MODEL_SIGNING names model_signing (scripts/test-web.sh sets it)');
+    execFileSync(cli, ['sign', 'key', '--private_key', join(work, 'key.pem'), '--signature', join(work, 'model.sig'), dir]);
+    return readFileSync(join(work, 'model.sig'));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// The page's load outcome on a site with `overrides`: 'ready' (and an answer), or the load
+// error's message. A refused load may leave a 404 in the console (a missing `model.sig`), so
+// the console is checked only when the load succeeded.
+async function loadOutcome(overrides) {
+  const site = await serve(SITE, overrides);
+  const { context, page, watch } = await openPage(browser, site.url);
+  try {
+    const outcome = await page.evaluate(() => window.stacktag.ready.then(() => 'ready', (e) => e.message));
+    if (outcome === 'ready') {
+      const [answer] = await classifyInWorker(page, [JAVA]);
+      assert.equal(answer.ok, true, JSON.stringify(answer));
+      watch.check();
+    } else {
+      const alert = page.getByRole('alert');
+      await alert.waitFor({ timeout: 10_000 });
+      assert.ok((await alert.textContent()).endsWith(outcome), 'the page shows the reason');
+    }
+    return outcome;
+  } finally {
+    await context.close();
+    await site.close();
+  }
+}
+
+test('with trusted keys, the page loads only a bundle a trusted key signed, checked with WebCrypto', async () => {
+  const ours = keyPair();
+  const stranger = keyPair();
+  const sig = referenceSignature(ours.private);
+  // Signed by the trusted key (model_signing's own signature): loads and answers.
+  assert.equal(await loadOutcome({ '/trusted-keys.pem': ours.public, '/bundle/model.sig': sig }), 'ready');
+  // Rotation: two trusted keys, the signer's second.
+  assert.equal(await loadOutcome({ '/trusted-keys.pem': stranger.public + ours.public, '/bundle/model.sig': sig }), 'ready');
+  // Signed by someone the site does not trust.
+  assert.match(
+    await loadOutcome({ '/trusted-keys.pem': stranger.public, '/bundle/model.sig': sig }),
+    /bundle signature refused: `model\.sig` was signed with a key that is not trusted/,
+  );
+  // Keys, but no signature.
+  assert.match(await loadOutcome({ '/trusted-keys.pem': ours.public }), /bundle signature refused: the model is not signed/);
+  // A manifest changed after signing: its digests still match the files, only the signature
+  // catches it.
+  const edited = JSON.parse(readFileSync(join(SITE, 'bundle', 'manifest.json'), 'utf8'));
+  edited.data_snapshot = 'forged';
+  assert.match(
+    await loadOutcome({ '/trusted-keys.pem': ours.public, '/bundle/model.sig': sig, '/bundle/manifest.json': JSON.stringify(edited) }),
+    /bundle signature refused: `manifest\.json` differs from what was signed/,
+  );
+  // A signature byte flipped.
+  const flipped = JSON.parse(sig.toString());
+  const raw = Buffer.from(flipped.dsseEnvelope.signatures[0].sig, 'base64');
+  raw[raw.length - 1] ^= 0x01;
+  flipped.dsseEnvelope.signatures[0].sig = raw.toString('base64');
+  assert.match(
+    await loadOutcome({ '/trusted-keys.pem': ours.public, '/bundle/model.sig': JSON.stringify(flipped) }),
+    /bundle signature refused: `model\.sig` does not verify/,
+  );
 });

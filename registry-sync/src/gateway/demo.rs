@@ -34,6 +34,20 @@ pub(super) async fn site(State(state): State<Arc<AppState>>, mut req: Request) -
     }
 }
 
+/// `/demo/trusted-keys.pem`: the keys registry-sync verifies signatures with, so the page
+/// checks the bundle against the same ones; with none configured, the site's own file if it
+/// has one.
+pub(super) async fn trusted_keys(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    if state.trusted_keys.is_empty() {
+        return site(State(state), req).await;
+    }
+    let mut response = state.trusted_keys.clone().into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
 /// `/demo/bundle/FILE`: the serving model's bundle file (the page checks every file against
 /// the manifest's sha256 before use): the manifest, or a file it lists. Anything else in the
 /// directory is not served, whatever its name.

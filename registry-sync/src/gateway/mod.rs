@@ -51,6 +51,8 @@ pub struct AppState {
     receiver: Receiver,
     triggers: mpsc::Sender<Trigger>,
     web_demo: Option<PathBuf>,
+    /// The keys whose signatures registry-sync trusts, PEM (empty: none), given to the page.
+    trusted_keys: String,
 }
 
 impl AppState {
@@ -61,12 +63,27 @@ impl AppState {
         receiver: Receiver,
         triggers: mpsc::Sender<Trigger>,
     ) -> anyhow::Result<Self> {
-        Ok(Self { upstream, http: http_client()?, metrics, receiver, triggers, web_demo: None })
+        Ok(Self {
+            upstream,
+            http: http_client()?,
+            metrics,
+            receiver,
+            triggers,
+            web_demo: None,
+            trusted_keys: String::new(),
+        })
     }
 
     /// Also serves the web demo's site from `root` at `/demo/`.
     pub fn with_web_demo(mut self, root: Option<PathBuf>) -> Self {
         self.web_demo = root;
+        self
+    }
+
+    /// Gives the web demo `keys` (PEM) at `/demo/trusted-keys.pem`, so the page checks who
+    /// signed the bundle it loads against the keys registry-sync checked it with.
+    pub fn with_trusted_keys(mut self, keys: String) -> Self {
+        self.trusted_keys = keys;
         self
     }
 
@@ -108,6 +125,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             .route("/demo", observed("demo", get(demo::redirect)))
             .route("/demo/", observed("demo", get(demo::site)))
             .route("/demo/bundle/{file}", observed("demo", get(demo::bundle_file)))
+            .route("/demo/trusted-keys.pem", observed("demo", get(demo::trusted_keys)))
             .route("/demo/{*path}", observed("demo", get(demo::site)));
     }
     router
