@@ -89,6 +89,20 @@ fn the_loop_trains_gates_syncs_and_serves_two_models_and_sigterm_stops_everythin
     assert!(launcher::http_ok(&format!("http://127.0.0.1:{mlflow}/health")));
     assert!(launcher::http_ok(&format!("http://127.0.0.1:{prometheus}/-/ready")));
 
+    // The loop signed what it trained (its own key, kept in the state dir), and the bundle that
+    // serves carries that signature over exactly its files.
+    let pem = std::fs::read_to_string(state.path().join("signing-key.pem")).expect("the loop's signing key");
+    let key = model_registry::signing::PrivateKey::from_pem(&pem).expect("a P-256 key");
+    let public = key.public_key().to_pem();
+    let trusted = model_registry::signing::TrustedKeys::from_pems([("the loop's key", public.as_str())]).expect("key");
+    let signing = model_registry::Signing { trusted, required: true, ..Default::default() };
+    let serving = state.path().join("sync/current/bundle");
+    let manifest = std::fs::read(serving.join("manifest.json")).expect("the serving manifest");
+    let names =
+        edge_classifier::bundle::file_names(&edge_classifier::bundle::parse_manifest(&manifest).expect("parse"));
+    let signer = signing.verify_dir(&serving, &names).unwrap_or_else(|e| panic!("the serving bundle: {e}"));
+    assert_eq!(signer.as_deref(), Some(key.public_key().hint()));
+
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let mut stdout = String::new();
