@@ -216,13 +216,21 @@ impl TrustedKeys {
                 return Err(format!("{source}: no `-----BEGIN PUBLIC KEY-----` block"));
             }
             for block in blocks {
-                let key = PublicKey::from_pem(&block).map_err(|e| format!("{source}: {e}"))?;
-                if !keys.iter().any(|k| k.hint == key.hint) {
-                    keys.push(key);
-                }
+                keys.push(PublicKey::from_pem(&block).map_err(|e| format!("{source}: {e}"))?);
             }
         }
-        Ok(Self { keys })
+        Ok(Self::from_keys(keys))
+    }
+
+    /// Exactly these keys (duplicates dropped).
+    pub fn from_keys(keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        let mut out: Vec<PublicKey> = Vec::new();
+        for key in keys {
+            if !out.iter().any(|k| k.hint == key.hint) {
+                out.push(key);
+            }
+        }
+        Self { keys: out }
     }
 
     /// No key configured.

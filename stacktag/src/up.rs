@@ -416,8 +416,7 @@ fn loop_signing(path: &Path) -> anyhow::Result<model_registry::Signing> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
     };
-    let public = key.public_key().to_pem();
-    let trusted = TrustedKeys::from_pems([("the loop's key", public.as_str())]).map_err(anyhow::Error::msg)?;
+    let trusted = TrustedKeys::from_keys([key.public_key().clone()]);
     let signing = model_registry::Signing {
         key: Some(std::sync::Arc::new(key)),
         signer: Some("stacktag loop".into()),
