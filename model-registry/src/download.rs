@@ -19,7 +19,7 @@ pub enum InvalidBundle {
     Files(#[from] BundleError),
     /// No trusted signature says who made it (missing where required, untrusted, forged, or
     /// over other files).
-    #[error("bundle signature refused: {0}")]
+    #[error("bundle signature refused")]
     Signature(#[source] model_signature::VerifyError),
     /// The files are intact, but the core does not load them (format, labels, graph).
     #[error("bundle does not load in the edge core")]

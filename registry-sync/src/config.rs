@@ -39,6 +39,9 @@ pub struct SyncConfig {
     pub tolerance: f64,
     /// The bake: wasmtime-cli 48 (which also serves each model) and the generic component.
     pub baker: Baker,
+    /// How long one bake may run before `wasmtime wizer` is killed and the sync fails
+    /// (`bake_failed`); [`edge_classifier_bake::BAKE_TIMEOUT`] by default.
+    pub bake_timeout: Duration,
 }
 
 /// `--register-webhook`: the webhook MLflow should call.
@@ -66,6 +69,41 @@ impl Deployers {
     }
 }
 
+/// Where the gateway accepts connections.
+#[derive(Debug, Clone)]
+pub enum Listen {
+    /// Bind this address.
+    Addr(SocketAddr),
+    /// A listening socket handed over by a supervisor (systemd socket activation's
+    /// `LISTEN_FDS`). The supervisor keeps it open across restarts of `serve`, so connections
+    /// that arrive while `serve` restarts or crashes wait in the kernel's backlog and are
+    /// answered by the next process instead of being refused.
+    Socket(std::sync::Arc<std::net::TcpListener>),
+}
+
+impl From<SocketAddr> for Listen {
+    fn from(addr: SocketAddr) -> Self {
+        Self::Addr(addr)
+    }
+}
+
+impl Listen {
+    /// The gateway's listener, for tokio.
+    pub(crate) async fn bind(&self) -> anyhow::Result<tokio::net::TcpListener> {
+        use anyhow::Context;
+        match self {
+            Self::Addr(addr) => {
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on `{addr}`"))
+            }
+            Self::Socket(socket) => {
+                let own = socket.try_clone().context("cannot take the socket handed over in `LISTEN_FDS`")?;
+                own.set_nonblocking(true).context("cannot make the handed-over socket non-blocking")?;
+                tokio::net::TcpListener::from_std(own).context("cannot serve on the socket handed over in `LISTEN_FDS`")
+            }
+        }
+    }
+}
+
 /// `registry-sync serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -75,12 +113,15 @@ pub struct ServeConfig {
     pub alias: String,
     /// Versioned model dirs and the `current` pointer.
     pub state_dir: PathBuf,
-    /// Where the gateway listens.
-    pub listen: SocketAddr,
+    /// Where the gateway listens: an address, or a socket handed over by a supervisor.
+    pub listen: Listen,
     /// How often the alias is re-read, webhooks or not.
     pub poll_interval: Duration,
     /// `STACKTAG_WEBHOOK_SECRET`; without it `POST /webhooks/mlflow` is off (404).
     pub webhook_secret: Option<Secret>,
+    /// `STACKTAG_WEBHOOK_PREVIOUS_SECRET`: the secret before a rotation, still accepted (never
+    /// registered) while MLflow signs with its cached copy.
+    pub webhook_previous_secret: Option<Secret>,
     /// Register the webhook in MLflow at start-up.
     pub register_webhook: Option<WebhookRegistration>,
     /// The deployers, run in order: local, then github.

@@ -82,8 +82,10 @@ pub enum SyncError {
     },
     /// The version failed before in this process for a reason of its own (its files, its
     /// scores, its bake), so it is not downloaded or baked again on every poll. A new
-    /// promotion (the alias names another version) or a restart of `serve` tries again.
-    #[error("version {version} is not tried again until the alias moves or `serve` restarts: it failed with: {reason}")]
+    /// promotion (the alias names another version), a SIGHUP or a restart of `serve` tries again.
+    #[error(
+        "version {version} is not tried again until the alias moves, `serve` gets SIGHUP or restarts: it failed with: {reason}"
+    )]
     KnownBad {
         /// The version.
         version: String,

@@ -34,7 +34,7 @@ pub mod sync;
 pub mod webhook;
 pub mod worker;
 
-pub use config::{Deployers, Selector, ServeConfig, SyncConfig, WebhookRegistration};
+pub use config::{Deployers, Listen, Selector, ServeConfig, SyncConfig, WebhookRegistration};
 pub use error::SyncError;
 pub use gateway::{AppState, app};
 pub use once::{OnceOutput, once};

@@ -64,10 +64,10 @@ pub async fn prepare(
     }
     info!(target: events::STEP, version, step = "evaluate", accuracy = score.accuracy, examples = score.examples, seconds = started.elapsed().as_secs_f64(), "evaluated");
     stamp(&bundle, &version)?;
-    let (baker, children, bundle_dir, wasm) =
-        (cfg.baker.clone(), children.clone(), bundle.clone(), work.join(WASM_FILE));
+    let (baker, children, bundle_dir, wasm, limit) =
+        (cfg.baker.clone(), children.clone(), bundle.clone(), work.join(WASM_FILE), cfg.bake_timeout);
     // The bake blocks (wizer runs for about a second), so off the async workers.
-    let baked = tokio::task::spawn_blocking(move || baker.bake(&bundle_dir, &wasm, &children))
+    let baked = tokio::task::spawn_blocking(move || baker.bake_within(&bundle_dir, &wasm, &children, limit))
         .await
         .map_err(|e| SyncError::Bake { version: version.clone(), reason: format!("the bake's thread failed: {e}") })?
         .map_err(|e| SyncError::Bake { version: version.clone(), reason: e.to_string() })?;

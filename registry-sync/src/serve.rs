@@ -77,6 +77,12 @@ impl Running {
         let _ = self.triggers.try_send(Trigger::Poll);
     }
 
+    /// A sender of triggers to the worker: what a signal handler (SIGHUP: [`Trigger::Retry`])
+    /// or a test wakes it with.
+    pub fn triggers(&self) -> mpsc::Sender<Trigger> {
+        self.triggers.clone()
+    }
+
     /// Waits until the gateway task ends (an error, or never).
     pub async fn wait(mut self) -> anyhow::Result<()> {
         if let Some(server) = self.tasks.pop() {
@@ -143,8 +149,11 @@ impl Drop for Running {
 /// Starts `serve`: opens the state dir, serves `current`, registers the webhook if asked,
 /// binds the gateway and starts the worker (its first poll is immediate).
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
-    if let Some(secret) = &cfg.webhook_secret {
+    for secret in [&cfg.webhook_secret, &cfg.webhook_previous_secret].into_iter().flatten() {
         crate::webhook::check_secret(secret)?;
+    }
+    if cfg.webhook_previous_secret.is_some() && cfg.webhook_secret.is_none() {
+        anyhow::bail!("a previous webhook secret is set without a webhook secret: set `STACKTAG_WEBHOOK_SECRET` too");
     }
     let state = StateDir::open(&cfg.state_dir)?;
     // Before anything new starts: what a `kill -9` of an earlier run left running.
@@ -157,7 +166,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let upstream = Arc::new(Upstream::new(metrics.clone()));
     let (tx, rx) = mpsc::channel(16);
-    let receiver = Receiver::new(cfg.webhook_secret.clone(), &cfg.sync.registry.model, &cfg.alias);
+    let receiver = Receiver::new(cfg.webhook_secret.clone(), &cfg.sync.registry.model, &cfg.alias)
+        .with_previous_secret(cfg.webhook_previous_secret.clone());
     let app = Arc::new(
         AppState::new(upstream.clone(), metrics.clone(), receiver, tx.clone())?
             .with_web_demo(cfg.web_demo.clone())
@@ -186,9 +196,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
         let metrics = app.metrics.clone();
         tasks.push(tokio::spawn(async move { keep_registering(&syncer, &hook, &secret, &metrics).await }));
     }
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on `{}`", cfg.listen))?;
+    let listener = cfg.listen.bind().await?;
     let addr = listener.local_addr()?;
     let router = gateway::app(app.clone());
     let worker = tokio::spawn(worker::run(syncer.clone(), rx, cfg.poll_interval));

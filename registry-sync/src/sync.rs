@@ -185,6 +185,16 @@ impl Syncer {
         result
     }
 
+    /// Forgets the version remembered as bad, so the next sync tries it again (an operator's
+    /// SIGHUP, through [`crate::Trigger::Retry`]); returns it.
+    pub fn forget_known_bad(&self) -> Option<String> {
+        let forgotten = self.bad.lock().unwrap_or_else(|p| p.into_inner()).take().map(|(v, ..)| v);
+        if let Some(version) = &forgotten {
+            info!(target: events::SYNC, %version, "an operator asked to try again the version known bad");
+        }
+        forgotten
+    }
+
     /// The failure remembered for `version`, if it failed before for a reason of its own.
     fn known_bad(&self, version: &str) -> Option<SyncError> {
         let bad = self.bad.lock().unwrap_or_else(|p| p.into_inner());

@@ -38,13 +38,17 @@ const REMEMBERED_IDS: usize = 4096;
 pub enum Verdict {
     /// Signed, fresh, first seen, about our alias: wake the sync worker (202).
     Accepted,
+    /// As [`Verdict::Accepted`], but signed with the previous secret: MLflow still signs with
+    /// the one it cached (for `MLFLOW_WEBHOOK_CACHE_TTL`, 60 s by default) after a rotation.
+    /// Counted apart, so an operator sees when the previous secret can go.
+    AcceptedPreviousSecret,
     /// Seen before: 200, no second sync.
     Duplicate,
     /// Signed and fresh but about another model, alias or event: 200, nothing to do.
     Ignored,
     /// A header is missing (401).
     MissingHeaders,
-    /// The signature does not match (401).
+    /// The signature matches neither the secret nor the previous one (401).
     BadSignature,
     /// The timestamp is outside the window (401).
     Stale,
@@ -60,7 +64,7 @@ impl Verdict {
     /// `None` for one that is answered 202 (accepted) or 200 (duplicate, ignored).
     pub fn refusal(self) -> Option<(ErrorCode, &'static str)> {
         match self {
-            Self::Accepted | Self::Duplicate | Self::Ignored => None,
+            Self::Accepted | Self::AcceptedPreviousSecret | Self::Duplicate | Self::Ignored => None,
             Self::MissingHeaders => Some((
                 ErrorCode::MissingHeaders,
                 "missing `X-MLflow-Delivery-Id`, `X-MLflow-Timestamp` or `X-MLflow-Signature`",
@@ -76,6 +80,7 @@ impl Verdict {
     pub fn label(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",
+            Self::AcceptedPreviousSecret => "accepted_previous_secret",
             Self::Duplicate => "duplicate",
             Self::Ignored => "ignored",
             Self::MissingHeaders => "missing_headers",
@@ -96,6 +101,7 @@ pub fn unix_now() -> i64 {
 #[derive(Debug)]
 pub struct Receiver {
     secret: Option<Secret>,
+    previous: Option<Secret>,
     model: String,
     alias: String,
     seen: Mutex<(HashSet<String>, VecDeque<String>)>,
@@ -104,7 +110,20 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver for `alias` of `model`; `None` turns webhooks off.
     pub fn new(secret: Option<Secret>, model: &str, alias: &str) -> Self {
-        Self { secret, model: model.to_owned(), alias: alias.to_owned(), seen: Mutex::default() }
+        Self { secret, previous: None, model: model.to_owned(), alias: alias.to_owned(), seen: Mutex::default() }
+    }
+
+    /// Also accepts deliveries signed with `previous`, the secret before a rotation, until the
+    /// operator removes it (MLflow signs with its cached copy of the webhook for up to
+    /// `MLFLOW_WEBHOOK_CACHE_TTL` after the secret changed).
+    pub fn with_previous_secret(mut self, previous: Option<Secret>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    /// Whether this delivery wakes the sync worker.
+    pub fn wakes(verdict: Verdict) -> bool {
+        matches!(verdict, Verdict::Accepted | Verdict::AcceptedPreviousSecret)
     }
 
     /// Judges one delivery at unix time `now`. Nothing is remembered unless the signature
@@ -117,9 +136,15 @@ impl Receiver {
         else {
             return Verdict::MissingHeaders;
         };
-        if !signature_matches(secret.expose().as_bytes(), id, ts, body, sig) {
+        let accepted = if signature_matches(secret.expose().as_bytes(), id, ts, body, sig) {
+            Verdict::Accepted
+        } else if let Some(previous) = &self.previous
+            && signature_matches(previous.expose().as_bytes(), id, ts, body, sig)
+        {
+            Verdict::AcceptedPreviousSecret
+        } else {
             return Verdict::BadSignature;
-        }
+        };
         match ts.parse::<i64>() {
             Ok(t) if (now - t).abs() <= MAX_AGE_SECS => {}
             _ => return Verdict::Stale,
@@ -148,6 +173,6 @@ impl Receiver {
         {
             return Verdict::Ignored;
         }
-        Verdict::Accepted
+        accepted
     }
 }

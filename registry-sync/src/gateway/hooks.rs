@@ -12,7 +12,7 @@ use edge_classifier::api::ErrorCode;
 use serde::Serialize;
 
 use super::{AppState, api_error};
-use crate::webhook::{self, Verdict};
+use crate::webhook::{self, Receiver};
 use crate::worker::Trigger;
 
 /// A delivery's answer when it is not refused.
@@ -33,14 +33,14 @@ pub(super) async fn mlflow(State(state): State<Arc<AppState>>, headers: HeaderMa
         }
     };
     state.metrics.delivery(verdict.label());
-    if verdict == Verdict::Accepted {
+    if Receiver::wakes(verdict) {
         // Full channel: a sync is already pending and will re-read the alias anyway.
         let _ = state.triggers.try_send(Trigger::Webhook);
     }
     match verdict.refusal() {
         Some((code, message)) => api_error(code, message),
         None => {
-            let status = if verdict == Verdict::Accepted { StatusCode::ACCEPTED } else { StatusCode::OK };
+            let status = if Receiver::wakes(verdict) { StatusCode::ACCEPTED } else { StatusCode::OK };
             (status, Json(Acknowledged { result: verdict.label() })).into_response()
         }
     }

@@ -94,6 +94,7 @@ pub fn sync_config(reg: &Registry) -> SyncConfig {
         eval: dataset::EvalSet::read(&[root().join("trainer/tests/fixtures/tiny.csv")]).expect("eval sample"),
         tolerance: 0.05,
         baker: edge_classifier_bake::Baker { wasmtime: wasmtime(), generic: generic_component() },
+        bake_timeout: edge_classifier_bake::BAKE_TIMEOUT,
     }
 }
 
@@ -102,9 +103,10 @@ pub fn serve_config(reg: &Registry, state_dir: &Path) -> ServeConfig {
         sync: sync_config(reg),
         alias: "champion".into(),
         state_dir: state_dir.to_owned(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into(),
         poll_interval: Duration::from_millis(300),
         webhook_secret: None,
+        webhook_previous_secret: None,
         register_webhook: None,
         deployers: registry_sync::Deployers::local(),
         web_demo: None,

@@ -23,7 +23,7 @@ async fn a_real_webhook_delivery_deploys_the_new_champion_with_polling_off() {
     let secret = Secret::new(unique_name("secret-0123456789abcdef0123456789"));
     let state_dir = tempfile::tempdir().expect("state dir");
     let mut cfg = serve_config(&reg, state_dir.path());
-    cfg.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+    cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port)).into();
     // The first poll is immediate (it deploys v1); the next would be an hour away.
     cfg.poll_interval = Duration::from_secs(3600);
     cfg.webhook_secret = Some(secret.clone());

@@ -154,3 +154,35 @@ async fn with_no_model_the_gateway_says_unavailable_and_its_own_health_is_ok() {
     let text = state.metrics.encode();
     assert!(text.contains(r#"stacktag_gateway_requests_total{route="classify",status="503"} 1"#), "{text}");
 }
+
+#[tokio::test]
+async fn after_a_rotation_the_previous_secret_is_accepted_apart_until_removed() {
+    const OLD: &str = "the-secret-before-the-rotation-0123456789";
+    let with_previous = |previous: Option<&str>| {
+        let (tx, rx) = mpsc::channel(16);
+        let receiver = Receiver::new(Some(Secret::new(SECRET)), "stacktag", "champion")
+            .with_previous_secret(previous.map(Secret::new));
+        let metrics = Arc::new(Metrics::new());
+        let upstream = Arc::new(Upstream::new(metrics.clone()));
+        (Arc::new(AppState::new(upstream, metrics, receiver, tx).expect("state")), rx)
+    };
+    let now = unix_now();
+    let body = alias_body("champion");
+    let old_signed =
+        |id: &str| delivery(id, now, &body, Some(sign(OLD.as_bytes(), id, &now.to_string(), body.as_bytes())));
+
+    // MLflow still signs with its cached copy of the webhook: accepted, counted apart.
+    let (state, mut rx) = with_previous(Some(OLD));
+    assert_eq!(status(&state, old_signed("r-1")).await, StatusCode::ACCEPTED);
+    assert_eq!(rx.try_recv().ok(), Some(Trigger::Webhook));
+    assert_eq!(status(&state, signed("r-2", now, &body)).await, StatusCode::ACCEPTED);
+    assert_eq!(rx.try_recv().ok(), Some(Trigger::Webhook));
+    let text = state.metrics.encode();
+    assert!(text.contains(r#"stacktag_webhook_deliveries_total{result="accepted_previous_secret"} 1"#), "{text}");
+    assert!(text.contains(r#"stacktag_webhook_deliveries_total{result="accepted"} 1"#), "{text}");
+
+    // Once the operator removes it, the old secret is a bad signature like any other.
+    let (state, mut rx) = with_previous(None);
+    assert_eq!(status(&state, old_signed("r-3")).await, StatusCode::UNAUTHORIZED);
+    assert!(rx.try_recv().is_err());
+}

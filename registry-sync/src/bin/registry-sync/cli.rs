@@ -11,10 +11,12 @@ use edge_classifier_bake::Baker;
 use mlflow_client::{ClientConfig, Secret, env_vars as mlflow_env};
 use model_registry::RegistryConfig;
 use registry_sync::github::GithubConfig;
-use registry_sync::{Deployers, OnceOutput, Selector, ServeConfig, SyncConfig, WebhookRegistration};
+use registry_sync::{Deployers, Listen, OnceOutput, Selector, ServeConfig, SyncConfig, Trigger, WebhookRegistration};
 
 /// The webhook secret's variable (never printed; `hide_env_values`).
 const WEBHOOK_SECRET: &str = "STACKTAG_WEBHOOK_SECRET";
+/// The secret before a rotation, still accepted for a while (docs/registry-sync.md).
+const WEBHOOK_PREVIOUS_SECRET: &str = "STACKTAG_WEBHOOK_PREVIOUS_SECRET";
 /// The `github` deployer's token (never printed).
 const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
 
@@ -65,7 +67,8 @@ enum Command {
         /// Versioned model dirs and the `current` pointer.
         #[arg(long, default_value = ".stacktag/sync")]
         state_dir: PathBuf,
-        /// The gateway's address.
+        /// The gateway's address. Under socket activation (`LISTEN_FDS`, as systemd's
+        /// `.socket` units set it) the handed-over socket is used instead.
         #[arg(long, default_value = "127.0.0.1:8780")]
         listen: SocketAddr,
         /// Seconds between polls of the alias.
@@ -125,6 +128,9 @@ struct Common {
     /// Refuse versions without a trusted signature (default: true once a key is trusted).
     #[arg(long, value_name = "BOOL", env = model_registry::signing::env_vars::REQUIRE_SIGNATURE)]
     require_signature: Option<bool>,
+    /// Seconds one bake may run before `wasmtime wizer` is killed and the sync fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = edge_classifier_bake::BAKE_TIMEOUT.as_secs_f64())]
+    bake_timeout: f64,
 }
 
 impl Common {
@@ -157,12 +163,17 @@ impl Common {
         let eval = dataset::EvalSet::read(std::slice::from_ref(&self.eval))?;
         let wasmtime = self.wasmtime.clone().unwrap_or_else(|| launcher::tools::Tools::from_env().wasmtime);
         let baker = Baker { wasmtime, generic: self.generic_component.clone() };
-        Ok(SyncConfig { registry, eval, tolerance: self.tolerance, baker })
+        if !(self.bake_timeout.is_finite() && self.bake_timeout > 0.0) {
+            anyhow::bail!("`--bake-timeout` must be a positive number of seconds, not {}", self.bake_timeout);
+        }
+        let bake_timeout = Duration::from_secs_f64(self.bake_timeout);
+        Ok(SyncConfig { registry, eval, tolerance: self.tolerance, baker, bake_timeout })
     }
 }
 
-/// Runs the command.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Runs the command. `handed_over` is the listening socket a supervisor passed in
+/// `LISTEN_FDS` (read in `main` before any thread starts: reading it clears the variables).
+pub async fn run(args: Args, handed_over: Option<std::net::TcpListener>) -> anyhow::Result<()> {
     match args.command {
         Command::Once { common, alias, version, out, bundle_out } => {
             let cfg = common.resolve()?;
@@ -201,7 +212,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     dir.display()
                 );
             }
-            let webhook_secret = std::env::var(WEBHOOK_SECRET).ok().filter(|s| !s.is_empty()).map(Secret::new);
+            let secret_var = |name| std::env::var(name).ok().filter(|s| !s.is_empty()).map(Secret::new);
+            let webhook_secret = secret_var(WEBHOOK_SECRET);
+            let webhook_previous_secret = secret_var(WEBHOOK_PREVIOUS_SECRET);
             if register_webhook && webhook_secret.is_none() {
                 anyhow::bail!("`--register-webhook` needs `{WEBHOOK_SECRET}`");
             }
@@ -220,6 +233,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     Some(GithubConfig { api_url: github_api_url, repository, token: Secret::new(token) })
                 }
             };
+            let listen = match handed_over {
+                Some(socket) => {
+                    let addr = socket.local_addr().context("the socket handed over in `LISTEN_FDS`")?;
+                    tracing::info!(target: registry_sync::events::SERVE, %addr, "serving on the socket handed over in `LISTEN_FDS` (`--listen` unused)");
+                    Listen::Socket(std::sync::Arc::new(socket))
+                }
+                None => Listen::Addr(listen),
+            };
             let cfg = ServeConfig {
                 sync: common.resolve()?,
                 alias,
@@ -227,13 +248,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 listen,
                 poll_interval: Duration::from_secs_f64(poll_interval),
                 webhook_secret,
+                webhook_previous_secret,
                 register_webhook: register_webhook.then_some(WebhookRegistration { name: webhook_name, url }),
                 deployers: Deployers { local: deployers.contains(&DeployerKind::Local), github },
                 web_demo,
             };
-            registry_sync::serve(cfg).await?.run_until(shutdown_signal()).await
+            let running = registry_sync::serve(cfg).await?;
+            let retry = retry_on_sighup(running.triggers())?;
+            let ended = running.run_until(shutdown_signal()).await;
+            retry.abort();
+            ended
         }
     }
+}
+
+/// SIGHUP (`systemctl reload`, `kill -HUP`): try the version known bad again, without a
+/// restart.
+fn retry_on_sighup(triggers: tokio::sync::mpsc::Sender<Trigger>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let _ = triggers.try_send(Trigger::Retry);
+        }
+    }))
 }
 
 /// SIGTERM (what Kubernetes, systemd and `kill` send) or SIGINT (Ctrl-C). If the SIGTERM

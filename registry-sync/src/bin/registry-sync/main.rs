@@ -8,6 +8,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    // Socket activation: read (and clear) `LISTEN_FDS` while this is the only thread.
+    let handed_over = match listenfd::ListenFd::from_env().take_tcp_listener(0) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("error: `LISTEN_FDS` is set, but its first descriptor is not a listening TCP socket: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The library's events on stderr, one line each (`RUST_LOG` narrows or widens them).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -19,7 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(args)) {
+    match runtime.block_on(cli::run(args, handed_over)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
