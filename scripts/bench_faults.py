@@ -30,6 +30,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,6 +79,7 @@ class Bench:
         self.mlflow = None
         self.sync = None
         self.secret = base64.b64encode(os.urandom(32)).decode()
+        self.previous_secret = None
         self.state_dir = os.path.join(work, "sync")
         self.hang_marker = os.path.join(work, "hang-bake")
         self.sync_log = open(os.path.join(work, "sync.log"), "ab")
@@ -91,6 +93,7 @@ class Bench:
         self.phase = "start-up"
         self.lock = threading.Lock()
         self.counts = {}
+        self.slowest = {}
         self.errors = []
         self.stop_load = threading.Event()
         self.keys = {}
@@ -104,21 +107,39 @@ class Bench:
             start_new_session=True)
         self.wait(lambda: self.get_ok(f"{self.mlflow_url}/health"), 180, "MLflow to answer /health")
 
-    def kill_mlflow(self):
-        log("MLflow killed (SIGKILL to its process group)")
-        os.killpg(self.mlflow.pid, signal.SIGKILL)
-        self.mlflow.wait()
+    def mlflow_groups(self):
+        """`stacktag mlflow`'s process group and the server's (the launcher starts the server
+        in a group of its own, its workers with it)."""
+        out = subprocess.run(["pgrep", "-P", str(self.mlflow.pid)], capture_output=True, text=True).stdout.split()
+        return {self.mlflow.pid} | {os.getpgid(int(p)) for p in out if p.strip()}
 
-    def start_sync(self, secret=None, expect_exit=False, state_dir=None):
-        env = dict(os.environ, STACKTAG_WEBHOOK_SECRET=secret or self.secret, LISTEN_FDS="1",
+    def signal_mlflow(self, sig, groups=None):
+        for g in groups or self.mlflow_groups():
+            try:
+                os.killpg(g, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_mlflow(self, groups=None):
+        log("MLflow killed (SIGKILL to the server's process groups)")
+        self.signal_mlflow(signal.SIGKILL, groups)
+        self.mlflow.wait()
+        # Down for real: nothing answers on its port any more.
+        self.wait(lambda: not self.get_ok(f"{self.mlflow_url}/health"), 30, "MLflow to be gone")
+
+    def start_sync(self, expect_exit=False, state_dir=None, log_to=None):
+        env = dict(os.environ, STACKTAG_WEBHOOK_SECRET=self.secret, LISTEN_FDS="1",
                    LISTEN_FDS_FIRST_FD=str(self.listener.fileno()), RUST_LOG="info")
+        if self.previous_secret:
+            env["STACKTAG_WEBHOOK_PREVIOUS_SECRET"] = self.previous_secret
         env.pop("LISTEN_PID", None)
         args = [f"{BIN}/registry-sync", "serve", "--tracking-uri", self.mlflow_url, "--registered-model", MODEL,
                 "--eval", TINY, "--generic-component", EDGE_WASM, "--wasmtime", os.path.join(self.work, "wasmtime"),
                 "--trusted-key", self.keys["good"][1], "--state-dir", state_dir or self.state_dir,
                 "--poll-interval", str(POLL_S), "--bake-timeout", str(BAKE_TIMEOUT_S), "--register-webhook",
                 "--webhook-url", f"{self.gateway}/webhooks/mlflow"]
-        p = subprocess.Popen(args, env=env, stdout=self.sync_log, stderr=self.sync_log,
+        out = log_to or self.sync_log
+        p = subprocess.Popen(args, env=env, stdout=out, stderr=out,
                              pass_fds=(self.listener.fileno(),), start_new_session=True)
         if not expect_exit:
             self.sync = p
@@ -269,9 +290,11 @@ class Bench:
                 ok, why = r.status == 200, f"status {r.status}"
             except Exception as e:  # noqa: BLE001 - every failure counts, whatever it is
                 why = f"{type(e).__name__}: {e}"
+            took = time.monotonic() - started
             with self.lock:
                 sent, failed = self.counts.get(phase, (0, 0))
                 self.counts[phase] = (sent + 1, failed + (0 if ok else 1))
+                self.slowest[phase] = max(self.slowest.get(phase, 0.0), took)
                 if not ok:
                     self.errors.append({"fault": phase, "error": why})
             self.stop_load.wait(max(0.0, gap - (time.monotonic() - started)))
@@ -362,7 +385,8 @@ def main():
             time.sleep(0.5)
             with b.lock:
                 sent, failed = b.counts.get(name, (0, 0))
-            entry = {"fault": name, "requests": sent, "failed_requests": failed,
+                slowest = round(b.slowest.get(name, 0.0), 3)
+            entry = {"fault": name, "requests": sent, "failed_requests": failed, "slowest_request_s": slowest,
                      "served_equals_champion": converged and served == champion, "served": served,
                      "champion": champion, "seconds_to_converge": seconds, **seen}
             faults.append(entry)
@@ -380,10 +404,11 @@ def main():
             b.promote(v2)
             # Polled tightly: the whole download takes a few tens of milliseconds here.
             b.wait(lambda: b.staging_exists(v2), 60, f"version {v2}'s download to start", every=0.0002)
-            os.killpg(b.mlflow.pid, signal.SIGSTOP)
+            groups = b.mlflow_groups()
+            b.signal_mlflow(signal.SIGSTOP, groups)
             time.sleep(0.5)  # the download's request is open against a frozen server
             on_disk = b.staging_files(v2)
-            b.kill_mlflow()
+            b.kill_mlflow(groups)
             b.wait(lambda: (b.metric(failed) or 0) > before or b.served() == v2, 120, "the sync to fail")
             download_failed = (b.metric(failed) or 0) > before
             time.sleep(3)  # a few polls with MLflow gone
@@ -485,30 +510,36 @@ def main():
             return {"status": status, "refused": status == 401}
         fault("stale_webhook", stale)
 
-        # 10. A rotated secret: registry-sync restarted (SIGTERM, drained) with a new secret; the
-        #     next promotion must arrive by webhook, signed with the new one.
+        # 10. A rotated secret, as docs/registry-sync.md says to rotate it: registry-sync restarted
+        #     (SIGTERM, drained) with the new secret and the old one as the previous; the next
+        #     promotion must arrive by webhook (MLflow signs with its cached copy for up to 60 s,
+        #     so with either secret), never refused.
         v9 = b.register("good")
 
         def rotated_secret():
             b.stop_sync(signal.SIGTERM)
-            b.secret = base64.b64encode(os.urandom(32)).decode()
+            b.previous_secret, b.secret = b.secret, base64.b64encode(os.urandom(32)).decode()
             b.start_sync()
             b.wait(lambda: b.metric("stacktag_webhook_registered") == 1, 60, "the webhook to be registered again")
-            bad_before = b.metric('stacktag_webhook_deliveries_total{result="bad_signature"}') or 0
-            ok_before = b.metric('stacktag_webhook_deliveries_total{result="accepted"}') or 0
+            # A restarted process counts from zero.
+            accepted = lambda: b.metric('stacktag_webhook_deliveries_total{result="accepted')  # both labels
+            bad = lambda: b.metric('stacktag_webhook_deliveries_total{result="bad_signature"}') or 0
+            ok_before = accepted() or 0
             b.promote(v9)
-            b.wait(lambda: (b.metric('stacktag_webhook_deliveries_total{result="accepted"}') or 0) > ok_before
-                   or (b.metric('stacktag_webhook_deliveries_total{result="bad_signature"}') or 0) > bad_before,
-                   30, "MLflow's delivery")
-            return {"delivery_accepted": (b.metric('stacktag_webhook_deliveries_total{result="accepted"}') or 0) > ok_before,
-                    "bad_signatures": (b.metric('stacktag_webhook_deliveries_total{result="bad_signature"}') or 0) - bad_before}
+            b.wait(lambda: (accepted() or 0) > ok_before or bad() > 0, 30, "MLflow's delivery")
+            return {"delivery_accepted": (accepted() or 0) > ok_before,
+                    "with_previous_secret": b.metric('stacktag_webhook_deliveries_total{result="accepted_previous_secret"}') or 0,
+                    "bad_signatures": bad()}
         fault("rotated_secret", rotated_secret, promoted=v9)
 
         # 11. A second `serve` on the same state dir: refused, naming the holder; nothing moves.
         def second_serve():
-            p = b.start_sync(expect_exit=True)
-            code = p.wait(timeout=60)
-            return {"second_exit_code": code, "refused": code != 0}
+            path = os.path.join(b.work, "second-serve.log")
+            with open(path, "wb") as out:
+                code = b.start_sync(expect_exit=True, log_to=out).wait(timeout=60)
+            with open(path, errors="replace") as f:
+                said = [l.strip() for l in f if l.startswith("error:")]
+            return {"second_exit_code": code, "refused": code != 0, "said": said[-1][:200] if said else None}
         fault("second_serve_same_state_dir", second_serve)
 
         # 12-13. A promotion, then a rollback, under the load.
@@ -527,7 +558,7 @@ def main():
                     except subprocess.TimeoutExpired:
                         os.killpg(p.pid, signal.SIGKILL)
                 else:
-                    os.killpg(p.pid, signal.SIGKILL)
+                    b.signal_mlflow(signal.SIGKILL)
     with b.lock:
         total = sum(s for s, _ in b.counts.values())
         failed = sum(f for _, f in b.counts.values())
@@ -540,8 +571,12 @@ def main():
         "load": {"clients": LOAD_CLIENTS, "max_rps_per_client": LOAD_RPS},
         "faults": faults,
         "failures": b.errors[:20],
-        "work_dir": work,
     }
+    # The logs stay only when something needs reading.
+    if failed == 0 and lost == 0 and report["all_converged_within_60_s"]:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        report["work_dir"] = work
     print(json.dumps(report))
 
 

@@ -260,6 +260,35 @@ impl Client {
         }
     }
 
+    /// Downloads the artifact file at `uri` to the plain relative path `rel` under `dest`
+    /// (parents created). From the artifact proxy (OSS MLflow) the body is streamed to disk, so
+    /// a file's size costs no memory; DBFS (read through JSON in 1 MiB blocks) and managed
+    /// artifacts (one signed URL) are read whole, capped like every answer, then written.
+    pub async fn download_artifact_to(&self, uri: &str, dest: &Path, rel: &str) -> Result<(), Error> {
+        let local = local_path(dest, rel, uri)?;
+        let location = ArtifactLocation::parse(uri)?;
+        self.check_target(&location)?;
+        match &location {
+            ArtifactLocation::Proxy(path) => {
+                let url = self.proxy_url(path);
+                let call = format!("artifacts GET {}", location.uri());
+                let answer = self.execute_into(&call, |http| http.get(url.clone()), Some(&local)).await?;
+                if !answer.status.is_success() {
+                    return Err(api_error(&call, &answer));
+                }
+                Ok(())
+            }
+            ArtifactLocation::Dbfs(_) | ArtifactLocation::Managed { .. } => {
+                let bytes = self.download_artifact(uri).await?;
+                fs::write(&local, bytes).map_err(|source| Error::Io {
+                    action: "write",
+                    path: local.display().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+
     /// Downloads the artifact directory at `uri` into the local directory `dest` (created),
     /// recursively, and returns the relative paths written (sorted). An empty or missing
     /// directory is an error: there is nothing to download.
@@ -289,8 +318,7 @@ impl Client {
                     pending.push(rel);
                     continue;
                 }
-                let bytes = self.download_artifact(&root.join(&rel).uri()).await?;
-                write_under(dest, &rel, &bytes, uri)?;
+                self.download_artifact_to(&root.join(&rel).uri(), dest, &rel).await?;
                 written.push(rel);
             }
         }
@@ -410,6 +438,13 @@ pub(crate) fn local_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
 /// Writes `bytes` to `rel` under `dest`, creating folders; `rel` comes from a server's
 /// listing, so every segment must be a plain name (or it could write outside `dest`).
 pub(crate) fn write_under(dest: &Path, rel: &str, bytes: &[u8], uri: &str) -> Result<(), Error> {
+    let local = local_path(dest, rel, uri)?;
+    fs::write(&local, bytes).map_err(|source| Error::Io { action: "write", path: local.display().to_string(), source })
+}
+
+/// Where the listed name `rel` (of the artifact at `uri`) goes under `dest`, with its parent
+/// dirs created; refused unless it is a plain relative path.
+pub(crate) fn local_path(dest: &Path, rel: &str, uri: &str) -> Result<PathBuf, Error> {
     if !is_plain_path(rel) {
         return Err(Error::Artifact { uri: uri.to_owned(), reason: format!("refusing the listed name `{rel}`") });
     }
@@ -421,7 +456,7 @@ pub(crate) fn write_under(dest: &Path, rel: &str, bytes: &[u8], uri: &str) -> Re
             source,
         })?;
     }
-    fs::write(&local, bytes).map_err(|source| Error::Io { action: "write", path: local.display().to_string(), source })
+    Ok(local)
 }
 
 /// Collects the files under `dir` (relative to it). A symlink is followed only when it stays

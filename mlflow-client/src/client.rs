@@ -36,6 +36,45 @@ pub(crate) struct Answer {
     pub(crate) body: Vec<u8>,
 }
 
+/// Why streaming a body to a file stopped.
+enum StreamError {
+    /// Over the limit.
+    TooLarge,
+    /// The file could not be written.
+    Io(std::io::Error),
+}
+
+/// Streams `response`'s body into `path` (created or truncated), at most `limit` bytes: the
+/// memory held is one chunk, whatever the file's size. The outer error is the limit or the
+/// disk; the inner one a transport failure mid-body (retried, and the next attempt truncates).
+async fn stream_to_file(
+    response: &mut reqwest::Response,
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<Result<Vec<u8>, reqwest::Error>, StreamError> {
+    use std::io::Write;
+    // Plain blocking writes: one chunk (kilobytes) at a time to a local disk costs
+    // microseconds, less than a hop to a blocking thread.
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(StreamError::Io)?);
+    let mut written = 0u64;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                written += chunk.len() as u64;
+                if written > limit {
+                    return Err(StreamError::TooLarge);
+                }
+                file.write_all(&chunk).map_err(StreamError::Io)?;
+            }
+            Ok(None) => {
+                file.flush().map_err(StreamError::Io)?;
+                return Ok(Ok(Vec::new()));
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+}
+
 /// Milliseconds since the epoch, as MLflow stamps times.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -78,17 +117,33 @@ impl Client {
         call: &str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Answer, Error> {
+        self.execute_into(call, build, None).await
+    }
+
+    /// [`Self::execute`], with a successful answer's body streamed into the file `into`
+    /// (created, or truncated at each attempt) instead of memory; its [`Answer::body`] is then
+    /// empty. Other answers' bodies (error messages) are read as usual.
+    pub(crate) async fn execute_into(
+        &self,
+        call: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        into: Option<&std::path::Path>,
+    ) -> Result<Answer, Error> {
         let mut refreshed = false;
         loop {
             let bearer = self.bearer().await?;
             let answer = self
-                .send(call, |http| match (&self.cfg.auth, &bearer) {
-                    (_, Some(token)) => build(http).bearer_auth(token.expose()),
-                    (Auth::Basic { username, password }, None) => {
-                        build(http).basic_auth(username, Some(password.expose()))
-                    }
-                    _ => build(http),
-                })
+                .send_into(
+                    call,
+                    |http| match (&self.cfg.auth, &bearer) {
+                        (_, Some(token)) => build(http).bearer_auth(token.expose()),
+                        (Auth::Basic { username, password }, None) => {
+                            build(http).basic_auth(username, Some(password.expose()))
+                        }
+                        _ => build(http),
+                    },
+                    into,
+                )
                 .await?;
             if answer.status == StatusCode::UNAUTHORIZED
                 && !refreshed
@@ -109,11 +164,18 @@ impl Client {
         &self,
         call: &str,
         mut response: reqwest::Response,
+        into: Option<&std::path::Path>,
     ) -> Result<Result<Vec<u8>, reqwest::Error>, Error> {
         let limit = self.cfg.max_response_bytes;
         let too_large = || Error::TooLarge { call: call.to_owned(), limit };
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(too_large());
+        }
+        if let Some(path) = into.filter(|_| response.status().is_success()) {
+            return stream_to_file(&mut response, path, limit).await.map_err(|e| match e {
+                StreamError::TooLarge => too_large(),
+                StreamError::Io(source) => Error::Io { action: "write", path: path.display().to_string(), source },
+            });
         }
         let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n as usize));
         loop {
@@ -138,6 +200,16 @@ impl Client {
         call: &str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Answer, Error> {
+        self.send_into(call, build, None).await
+    }
+
+    /// [`Self::send`], streaming a successful body into `into` as [`Self::execute_into`] says.
+    pub(crate) async fn send_into(
+        &self,
+        call: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        into: Option<&std::path::Path>,
+    ) -> Result<Answer, Error> {
         let policy = self.cfg.retry;
         let mut retry = 0u32;
         loop {
@@ -147,7 +219,7 @@ impl Client {
                     let retry_after = retry_after(response.headers());
                     // Reading the body is part of the attempt: a connection cut mid-body is
                     // as retryable as one refused.
-                    match self.read_capped(call, response).await? {
+                    match self.read_capped(call, response, into).await? {
                         Ok(body) => Ok((status, body, retry_after)),
                         Err(e) => Err(e),
                     }

@@ -10,6 +10,7 @@
 //! `r2://bucket@account.r2.cloudflarestorage.com/prefix`. The S3 endpoint and region come
 //! from the same variables as MLflow's client ([`StorageConfig`]).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,6 +199,40 @@ impl Store {
             other => other.map_err(fail)?,
         };
         Ok(got.bytes().await.map_err(fail)?.to_vec())
+    }
+
+    /// Streams `relative` under the location into the local file `to` (created or
+    /// truncated), at most `limit` bytes: one chunk in memory at a time.
+    pub async fn get_to(&self, relative: &str, to: &Path, limit: u64) -> Result<(), Error> {
+        use futures::StreamExt;
+        use std::io::Write;
+        let fail = |e: object_store::Error| Error::Storage {
+            location: self.location.clone(),
+            action: format!("download `{relative}`"),
+            reason: e.to_string(),
+        };
+        let got = match self.store.get(&self.at(relative)).await {
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::StorageNotFound { location: self.location.clone(), file: relative.to_owned() });
+            }
+            other => other.map_err(fail)?,
+        };
+        if got.meta.size > limit {
+            return Err(Error::TooLarge { call: format!("download `{relative}` from `{}`", self.location), limit });
+        }
+        let io = |source| Error::Io { action: "write", path: to.display().to_string(), source };
+        let mut file = std::io::BufWriter::new(std::fs::File::create(to).map_err(io)?);
+        let (mut stream, mut written) = (got.into_stream(), 0u64);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(fail)?;
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(Error::TooLarge { call: format!("download `{relative}` from `{}`", self.location), limit });
+            }
+            // Blocking writes of one chunk: microseconds on a local disk.
+            file.write_all(&chunk).map_err(io)?;
+        }
+        file.flush().map_err(io)
     }
 
     /// Every file under the location, as paths relative to it (sorted).

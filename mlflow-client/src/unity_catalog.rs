@@ -207,17 +207,18 @@ impl Client {
         }
         crate::artifacts::write_under(dest, index, &index_bytes, &source.uri(index))?;
         let mut written = vec![index.to_owned()];
+        // The index is small and read into memory to be parsed; the files it lists (a model
+        // of any size) are streamed to disk.
         for name in names.into_iter().filter(|n| n != index) {
-            let bytes = source.get(self, &name).await?;
-            crate::artifacts::write_under(dest, &name, &bytes, &source.uri(&name))?;
+            source.get_to(self, &name, dest).await?;
             written.push(name);
         }
         for name in optional {
             if written.iter().any(|w| w == name) {
                 continue;
             }
-            match source.get(self, name).await {
-                Ok(bytes) => crate::artifacts::write_under(dest, name, &bytes, &source.uri(name))?,
+            match source.get_to(self, name, dest).await {
+                Ok(()) => {}
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             }
@@ -290,6 +291,24 @@ impl VersionFiles {
         match self {
             Self::Source(root) => client.download_artifact(&root.join(relative).uri()).await,
             Self::Storage { store, .. } => store.get(relative).await,
+        }
+    }
+
+    /// Writes `relative` (one plain path, checked before any request) under `dest`,
+    /// streamed to disk.
+    async fn get_to(&self, client: &Client, relative: &str, dest: &Path) -> Result<(), Error> {
+        if !crate::artifacts::is_plain_path(relative) {
+            return Err(Error::Artifact {
+                uri: self.uri(""),
+                reason: format!("refusing the listed name `{relative}`"),
+            });
+        }
+        match self {
+            Self::Source(root) => client.download_artifact_to(&root.join(relative).uri(), dest, relative).await,
+            Self::Storage { store, .. } => {
+                let local = crate::artifacts::local_path(dest, relative, &self.uri(relative))?;
+                store.get_to(relative, &local, client.cfg.max_response_bytes).await
+            }
         }
     }
 

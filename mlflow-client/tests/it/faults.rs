@@ -127,3 +127,40 @@ async fn an_answer_over_the_size_limit_is_refused_once_without_reading_it_all() 
     let m = Client::new(cfg).expect("client").get_registered_model("m").await.expect("fits");
     assert_eq!(m.name, "m");
 }
+
+#[tokio::test]
+async fn a_downloaded_file_is_streamed_to_disk_whole_after_a_cut_and_refused_over_the_limit() {
+    // A file of a few megabytes: the first answer is cut short mid-body (a retry must start
+    // the file again, not append to the half written), the second is whole.
+    let content: String = (0..3 * 1024 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let listing =
+        serde_json::json!({ "files": [{ "path": "model.bin", "is_dir": false, "file_size": content.len() }] })
+            .to_string();
+    let faults = FaultServer::start(
+        None,
+        [Fault::Reply(200, listing.clone()), Fault::Truncate, Fault::Reply(200, content.clone())],
+    )
+    .expect("faults");
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg =
+        ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry()).with_max_response_bytes(4 * 1024 * 1024);
+    let c = Client::new(cfg).expect("client");
+    let written = c.download_dir("mlflow-artifacts:/1/run/artifacts/bundle", dir.path()).await.expect("download");
+    assert_eq!(written, ["model.bin"]);
+    let on_disk = std::fs::read(dir.path().join("model.bin")).expect("written");
+    assert!(on_disk == content.as_bytes(), "the file on disk is not the answer ({} bytes)", on_disk.len());
+    assert_eq!(faults.seen().len(), 3, "listing, the cut attempt, the whole one");
+
+    // The same file over a 1 MiB limit: refused, not retried.
+    let faults = FaultServer::start(None, [Fault::Reply(200, listing), Fault::Reply(200, content)]).expect("faults");
+    let dest = tempfile::tempdir().expect("tmp");
+    let cfg =
+        ClientConfig::new(faults.url()).expect("url").with_retry(fast_retry()).with_max_response_bytes(1024 * 1024);
+    let err = Client::new(cfg)
+        .expect("client")
+        .download_dir("mlflow-artifacts:/1/run/artifacts/bundle", dest.path())
+        .await
+        .expect_err("3 MiB over a 1 MiB limit");
+    assert!(matches!(err, Error::TooLarge { limit: 1048576, .. }), "{err}");
+    assert_eq!(faults.seen().len(), 2, "a body over the limit is not retried");
+}

@@ -114,6 +114,13 @@ async fn refused(prefix: &str, damage: impl AsyncFnOnce(&Registry, &str)) -> (Sy
     assert!(!state_dir.path().join("models").join(&v2.version).exists());
     let text = metrics_text(&http, &base).await;
     assert!(text.contains(&format!(r#"stacktag_sync_total{{outcome="{}"}} 2"#, err.outcome())), "{text}");
+    // An operator's SIGHUP (`Trigger::Retry`) forgets it: the next sync checks it again from
+    // the registry, and refuses it again for the same reason.
+    assert_eq!(running.syncer.forget_known_bad().as_deref(), Some(v2.version.as_str()));
+    let retried = running.syncer.sync().await.expect_err("refused again after the retry");
+    assert!(!matches!(retried, SyncError::KnownBad { .. }), "the retry did not check the version again: {retried}");
+    assert_eq!(retried.outcome(), err.outcome());
+    assert_eq!(classify_ok(&http, &base).await.as_deref(), Some(v1.version.as_str()));
     (err, text)
 }
 
