@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fault-injection run (issue "Nothing lost, nothing forged" §3; docs/faults.md): registry-sync
+# The fault-injection run (docs/registry-sync.md#figures; figures in docs/benchmarks.md#faults): registry-sync
 # `serve` against a real MLflow and real `wasmtime serve` instances, under a steady bounded load
 # through its gateway, while faults are injected one after another: MLflow killed mid-download;
 # registry-sync `kill -9` mid-bake, restarted while MLflow is down; a hung bake; a corrupt

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The fault-injection run (scripts/bench-faults.sh starts it; docs/faults.md explains it).
+"""The fault-injection run (scripts/bench-faults.sh starts it; docs/registry-sync.md explains it).
 
 registry-sync `serve` runs against a real MLflow and real `wasmtime serve` instances, under a
 steady, bounded load through its gateway, while faults are injected one after another. Prints
@@ -343,7 +343,8 @@ class Bench:
         if not lines:
             return None
         text = lines[-1]
-        return text[text.index(f"version {version} is refused"):][:200].strip()
+        text = text[text.index(f"version {version} is refused"):].split(" seconds=")[0]
+        return text[:200].strip()
 
     def bake_running(self):
         """A `wizer` (or the hung `sleep` standing in for it) is a child of registry-sync now."""
