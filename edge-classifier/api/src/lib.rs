@@ -237,6 +237,8 @@ error_codes! {
     WebhooksDisabled = "disabled", 404;
     /// The route exists, the method does not (with `Allow`).
     MethodNotAllowed = "method_not_allowed", 405;
+    /// The request's body did not arrive in time (the gateway's limit).
+    RequestTimeout = "request_timeout", 408;
     /// The body is over the limit.
     BodyTooLarge = "body_too_large", 413;
     /// A content type other than `application/json` or `text/plain`, or none.

@@ -16,19 +16,32 @@ use crate::state::DeployedModel;
 /// Largest request body forwarded (the component applies its own, smaller limit).
 const MAX_PROXY_BODY: usize = 1024 * 1024;
 
+/// How long a client may take to send its body. Without a limit, a client trickling its body
+/// would hold a connection (and a worker) for as long as it likes.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(super) async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let Some(instance) = state.upstream.current() else {
-        return no_model();
-    };
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_PROXY_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
+    // The whole body first, the instance after: a slow upload then holds no instance, so an
+    // instance is held only for what `LONGEST_REQUEST` bounds, and a swap's drain (which waits
+    // for the old instance's holders) always outlasts it.
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_PROXY_BODY)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return api_error(
                 ErrorCode::BodyTooLarge,
                 format!("request body is over the gateway's limit of {MAX_PROXY_BODY} bytes"),
             );
         }
+        Err(_) => {
+            return api_error(
+                ErrorCode::RequestTimeout,
+                format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+            );
+        }
+    };
+    let Some(instance) = state.upstream.current() else {
+        return no_model();
     };
     let path_and_query = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
     let url = format!("{}{path_and_query}", instance.url);

@@ -258,3 +258,40 @@ async fn before_the_first_promotion_there_is_nothing_to_serve_and_nothing_failed
     set_champion(&reg, &v1.version).await;
     wait_for_version(&http, &base, &v1.version).await;
 }
+
+/// A client that sends its body slowly across a swap: it must not hold the old instance (the
+/// drain would wait on it, and a body slower than the drain would get a 502), and it is
+/// answered by the instance that serves when its request is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_across_a_swap_holds_no_instance_and_is_answered_by_the_new_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Every field bound: the temp dirs live as long as the test.
+    let Fixture { reg, v1: _, v2, state_dir: _state_dir, _site, running, base, http } =
+        two_versions("sync-slow", Duration::from_secs(3600), |_, _| async {}).await;
+    let body = b"how do i print a list in python";
+    let mut slow = tokio::net::TcpStream::connect(running.addr).await.expect("connect");
+    let head = format!(
+        "POST /classify HTTP/1.1\r\nhost: {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        running.addr,
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.expect("head");
+    slow.write_all(&body[..5]).await.expect("first bytes");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The swap completes (the old instance drained and stopped) while the upload is pending:
+    // a sync reports success only after its drain, so it must not wait for this client.
+    set_champion(reg, &v2.version).await;
+    let synced = tokio::time::timeout(Duration::from_secs(120), running.syncer.sync()).await;
+    let outcome = synced.expect("the swap waited on a client that holds no instance").expect("sync");
+    assert!(matches!(outcome, SyncOutcome::Deployed { .. }), "{outcome:?}");
+
+    slow.write_all(&body[5..]).await.expect("rest of the body");
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "the slow request failed: {answer}");
+    let version =
+        answer.lines().find_map(|l| l.strip_prefix(&format!("{VERSION_HEADER}: "))).map(|v| v.trim().to_owned());
+    assert_eq!(version.as_deref(), Some(v2.version.as_str()), "answered by the instance serving when it was complete");
+    assert_eq!(served_version(&http, &base).await.as_deref(), Some(v2.version.as_str()));
+}
