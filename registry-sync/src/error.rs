@@ -104,8 +104,27 @@ pub enum SyncError {
     },
 }
 
+/// Every `outcome` label of `stacktag_sync_total`: `success`, `nothing_yet` (a registry with no
+/// champion yet: not a failure) and each failure's ([`SyncError::outcome`]). The counters exist
+/// at 0 from the start, so a rate or an `absent()` over them means what it says.
+pub const OUTCOMES: &[&str] = &[
+    "success",
+    "nothing_yet",
+    "resolve_failed",
+    "download_failed",
+    "signature_refused",
+    "invalid_bundle",
+    "evaluation_failed",
+    "below_tolerance",
+    "stamp_failed",
+    "bake_failed",
+    "deploy_failed",
+    "state_failed",
+];
+
 impl SyncError {
-    /// The bounded `outcome` label of `stacktag_sync_total` for this failure.
+    /// The bounded `outcome` label of `stacktag_sync_total` for this failure (one of
+    /// [`OUTCOMES`]).
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::Resolve { .. } => "resolve_failed",

@@ -82,8 +82,15 @@ pub struct Metrics {
     pub sync: Family<Outcome, Counter>,
     /// `stacktag_sync_duration_seconds`.
     pub sync_duration: Histogram,
-    /// `stacktag_last_sync_success_timestamp_seconds`.
+    /// `stacktag_last_sync_success_timestamp_seconds` (also set when a restart serves
+    /// `current` again).
     pub last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// `stacktag_champion_version`: the version the alias named at the last read (0 before
+    /// the registry has one; kept through an MLflow outage).
+    pub champion_version: Gauge,
+    /// `stacktag_deployed_version`: the version every deployer took (0 before any). Differs
+    /// from the champion's while a promotion is on its way, or stuck.
+    pub deployed_version: Gauge,
     /// `stacktag_webhook_deliveries_total{result}`.
     pub webhook: Family<DeliveryResult, Counter>,
     /// `stacktag_webhook_registration_failures_total`: failed attempts to register (or
@@ -117,6 +124,8 @@ impl Metrics {
             // A sync is seconds (bake) to a minute (slow download): 0.5 s to about 2 min.
             sync_duration: Histogram::new(exponential_buckets(0.5, 2.0, 9)),
             last_success: Gauge::default(),
+            champion_version: Gauge::default(),
+            deployed_version: Gauge::default(),
             webhook: Family::default(),
             webhook_registration_failures: Counter::default(),
             webhook_registered: Gauge::default(),
@@ -132,6 +141,16 @@ impl Metrics {
             "stacktag_last_sync_success_timestamp_seconds",
             "Unix time of the last successful sync",
             m.last_success.clone(),
+        );
+        registry.register(
+            "stacktag_champion_version",
+            "The registry version the watched alias names (0: none yet)",
+            m.champion_version.clone(),
+        );
+        registry.register(
+            "stacktag_deployed_version",
+            "The registry version every deployer has taken (0: none yet)",
+            m.deployed_version.clone(),
         );
         registry.register("stacktag_webhook_deliveries", "MLflow webhook deliveries by result", m.webhook.clone());
         registry.register(
@@ -155,7 +174,27 @@ impl Metrics {
             "Predicted labels answered through the gateway",
             m.predictions.clone(),
         );
+        // Every known label at 0 from the start (Prometheus' instrumentation guide): after a
+        // restart a rate is 0, not missing, and `absent()` means the scrape is gone.
+        for &outcome in crate::error::OUTCOMES {
+            let _ = m.sync.get_or_create(&Outcome { outcome });
+        }
+        for result in crate::webhook::Verdict::labels() {
+            let _ = m.webhook.get_or_create(&DeliveryResult { result });
+        }
         Self { registry, ..m }
+    }
+
+    /// A registry version as a gauge value (versions are decimal integers; -1 if one ever
+    /// does not fit).
+    pub fn version_value(version: &str) -> i64 {
+        version.parse().unwrap_or(-1)
+    }
+
+    /// The serving model was confirmed without a sync (a restart served `current`).
+    pub fn restored(&self, version: &str) {
+        self.deployed_version.set(Self::version_value(version));
+        self.last_success.set(unix_now().floor());
     }
 
     /// The OpenMetrics text of every metric.
@@ -182,8 +221,14 @@ impl Metrics {
     pub fn sync_succeeded(&self, seconds: f64) {
         self.sync.get_or_create(&Outcome { outcome: "success" }).inc();
         self.sync_duration.observe(seconds);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        self.last_success.set(now.floor());
+        self.last_success.set(unix_now().floor());
+    }
+
+    /// A sync found nothing to serve yet (no registered model, or no champion): counted as
+    /// its own outcome, never a failure, and the champion gauge says 0.
+    pub fn nothing_yet(&self) {
+        self.sync.get_or_create(&Outcome { outcome: "nothing_yet" }).inc();
+        self.champion_version.set(0);
     }
 
     /// A sync that took `seconds` failed with `outcome` ([`crate::SyncError::outcome`]).
@@ -196,4 +241,8 @@ impl Metrics {
     pub fn delivery(&self, result: &'static str) {
         self.webhook.get_or_create(&DeliveryResult { result }).inc();
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

@@ -132,6 +132,7 @@ impl Syncer {
             }
         }
         *self.deployed.lock().unwrap_or_else(|p| p.into_inner()) = Some(model.version.clone());
+        self.metrics.restored(&model.version);
         Ok(Some(model))
     }
 
@@ -145,6 +146,7 @@ impl Syncer {
         match &result {
             Ok(SyncOutcome::Unchanged { .. }) => {}
             Ok(SyncOutcome::NothingYet { reason }) => {
+                self.metrics.nothing_yet();
                 debug!(target: events::SYNC, %reason, "nothing to serve yet");
             }
             Ok(SyncOutcome::Deployed { model, reused }) => {
@@ -170,6 +172,7 @@ impl Syncer {
             }
         };
         let version = mv.version.clone();
+        self.metrics.champion_version.set(Metrics::version_value(&version));
         if self.deployed_version().as_deref() == Some(version.as_str()) {
             return Ok(SyncOutcome::Unchanged { version });
         }
@@ -260,6 +263,7 @@ impl Syncer {
             if let Err(cause) = self.state.set_current(&version) {
                 warn!(target: events::SYNC, version, error = %state_err(&version, cause), "cannot move `current`");
             }
+            self.metrics.deployed_version.set(Metrics::version_value(&version));
             *self.deployed.lock().unwrap_or_else(|p| p.into_inner()) = Some(version);
         }
         if let Some(old) = old {

@@ -59,6 +59,25 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, for the metric's label set.
+    pub const ALL: &[Verdict] = &[
+        Self::Accepted,
+        Self::AcceptedPreviousSecret,
+        Self::Duplicate,
+        Self::Ignored,
+        Self::MissingHeaders,
+        Self::BadSignature,
+        Self::Stale,
+        Self::BadPayload,
+        Self::Disabled,
+    ];
+
+    /// The `result` labels of `stacktag_webhook_deliveries_total`: every verdict's, and
+    /// `too_large` (refused before a verdict).
+    pub fn labels() -> impl Iterator<Item = &'static str> {
+        Self::ALL.iter().map(|v| v.label()).chain(["too_large"])
+    }
+
     /// The error a refused delivery gets (its code sets the status: 401 for a missing header,
     /// a bad signature or a stale timestamp, 400 for a bad payload, 404 with webhooks off);
     /// `None` for one that is answered 202 (accepted) or 200 (duplicate, ignored).

@@ -78,10 +78,14 @@ async fn webhook_id(reg: &model_registry::Registry, name: &str) -> String {
     hooks.into_iter().find(|w| w.name == name).map(|w| w.webhook_id).expect("serve registered its webhook")
 }
 
-/// Whether the gateway counted a delivery with `result`.
+/// Whether the gateway counted a delivery with `result` (every result's counter exists at 0).
 async fn delivery_counted(http: &reqwest::Client, base: &str, result: &str) -> bool {
     let needle = format!(r#"stacktag_webhook_deliveries_total{{result="{result}"}} "#);
-    metrics_text(http, base).await.lines().any(|l| l.starts_with(&needle))
+    metrics_text(http, base)
+        .await
+        .lines()
+        .filter_map(|l| l.strip_prefix(&needle))
+        .any(|v| v.trim().parse::<f64>().is_ok_and(|n| n > 0.0))
 }
 
 /// Points `champion` at `version` until the gateway counts a delivery with `result`: a new

@@ -221,15 +221,34 @@ async fn a_tampered_artifact_is_refused_and_the_old_model_keeps_answering() {
         .expect("classify");
     assert!(r.status().is_success());
     let text = metrics_text(&http, &base).await;
-    assert!(text.contains(r#"stacktag_sync_total{outcome="invalid_bundle"}"#), "{text}");
+    assert!(text.contains(r#"stacktag_sync_total{outcome="invalid_bundle"} 1"#), "{text}");
     assert!(!state_dir.path().join("models").join(&v2.version).exists(), "a refused version must leave no model dir");
 
     // A restart serves what `current` points at before it asks MLflow anything.
     drop(running);
     set_champion(reg, &v1.version).await;
-    let restarted = serve(serve_config(reg, state_dir.path())).await.expect("serve restarts");
+    let mut cfg = serve_config(reg, state_dir.path());
+    cfg.poll_interval = Duration::from_secs(3600);
+    let restarted = serve(cfg).await.expect("serve restarts");
     let base = format!("http://{}", restarted.addr);
     assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+    // The restart restores the gauges, and every outcome's counter is there at 0 before any
+    // sync failed (so `rate()` and `absent()` mean what they say).
+    let text = metrics_once_they_contain(&http, &base, &format!("stacktag_champion_version {}", v1.version)).await;
+    for line in [
+        format!("stacktag_deployed_version {}", v1.version),
+        format!("stacktag_champion_version {}", v1.version),
+        r#"stacktag_sync_total{outcome="invalid_bundle"} 0"#.to_owned(),
+        r#"stacktag_sync_total{outcome="resolve_failed"} 0"#.to_owned(),
+        r#"stacktag_webhook_deliveries_total{result="bad_signature"} 0"#.to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` after a restart:\n{text}");
+    }
+    let last_success = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stacktag_last_sync_success_timestamp_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(last_success.is_some_and(|t| t > 1.7e9), "the restart did not restore the last success: {last_success:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +272,22 @@ async fn before_the_first_promotion_there_is_nothing_to_serve_and_nothing_failed
         "{outcome:?}"
     );
     let text = metrics_text(&http, &base).await;
-    assert!(!text.contains("resolve_failed"), "a fresh registry is not a failing sync:\n{text}");
+    for line in [
+        r#"stacktag_sync_total{outcome="resolve_failed"} 0"#,
+        "stacktag_champion_version 0",
+        "stacktag_deployed_version 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "a fresh registry is its own outcome, not a failure: no `{line}` in:\n{text}"
+        );
+    }
+    // The two syncs above, and the worker's own polls.
+    let nothing_yet = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"stacktag_sync_total{outcome="nothing_yet"} "#))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(nothing_yet.is_some_and(|n| n >= 2.0), "nothing_yet counted {nothing_yet:?} times:\n{text}");
     // The first promotion serves as usual.
     set_champion(&reg, &v1.version).await;
     wait_for_version(&http, &base, &v1.version).await;
