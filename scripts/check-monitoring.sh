@@ -14,5 +14,8 @@ log "promtool check rules"
 promtool check rules prometheus/alerts.yml
 log "promtool test rules (each alert fires and stays quiet)"
 promtool test rules prometheus/alerts_test.yml
+log "amtool check-config (where the alerts go)"
+command -v amtool >/dev/null || die "amtool is missing: run scripts/setup.sh (Debian prometheus-alertmanager)"
+amtool check-config prometheus/alertmanager.yml
 log "grafana dashboards"
 "$CACHE/venv/bin/python" scripts/check_dashboards.py grafana

@@ -81,12 +81,14 @@ else
   cargo install "wasm-bindgen-cli@$WASM_BINDGEN_VERSION" --root "$CACHE/tools"
 fi
 
-# --- Debian packages: wrk (scripts/bench-edge.sh drives the edge component with it) and
+# --- Debian packages: wrk (scripts/bench-edge.sh drives the edge component with it),
 # prometheus (the server the loop and the monitoring test scrape the gateway with, and
-# promtool, which checks the rules) -------------------------------------------------------
+# promtool, which checks the rules) and its Alertmanager ------------------------------------
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+# prometheus-alertmanager: where the alerts go (the monitoring test checks one reaches it).
+{ command -v prometheus-alertmanager && command -v amtool; } >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 # chromium: the browser the web demo's tests and bench drive (scripts/test-web.sh).
 [ "$web" = 0 ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then

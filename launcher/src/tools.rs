@@ -26,6 +26,8 @@ pub struct Tools {
     pub python: PathBuf,
     /// Debian's `prometheus` (on `PATH`).
     pub prometheus: PathBuf,
+    /// Debian's `prometheus-alertmanager` (on `PATH`).
+    pub alertmanager: PathBuf,
 }
 
 impl Tools {
@@ -41,6 +43,7 @@ impl Tools {
             mlflow: set(MLFLOW_VAR).unwrap_or_else(|| venv.join("mlflow")),
             python: venv.join("python"),
             prometheus: PathBuf::from("prometheus"),
+            alertmanager: PathBuf::from("prometheus-alertmanager"),
             cache,
         }
     }

@@ -98,3 +98,155 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
     assert!(check.status.success(), "monitoring queries without data:\n{out}");
     assert!(out.contains("\"checked\""), "{out}");
 }
+
+/// What the Alertmanager webhook receiver got: each notification's JSON.
+type Received = Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// A webhook receiver on loopback, as on-call's relay would be: records every notification.
+async fn webhook_receiver() -> (std::net::SocketAddr, Received) {
+    let got: Received = Arc::default();
+    let store = got.clone();
+    let app = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let store = store.clone();
+            async move {
+                store.lock().expect("lock").push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+    (addr, got)
+}
+
+/// The first notification for `alertname` with `status` (`firing` or `resolved`), within
+/// `seconds`.
+async fn notified(got: &Received, alertname: &str, status: &str, seconds: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let found = got.lock().expect("lock").iter().find_map(|n| {
+            n["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
+                .cloned()
+        });
+        if let Some(alert) = found {
+            return alert;
+        }
+        assert!(Instant::now() < deadline, "no `{status}` {alertname} within {seconds} s; received: {:?}", got.lock());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The shipped Prometheus and Alertmanager configurations, for real: a broken model promoted
+/// makes the gateway serve something other than the champion, the alert reaches an
+/// Alertmanager webhook receiver with its labels and runbook, and resolves once the champion
+/// serves again. The rules' `for:` waits are cut to 0 here (promtool's tests check them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_promotion_alerts_through_alertmanager_and_resolves() {
+    ensure_component();
+    let (_, reg, versions) = tiny_model("alerting", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
+    // v2's tokenizer cut short in the registry: a broken model.
+    let tokenizer = std::fs::read(tiny_bundle().join("tokenizer.json")).expect("tokenizer");
+    reg.client()
+        .upload_artifact(&v2.source, "tokenizer.json", tokenizer[..tokenizer.len() / 2].to_vec())
+        .await
+        .expect("cut short");
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let mut cfg = serve_config(&reg, state_dir.path());
+    cfg.poll_interval = Duration::from_secs(1);
+    let running = serve(cfg).await.expect("serve starts");
+    let base = format!("http://{}", running.addr);
+    let http = http();
+    wait_for_version(&http, &base, &v1.version).await;
+
+    // Alertmanager with the shipped file, its webhook pointed here and its waits cut.
+    let (receiver, got) = webhook_receiver().await;
+    let shipped = root().join("prometheus");
+    let am_dir = tempfile::tempdir().expect("alertmanager dir");
+    let am_yml = std::fs::read_to_string(shipped.join("alertmanager.yml")).expect("alertmanager.yml");
+    for needle in ["http://127.0.0.1:9095/alerts", "group_wait: 30s", "group_interval: 5m"] {
+        assert!(am_yml.contains(needle), "alertmanager.yml no longer has `{needle}`: update this test");
+    }
+    let am_yml = am_yml
+        .replace("http://127.0.0.1:9095/alerts", &format!("http://{receiver}/alerts"))
+        .replace("group_wait: 30s", "group_wait: 0s")
+        .replace("group_interval: 5m", "group_interval: 1s");
+    let am_port = free_port().expect("port");
+    let am_opts = launcher::alertmanager::AlertmanagerOptions {
+        bin: mlflow_client::testing::tools().alertmanager,
+        config: am_yml,
+        dir: am_dir.path().to_owned(),
+        port: am_port,
+    };
+    let _alertmanager = tokio::task::spawn_blocking(move || launcher::alertmanager::start(&am_opts))
+        .await
+        .expect("alertmanager thread")
+        .expect("start Alertmanager (Debian prometheus-alertmanager; scripts/setup.sh installs it)");
+
+    // Prometheus with the shipped config (its `alerting:` block pointed at that Alertmanager)
+    // and the shipped rules with `for:` cut to 0.
+    let prom_src = tempfile::tempdir().expect("prometheus source");
+    let prom_yml = std::fs::read_to_string(shipped.join("prometheus.yml")).expect("prometheus.yml");
+    assert!(prom_yml.contains("127.0.0.1:9093"), "prometheus.yml has no `alerting:` target 127.0.0.1:9093");
+    std::fs::write(
+        prom_src.path().join("prometheus.yml"),
+        prom_yml.replace("127.0.0.1:9093", &format!("127.0.0.1:{am_port}")),
+    )
+    .expect("write prometheus.yml");
+    let rules = std::fs::read_to_string(shipped.join("alerts.yml")).expect("alerts.yml");
+    let immediate: String = rules
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for: ") {
+                l.split("for:").next().unwrap_or_default().to_owned() + "for: 0s"
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(prom_src.path().join("alerts.yml"), immediate).expect("write alerts.yml");
+    let prom_dir = tempfile::tempdir().expect("prometheus dir");
+    let opts = launcher::prometheus::PrometheusOptions {
+        bin: mlflow_client::testing::tools().prometheus,
+        shipped: prom_src.path().to_owned(),
+        dir: prom_dir.path().to_owned(),
+        port: free_port().expect("port"),
+        target: running.addr.to_string(),
+        interval_s: 1,
+    };
+    let _prometheus = tokio::task::spawn_blocking(move || launcher::prometheus::start(&opts))
+        .await
+        .expect("prometheus thread")
+        .expect("start prometheus");
+
+    // Healthy: the champion serves, nothing about it fires.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        !got.lock().expect("lock").iter().any(|n| n.to_string().contains("StacktagServingNotChampion")),
+        "a healthy gateway alerted: {:?}",
+        got.lock()
+    );
+
+    // The broken v2 is promoted: refused, v1 keeps serving, the alert reaches on-call.
+    set_champion(&reg, &v2.version).await;
+    let alert = notified(&got, "StacktagServingNotChampion", "firing", 90).await;
+    assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
+    assert_eq!(alert["labels"]["instance"], running.addr.to_string(), "{alert}");
+    let runbook = alert["annotations"]["runbook_url"].as_str().unwrap_or_default();
+    assert!(runbook.ends_with("docs/runbooks.md#stacktagservingnotchampion"), "{alert}");
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains(&format!("version {}", v2.version)), "{alert}");
+    assert_eq!(served_version(&http, &base).await.as_deref(), Some(v1.version.as_str()));
+
+    // Rolled back: the champion serves again and the alert resolves.
+    set_champion(&reg, &v1.version).await;
+    let resolved = notified(&got, "StacktagServingNotChampion", "resolved", 90).await;
+    assert_eq!(resolved["labels"]["instance"], running.addr.to_string(), "{resolved}");
+}
