@@ -22,8 +22,8 @@ fn venv_python() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
     ensure_component();
-    let (_, reg, versions) = tiny_model("monitoring", 1, 1).await;
-    let v1 = &versions[0];
+    let (_, reg, versions) = tiny_model("monitoring", 2, 1).await;
+    let [v1, v2] = &versions[..] else { unreachable!() };
     let state_dir = tempfile::tempdir().expect("state dir");
     let running = serve(serve_config(&reg, state_dir.path())).await.expect("serve starts");
     let base = format!("http://{}", running.addr);
@@ -81,6 +81,9 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
         .expect("prometheus thread")
         .expect("start prometheus (Debian package; scripts/setup.sh installs it)");
     let prom = prometheus.url().to_owned();
+    // A sync while Prometheus scrapes, so the sync-duration panel has an increase to show.
+    set_champion(&reg, &v2.version).await;
+    wait_for_version(&http, &base, &v2.version).await;
 
     let check = tokio::task::spawn_blocking(move || {
         Command::new(venv_python())
