@@ -13,6 +13,10 @@ import sys
 
 import yaml
 
+import re
+
+# A stacktag metric with its matchers, if any.
+SELECTOR = re.compile(r"\bstacktag_[a-z0-9_]+(?:\{[^}]*\})?")
 MIN_SCHEMA_VERSION = 36  # Grafana 9.x+: panels carry their own datasource objects.
 
 
@@ -28,6 +32,14 @@ def main(root):
         for ds in yaml.safe_load(path.read_text()).get("datasources", []):
             if ds.get("type") != "prometheus" or not ds.get("uid"):
                 fail(path, f"datasource {ds.get('name')!r} must be type prometheus with a uid")
+            # A Grafana with a default datasource already (kube-prometheus-stack) refuses a
+            # second one and crash-loops.
+            if ds.get("isDefault"):
+                fail(path, f"datasource {ds['uid']!r} must not be the default")
+            # Grafana (not the browser) fetches it: a loopback URL is the container itself.
+            url = str(ds.get("url", ""))
+            if not url.startswith("${") and any(h in url for h in ("127.0.0.1", "localhost")):
+                fail(path, f"datasource {ds['uid']!r} URL {url!r} is loopback: take it from the environment")
             uids.add(ds["uid"])
     if not uids:
         fail(root / "provisioning" / "datasources", "no datasource is provisioned")
@@ -45,6 +57,18 @@ def main(root):
         if d["uid"] in seen_uids:
             fail(path, f"dashboard uid {d['uid']!r} is used twice")
         seen_uids.add(d["uid"])
+        variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
+        source = variables.get("datasource")
+        if not source or source.get("type") != "datasource" or source.get("query") != "prometheus":
+            fail(path, "needs a `datasource` variable (type datasource, query prometheus)")
+        for name in ("instance", "version"):
+            v = variables.get(name)
+            if not v or v.get("type") != "query" or v.get("datasource", {}).get("uid") != "${datasource}":
+                fail(path, f"needs an `{name}` query variable on ${{datasource}}")
+        annotations = [a for a in d.get("annotations", {}).get("list", []) if a.get("expr")]
+        if not any("stacktag_deployed_version" in a["expr"] for a in annotations):
+            fail(path, "needs an annotation where the deployed model version changed")
+        uids_here = uids | {"${datasource}"}
         ids = set()
         for p in d["panels"]:
             where = f"{path} panel {p.get('id')!r} ({p.get('title')!r})"
@@ -56,7 +80,7 @@ def main(root):
             grid = p.get("gridPos", {})
             if not all(isinstance(grid.get(k), int) for k in ("x", "y", "w", "h")):
                 fail(where, "gridPos needs integer x, y, w, h")
-            if p.get("datasource", {}).get("uid") not in uids:
+            if p.get("datasource", {}).get("uid") not in uids_here:
                 fail(where, f"datasource uid {p.get('datasource')!r} is not provisioned ({sorted(uids)})")
             targets = p.get("targets") or []
             if not targets:
@@ -67,8 +91,12 @@ def main(root):
             for t in targets:
                 if not t.get("expr", "").strip():
                     fail(where, f"target {t.get('refId')} has no PromQL `expr`")
-                if t.get("datasource", {}).get("uid") not in uids:
+                if t.get("datasource", {}).get("uid") not in uids_here:
                     fail(where, f"target {t.get('refId')} queries an unprovisioned datasource")
+                # Every series the panel reads follows the instance picker.
+                for selector in SELECTOR.findall(t["expr"]):
+                    if 'instance=~"$instance"' not in selector:
+                        fail(where, f"target {t.get('refId')}: `{selector}` ignores the $instance variable")
                 queries += 1
     print(json.dumps({"dashboards": len(dashboards), "queries": queries, "datasources": sorted(uids)}))
 

@@ -62,11 +62,28 @@ def has_data(result):
     return False
 
 
+def every_value(expr):
+    """A dashboard query as Grafana runs it with "All" picked in every variable."""
+    return expr.replace("$instance", ".*").replace("$version", ".*")
+
+
 def checks():
     for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
-        for panel in json.loads(path.read_text())["panels"]:
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
             for target in panel["targets"]:
-                yield f"{path.name}: panel {panel['title']!r} {target['refId']}", target["expr"], True
+                yield f"{path.name}: panel {panel['title']!r} {target['refId']}", every_value(target["expr"]), True
+        for var in dashboard.get("templating", {}).get("list", []):
+            m = re.fullmatch(r"label_values\((.+), *(\w+)\)", var.get("definition", ""))
+            if m:
+                expr = f"count by ({m.group(2)}) ({every_value(m.group(1))})"
+                yield f"{path.name}: variable ${var['name']}", expr, True
+        for note in dashboard.get("annotations", {}).get("list", []):
+            if note.get("expr"):
+                # A version change is an event: valid PromQL over series that exist.
+                yield f"{path.name}: annotation {note['name']!r}", every_value(note["expr"]), False
+                for metric in sorted(set(METRIC.findall(note["expr"]))):
+                    yield f"{path.name}: annotation {note['name']!r} reads {metric}", f'count({{__name__="{metric}"}})', True
     rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
