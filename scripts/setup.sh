@@ -89,6 +89,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 # prometheus-alertmanager: where the alerts go (the monitoring test checks one reaches it).
 { command -v prometheus-alertmanager && command -v amtool; } >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# kubectl (Debian kubernetes-client): renders deploy/kubernetes offline (`kubectl kustomize`).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 # chromium: the browser the web demo's tests and bench drive (scripts/test-web.sh).
 [ "$web" = 0 ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,21 +1,43 @@
-"""Validates SpinApp manifests offline against the operator's own CRD schema.
+"""Validates SpinKube manifests offline as spin-operator's API server and admission webhooks
+would.
 
-    python tools/lint/check_spinapp.py CRD_YAML MANIFEST...
+    kubectl kustomize deploy/kubernetes | python tools/lint/check_spinapp.py SCHEMA_DIR -
+    python tools/lint/check_spinapp.py SCHEMA_DIR MANIFEST...
+    python tools/lint/check_spinapp.py SCHEMA_DIR --self-test MANIFEST...
 
-CRD_YAML is spin-operator's CustomResourceDefinition (kept in deploy/kubernetes/schema/). Each
-`kind: SpinApp` document in the manifests is checked against the `openAPIV3Schema` of its
-version, with two additions that make it behave like an API server with strict field
-validation (`kubectl apply`'s default): an object schema with `properties` and no
-`additionalProperties`/`x-kubernetes-preserve-unknown-fields` is closed, so an unknown or
-misspelled field fails, as it would on the server; and the operator's admission rule on
-replicas (internal/webhook/spinapp_validating.go: with `enableAutoscaling`, `replicas` must
-not be set; without it, `replicas` must be at least 1). Prints `file: path: message`; exit 1.
+SCHEMA_DIR holds the operator's CustomResourceDefinitions (deploy/kubernetes/schema/). The
+manifests are one rendered set (what `kubectl apply -k` would send): every SpinApp and
+SpinAppExecutor is checked against the `openAPIV3Schema` of its version, with every structural
+object closed to unknown fields (as strict field validation, `kubectl apply`'s default, would
+refuse a misspelled field), and then against the operator's admission rules as written in its
+source (spinframework/spin-operator internal/webhook/, at the commit the CRDs come from):
+
+- SpinApp `spec.executor` is set and names a SpinAppExecutor in the SpinApp's own namespace
+  (`fetchExecutor`: "executor does not exist in namespace");
+- with `enableAutoscaling`, `replicas` is not set; without it, `replicas` >= 1
+  (`validateReplicas`);
+- `deploymentAnnotations` / `podAnnotations` only with an executor that has `createDeployment`
+  (`validateAnnotations`);
+- `invocationLimits.memory` is a quantity no greater than the memory limit (or the request
+  when there is no limit) (`validateInvocationLimits`);
+- a SpinAppExecutor's `deploymentConfig` has exactly one of `runtimeClassName` and `spinImage`
+  (`validateRuntimeClassAndSpinImage`).
+
+`--self-test` plants one fault of each kind into copies of the given set and fails unless each
+is reported. Prints `where: message`; exit 1 on any finding.
 """
 
+import copy
+import pathlib
+import re
 import sys
 
 import jsonschema
 import yaml
+
+GROUP = "core.spinkube.dev"
+BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+DECIMAL_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "m": 10**-3}
 
 
 def closed(schema):
@@ -34,43 +56,143 @@ def closed(schema):
     return out
 
 
-def schemas(crd_path):
-    with open(crd_path) as f:
-        crd = yaml.safe_load(f)
-    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-    return kind, {f"{group}/{v['name']}": closed(v["schema"]["openAPIV3Schema"]) for v in crd["spec"]["versions"]}
+def schemas(schema_dir):
+    """{(kind, apiVersion): schema} for every CRD in the folder."""
+    out = {}
+    for path in sorted(pathlib.Path(schema_dir).glob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for v in crd["spec"]["versions"]:
+                out[(kind, f"{group}/{v['name']}")] = closed(v["schema"]["openAPIV3Schema"])
+    return out
+
+
+def quantity(text):
+    """A Kubernetes resource quantity in base units, or None if it is not one."""
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T|m|)", str(text).strip())
+    if not m:
+        return None
+    number, suffix = float(m.group(1)), m.group(2)
+    return number * (BINARY_SUFFIX.get(suffix) or DECIMAL_SUFFIX[suffix])
+
+
+def namespace(doc):
+    return (doc.get("metadata") or {}).get("namespace") or "default"
+
+
+def name(doc):
+    return (doc.get("metadata") or {}).get("name")
+
+
+def findings(docs, by_kind):
+    out = []
+    ours = [d for d in docs if str(d.get("apiVersion", "")).startswith(GROUP + "/")]
+    executors = {(namespace(d), name(d)): d for d in ours if d.get("kind") == "SpinAppExecutor"}
+    for doc in ours:
+        where = f"{doc.get('kind')} {namespace(doc)}/{name(doc)}"
+        schema = by_kind.get((doc.get("kind"), doc.get("apiVersion")))
+        if schema is None:
+            out.append(f"{where}: no CRD for {doc.get('kind')} {doc.get('apiVersion')}")
+            continue
+        for e in sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path)):
+            path = ".".join(str(p) for p in e.absolute_path) or "(document)"
+            out.append(f"{where}: {path}: {e.message}")
+        spec = doc.get("spec") or {}
+        if doc.get("kind") == "SpinAppExecutor":
+            config = spec.get("deploymentConfig")
+            if config is not None:
+                has_class, has_image = "runtimeClassName" in config, "spinImage" in config
+                if has_class and has_image:
+                    out.append(f"{where}: spec.deploymentConfig: runtimeClassName and spinImage are mutually exclusive (admission rule)")
+                if not has_class and not has_image:
+                    out.append(f"{where}: spec.deploymentConfig: either runtimeClassName or spinImage must be set (admission rule)")
+            continue
+        if doc.get("kind") != "SpinApp":
+            continue
+        executor = None
+        if not spec.get("executor"):
+            out.append(f"{where}: spec.executor: must be set (admission rule: no default executor without one installed)")
+        else:
+            executor = executors.get((namespace(doc), spec["executor"]))
+            if executor is None:
+                elsewhere = sorted(f"{ns}/{n}" for ns, n in executors if n == spec["executor"])
+                hint = f" (one exists in {', '.join(elsewhere)})" if elsewhere else ""
+                out.append(f"{where}: spec.executor: `{spec['executor']}` does not exist in namespace {namespace(doc)}{hint} (admission rule)")
+        if spec.get("enableAutoscaling") and "replicas" in spec:
+            out.append(f"{where}: spec.replicas: cannot be set when enableAutoscaling is true (admission rule)")
+        if not spec.get("enableAutoscaling") and spec.get("replicas", 0) < 1:
+            out.append(f"{where}: spec.replicas: must be > 0 without enableAutoscaling (admission rule)")
+        if executor is not None and not (executor.get("spec") or {}).get("createDeployment"):
+            for field in ("deploymentAnnotations", "podAnnotations"):
+                if spec.get(field):
+                    out.append(f"{where}: spec.{field}: cannot be set when the executor does not create deployments (admission rule)")
+        limit = (spec.get("invocationLimits") or {}).get("memory")
+        if limit is not None:
+            wanted = quantity(limit)
+            resources = spec.get("resources") or {}
+            bound = (resources.get("limits") or {}).get("memory") or (resources.get("requests") or {}).get("memory")
+            if wanted is None:
+                out.append(f"{where}: spec.invocationLimits.memory: `{limit}` is not a memory quantity (admission rule)")
+            elif bound is not None and quantity(bound) is not None and wanted > quantity(bound):
+                out.append(f"{where}: spec.invocationLimits.memory: {limit} is over the pod's memory {bound} (admission rule)")
+    if not any(d.get("kind") == "SpinApp" for d in ours):
+        out.append("no SpinApp in the manifests")
+    return out
+
+
+def self_test(docs, by_kind):
+    """Each planted fault must be reported; the set itself must be clean."""
+    def planted(change):
+        copies = copy.deepcopy(docs)
+        change(copies)
+        return copies
+
+    def of(kind, ds):
+        return next(d for d in ds if d.get("kind") == kind)
+
+    faults = {
+        "executor missing": lambda ds: ds.remove(of("SpinAppExecutor", ds)),
+        "executor in another namespace": lambda ds: of("SpinAppExecutor", ds)["metadata"].update(namespace="spin-system"),
+        "replicas with autoscaling": lambda ds: of("SpinApp", ds)["spec"].update(replicas=3, enableAutoscaling=True),
+        "no replicas without autoscaling": lambda ds: of("SpinApp", ds)["spec"].update(enableAutoscaling=False, replicas=0),
+        "runtimeClassName and spinImage": lambda ds: of("SpinAppExecutor", ds)["spec"]["deploymentConfig"].update(spinImage="ghcr.io/x/spin:1"),
+        "annotations without operator deployments": lambda ds: (
+            of("SpinAppExecutor", ds)["spec"].update(createDeployment=False),
+            of("SpinApp", ds)["spec"].update(podAnnotations={"a": "b"}),
+        ),
+        "invocation memory over the limit": lambda ds: of("SpinApp", ds)["spec"].update(invocationLimits={"memory": "4Gi"}),
+        "a misspelled field": lambda ds: of("SpinApp", ds)["spec"].update(replica=2),
+    }
+    clean = findings(docs, by_kind)
+    failed = [f"the set itself is refused: {clean}"] if clean else []
+    for what, change in faults.items():
+        if not findings(planted(change), by_kind):
+            failed.append(f"planted fault not reported: {what}")
+    for f in failed:
+        print(f"error: {f}")
+    if not failed:
+        print(f"self-test: {len(faults)} planted faults, each reported")
+    return 1 if failed else 0
 
 
 def main(argv):
     if len(argv) < 2:
-        sys.exit("usage: check_spinapp.py CRD_YAML MANIFEST...")
-    kind, by_version = schemas(argv[0])
-    findings, checked = [], 0
-    for path in argv[1:]:
-        with open(path) as f:
-            docs = [d for d in yaml.safe_load_all(f) if d]
-        for doc in docs:
-            if doc.get("kind") != kind:
-                continue
-            checked += 1
-            schema = by_version.get(doc.get("apiVersion"))
-            if schema is None:
-                findings.append(f"{path}: apiVersion `{doc.get('apiVersion')}` is not one of {sorted(by_version)}")
-                continue
-            for e in sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path)):
-                where = ".".join(str(p) for p in e.absolute_path) or "(document)"
-                findings.append(f"{path}: {where}: {e.message}")
-            spec = doc.get("spec") or {}
-            if spec.get("enableAutoscaling") and "replicas" in spec:
-                findings.append(f"{path}: spec.replicas: cannot be set when enableAutoscaling is true (operator admission rule)")
-            if not spec.get("enableAutoscaling") and spec.get("replicas", 0) < 1:
-                findings.append(f"{path}: spec.replicas: must be > 0 without enableAutoscaling (operator admission rule)")
-    for f in findings:
+        sys.exit(__doc__)
+    by_kind = schemas(argv[0])
+    test = "--self-test" in argv
+    sources = [a for a in argv[1:] if a != "--self-test"]
+    docs = []
+    for source in sources:
+        text = sys.stdin.read() if source == "-" else pathlib.Path(source).read_text()
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    if test:
+        return self_test(docs, by_kind)
+    found = findings(docs, by_kind)
+    for f in found:
         print(f)
-    if checked == 0:
-        print(f"no {kind} found in {argv[1:]}")
-        return 1
-    return 1 if findings else 0
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
