@@ -246,17 +246,26 @@ impl Client {
         let location = ArtifactLocation::parse(uri)?;
         self.check_target(&location)?;
         match &location {
-            ArtifactLocation::Proxy(path) => {
-                let url = self.proxy_url(path);
-                let call = format!("artifacts GET {}", location.uri());
-                let answer = self.execute(&call, |http| http.get(url.clone())).await?;
-                if !answer.status.is_success() {
-                    return Err(api_error(&call, &answer));
-                }
-                Ok(answer.body)
-            }
+            ArtifactLocation::Proxy(path) => Ok(self.proxy_get(&location, path, None).await?.body),
             ArtifactLocation::Dbfs(path) => self.dbfs_download(path).await,
             ArtifactLocation::Managed { run_id, path, .. } => self.managed_download(run_id, path).await,
+        }
+    }
+
+    /// `GET` of a file from the artifact proxy: its body in the answer, or streamed into
+    /// `into`; anything but a success is the API's error.
+    async fn proxy_get(
+        &self,
+        location: &ArtifactLocation,
+        path: &str,
+        into: Option<&Path>,
+    ) -> Result<crate::client::Answer, Error> {
+        let url = self.proxy_url(path);
+        let call = format!("artifacts GET {}", location.uri());
+        let answer = self.execute_into(&call, |http| http.get(url.clone()), into).await?;
+        match answer.status.is_success() {
+            true => Ok(answer),
+            false => Err(api_error(&call, &answer)),
         }
     }
 
@@ -269,15 +278,7 @@ impl Client {
         let location = ArtifactLocation::parse(uri)?;
         self.check_target(&location)?;
         match &location {
-            ArtifactLocation::Proxy(path) => {
-                let url = self.proxy_url(path);
-                let call = format!("artifacts GET {}", location.uri());
-                let answer = self.execute_into(&call, |http| http.get(url.clone()), Some(&local)).await?;
-                if !answer.status.is_success() {
-                    return Err(api_error(&call, &answer));
-                }
-                Ok(())
-            }
+            ArtifactLocation::Proxy(path) => self.proxy_get(&location, path, Some(&local)).await.map(|_| ()),
             ArtifactLocation::Dbfs(_) | ArtifactLocation::Managed { .. } => {
                 let bytes = self.download_artifact(uri).await?;
                 fs::write(&local, bytes).map_err(|source| Error::Io {

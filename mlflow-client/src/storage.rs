@@ -187,18 +187,26 @@ impl Store {
 
     /// Reads `relative` under the location.
     pub async fn get(&self, relative: &str) -> Result<Vec<u8>, Error> {
-        let fail = |e: object_store::Error| Error::Storage {
+        let got = self.object(relative).await?;
+        Ok(got.bytes().await.map_err(|e| self.download_failed(relative, e))?.to_vec())
+    }
+
+    /// The object at `relative`, not read yet; a missing one is [`Error::StorageNotFound`].
+    async fn object(&self, relative: &str) -> Result<object_store::GetResult, Error> {
+        match self.store.get(&self.at(relative)).await {
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(Error::StorageNotFound { location: self.location.clone(), file: relative.to_owned() })
+            }
+            other => other.map_err(|e| self.download_failed(relative, e)),
+        }
+    }
+
+    fn download_failed(&self, relative: &str, e: object_store::Error) -> Error {
+        Error::Storage {
             location: self.location.clone(),
             action: format!("download `{relative}`"),
             reason: e.to_string(),
-        };
-        let got = match self.store.get(&self.at(relative)).await {
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::StorageNotFound { location: self.location.clone(), file: relative.to_owned() });
-            }
-            other => other.map_err(fail)?,
-        };
-        Ok(got.bytes().await.map_err(fail)?.to_vec())
+        }
     }
 
     /// Streams `relative` under the location into the local file `to` (created or
@@ -206,17 +214,7 @@ impl Store {
     pub async fn get_to(&self, relative: &str, to: &Path, limit: u64) -> Result<(), Error> {
         use futures::StreamExt;
         use std::io::Write;
-        let fail = |e: object_store::Error| Error::Storage {
-            location: self.location.clone(),
-            action: format!("download `{relative}`"),
-            reason: e.to_string(),
-        };
-        let got = match self.store.get(&self.at(relative)).await {
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::StorageNotFound { location: self.location.clone(), file: relative.to_owned() });
-            }
-            other => other.map_err(fail)?,
-        };
+        let got = self.object(relative).await?;
         if got.meta.size > limit {
             return Err(Error::TooLarge { call: format!("download `{relative}` from `{}`", self.location), limit });
         }
@@ -224,7 +222,7 @@ impl Store {
         let mut file = std::io::BufWriter::new(std::fs::File::create(to).map_err(io)?);
         let (mut stream, mut written) = (got.into_stream(), 0u64);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(fail)?;
+            let chunk = chunk.map_err(|e| self.download_failed(relative, e))?;
             written += chunk.len() as u64;
             if written > limit {
                 return Err(Error::TooLarge { call: format!("download `{relative}` from `{}`", self.location), limit });
