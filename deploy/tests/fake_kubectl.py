@@ -12,6 +12,7 @@ the result. The scenario says how the operator answers:
   unready            images whose pods never become ready (`rollout status` times out)
   serves             {image: version} what `/model` reports for the image that runs
   never_updates      images the operator never puts into the Deployment
+  refused            images whose SpinApp the admission webhook denies (`apply` fails)
 """
 
 import json
@@ -43,6 +44,13 @@ def main(argv):
         real = os.environ.get("REAL_KUBECTL", "/usr/bin/kubectl")
         rendered = subprocess.run([real, "kustomize", args[2]], capture_output=True, text=True, check=True).stdout
         app = next(d for d in yaml.safe_load_all(rendered) if d and d.get("kind") == "SpinApp")
+        if app["spec"]["image"] in scenario.get("refused", []):
+            err = ('Error from server (Invalid): error when applying patch: admission webhook "vspinapp.kb.io" '
+                   'denied the request: SpinApp.core.spinkube.dev "stacktag-edge" is invalid')
+            with open(path, "w") as f:
+                json.dump(state, f)
+            sys.stderr.write(err)
+            return 1
         state["spinapp"] = {"metadata": {"annotations": app["metadata"].get("annotations") or {}}, "spec": app["spec"]}
         state["applied"] = state.get("applied", []) + [app["spec"]["image"]]
         state["gets_since_apply"] = 0

@@ -1,6 +1,7 @@
 """deploy/rollout.py's decisions against a scripted kubectl that plays the operator
 (fake_kubectl.py): the Deployment appearing late, the old one reporting ready, a pod that never
-becomes ready, a wrong version served, a first deploy that fails, and bad input.
+becomes ready, a wrong version served, a SpinApp the cluster refuses, a first deploy that
+fails, and bad input.
 
     python -m unittest discover -s deploy/tests        (scripts/check-delivery.sh runs it)
 """
@@ -98,6 +99,14 @@ class Rollout(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("nothing to put back", out)
         self.assertEqual(state["applied"], [NEW])
+
+    def test_a_cluster_that_refuses_the_spinapp_fails_loudly_and_what_served_keeps_serving(self):
+        code, state, out = self.run_with({"deployment_after": 1, "before": "old", "refused": [NEW], "serves": {OLD: "6"}},
+                                         spinapp=self.serving_old(), deployment=OLD)
+        self.assertEqual(code, 1)
+        self.assertIn("denied the request", out)
+        self.assertEqual(state["spinapp"]["spec"]["image"], OLD)
+        self.assertEqual(state["deployment"], OLD)
 
     def test_a_tag_instead_of_a_digest_is_refused_before_anything_is_applied(self):
         code, state, out = self.run_with({}, spinapp=self.serving_old(), image="ghcr.io/o/stacktag-edge:v7")
