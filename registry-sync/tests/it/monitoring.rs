@@ -19,6 +19,25 @@ fn venv_python() -> PathBuf {
     mlflow_client::testing::tools().python
 }
 
+/// Debian's Prometheus with the configuration and rules in `shipped`, scraping `target` every
+/// second, started as the loop starts it; its folder lives as long as the returned guard.
+async fn start_prometheus(shipped: PathBuf, target: std::net::SocketAddr) -> (launcher::Service, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("prometheus dir");
+    let opts = launcher::prometheus::PrometheusOptions {
+        bin: mlflow_client::testing::tools().prometheus,
+        shipped,
+        dir: dir.path().to_owned(),
+        port: free_port().expect("port"),
+        target: target.to_string(),
+        interval_s: 1,
+    };
+    let prometheus = tokio::task::spawn_blocking(move || launcher::prometheus::start(&opts))
+        .await
+        .expect("prometheus thread")
+        .expect("start prometheus (Debian package; scripts/setup.sh installs it)");
+    (prometheus, dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
     ensure_component();
@@ -67,19 +86,7 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
 
     // The shipped config, pointed at this gateway and scraping every second, started as the
     // loop starts it.
-    let dir = tempfile::tempdir().expect("prometheus dir");
-    let opts = launcher::prometheus::PrometheusOptions {
-        bin: mlflow_client::testing::tools().prometheus,
-        shipped: root().join("prometheus"),
-        dir: dir.path().to_owned(),
-        port: free_port().expect("port"),
-        target: running.addr.to_string(),
-        interval_s: 1,
-    };
-    let prometheus = tokio::task::spawn_blocking(move || launcher::prometheus::start(&opts))
-        .await
-        .expect("prometheus thread")
-        .expect("start prometheus (Debian package; scripts/setup.sh installs it)");
+    let (prometheus, _dir) = start_prometheus(root().join("prometheus"), running.addr).await;
     let prom = prometheus.url().to_owned();
     // A sync while Prometheus scrapes, so the sync-duration panel has an increase to show.
     set_champion(&reg, &v2.version).await;
@@ -215,19 +222,7 @@ async fn a_broken_promotion_alerts_through_alertmanager_and_resolves() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(prom_src.path().join("alerts.yml"), immediate).expect("write alerts.yml");
-    let prom_dir = tempfile::tempdir().expect("prometheus dir");
-    let opts = launcher::prometheus::PrometheusOptions {
-        bin: mlflow_client::testing::tools().prometheus,
-        shipped: prom_src.path().to_owned(),
-        dir: prom_dir.path().to_owned(),
-        port: free_port().expect("port"),
-        target: running.addr.to_string(),
-        interval_s: 1,
-    };
-    let _prometheus = tokio::task::spawn_blocking(move || launcher::prometheus::start(&opts))
-        .await
-        .expect("prometheus thread")
-        .expect("start prometheus");
+    let _prometheus = start_prometheus(prom_src.path().to_owned(), running.addr).await;
 
     // Healthy: the champion serves, nothing about it fires.
     tokio::time::sleep(Duration::from_secs(4)).await;
