@@ -443,6 +443,45 @@ pub(crate) fn write_under(dest: &Path, rel: &str, bytes: &[u8], uri: &str) -> Re
     fs::write(&local, bytes).map_err(|source| Error::Io { action: "write", path: local.display().to_string(), source })
 }
 
+/// A local file a download is written into chunk by chunk, at most `limit` bytes in all: what
+/// the artifact proxy and Unity Catalog storage both stream into (one chunk in memory).
+pub(crate) struct CappedFile {
+    file: std::io::BufWriter<fs::File>,
+    path: PathBuf,
+    written: u64,
+    limit: u64,
+}
+
+impl CappedFile {
+    /// Creates (or truncates: a retried download starts again) the file at `path`.
+    pub(crate) fn create(path: &Path, limit: u64) -> Result<Self, Error> {
+        let file = fs::File::create(path).map_err(|source| Self::io(path, source))?;
+        Ok(Self { file: std::io::BufWriter::new(file), path: path.to_owned(), written: 0, limit })
+    }
+
+    /// Appends `chunk`, or fails with `too_large()` once the total would pass the limit.
+    /// Plain blocking writes: one chunk (kilobytes) to a local disk costs microseconds, less
+    /// than a hop to a blocking thread.
+    pub(crate) fn write(&mut self, chunk: &[u8], too_large: impl Fn() -> Error) -> Result<(), Error> {
+        use std::io::Write;
+        self.written += chunk.len() as u64;
+        if self.written > self.limit {
+            return Err(too_large());
+        }
+        self.file.write_all(chunk).map_err(|source| Self::io(&self.path, source))
+    }
+
+    /// Flushes what is buffered.
+    pub(crate) fn finish(mut self) -> Result<(), Error> {
+        use std::io::Write;
+        self.file.flush().map_err(|source| Self::io(&self.path, source))
+    }
+
+    fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { action: "write", path: path.display().to_string(), source }
+    }
+}
+
 /// Where the listed name `rel` (of the artifact at `uri`) goes under `dest`, with its parent
 /// dirs created; refused unless it is a plain relative path.
 pub(crate) fn local_path(dest: &Path, rel: &str, uri: &str) -> Result<PathBuf, Error> {

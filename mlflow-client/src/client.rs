@@ -36,38 +36,19 @@ pub(crate) struct Answer {
     pub(crate) body: Vec<u8>,
 }
 
-/// Why streaming a body to a file stopped.
-enum StreamError {
-    /// Over the limit.
-    TooLarge,
-    /// The file could not be written.
-    Io(std::io::Error),
-}
-
-/// Streams `response`'s body into `path` (created or truncated), at most `limit` bytes: the
-/// memory held is one chunk, whatever the file's size. The outer error is the limit or the
-/// disk; the inner one a transport failure mid-body (retried, and the next attempt truncates).
+/// Streams `response`'s body into `file`: the memory held is one chunk, whatever the file's
+/// size. The outer error is the limit or the disk; the inner one a transport failure mid-body
+/// (retried, and the next attempt creates the file again).
 async fn stream_to_file(
     response: &mut reqwest::Response,
-    path: &std::path::Path,
-    limit: u64,
-) -> Result<Result<Vec<u8>, reqwest::Error>, StreamError> {
-    use std::io::Write;
-    // Plain blocking writes: one chunk (kilobytes) at a time to a local disk costs
-    // microseconds, less than a hop to a blocking thread.
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(StreamError::Io)?);
-    let mut written = 0u64;
+    mut file: crate::artifacts::CappedFile,
+    too_large: impl Fn() -> Error,
+) -> Result<Result<Vec<u8>, reqwest::Error>, Error> {
     loop {
         match response.chunk().await {
-            Ok(Some(chunk)) => {
-                written += chunk.len() as u64;
-                if written > limit {
-                    return Err(StreamError::TooLarge);
-                }
-                file.write_all(&chunk).map_err(StreamError::Io)?;
-            }
+            Ok(Some(chunk)) => file.write(&chunk, &too_large)?,
             Ok(None) => {
-                file.flush().map_err(StreamError::Io)?;
+                file.finish()?;
                 return Ok(Ok(Vec::new()));
             }
             Err(e) => return Ok(Err(e)),
@@ -172,10 +153,8 @@ impl Client {
             return Err(too_large());
         }
         if let Some(path) = into.filter(|_| response.status().is_success()) {
-            return stream_to_file(&mut response, path, limit).await.map_err(|e| match e {
-                StreamError::TooLarge => too_large(),
-                StreamError::Io(source) => Error::Io { action: "write", path: path.display().to_string(), source },
-            });
+            let file = crate::artifacts::CappedFile::create(path, limit)?;
+            return stream_to_file(&mut response, file, too_large).await;
         }
         let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n as usize));
         loop {

@@ -213,24 +213,17 @@ impl Store {
     /// truncated), at most `limit` bytes: one chunk in memory at a time.
     pub async fn get_to(&self, relative: &str, to: &Path, limit: u64) -> Result<(), Error> {
         use futures::StreamExt;
-        use std::io::Write;
+        let too_large = || Error::TooLarge { call: format!("download `{relative}` from `{}`", self.location), limit };
         let got = self.object(relative).await?;
         if got.meta.size > limit {
-            return Err(Error::TooLarge { call: format!("download `{relative}` from `{}`", self.location), limit });
+            return Err(too_large());
         }
-        let io = |source| Error::Io { action: "write", path: to.display().to_string(), source };
-        let mut file = std::io::BufWriter::new(std::fs::File::create(to).map_err(io)?);
-        let (mut stream, mut written) = (got.into_stream(), 0u64);
+        let mut file = crate::artifacts::CappedFile::create(to, limit)?;
+        let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.download_failed(relative, e))?;
-            written += chunk.len() as u64;
-            if written > limit {
-                return Err(Error::TooLarge { call: format!("download `{relative}` from `{}`", self.location), limit });
-            }
-            // Blocking writes of one chunk: microseconds on a local disk.
-            file.write_all(&chunk).map_err(io)?;
+            file.write(&chunk.map_err(|e| self.download_failed(relative, e))?, too_large)?;
         }
-        file.flush().map_err(io)
+        file.finish()
     }
 
     /// Every file under the location, as paths relative to it (sorted).

@@ -192,8 +192,7 @@ impl Metrics {
     }
 
     /// The serving model was confirmed without a sync (a restart served `current`).
-    pub fn restored(&self, version: &str) {
-        self.deployed_version.set(Self::version_value(version));
+    pub fn restored(&self) {
         self.last_success.set(unix_now().floor());
     }
 

@@ -114,6 +114,13 @@ impl Syncer {
         &self.children
     }
 
+    /// Every deployer took `version`: remembered, and exported as `stacktag_deployed_version`
+    /// (one place, so the gauge never says other than what the syncer knows).
+    fn set_deployed(&self, version: &str) {
+        self.metrics.deployed_version.set(Metrics::version_value(version));
+        *self.deployed.lock().unwrap_or_else(|p| p.into_inner()) = Some(version.to_owned());
+    }
+
     fn deployed_version(&self) -> Option<String> {
         self.deployed.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -131,8 +138,8 @@ impl Syncer {
                 drain(old).await;
             }
         }
-        *self.deployed.lock().unwrap_or_else(|p| p.into_inner()) = Some(model.version.clone());
-        self.metrics.restored(&model.version);
+        self.set_deployed(&model.version);
+        self.metrics.restored();
         Ok(Some(model))
     }
 
@@ -263,8 +270,7 @@ impl Syncer {
             if let Err(cause) = self.state.set_current(&version) {
                 warn!(target: events::SYNC, version, error = %state_err(&version, cause), "cannot move `current`");
             }
-            self.metrics.deployed_version.set(Metrics::version_value(&version));
-            *self.deployed.lock().unwrap_or_else(|p| p.into_inner()) = Some(version);
+            self.set_deployed(&version);
         }
         if let Some(old) = old {
             drain(old).await;
