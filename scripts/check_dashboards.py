@@ -17,6 +17,11 @@ import re
 
 # A stacktag metric with its matchers, if any.
 SELECTOR = re.compile(r"\bstacktag_[a-z0-9_]+(?:\{[^}]*\})?")
+# A metric the production Collector exports for the edge (tools/lint/check_otel.py checks the
+# names), with its matchers, if any.
+EDGE_SELECTOR = re.compile(r"\b(?:traces_span_metrics_[a-z0-9_]+|spin_[a-z0-9_]+)(?:\{[^}]*\})?")
+# What picks the edge's own series out of everything a shared Collector may export.
+EDGE_SCOPE = ('service_name="stacktag-edge"', 'app_id="stacktag-edge-classifier"')
 MIN_SCHEMA_VERSION = 36  # Grafana 9.x+: panels carry their own datasource objects.
 
 
@@ -97,6 +102,14 @@ def main(root):
                 for selector in SELECTOR.findall(t["expr"]):
                     if 'instance=~"$instance"' not in selector:
                         fail(where, f"target {t.get('refId')}: `{selector}` ignores the $instance variable")
+                # The edge's series (production only) carry no gateway instance; they must name
+                # the edge, and such a panel must say it is production's.
+                edge = EDGE_SELECTOR.findall(t["expr"])
+                for selector in edge:
+                    if not any(scope in selector for scope in EDGE_SCOPE):
+                        fail(where, f"target {t.get('refId')}: `{selector}` does not select the edge ({' or '.join(EDGE_SCOPE)})")
+                if edge and "production" not in p["title"].lower():
+                    fail(where, "reads the production edge's metrics: say so in the title")
                 queries += 1
     print(json.dumps({"dashboards": len(dashboards), "queries": queries, "datasources": sorted(uids)}))
 

@@ -17,7 +17,7 @@ pub const SHIPPED_TARGET: &str = "127.0.0.1:8780";
 pub struct PrometheusOptions {
     /// The `prometheus` executable.
     pub bin: PathBuf,
-    /// The repository's `prometheus/` folder (`prometheus.yml`, `alerts.yml`).
+    /// The repository's `prometheus/` folder (`prometheus.yml` and the rule files it names).
     pub shipped: PathBuf,
     /// Where its configuration, data and `server.log` go (created).
     pub dir: PathBuf,
@@ -54,6 +54,18 @@ pub fn config(shipped: &str, path: &Path, target: &str, interval_s: u32) -> Resu
         .replace("evaluation_interval: 15s", &format!("evaluation_interval: {interval_s}s")))
 }
 
+/// The rule files a Prometheus configuration names (`rule_files:`, one `- name` per line, as
+/// the shipped files write them), relative to it.
+pub fn rule_files(config: &str) -> Vec<String> {
+    config
+        .lines()
+        .skip_while(|l| l.trim_end() != "rule_files:")
+        .skip(1)
+        .map_while(|l| l.strip_prefix("  - "))
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
 /// Writes the adapted configuration and the rules into `opts.dir`, starts Prometheus and waits
 /// until it is ready.
 pub fn start(opts: &PrometheusOptions) -> Result<Service, LaunchError> {
@@ -64,7 +76,9 @@ pub fn start(opts: &PrometheusOptions) -> Result<Service, LaunchError> {
     let adapted = config(&text, &shipped_yml, &opts.target, opts.interval_s)
         .map_err(|e| spawn_err(std::io::Error::other(e.to_string())))?;
     std::fs::write(opts.dir.join("prometheus.yml"), adapted).map_err(spawn_err)?;
-    std::fs::copy(opts.shipped.join("alerts.yml"), opts.dir.join("alerts.yml")).map_err(spawn_err)?;
+    for rules in rule_files(&text) {
+        std::fs::copy(opts.shipped.join(&rules), opts.dir.join(&rules)).map_err(spawn_err)?;
+    }
     let args = vec![
         format!("--config.file={}", opts.dir.join("prometheus.yml").display()).into(),
         format!("--storage.tsdb.path={}", opts.dir.join("data").display()).into(),
@@ -95,6 +109,7 @@ mod tests {
         let adapted = config(&shipped, &root, "127.0.0.1:4242", 2).expect("adapted");
         assert!(adapted.contains("127.0.0.1:4242") && !adapted.contains(SHIPPED_TARGET), "{adapted}");
         assert!(adapted.contains("scrape_interval: 2s") && adapted.contains("evaluation_interval: 2s"));
+        assert_eq!(rule_files(&shipped), ["alerts.yml", "gateway-alerts.yml"]);
         let err = config("global: {}", &root, "x:1", 1).expect_err("nothing to replace");
         assert!(err.to_string().contains("127.0.0.1:8780"), "{err}");
     }

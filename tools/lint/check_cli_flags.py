@@ -7,7 +7,9 @@ in a production workflow run.
 Calls are found as `trainer SUB` / `registry-sync SUB` (also through `$TRAINER` / `$SYNC`,
 the scripts' variables), with backslash continuations joined; the flags are the `--words`
 that follow on the same command, up to a pipe, `;`, `&&` or a redirection. Databricks'
-job.json passes its task parameters to `trainer retrain` (databricks/run_trainer.py).
+job.json passes its task parameters to `trainer retrain` (databricks/run_trainer.py); a
+Kubernetes container whose image is a Stacktag binary's passes it `args` (first the
+subcommand, then `--flag=value` or `--flag value`).
 Each is checked against `BIN SUB --help`. Prints one line per finding, exits 1 on any.
 """
 
@@ -64,6 +66,17 @@ def calls(path: Path):
         for task in json.loads(text).get("tasks", []):
             params = task.get("spark_python_task", {}).get("parameters", [])
             yield 0, "trainer", "retrain", [p for p in params if p.startswith("--")]
+        return
+    if path.suffix in (".yaml", ".yml") and "kind: Deployment" in text:
+        import yaml  # only the Kubernetes manifests need it
+
+        for doc in yaml.safe_load_all(text):
+            spec = ((doc or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+            for c in spec.get("containers") or []:
+                binary = next((b for b in set(BINARIES.values()) if f"stacktag-{b}" in str(c.get("image"))), None)
+                args = [str(a) for a in c.get("args") or []]
+                if binary and args:
+                    yield 0, binary, args[0], [a.split("=", 1)[0] for a in args[1:] if a.startswith("--")]
         return
     for n, line in logical_lines(text):
         for m in CALL.finditer(line):

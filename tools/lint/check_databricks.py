@@ -10,9 +10,8 @@ annotation (a string where an int belongs fails). Then what the job needs from t
 task, a job cluster with `docker_image.url`, a spark_python_task whose file exists and whose
 `{{job.parameters.X}}` references name declared parameters.
 
-Dockerfile: every `${VAR}` is a declared ARG, every COPY source (after ARG defaults) is a path
-`cargo build --release -p trainer` produces or one that exists, the dockerignore keeps it, and
-the binary lands where run_trainer.py looks. Prints each finding as `file: message`; exit 1.
+Dockerfile: tools/lint/check_dockerfile.py's checks, with `target/release/trainer` as the
+built path and the binary landing where run_trainer.py looks. Prints each finding as `file: message`; exit 1.
 """
 
 import enum
@@ -24,6 +23,8 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from databricks.sdk.service import jobs
+
+import check_dockerfile as check_dockerfile_  # beside this file
 
 ROOT = Path(__file__).resolve().parents[2]
 findings = []
@@ -116,44 +117,12 @@ def check_job(path):
 
 
 def check_dockerfile(path, run_trainer):
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
-        return finding(path, f"cannot read: {e}")
-    args, copies = {}, []
-    for n, line in enumerate(lines, 1):
-        words = line.split()
-        if not words or words[0].startswith("#"):
-            continue
-        for var in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", line):
-            if var not in args:
-                finding(path, f"line {n}: `${var}` is used before an ARG declares it")
-        if words[0] == "ARG":
-            name, _, default = words[1].partition("=")
-            args[name] = default
-        elif words[0] in ("COPY", "ADD"):
-            paths = [w for w in words[1:] if not w.startswith("--")]
-            srcs = [re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda m: args.get(m.group(1), ""), s) for s in paths[:-1]]
-            copies.append((n, srcs, paths[-1]))
-    if not copies:
-        finding(path, "copies nothing into the image")
-    ignore = path.with_name(path.name + ".dockerignore")
-    kept = [l[1:] for l in ignore.read_text().splitlines() if l.startswith("!")] if ignore.is_file() else None
-    dests = set()
-    for n, srcs, dest in copies:
-        dests.add(dest)
-        for src in srcs:
-            if not src:
-                finding(path, f"line {n}: a COPY source is empty (an ARG without a default?)")
-                continue
-            # The one path the Dockerfile may name before it exists: cargo's release binary.
-            if src != "target/release/trainer" and not (ROOT / src).exists():
-                finding(path, f"line {n}: COPY source `{src}` does not exist")
-            if kept is not None and src not in kept:
-                finding(path, f"line {n}: COPY source `{src}` is excluded by {ignore.name}")
     want = re.search(r'"STACKTAG_TRAINER", "([^"]+)"', run_trainer.read_text())
-    if want is None or want.group(1) not in dests:
-        finding(path, f"no COPY puts the trainer where {run_trainer.name} runs it ({want.group(1) if want else '?'})")
+    # The one path the Dockerfile may name before it exists: cargo's release binary.
+    found, _ = check_dockerfile_.problems(path, built=["target/release/trainer"], runs=[want.group(1)] if want else [])
+    findings.extend(found)
+    if want is None:
+        finding(path, f"{run_trainer.name} names no STACKTAG_TRAINER default")
 
 
 def main(argv):

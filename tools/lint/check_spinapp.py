@@ -23,6 +23,12 @@ source (spinframework/spin-operator internal/webhook/, at the commit the CRDs co
 - a SpinAppExecutor's `deploymentConfig` has exactly one of `runtimeClassName` and `spinImage`
   (`validateRuntimeClassAndSpinImage`).
 
+Gateway API HTTPRoutes are checked against the standard-channel CRD (kubernetes-sigs/gateway-api
+v1.6.1) and the CEL rules the schema check cannot run: a `requestMirror` sets `percent` or
+`fraction`, not both; a Service reference has a `port`. Every Service a route sends to (or
+mirrors to) in its own namespace must be in the set, or be the one spin-operator makes for a
+SpinApp (its name, port 80), with that port.
+
 `--self-test` plants one fault of each kind into copies of the given set and fails unless each
 is reported. Prints `where: message`; exit 1 on any finding.
 """
@@ -36,6 +42,9 @@ import jsonschema
 import yaml
 
 GROUP = "core.spinkube.dev"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+# The Service spin-operator creates for each SpinApp: the SpinApp's name, this port.
+OPERATOR_SERVICE_PORT = 80
 BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 DECIMAL_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "m": 10**-3}
 
@@ -139,6 +148,64 @@ def findings(docs, by_kind):
                 out.append(f"{where}: spec.invocationLimits.memory: {limit} is over the pod's memory {bound} (admission rule)")
     if not any(d.get("kind") == "SpinApp" for d in ours):
         out.append("no SpinApp in the manifests")
+    return out + route_findings(docs, by_kind)
+
+
+def service_ports(docs):
+    """{(namespace, name): {ports}} of every Service in the set and every one the operator
+    makes for a SpinApp."""
+    out = {}
+    for d in docs:
+        if d.get("kind") == "Service" and d.get("apiVersion") == "v1":
+            out[(namespace(d), name(d))] = {p.get("port") for p in (d.get("spec") or {}).get("ports") or []}
+        elif d.get("kind") == "SpinApp" and str(d.get("apiVersion", "")).startswith(GROUP + "/"):
+            out[(namespace(d), name(d))] = {OPERATOR_SERVICE_PORT}
+    return out
+
+
+def route_findings(docs, by_kind):
+    """HTTPRoutes: the CRD's schema, its CEL rules on mirrors and Service references, and the
+    Services they name."""
+    out = []
+    services = service_ports(docs)
+    for doc in docs:
+        if doc.get("kind") != "HTTPRoute" or not str(doc.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
+            continue
+        where = f"HTTPRoute {namespace(doc)}/{name(doc)}"
+        schema = by_kind.get((doc.get("kind"), doc.get("apiVersion")))
+        if schema is None:
+            out.append(f"{where}: no CRD for {doc.get('kind')} {doc.get('apiVersion')}")
+            continue
+        for e in sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path)):
+            path = ".".join(str(p) for p in e.absolute_path) or "(document)"
+            out.append(f"{where}: {path}: {e.message}")
+
+        def reference(ref, at):
+            if ref.get("group", "") != "" or ref.get("kind", "Service") != "Service":
+                return
+            if "port" not in ref:
+                out.append(f"{where}: {at}: Must have port for Service reference (CEL rule)")
+                return
+            ns = ref.get("namespace") or namespace(doc)
+            ports = services.get((ns, ref.get("name")))
+            if ns != namespace(doc):
+                return  # another namespace's Service (and its ReferenceGrant) is not in this set
+            if ports is None:
+                out.append(f"{where}: {at}: Service `{ns}/{ref.get('name')}` is neither in the set nor made by the operator for a SpinApp")
+            elif ref["port"] not in ports:
+                out.append(f"{where}: {at}: Service `{ns}/{ref.get('name')}` has no port {ref['port']} (it has {sorted(ports)})")
+
+        for i, rule in enumerate((doc.get("spec") or {}).get("rules") or []):
+            for j, ref in enumerate(rule.get("backendRefs") or []):
+                reference(ref, f"spec.rules.{i}.backendRefs.{j}")
+            for j, f in enumerate(rule.get("filters") or []):
+                mirror = f.get("requestMirror")
+                if mirror is None:
+                    continue
+                at = f"spec.rules.{i}.filters.{j}.requestMirror"
+                if "percent" in mirror and "fraction" in mirror:
+                    out.append(f"{where}: {at}: Only one of percent or fraction may be specified (CEL rule)")
+                reference(mirror.get("backendRef") or {}, f"{at}.backendRef")
     return out
 
 
@@ -165,6 +232,16 @@ def self_test(docs, by_kind):
         "invocation memory over the limit": lambda ds: of("SpinApp", ds)["spec"].update(invocationLimits={"memory": "4Gi"}),
         "a misspelled field": lambda ds: of("SpinApp", ds)["spec"].update(replica=2),
     }
+    if any(d.get("kind") == "HTTPRoute" for d in docs):
+        mirror = lambda ds: next(f["requestMirror"] for r in of("HTTPRoute", ds)["spec"]["rules"] for f in r.get("filters") or [] if "requestMirror" in f)
+        faults.update({
+            "a mirror with percent and fraction": lambda ds: mirror(ds).update(fraction={"numerator": 1, "denominator": 20}),
+            "a mirror to a Service without a port": lambda ds: mirror(ds)["backendRef"].pop("port"),
+            "a mirror to a Service not in the set": lambda ds: mirror(ds)["backendRef"].update(name="stacktag-nowhere"),
+            "a backend on a port the Service lacks": lambda ds: of("HTTPRoute", ds)["spec"]["rules"][0]["backendRefs"][0].update(port=8080),
+            "a mirror percent over 100": lambda ds: mirror(ds).update(percent=500),
+            "a misspelled route field": lambda ds: mirror(ds).update(percentage=5),
+        })
     clean = findings(docs, by_kind)
     failed = [f"the set itself is refused: {clean}"] if clean else []
     for what, change in faults.items():

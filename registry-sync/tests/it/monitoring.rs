@@ -209,19 +209,21 @@ async fn a_broken_promotion_alerts_through_alertmanager_and_resolves() {
         prom_yml.replace("127.0.0.1:9093", &format!("127.0.0.1:{am_port}")),
     )
     .expect("write prometheus.yml");
-    let rules = std::fs::read_to_string(shipped.join("alerts.yml")).expect("alerts.yml");
-    let immediate: String = rules
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("for: ") {
-                l.split("for:").next().unwrap_or_default().to_owned() + "for: 0s"
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(prom_src.path().join("alerts.yml"), immediate).expect("write alerts.yml");
+    for file in launcher::prometheus::rule_files(&prom_yml) {
+        let rules = std::fs::read_to_string(shipped.join(&file)).expect("a rule file prometheus.yml names");
+        let immediate: String = rules
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("for: ") {
+                    l.split("for:").next().unwrap_or_default().to_owned() + "for: 0s"
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(prom_src.path().join(&file), immediate).expect("write a rule file");
+    }
     let _prometheus = start_prometheus(prom_src.path().to_owned(), running.addr).await;
 
     // Healthy: the champion serves, nothing about it fires.
