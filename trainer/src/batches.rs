@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use polars::prelude::*;
 use serde::Serialize;
 
 use crate::data::{self, RawText};
@@ -53,20 +52,22 @@ pub fn split(sources: &[PathBuf], out: &Path, first_per_label: usize, rest: usiz
 }
 
 fn write_parquet(path: &Path, rows: &[data::RawRow]) -> anyhow::Result<()> {
-    let labels: Vec<Option<&str>> = rows.iter().map(|r| r.label.as_deref()).collect();
-    let texts: Vec<Option<&str>> = rows
+    let rows: Vec<dataset::BatchRow> = rows
         .iter()
-        .map(|r| match &r.text {
-            RawText::Text(t) => Some(t.as_str()),
-            // Kept as nulls: the trainer's row report counts them where the source had them.
-            RawText::Missing | RawText::InvalidUtf8 => None,
+        .map(|r| dataset::BatchRow {
+            label: r.label.clone(),
+            text: match &r.text {
+                RawText::Text(t) => Some(t.clone()),
+                // Kept as nulls: the trainer's row report counts them where the source had them.
+                RawText::Missing | RawText::InvalidUtf8 => None,
+            },
+            attribution: None,
         })
         .collect();
-    let mut df = df!("label" => labels, "text" => texts)?;
+    let bytes = dataset::batch_parquet(&rows).with_context(|| format!("cannot encode `{}`", path.display()))?;
     // A dot-file until complete: `read_source` only lists `*.parquet`.
     let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("batch")));
-    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create `{}`", tmp.display()))?;
-    ParquetWriter::new(file).finish(&mut df).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write `{}`", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(())
 }

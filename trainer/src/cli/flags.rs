@@ -19,6 +19,13 @@ pub mod env_vars {
     pub const DATA: &str = "STACKTAG_DATA";
     /// Evaluation data paths, comma-separated; same as `--eval`.
     pub const EVAL: &str = "STACKTAG_EVAL";
+    /// The inbox `fetch` writes to and `retrain` reads: a folder or `s3://`, `az://`, `gs://`.
+    pub const INBOX: &str = "STACKTAG_INBOX";
+    /// A Stack Exchange API key (optional; raises the daily quota from 300 to 10,000).
+    pub const STACKEXCHANGE_KEY: &str = "STACKEXCHANGE_KEY";
+    /// Prefixes of the object stores' own settings, passed to them as they are (lowercased):
+    /// `AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, `AZURE_STORAGE_ACCOUNT_NAME`, `GOOGLE_SERVICE_ACCOUNT`...
+    pub const STORE_PREFIXES: [&str; 3] = ["AWS_", "AZURE_", "GOOGLE_"];
 }
 
 /// `trainer`: trains, evaluates, registers and gates Stacktag models.
@@ -51,6 +58,81 @@ pub enum Command {
     Retrain(RetrainArgs),
     /// Cut labelled data into batches that can land in an inbox over time (Parquet files).
     Split(SplitArgs),
+    /// Bring new real questions into the inbox: from the Stack Exchange API or a data dump,
+    /// labelled by tag, without any question the inbox or the evaluation data already has.
+    Fetch(FetchArgs),
+}
+
+/// Flags of `trainer fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Where the batches go: a folder, or `s3://bucket/prefix`, `az://container/prefix`,
+    /// `gs://bucket/prefix` (the stores' settings from `AWS_*`, `AZURE_*`, `GOOGLE_*`).
+    #[arg(long, env = env_vars::INBOX)]
+    pub inbox: String,
+    /// Evaluation data (any format `train` reads): its questions never land in the inbox.
+    #[arg(long, env = env_vars::EVAL, value_delimiter = ',')]
+    pub eval: Vec<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The source.
+    #[command(subcommand)]
+    pub source: FetchSource,
+}
+
+/// Where `trainer fetch` reads questions.
+#[derive(Debug, Subcommand)]
+pub enum FetchSource {
+    /// The Stack Exchange API (v2.3): each language tag's questions since the inbox's newest
+    /// of that label.
+    Api(FetchApiArgs),
+    /// A Stack Exchange data dump's `Posts.xml` (plain or gzip), streamed.
+    Dump(FetchDumpArgs),
+}
+
+/// Flags of `trainer fetch api`.
+#[derive(Debug, Args)]
+pub struct FetchApiArgs {
+    /// Where a label the inbox has none of starts, Unix seconds (default: 7 days ago).
+    #[arg(long)]
+    pub since: Option<i64>,
+    /// The newest creation date fetched, Unix seconds (default: now).
+    #[arg(long)]
+    pub until: Option<i64>,
+    /// Pages per tag at most in this run (100 questions a page; the rest waits for the next run).
+    #[arg(long)]
+    pub max_pages: Option<u32>,
+    /// The Stack Exchange site.
+    #[arg(long, default_value = "stackoverflow")]
+    pub site: String,
+    /// The API's base URL.
+    #[arg(long, default_value = harvest::api::DEFAULT_BASE_URL)]
+    pub api_url: String,
+    /// An app key for the higher quota (never printed).
+    #[arg(long, env = env_vars::STACKEXCHANGE_KEY, hide_env_values = true)]
+    pub key: Option<String>,
+}
+
+/// Flags of `trainer fetch dump`.
+#[derive(Debug, Args)]
+pub struct FetchDumpArgs {
+    /// The dump's `Posts.xml` (or `Posts.xml.gz`).
+    #[arg(long)]
+    pub posts: PathBuf,
+    /// Rows per batch at most (memory stays bounded by it).
+    #[arg(long, default_value_t = 50_000)]
+    pub batch_rows: usize,
+}
+
+impl FetchArgs {
+    /// The inbox, with the stores' settings from the environment.
+    pub fn open_inbox(&self) -> anyhow::Result<harvest::inbox::Inbox> {
+        let options = std::env::vars()
+            .filter(|(k, _)| env_vars::STORE_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v));
+        harvest::inbox::Inbox::open(&self.inbox, options)
+    }
 }
 
 /// Flags of `trainer split`.

@@ -12,7 +12,7 @@ use trainer::registry::{self, Connection};
 use trainer::retrain::{self, Retrain};
 use trainer::{bench, evaluate, pipeline};
 
-use flags::{Cli, Command};
+use flags::{Cli, Command, FetchArgs, FetchSource};
 
 /// Exit code of `promote` and `retrain` with `--fail-if-not-promoted` when the gate said no.
 pub const EXIT_NOT_PROMOTED: u8 = 3;
@@ -117,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}: {} rows", b.path.display(), b.rows);
             }
         }
+        Command::Fetch(args) => return fetch(args),
         Command::Retrain(args) => {
             let gate = args.gate.resolve(false, None)?;
             let conn = Connection::new(args.registry.resolve()?)?;
@@ -165,5 +166,62 @@ fn gate_exit(o: &GateOutcome, fail_if_not_promoted: bool) -> ExitCode {
     match fail_if_not_promoted && !o.decision.is_champion() {
         true => ExitCode::from(EXIT_NOT_PROMOTED),
         false => ExitCode::SUCCESS,
+    }
+}
+
+/// `trainer fetch`: what came in, written before any failure is reported (exit 1 then).
+fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let inbox = args.open_inbox()?;
+    let eval_texts: Vec<String> = trainer::data::read_sources(&args.eval, "evaluation")?
+        .into_iter()
+        .flat_map(|b| b.rows)
+        .filter_map(|r| match r.text {
+            trainer::data::RawText::Text(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    // One thread: the dump's reader runs on the blocking pool beside it.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let report = match &args.source {
+        FetchSource::Api(a) => {
+            let api = harvest::api::Api::new(harvest::api::ApiConfig {
+                base_url: a.api_url.clone(),
+                site: a.site.clone(),
+                key: a.key.clone(),
+                max_pages: a.max_pages,
+                ..harvest::api::ApiConfig::default()
+            })?;
+            let since = a.since.unwrap_or(now - 7 * 24 * 3600);
+            let until = a.until.unwrap_or(now);
+            anyhow::ensure!(since <= until, "`--since` {since} is after `--until` {until}");
+            runtime.block_on(harvest::fetch::from_api(&api, &inbox, &eval_texts, since, until, now))?
+        }
+        FetchSource::Dump(d) => {
+            let file = std::fs::File::open(&d.posts).with_context(|| format!("cannot open `{}`", d.posts.display()))?;
+            runtime
+                .block_on(harvest::fetch::from_dump(file, &inbox, &eval_texts, d.batch_rows, now))
+                .with_context(|| format!("cannot read the dump `{}`", d.posts.display()))?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let rows: u64 = report.labels.values().sum();
+        println!(
+            "{} questions in, {rows} rows written to `{}` ({} batches), {} skipped",
+            report.offered,
+            inbox.location,
+            report.written.len(),
+            report.skipped.total()
+        );
+    }
+    match report.failure() {
+        Some(why) => {
+            eprintln!("error: the fetch stopped early (what came before is written): {why}");
+            Ok(ExitCode::FAILURE)
+        }
+        None => Ok(ExitCode::SUCCESS),
     }
 }

@@ -407,3 +407,50 @@ fn the_documented_command_reproduces_the_golden_model() {
         }
     }
 }
+
+/// The dump's recorded questions (harvest's fixtures: real Stack Overflow questions).
+fn posts_xml() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../harvest/tests/fixtures/Posts.xml")
+}
+
+#[test]
+fn fetch_dump_lands_batches_the_trainer_reads_and_a_rerun_adds_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbox = dir.path().join("inbox");
+    let fetch = |posts: &Path| {
+        trainer_bin()
+            .args(["fetch", "--json", "--inbox"])
+            .arg(&inbox)
+            .args(["dump", "--batch-rows", "4", "--posts"])
+            .arg(posts)
+            .env_remove("STACKTAG_EVAL")
+            .output()
+            .expect("run")
+    };
+    let first = fetch(&posts_xml());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).expect("json");
+    // 14 questions: 11 with one language tag, 1 with two, 2 with none; 4 rows a batch.
+    assert_eq!(report["offered"], 14, "{report}");
+    assert_eq!(report["skipped"]["several_language_tags"], 1, "{report}");
+    assert_eq!(report["skipped"]["no_language_tag"], 2, "{report}");
+    assert_eq!(report["written"].as_array().map(Vec::len), Some(3), "{report}");
+    assert_eq!(report["dump"]["questions"], 14);
+    let batches = trainer::data::read_source(&inbox).expect("the trainer reads the inbox");
+    assert_eq!(batches.iter().map(|b| b.rows.len()).sum::<usize>(), 11);
+
+    let again = fetch(&posts_xml());
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(report["written"].as_array().map(Vec::len), Some(0), "{report}");
+    assert_eq!(report["skipped"]["seen_question"], 11, "{report}");
+
+    // A dump cut mid-row: the error names the file and where; what came before is kept.
+    let whole = fs::read(posts_xml()).expect("read");
+    let cut = dir.path().join("cut.xml");
+    fs::write(&cut, &whole[..whole.len() / 2]).expect("write");
+    let broken = fetch(&cut);
+    assert!(!broken.status.success());
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert!(err.contains("cut.xml") && err.contains("malformed at byte"), "{err}");
+}
