@@ -28,11 +28,19 @@ _help: dict[tuple[str, str], str | None] = {}
 
 
 def help_text(bin_dir: Path, binary: str, sub: str) -> str | None:
-    """`BIN SUB --help`, or None if SUB is not one of its subcommands."""
+    """`BIN SUB --help`, or None if SUB is not one of its subcommands. A subcommand with its own
+    subcommands (`trainer fetch api|dump`) has their flags too: a call names them after its own."""
     key = (binary, sub)
     if key not in _help:
         out = subprocess.run([bin_dir / binary, sub, "--help"], capture_output=True, text=True)
-        _help[key] = out.stdout if out.returncode == 0 else None
+        text = out.stdout if out.returncode == 0 else None
+        if text and "Commands:" in text:
+            section = text.split("Commands:", 1)[1].split("\n\n", 1)[0]
+            for nested in (line.split()[0] for line in section.splitlines() if line.strip()):
+                if nested != "help":
+                    more = subprocess.run([bin_dir / binary, sub, nested, "--help"], capture_output=True, text=True)
+                    text += more.stdout if more.returncode == 0 else ""
+        _help[key] = text
     return _help[key]
 
 
