@@ -1,9 +1,15 @@
 """The Databricks job's task (databricks/job.json): runs the trainer binary of the image.
 
 A spark_python_task runs this file on the driver of the job cluster, whose container is the
-image from databricks/Dockerfile. Its arguments go to `trainer retrain` unchanged, e.g.
+image from databricks/Dockerfile. First `trainer fetch` brings the questions asked since the
+last run from the Stack Exchange API into the `--data` folder, a Unity Catalog volume, which is
+the inbox (docs/harvest.md; `STACKTAG_FETCH=none` in the cluster's environment skips it); then
+its arguments go to `trainer retrain` unchanged, e.g.
 
     --data /Volumes/main/stacktag/data/batches --eval /Volumes/main/stacktag/data/eval.csv.gz
+
+A fetch that stops early (out of quota, an API error) keeps what it brought and the retrain
+goes on with the inbox as it is.
 
 MLflow is the workspace's own (MLFLOW_TRACKING_URI=databricks), the registry Unity Catalog.
 The service principal's OAuth client id and secret (DATABRICKS_CLIENT_ID and
@@ -48,9 +54,22 @@ def main(argv):
     env.setdefault("MLFLOW_TRACKING_URI", "databricks")
     env.setdefault("MLFLOW_REGISTRY_URI", "databricks-uc")
     env["DATABRICKS_HOST"] = workspace_host()
+    if env.get("STACKTAG_FETCH", "api") == "api":
+        fetch = [TRAINER, "fetch", "--inbox", flag_value(argv, "--data"), "--eval", flag_value(argv, "--eval"), "api"]
+        print("running:", " ".join(fetch), flush=True)
+        if subprocess.run(fetch, env=env, check=False).returncode != 0:
+            print("warning: the fetch stopped early; retraining on the inbox as it is", flush=True)
     cmd = [TRAINER, "retrain", *argv]
     print("running:", " ".join(cmd), flush=True)
     return subprocess.run(cmd, env=env, check=False).returncode
+
+
+def flag_value(argv, flag):
+    """The value after `flag` in the task's arguments (job.json always passes both)."""
+    try:
+        return argv[argv.index(flag) + 1]
+    except (ValueError, IndexError):
+        sys.exit(f"error: the task's arguments have no `{flag} VALUE`: {argv}")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ check "registry-sync image ARGs and paths: registry-sync/Dockerfile" \
   --built target/wasm32-wasip2/wasm/edge_classifier_spin.wasm \
   --runs /opt/stacktag/bin/registry-sync --runs /opt/stacktag/bin/wasmtime \
   --runs /opt/stacktag/edge_classifier_spin.wasm
+check "run_trainer.py fetches, then retrains, against a scripted trainer (databricks/tests)" \
+  "$VENV/bin/python" -m unittest discover -s databricks/tests
 check "submit.py builds the job settings: databricks/submit.py --dry-run" \
   "$VENV/bin/python" databricks/submit.py databricks/job.json --image example.invalid/t:1 \
   --git-url https://example.invalid/stacktag --git-commit 0000000 --dry-run

@@ -101,6 +101,35 @@ impl Inbox {
         Ok(seen)
     }
 
+    /// Copies every batch to the folder `dir` (created), for a reader of local files (`trainer
+    /// retrain --data DIR`): a batch already there with the same size is not fetched again, and
+    /// each file is written beside its name and renamed. Returns the batch files there.
+    pub async fn copy_to(&self, dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let mut out = Vec::new();
+        for name in self.batch_names().await? {
+            let local = dir.join(&name);
+            let path = self.prefix.clone().join(name.as_str());
+            let size = self
+                .store
+                .head(&path)
+                .await
+                .with_context(|| format!("cannot read `{name}` in `{}`", self.location))?
+                .size;
+            if std::fs::metadata(&local).is_ok_and(|m| m.len() == size) {
+                out.push(local);
+                continue;
+            }
+            let read = async { self.store.get(&path).await?.bytes().await };
+            let bytes = read.await.with_context(|| format!("cannot read `{name}` in `{}`", self.location))?;
+            let staged = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&staged, &bytes).with_context(|| format!("cannot write `{}`", staged.display()))?;
+            std::fs::rename(&staged, &local).with_context(|| format!("cannot write `{}`", local.display()))?;
+            out.push(local);
+        }
+        Ok(out)
+    }
+
     /// Puts `batch` as `name` in one write; nothing is written for an empty batch.
     pub async fn put(&self, name: &str, batch: &Batch) -> anyhow::Result<Option<String>> {
         if batch.rows.is_empty() {

@@ -140,4 +140,13 @@ async fn an_s3_inbox_takes_batches_and_dedupes_like_a_folder() {
     let (again, written) = land(&inbox, &all, &[], "batch-2.parquet").await;
     assert_eq!((again.rows.len(), written), (0, None));
     assert_eq!(inbox.seen().await.expect("seen").ids.len(), 11);
+
+    // A local copy for the trainer's reader, byte for byte; a second copy fetches nothing new.
+    let dir = tempfile::tempdir().expect("dir");
+    let copied = inbox.copy_to(dir.path()).await.expect("copy");
+    assert_eq!(copied, [dir.path().join("batch-1.parquet")]);
+    assert_eq!(dataset::read_source(dir.path()).expect("reads")[0].rows.len(), 11);
+    let stamp = std::fs::metadata(&copied[0]).and_then(|m| m.modified()).expect("mtime");
+    inbox.copy_to(dir.path()).await.expect("copy again");
+    assert_eq!(std::fs::metadata(&copied[0]).and_then(|m| m.modified()).expect("mtime"), stamp, "rewritten");
 }

@@ -76,6 +76,10 @@ pub struct FetchArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Afterwards, copy every batch of the inbox into this folder (what `retrain --data DIR`
+    /// reads when the inbox is an object store); batches already there are not fetched again.
+    #[arg(long, value_name = "DIR")]
+    pub copy_to: Option<PathBuf>,
     /// The source.
     #[command(subcommand)]
     pub source: FetchSource,

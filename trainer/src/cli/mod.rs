@@ -205,6 +205,11 @@ fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot read the dump `{}`", d.posts.display()))?
         }
     };
+    // Copied whatever the fetch did: a failed fetch still leaves every earlier batch to train on.
+    if let Some(dir) = &args.copy_to {
+        let files = runtime.block_on(inbox.copy_to(dir))?;
+        eprintln!("{} batches of `{}` in `{}`", files.len(), inbox.location, dir.display());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
