@@ -27,6 +27,8 @@ pub struct Inbox {
     prefix: StorePath,
     /// The location as given, for messages.
     pub location: String,
+    /// A local folder every batch read or written also lands in ([`Inbox::with_local_copy`]).
+    local: Option<std::path::PathBuf>,
 }
 
 impl Inbox {
@@ -45,44 +47,73 @@ impl Inbox {
             let url = url::Url::parse(location).with_context(|| format!("`{location}` is not a store URL"))?;
             let (store, prefix) = object_store::parse_url_opts(&url, options)
                 .with_context(|| format!("cannot open the inbox `{location}`"))?;
-            return Ok(Self { store: Arc::from(store), prefix, location: location.to_owned() });
+            return Ok(Self { store: Arc::from(store), prefix, location: location.to_owned(), local: None });
         }
         std::fs::create_dir_all(location).with_context(|| format!("cannot create the inbox `{location}`"))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(location)
             .with_context(|| format!("cannot open the inbox `{location}`"))?;
-        Ok(Self { store: Arc::new(store), prefix: StorePath::default(), location: location.to_owned() })
+        Ok(Self { store: Arc::new(store), prefix: StorePath::default(), location: location.to_owned(), local: None })
     }
 
     /// An inbox over any store (tests give one that fails on purpose).
     pub fn with_store(store: Arc<dyn ObjectStore>, prefix: StorePath, location: &str) -> Self {
-        Self { store, prefix, location: location.to_owned() }
+        Self { store, prefix, location: location.to_owned(), local: None }
     }
 
-    /// The batches already there (`*.parquet` directly under the prefix, by name).
+    /// Keeps a local copy of the inbox in `dir` (created when first written): every batch read
+    /// ([`Inbox::seen`]) or put lands there too, and one already there at the size the store
+    /// lists is read from there. So a fetch that ends with [`Inbox::copy_to`] the same folder
+    /// reads each remote batch once, not once for its keys and again for the copy.
+    pub fn with_local_copy(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.local = Some(dir.into());
+        self
+    }
+
+    /// The batches already there (`*.parquet` directly under the prefix), by name.
     pub async fn batch_names(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.batches().await?.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// The batches with the sizes the store lists, by name.
+    async fn batches(&self) -> anyhow::Result<Vec<(String, u64)>> {
         let listing = self
             .store
             .list_with_delimiter(Some(&self.prefix))
             .await
             .with_context(|| format!("cannot list the inbox `{}`", self.location))?;
-        let mut names: Vec<String> = listing
+        let mut batches: Vec<(String, u64)> = listing
             .objects
             .into_iter()
-            .filter_map(|o| o.location.filename().map(str::to_owned))
-            .filter(|n| n.ends_with(".parquet") && !n.starts_with('.'))
+            .filter_map(|o| o.location.filename().map(|n| (n.to_owned(), o.size)))
+            .filter(|(n, _)| n.ends_with(".parquet") && !n.starts_with('.'))
             .collect();
-        names.sort();
-        Ok(names)
+        batches.sort();
+        Ok(batches)
+    }
+
+    /// One batch's bytes: from `copy` when it holds the batch at the listed size, else from the
+    /// store, then kept in `copy`.
+    async fn read_batch(&self, name: &str, size: u64, copy: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+        if let Some(local) = copy.map(|dir| dir.join(name))
+            && std::fs::metadata(&local).is_ok_and(|m| m.len() == size)
+        {
+            return std::fs::read(&local).with_context(|| format!("cannot read `{}`", local.display()));
+        }
+        let path = self.prefix.clone().join(name);
+        let read = async { self.store.get(&path).await?.bytes().await };
+        let bytes = read.await.with_context(|| format!("cannot read `{name}` in `{}`", self.location))?.to_vec();
+        if let Some(dir) = copy {
+            keep(dir, name, &bytes)?;
+        }
+        Ok(bytes)
     }
 
     /// What every batch there holds: the ids and texts a new batch must not repeat, and the
     /// newest question per label (where to resume).
     pub async fn seen(&self) -> anyhow::Result<Seen> {
         let mut seen = Seen::default();
-        for name in self.batch_names().await? {
-            let path = self.prefix.clone().join(name.as_str());
-            let read = async { self.store.get(&path).await?.bytes().await };
-            let bytes = read.await.with_context(|| format!("cannot read `{name}` in `{}`", self.location))?;
+        for (name, size) in self.batches().await? {
+            let bytes = self.read_batch(&name, size, self.local.as_deref()).await?;
             let keys = dataset::batch_keys(&bytes)
                 .with_context(|| format!("`{name}` in `{}` is not a batch", self.location))?;
             for key in keys {
@@ -102,30 +133,14 @@ impl Inbox {
     }
 
     /// Copies every batch to the folder `dir` (created), for a reader of local files (`trainer
-    /// retrain --data DIR`): a batch already there with the same size is not fetched again, and
-    /// each file is written beside its name and renamed. Returns the batch files there.
+    /// retrain --data DIR`): a batch already there at the listed size is not fetched again.
+    /// Returns the batch files there.
     pub async fn copy_to(&self, dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         let mut out = Vec::new();
-        for name in self.batch_names().await? {
-            let local = dir.join(&name);
-            let path = self.prefix.clone().join(name.as_str());
-            let size = self
-                .store
-                .head(&path)
-                .await
-                .with_context(|| format!("cannot read `{name}` in `{}`", self.location))?
-                .size;
-            if std::fs::metadata(&local).is_ok_and(|m| m.len() == size) {
-                out.push(local);
-                continue;
-            }
-            let read = async { self.store.get(&path).await?.bytes().await };
-            let bytes = read.await.with_context(|| format!("cannot read `{name}` in `{}`", self.location))?;
-            let staged = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&staged, &bytes).with_context(|| format!("cannot write `{}`", staged.display()))?;
-            std::fs::rename(&staged, &local).with_context(|| format!("cannot write `{}`", local.display()))?;
-            out.push(local);
+        for (name, size) in self.batches().await? {
+            self.read_batch(&name, size, Some(dir)).await?;
+            out.push(dir.join(name));
         }
         Ok(out)
     }
@@ -141,11 +156,24 @@ impl Inbox {
         );
         let bytes = dataset::batch_parquet(&batch.rows).context("cannot encode the batch")?;
         let path = self.prefix.clone().join(name);
-        self.store.put(&path, bytes.into()).await.with_context(|| {
+        self.store.put(&path, bytes.clone().into()).await.with_context(|| {
             format!("cannot write `{name}` to the inbox `{}` (nothing of it is there)", self.location)
         })?;
+        if let Some(dir) = &self.local {
+            keep(dir, name, &bytes)?;
+        }
         Ok(Some(path.to_string()))
     }
+}
+
+/// Writes a batch into a local copy: beside its name, then renamed, so no reader of `dir`
+/// sees half of it.
+fn keep(dir: &std::path::Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let staged = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&staged, bytes).with_context(|| format!("cannot write `{}`", staged.display()))?;
+    let local = dir.join(name);
+    std::fs::rename(&staged, &local).with_context(|| format!("cannot write `{}`", local.display()))
 }
 
 /// What the inbox (and the evaluation data) already hold.

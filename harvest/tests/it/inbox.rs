@@ -149,4 +149,14 @@ async fn an_s3_inbox_takes_batches_and_dedupes_like_a_folder() {
     let stamp = std::fs::metadata(&copied[0]).and_then(|m| m.modified()).expect("mtime");
     inbox.copy_to(dir.path()).await.expect("copy again");
     assert_eq!(std::fs::metadata(&copied[0]).and_then(|m| m.modified()).expect("mtime"), stamp, "rewritten");
+
+    // With a local copy, reading the keys fills it: the copy afterwards fetches nothing again.
+    let mirror = tempfile::tempdir().expect("dir");
+    let cached = Inbox::open("s3://stacktag-data/inbox", options).expect("inbox").with_local_copy(mirror.path());
+    assert_eq!(cached.seen().await.expect("seen").ids.len(), 11);
+    let kept = mirror.path().join("batch-1.parquet");
+    assert_eq!(std::fs::read(&kept).expect("kept"), std::fs::read(&copied[0]).expect("copied"));
+    let stamp = std::fs::metadata(&kept).and_then(|m| m.modified()).expect("mtime");
+    cached.copy_to(mirror.path()).await.expect("copy");
+    assert_eq!(std::fs::metadata(&kept).and_then(|m| m.modified()).expect("mtime"), stamp, "fetched twice");
 }

@@ -171,7 +171,11 @@ fn gate_exit(o: &GateOutcome, fail_if_not_promoted: bool) -> ExitCode {
 
 /// `trainer fetch`: what came in, written before any failure is reported (exit 1 then).
 fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
-    let inbox = args.open_inbox()?;
+    let mut inbox = args.open_inbox()?;
+    // Batches read for their keys land in the copy at once, so the copy below reads none again.
+    if let Some(dir) = &args.copy_to {
+        inbox = inbox.with_local_copy(dir);
+    }
     let eval_texts: Vec<String> = trainer::data::read_sources(&args.eval, "evaluation")?
         .into_iter()
         .flat_map(|b| b.rows)
