@@ -149,6 +149,14 @@ pub fn prepare(train: &[Batch], eval: EvalSource, labels: &[String]) -> Result<D
     })
 }
 
+/// The usable rows of `batches` whose label is one of `labels`, and what happened to the rest,
+/// without [`clean_labelled`]'s demand that two labels have rows: for judging a model on one
+/// batch, which may hold a single label.
+pub fn labelled_rows(batches: &[Batch], labels: &[String]) -> (Vec<Example>, RowReport) {
+    let index = |l: &str| labels.iter().position(|x| x == l);
+    clean(batches, &index, &HashSet::new())
+}
+
 /// Cleans labelled evaluation rows over `labels` (every check but train/eval overlap).
 pub fn clean_labelled(batches: &[Batch], labels: &[String]) -> Result<(Vec<Example>, RowReport), DataError> {
     let index = |l: &str| labels.iter().position(|x| x == l);

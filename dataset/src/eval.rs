@@ -52,6 +52,15 @@ impl EvalSet {
         Self { batches, snapshot }
     }
 
+    /// This set and the held-out slice of each of `training`'s batches ([`crate::holdout`]):
+    /// the evaluation data of a run that trains on `training`, which then never trains on those
+    /// rows, and the set its gate scores both contenders on.
+    pub fn with_held_out(self, training: &[Batch]) -> Self {
+        let mut batches = self.batches;
+        batches.extend(crate::holdout::held_out(training));
+        Self::from_batches(batches)
+    }
+
     /// The batches.
     pub fn batches(&self) -> &[Batch] {
         &self.batches

@@ -11,13 +11,14 @@
 
 mod clean;
 mod eval;
+pub mod holdout;
 mod read;
 pub mod rng;
 mod write;
 
 use std::path::PathBuf;
 
-pub use clean::{Dataset, EvalSource, Example, RowReport, SkipReason, clean_labelled, prepare};
+pub use clean::{Dataset, EvalSource, Example, RowReport, SkipReason, clean_labelled, labelled_rows, prepare};
 pub use eval::{EvalSet, Scored};
 pub use read::{Batch, RawRow, RawText, read_source, read_sources, snapshot_of};
 pub use write::{Attribution, BatchKey, BatchRow, COLUMNS as BATCH_COLUMNS, batch_keys, batch_parquet};

@@ -17,6 +17,10 @@ pub struct RawRow {
     pub label: Option<String>,
     /// The text cell.
     pub text: RawText,
+    /// The question's id on Stack Overflow, where the file has a `question_id` column (the
+    /// inbox's batches do): what decides whether the row is held out for evaluation
+    /// ([`crate::holdout`]).
+    pub question_id: Option<u64>,
 }
 
 /// The text cell of a [`RawRow`].
@@ -152,10 +156,24 @@ fn rows_of(path: &Path, df: &DataFrame, lossy: bool) -> Result<Vec<RawRow>, Data
     };
     let labels = column("label")?;
     let texts = column("text")?;
+    // Optional: only the inbox's batches carry it. A cell that is not a non-negative integer
+    // is no id (CSV columns arrive as text).
+    let ids: Vec<Option<u64>> = match df.column("question_id") {
+        Ok(c) => c
+            .cast(&DataType::String)
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| parse_error(path, e))?
+            .iter()
+            .map(|v| v.and_then(|v| v.trim().parse().ok()))
+            .collect(),
+        Err(_) => vec![None; df.height()],
+    };
     Ok(labels
         .iter()
         .zip(texts.iter())
-        .map(|(label, text)| RawRow {
+        .zip(ids)
+        .map(|((label, text), question_id)| RawRow {
+            question_id,
             label: label.map(str::to_owned),
             text: match text {
                 None => RawText::Missing,
@@ -215,7 +233,7 @@ fn read_label_dirs(dir: &Path) -> Result<Batch, DataError> {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
         let label = file.parent().and_then(Path::file_name).map(|l| l.to_string_lossy().into_owned());
-        rows.push(RawRow { label, text: text_of(bytes) });
+        rows.push(RawRow { label, text: text_of(bytes), question_id: None });
     }
     Ok(Batch { path: dir.to_path_buf(), digest: hex(&hasher.finalize()), rows })
 }
@@ -238,7 +256,7 @@ fn read_tar_gz(path: &Path, bytes: &[u8]) -> Result<Vec<RawRow>, DataError> {
         let label = label.to_string_lossy().into_owned();
         let mut content = Vec::new();
         entry.read_to_end(&mut content).map_err(|e| parse_error(path, e))?;
-        rows.push(RawRow { label: Some(label), text: text_of(content) });
+        rows.push(RawRow { label: Some(label), text: text_of(content), question_id: None });
     }
     Ok(rows)
 }

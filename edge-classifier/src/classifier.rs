@@ -93,6 +93,21 @@ impl Classifier {
         self.encoder.encode_cached(&self.pieces, text)
     }
 
+    /// The distinct features of `text` the model weighs, in order of first occurrence: its
+    /// feature rows (token ids and hashed pairs, [`crate::features`]) for graphs that read
+    /// them (formats 3 and 4), its token ids for the older graphs, which hash pairs inside.
+    /// For telling how much of new data a model has never seen.
+    pub fn features(&self, text: &str) -> Result<Vec<i64>, Error> {
+        let encoded = self.encode(text)?;
+        Ok(match self.graph.input() {
+            GraphInput::Counted { spec, .. } => crate::features::count(&spec, &encoded.ids).rows,
+            GraphInput::Ids { .. } => {
+                let mut seen = std::collections::HashSet::new();
+                encoded.ids.into_iter().filter(|id| seen.insert(*id)).collect()
+            }
+        })
+    }
+
     /// The inputs [`Classifier::run`] feeds the plan of [`Classifier::graph`] for `ids`, for
     /// tools that run that plan themselves.
     pub fn graph_inputs(&self, ids: &[i64]) -> TVec<TValue> {

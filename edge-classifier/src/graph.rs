@@ -73,6 +73,11 @@ impl Graph {
         Ok(Self { plan, state: Mutex::new(None), input })
     }
 
+    /// What the graph reads.
+    pub(crate) fn input(&self) -> GraphInput {
+        self.input
+    }
+
     /// The optimised plan.
     pub(crate) fn plan(&self) -> &Arc<TypedRunnableModel> {
         &self.plan

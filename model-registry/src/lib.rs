@@ -6,6 +6,8 @@
 //! - [`register()`]: log a trained bundle as a run and register it as a new version.
 //! - [`gate`]: the pure [`gate::decide`] over the evidence, and [`gate::promote`], which
 //!   gathers that evidence, records the decision as tags and moves `champion`.
+//! - [`arrivals`]: record the champion's judgement on data it never saw (a run, and a tag
+//!   registry-sync exports).
 //! - [`rollback()`]: point `champion` back at the version it replaced.
 //! - [`download`]: fetch a version's bundle and verify it with the core's bundle reader, the
 //!   same code that serves it, after its signature ([`signing`]).
@@ -14,6 +16,7 @@
 //! from its server's. Nothing here reads flags or the environment: callers pass a resolved
 //! [`RegistryConfig`].
 
+pub mod arrivals;
 pub mod download;
 pub mod gate;
 pub mod names;

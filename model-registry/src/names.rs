@@ -56,6 +56,13 @@ pub mod tags {
     pub const ROLLED_BACK: &str = "stacktag.rollback";
     /// On the version rolled back to: `restored from version N at T`.
     pub const RESTORED: &str = "stacktag.restored";
+    /// On the champion: its last judgement on the data that arrived after its training data,
+    /// a JSON [`crate::arrivals::Summary`].
+    pub const ARRIVALS: &str = "stacktag.arrivals";
+    /// On a run: what it is (`arrivals` for a judgement; training runs have none).
+    pub const RUN_KIND: &str = "stacktag.run_kind";
+    /// On a judgement's run: the champion version judged.
+    pub const ARRIVALS_VERSION: &str = "stacktag.arrivals.champion_version";
 }
 
 /// The artifact directory that holds the bundle inside a run (and the version's `source`).

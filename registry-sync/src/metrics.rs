@@ -62,6 +62,24 @@ pub struct PredictedLabel {
     pub label: String,
 }
 
+/// The champion version a judgement is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JudgedVersion {
+    /// Registry version.
+    pub version: String,
+}
+
+/// A label's share, for the judged version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JudgedShare {
+    /// Registry version.
+    pub version: String,
+    /// One of the model's labels.
+    pub label: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Builds the request-duration histograms: 0.25 ms to about 4 s.
 #[derive(Clone, Copy, Debug)]
 pub struct LatencyBuckets;
@@ -105,6 +123,27 @@ pub struct Metrics {
     pub request_duration: Family<Route, Histogram, LatencyBuckets>,
     /// `stacktag_predictions_total{label}`: the drift signal.
     pub predictions: Family<PredictedLabel, Counter>,
+    /// `stacktag_arrivals_*{version}`: the champion's last judgement on the data that arrived
+    /// after its training data (its version tag `stacktag.arrivals`), read with every alias
+    /// read; absent while the champion has none.
+    pub arrivals: ArrivalsGauges,
+}
+
+/// The gauges of a champion's judgement ([`model_registry::arrivals::Summary`]).
+#[derive(Debug, Default)]
+pub struct ArrivalsGauges {
+    /// `stacktag_arrivals_accuracy`.
+    pub accuracy: Family<JudgedVersion, FloatGauge>,
+    /// `stacktag_arrivals_questions`.
+    pub questions: Family<JudgedVersion, Gauge>,
+    /// `stacktag_arrivals_unseen_feature_share`.
+    pub unseen_feature_share: Family<JudgedVersion, FloatGauge>,
+    /// `stacktag_arrivals_label_share{label}`.
+    pub label_share: Family<JudgedShare, FloatGauge>,
+    /// `stacktag_training_label_share{label}`.
+    pub training_label_share: Family<JudgedShare, FloatGauge>,
+    /// `stacktag_arrivals_judged_timestamp_seconds`.
+    pub judged_at: Family<JudgedVersion, Gauge>,
 }
 
 impl Default for Metrics {
@@ -132,6 +171,7 @@ impl Metrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(LatencyBuckets),
             predictions: Family::default(),
+            arrivals: ArrivalsGauges::default(),
         };
         // Counters get `_total` from the encoder; the other names are written in full.
         registry.register("stacktag_model_info", "The model the gateway serves (value 1)", m.model_info.clone());
@@ -173,6 +213,37 @@ impl Metrics {
             "stacktag_predictions",
             "Predicted labels answered through the gateway",
             m.predictions.clone(),
+        );
+        let a = &m.arrivals;
+        registry.register(
+            "stacktag_arrivals_accuracy",
+            "The champion's accuracy on the questions that arrived after its training data",
+            a.accuracy.clone(),
+        );
+        registry.register(
+            "stacktag_arrivals_questions",
+            "How many arrived questions the champion was judged on",
+            a.questions.clone(),
+        );
+        registry.register(
+            "stacktag_arrivals_unseen_feature_share",
+            "Share of the arrived questions' features that no training question had",
+            a.unseen_feature_share.clone(),
+        );
+        registry.register(
+            "stacktag_arrivals_label_share",
+            "Each label's share of the arrived questions",
+            a.label_share.clone(),
+        );
+        registry.register(
+            "stacktag_training_label_share",
+            "Each label's share of the questions the champion trained on",
+            a.training_label_share.clone(),
+        );
+        registry.register(
+            "stacktag_arrivals_judged_timestamp_seconds",
+            "Unix time of the champion's last judgement on arrived questions",
+            a.judged_at.clone(),
         );
         // Every known label at 0 from the start (Prometheus' instrumentation guide): after a
         // restart a rate is 0, not missing, and `absent()` means the scrape is gone.
@@ -216,6 +287,32 @@ impl Metrics {
             .set(1);
     }
 
+    /// The judgement `version` (the champion just read) carries, or none: the gauges name
+    /// that version alone.
+    pub fn set_arrivals(&self, version: &str, summary: Option<&model_registry::arrivals::Summary>) {
+        let a = &self.arrivals;
+        a.accuracy.clear();
+        a.questions.clear();
+        a.unseen_feature_share.clear();
+        a.label_share.clear();
+        a.training_label_share.clear();
+        a.judged_at.clear();
+        let Some(s) = summary else { return };
+        let v = JudgedVersion { version: version.to_owned() };
+        a.accuracy.get_or_create(&v).set(s.accuracy);
+        a.questions.get_or_create(&v).set(i64::try_from(s.questions).unwrap_or(i64::MAX));
+        a.unseen_feature_share.get_or_create(&v).set(s.unseen_feature_share);
+        a.judged_at.get_or_create(&v).set(s.judged_at);
+        for (label, share) in &s.label_mix {
+            a.label_share.get_or_create(&JudgedShare { version: version.to_owned(), label: label.clone() }).set(*share);
+        }
+        for (label, share) in &s.training_label_mix {
+            a.training_label_share
+                .get_or_create(&JudgedShare { version: version.to_owned(), label: label.clone() })
+                .set(*share);
+        }
+    }
+
     /// A sync that took `seconds` put a new version in service.
     pub fn sync_succeeded(&self, seconds: f64) {
         self.sync.get_or_create(&Outcome { outcome: "success" }).inc();
@@ -244,4 +341,44 @@ impl Metrics {
 
 fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use model_registry::arrivals::Summary;
+
+    use super::*;
+
+    #[test]
+    fn a_judgement_is_exported_for_its_version_alone_and_goes_with_it() {
+        let m = Metrics::new();
+        let mix = |p: f64| -> BTreeMap<String, f64> { [("java".to_owned(), p), ("python".to_owned(), 1.0 - p)].into() };
+        let s = Summary {
+            accuracy: 0.75,
+            questions: 400,
+            unseen_feature_share: 0.04,
+            label_mix: mix(0.25),
+            training_label_mix: mix(0.5),
+            last_batch: "batch-2.parquet".into(),
+            judged_at: 1_796_000_000,
+            run_id: "r".into(),
+        };
+        m.set_arrivals("3", Some(&s));
+        let text = m.encode();
+        for line in [
+            r#"stacktag_arrivals_accuracy{version="3"} 0.75"#,
+            r#"stacktag_arrivals_questions{version="3"} 400"#,
+            r#"stacktag_arrivals_unseen_feature_share{version="3"} 0.04"#,
+            r#"stacktag_arrivals_label_share{version="3",label="java"} 0.25"#,
+            r#"stacktag_training_label_share{version="3",label="python"} 0.5"#,
+            r#"stacktag_arrivals_judged_timestamp_seconds{version="3"} 1796000000"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "`{line}` missing from:\n{text}");
+        }
+        // A new champion without a judgement: nothing stale is left to alert on.
+        m.set_arrivals("4", None);
+        assert!(!m.encode().contains(r#"version="3""#), "{}", m.encode());
+    }
 }

@@ -180,6 +180,15 @@ impl Syncer {
         };
         let version = mv.version.clone();
         self.metrics.champion_version.set(Metrics::version_value(&version));
+        // The champion's judgement on the newest data rides on the alias read: the trainer
+        // tags it before a retrain, whether or not the alias then moves.
+        match model_registry::arrivals::Summary::of(&mv) {
+            Ok(summary) => self.metrics.set_arrivals(&version, summary.as_ref()),
+            Err(e) => {
+                self.metrics.set_arrivals(&version, None);
+                warn!(target: events::SYNC, version, error = %format!("{e:#}"), "the champion's judgement is not readable");
+            }
+        }
         if self.deployed_version().as_deref() == Some(version.as_str()) {
             return Ok(SyncOutcome::Unchanged { version });
         }

@@ -129,7 +129,8 @@ fn round(conn: &Connection, cfg: &TrainConfig, gate: &GateConfig) -> Option<Stri
             );
             None
         }
-        Ok(Retrain::Trained { registered, gate }) => {
+        Ok(Retrain::Trained { judged, registered, gate }) => {
+            info!(target: events::SCHEDULER, "{}", judged.describe());
             info!(
                 target: events::SCHEDULER,
                 version = %registered.version,

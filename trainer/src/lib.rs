@@ -3,10 +3,12 @@
 //!
 //! The pipeline is `data` (the `dataset` crate) → `tokenizer` → `model` → `export` → `bundle`, with the export
 //! checked by running it through the serving core (`edge-classifier`). The registry's rules
-//! live in `model-registry`; [`registry`] and [`retrain`] drive them with the trainer's data.
+//! live in `model-registry`; [`registry`] and [`retrain`] drive them with the trainer's data, and
+//! [`arrivals`] judges the champion on the batches it never saw before a retrain trains on them.
 //! The `trainer` binary (`src/main.rs`, `src/cli/`) parses flags, resolves them once into
 //! the configs of [`config`], calls this library and prints.
 
+pub mod arrivals;
 pub mod batches;
 pub mod bench;
 pub mod bundle;

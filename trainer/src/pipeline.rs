@@ -88,7 +88,12 @@ pub struct TrainOutcome {
 pub fn train(cfg: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     let t = Instant::now();
     let train = data::read_sources(&cfg.data, "training")?;
-    let eval = data::read_sources(&cfg.eval, "evaluation")?;
+    // With separate evaluation data, the held-out slices of the training batches join it (a
+    // split of the training rows is its own evaluation).
+    let eval = match cfg.eval.is_empty() {
+        true => Vec::new(),
+        false => data::EvalSet::read(&cfg.eval)?.with_held_out(&train).batches().to_vec(),
+    };
     train_on(cfg, &train, eval, t)
 }
 
@@ -154,7 +159,15 @@ pub fn train_on(
     timings.fit = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let (bytes, manifest, parity) = export_and_verify(cfg, &dataset, &tokenizer, &fitted, &eval_ids, &progress)?;
+    let (bytes, manifest, parity) = export_and_verify(
+        cfg,
+        &dataset,
+        &tokenizer,
+        &fitted,
+        &eval_ids,
+        train.last().map(|b| crate::arrivals::batch_name(&b.path)),
+        &progress,
+    )?;
     timings.export_and_verify = t.elapsed().as_secs_f64();
 
     bundle::write_dir(&cfg.out, &bytes, &manifest)
@@ -222,6 +235,7 @@ fn export_and_verify(
     tokenizer: &Tokenizer,
     fitted: &LinearModel,
     eval_ids: &[Vec<i64>],
+    last_batch: Option<String>,
     progress: &Progress,
 ) -> anyhow::Result<(BundleBytes, ModelManifest, Parity)> {
     let onnx = export::to_onnx(fitted, &dataset.labels, &cfg.model_name);
@@ -247,7 +261,7 @@ fn export_and_verify(
         created_at: model_registry::now_rfc3339(),
         data_snapshot: dataset.snapshot.clone(),
         graph: export::graph_spec(fitted, cfg.max_tokens),
-        training: training_params(cfg, dataset, fitted),
+        training: training_params(cfg, dataset, fitted, last_batch),
         // Filled in below from the verified bundle's own answers.
         metrics: edge_classifier::metrics::evaluate(&dataset.labels, std::iter::empty()),
         files: BTreeMap::new(),
@@ -304,7 +318,12 @@ pub fn verify(
     Ok((parity, pairs))
 }
 
-fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -> BTreeMap<String, serde_json::Value> {
+fn training_params(
+    cfg: &TrainConfig,
+    dataset: &Dataset,
+    fitted: &LinearModel,
+    last_batch: Option<String>,
+) -> BTreeMap<String, serde_json::Value> {
     let value = json!({
         "trainer_version": env!("CARGO_PKG_VERSION"),
         "seed": cfg.seed,
@@ -326,6 +345,10 @@ fn training_params(cfg: &TrainConfig, dataset: &Dataset, fitted: &LinearModel) -
         "eval_fraction": cfg.eval.is_empty().then_some(cfg.eval_fraction),
         "train_skipped": dataset.train_report.skipped,
         "data_paths": cfg.data.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        // What a later retrain judges this model on: the batches after this one
+        // (`arrivals`). Rows held out by this rule were evaluated on, never trained on.
+        (crate::arrivals::LAST_BATCH): last_batch,
+        "holdout_rule": data::holdout::RULE,
     });
     match value {
         serde_json::Value::Object(map) => map.into_iter().collect(),

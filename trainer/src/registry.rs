@@ -7,11 +7,12 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use dataset::EvalSet;
+use dataset::{Batch, EvalSet};
 use edge_classifier::Classifier;
 use edge_classifier::api::ModelManifest;
 use model_registry::gate::Scoring;
 use model_registry::{GateOutcome, Provenance, Registered, Registry, RegistryConfig, Rollback};
+use serde::Serialize;
 
 /// The git commit this trainer was built from (`build.rs`), or `unknown` outside a checkout.
 pub const GIT_COMMIT: &str = env!("STACKTAG_GIT_COMMIT");
@@ -63,6 +64,83 @@ pub fn provenance() -> Provenance {
 /// Logs the bundle in `bundle_dir` as a run and registers it as the new `challenger`.
 pub fn register(conn: &Connection, bundle_dir: &Path, manifest: &ModelManifest) -> anyhow::Result<Registered> {
     conn.block(model_registry::register(conn.registry(), bundle_dir, manifest, &provenance()))
+}
+
+/// What judging the champion on the newest batches came to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Judgement {
+    /// It answered the batches after its training data; the figures are in the registry.
+    Judged {
+        /// The champion version.
+        version: String,
+        /// The run that holds the figures.
+        run_id: String,
+        /// The batches judged.
+        batches: usize,
+        /// Questions judged.
+        questions: u64,
+        /// Its accuracy on them.
+        accuracy: f64,
+        /// The share of their features it never saw.
+        unseen_feature_share: f64,
+    },
+    /// Nothing was judged, and why (no champion, nothing new, a bundle that does not load).
+    NotJudged {
+        /// In words.
+        reason: String,
+    },
+}
+
+impl Judgement {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Judged { version, batches, questions, accuracy, unseen_feature_share, run_id } => format!(
+                "champion version {version} on {questions} new questions ({batches} batch(es)): accuracy {accuracy:.4}, \
+                 unseen features {:.1}% (run {run_id})",
+                unseen_feature_share * 100.0
+            ),
+            Self::NotJudged { reason } => format!("champion not judged: {reason}"),
+        }
+    }
+}
+
+/// Judges the champion on the batches of `batches` after its training data
+/// ([`crate::arrivals`]) and records the judgement (a run, and a tag on the champion that
+/// registry-sync exports). A champion that cannot be judged is a [`Judgement::NotJudged`];
+/// only a registry that cannot be reached or written is an error.
+pub fn judge_champion(conn: &Connection, batches: &[Batch]) -> anyhow::Result<Judgement> {
+    let not = |reason: String| Ok(Judgement::NotJudged { reason });
+    let tmp =
+        tempfile::Builder::new().prefix("stacktag-judge-").tempdir().context("cannot create a temporary directory")?;
+    let Some((version, downloaded)) = conn.block(model_registry::arrivals::champion(conn.registry(), tmp.path()))?
+    else {
+        return not(format!("`{}` has no champion yet", conn.model()));
+    };
+    let classifier = match downloaded.classifier {
+        Ok(c) => c,
+        Err(e) => {
+            return not(format!(
+                "champion version {} is not a valid bundle: {}",
+                version.version,
+                edge_classifier::chain(&e)
+            ));
+        }
+    };
+    let arrivals = match crate::arrivals::judge(&classifier, &version.version, batches)? {
+        Ok(a) => a,
+        Err(not_judged) => return not(not_judged.reason),
+    };
+    let run_id = conn.block(model_registry::arrivals::record(conn.registry(), &arrivals, &provenance()))?;
+    Ok(Judgement::Judged {
+        version: version.version,
+        run_id,
+        batches: arrivals.batches.len(),
+        questions: arrivals.questions,
+        accuracy: arrivals.accuracy(),
+        unseen_feature_share: arrivals.unseen_feature_share,
+    })
 }
 
 /// Points `champion` back at the version it replaced.

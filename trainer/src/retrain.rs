@@ -37,8 +37,11 @@ pub enum Retrain {
         /// The gate's answer this time.
         gate: GateOutcome,
     },
-    /// A new model was trained, registered and gated.
+    /// A new model was trained, registered and gated, after the champion was judged on the
+    /// batches it had not seen.
     Trained {
+        /// The champion's judgement on the newest batches, before training on them.
+        judged: registry::Judgement,
         /// The registration.
         registered: Registered,
         /// The gate's answer.
@@ -47,8 +50,10 @@ pub enum Retrain {
 }
 
 /// Retrains on `train_cfg.data` only when its snapshot differs from the champion's (and from
-/// the newest version's, once that was gated), then registers the model and gates it on
-/// `train_cfg.eval`, the same data it was evaluated on while training. A newest version whose
+/// the newest version's, once that was gated): first judges the champion on the batches it
+/// never saw, then trains, registers the model and gates it on `train_cfg.eval` and the
+/// held-out slices of the data ([`crate::data::holdout`]), the same set it was evaluated on
+/// while training. A newest version whose
 /// promotion was cut short is gated again on the same files instead. Each file is read once.
 pub fn retrain(
     conn: &Connection,
@@ -63,15 +68,17 @@ pub fn retrain(
         if !gate_again {
             return Ok(Retrain::Skipped { data_snapshot: snapshot, version, reason });
         }
-        let eval = EvalSet::read(&train_cfg.eval)?;
+        let eval = EvalSet::read(&train_cfg.eval)?.with_held_out(&batches);
         let cfg = model_registry::GateConfig { version: Some(version.clone()), ..gate.clone() };
         let gate = registry::promote_on(conn, &cfg, &eval)?;
         return Ok(Retrain::Regated { data_snapshot: snapshot, version, reason, gate });
     }
-    let eval = EvalSet::read(&train_cfg.eval)?;
+    // Before the new batches are trained on, while the champion has still never seen them.
+    let judged = registry::judge_champion(conn, &batches)?;
+    let eval = EvalSet::read(&train_cfg.eval)?.with_held_out(&batches);
     let outcome = pipeline::train_on(train_cfg, &batches, eval.batches().to_vec(), started)?;
     let registered = registry::register(conn, &outcome.bundle_dir, &outcome.manifest)?;
     let gate = model_registry::GateConfig { version: Some(registered.version.clone()), ..gate.clone() };
     let gate = registry::promote_on(conn, &gate, &eval)?;
-    Ok(Retrain::Trained { registered, gate })
+    Ok(Retrain::Trained { judged, registered, gate })
 }

@@ -44,6 +44,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Score a bundle on any labelled data.
     Evaluate(EvaluateArgs),
+    /// Judge a bundle on data that arrived after its training data, as `retrain` judges the
+    /// champion: accuracy, label mix and the share of features it never saw (JSON).
+    Judge(JudgeArgs),
     /// Train on DIR/train.csv.gz, evaluate on DIR/test.csv.gz, and print the figures.
     Bench(BenchArgs),
     /// Time the serving core on a bundle: one classify per question of the data, each seen
@@ -415,6 +418,17 @@ pub struct EvaluateArgs {
     /// No notes.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Flags of `trainer judge`.
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// The bundle, and the data that arrived after it was trained (`--data`).
+    #[command(flatten)]
+    pub target: BundleOnData,
+    /// The data the bundle was trained on, for the label mix and the unseen features.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub trained_on: Vec<PathBuf>,
 }
 
 /// Flags of `trainer latency`.

@@ -10,7 +10,7 @@ use model_registry::{GateOutcome, aliases};
 use trainer::data::EvalSet;
 use trainer::registry::{self, Connection};
 use trainer::retrain::{self, Retrain};
-use trainer::{bench, evaluate, pipeline};
+use trainer::{arrivals, bench, evaluate, pipeline};
 
 use flags::{Cli, Command, FetchArgs, FetchSource};
 
@@ -72,6 +72,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+        }
+        Command::Judge(args) => {
+            let classifier = pipeline::load_bundle(&args.target.bundle)?;
+            let trained = trainer::data::read_sources(&args.trained_on, "training")?;
+            let arrived = trainer::data::read_sources(&args.target.data, "arrived")?;
+            let since = trained.last().map(|b| arrivals::batch_name(&b.path)).unwrap_or_default();
+            let bundle = args.target.bundle.display().to_string();
+            let judged = arrivals::judge_between(&classifier, &bundle, &since, &trained, &arrived)?;
+            println!("{}", serde_json::to_string_pretty(&judged)?);
         }
         Command::Bench(args) => {
             let report = bench::bench(&args.resolve())?;
@@ -146,8 +155,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     gate_exit(outcome, args.gate.fail_if_not_promoted)
                 }
-                Retrain::Trained { registered, gate: outcome } => {
+                Retrain::Trained { judged, registered, gate: outcome } => {
                     if !args.gate.json {
+                        println!("{}", judged.describe());
                         println!(
                             "registered version {} of `{}` (run {})",
                             registered.version, registered.model, registered.run_id

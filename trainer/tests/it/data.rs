@@ -146,7 +146,7 @@ fn every_skip_reason_is_counted() {
     .expect("write");
     write_csv(&eval, &[("csharp", "This one is in eval"), ("java", "eval only")]);
     let mut train_batches = read_source(&train).expect("train");
-    train_batches[0].rows.push(RawRow { label: Some("java".into()), text: RawText::InvalidUtf8 });
+    train_batches[0].rows.push(RawRow { label: Some("java".into()), text: RawText::InvalidUtf8, question_id: None });
     let ds = data::prepare(&train_batches, EvalSource::Batches(read_source(&eval).expect("eval")), &labels())
         .expect("prepare");
     let r = &ds.train_report;

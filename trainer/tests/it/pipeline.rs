@@ -438,6 +438,10 @@ fn fetch_dump_lands_batches_the_trainer_reads_and_a_rerun_adds_nothing() {
     assert_eq!(report["dump"]["questions"], 14);
     let batches = trainer::data::read_source(&inbox).expect("the trainer reads the inbox");
     assert_eq!(batches.iter().map(|b| b.rows.len()).sum::<usize>(), 11);
+    // The batches' ids survive into the reader, and the one labelled question the rule holds
+    // out (computed by Python's hashlib, dataset::holdout) joins the evaluation data.
+    let held: Vec<_> = trainer::data::holdout::held_out(&batches).into_iter().flat_map(|b| b.rows).collect();
+    assert_eq!(held.iter().map(|r| r.question_id).collect::<Vec<_>>(), vec![Some(5222)]);
 
     let again = fetch(&posts_xml());
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));

@@ -10,6 +10,7 @@ use edge_classifier::api::files;
 use mlflow_client::ClientConfig;
 use mlflow_client::testing::{Fault, FaultServer, MlflowServer, fast_retry, free_port, unique_name};
 use model_registry::{BUNDLE_ARTIFACT_DIR, Decision, GateMetric, Registered, RegistryConfig, aliases, tags};
+use trainer::registry::Judgement;
 use trainer::registry::{self, Connection as Registry, GateConfig};
 use trainer::retrain::{self, Retrain};
 use trainer::{data, pipeline};
@@ -275,12 +276,13 @@ fn retrain_skips_unchanged_data_and_gates_new_batches() {
         train_config(vec![batches_dir.clone()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params())
     };
 
-    let Retrain::Trained { registered, gate: outcome } =
+    let Retrain::Trained { judged, registered, gate: outcome } =
         retrain::retrain(&reg, &train_cfg("r1"), &gate_cfg).expect("retrain 1")
     else {
         panic!("an empty registry must train");
     };
     assert_eq!((registered.version.as_str(), outcome.decision), ("1", Decision::PromotedFirst));
+    assert!(matches!(&judged, Judgement::NotJudged { reason } if reason.contains("no champion")), "{judged:?}");
 
     match retrain::retrain(&reg, &train_cfg("r2"), &gate_cfg).expect("retrain 2") {
         Retrain::Skipped { version, reason, .. } => {
@@ -295,11 +297,34 @@ fn retrain_skips_unchanged_data_and_gates_new_batches() {
     // Whether more data scores better on 20 tiny rows is not this test's question: a margin of
     // -1 promotes any valid challenger, so the decision is known.
     let lenient = gate_with(GateMetric::Accuracy, -1.0, false, None).gate;
-    let Retrain::Trained { registered, gate: outcome } =
+    let Retrain::Trained { judged, registered, gate: outcome } =
         retrain::retrain(&reg, &train_cfg("r3"), &lenient).expect("retrain 3")
     else {
         panic!("a new batch must retrain");
     };
+    // Before training on 0003.csv, champion 1 (trained up to 0002.csv) answered it: the figures
+    // are on its version as one tag and in a run, and they are what the gate's own scoring says
+    // of its bundle on that file.
+    let Judgement::Judged { version, run_id, batches, questions, accuracy, .. } = &judged else {
+        panic!("the champion must be judged on the new batch: {judged:?}");
+    };
+    assert_eq!((version.as_str(), *batches, *questions), ("1", 1, later.len() as u64));
+    let champion_bundle = trainer::pipeline::load_bundle(&dir.path().join("r1")).expect("bundle 1");
+    let on_later =
+        data::EvalSet::read(&[batches_dir.join("0003.csv")]).expect("read").score(&champion_bundle).expect("score");
+    assert_eq!(*accuracy, on_later.evaluation.accuracy);
+    let tag = version_tag(&reg, "1", tags::ARRIVALS).expect("the champion carries its judgement");
+    let summary: serde_json::Value = serde_json::from_str(&tag).expect("json");
+    assert_eq!(summary["questions"], later.len());
+    assert_eq!(summary["last_batch"], "0003.csv");
+    assert_eq!(summary["run_id"], run_id.as_str());
+    let share = |l: &str| later.iter().filter(|(label, _)| *label == l).count() as f64 / later.len() as f64;
+    for l in &labels {
+        assert_eq!(summary["label_mix"][l.as_str()].as_f64(), Some(share(l)), "{summary}");
+    }
+    let run = reg.block(reg.client().get_run(run_id)).expect("the judgement's run");
+    assert_eq!(run.tag(tags::RUN_KIND), Some("arrivals"));
+    assert_eq!(run.param("since_batch"), Some("0002.csv"));
     assert_eq!(registered.version, "2");
     assert_eq!(outcome.decision, Decision::Promoted, "{outcome:?}");
     assert_eq!(alias(&reg, aliases::CHAMPION).as_deref(), Some("2"));
@@ -337,7 +362,7 @@ fn retrain_skips_a_snapshot_the_gate_already_rejected() {
     fs::create_dir_all(&bad).expect("mkdir");
     write_csv(&bad.join("0001.csv"), &wrong);
     let cfg = |out: &str| train_config(vec![bad.clone()], vec![eval_csv.clone()], dir.path().join(out), &tiny_params());
-    let Retrain::Trained { registered, gate } =
+    let Retrain::Trained { registered, gate, .. } =
         retrain::retrain(&reg, &cfg("r1"), &gate_config().gate).expect("retrain")
     else {
         panic!("new data must train");
