@@ -3,11 +3,13 @@
 # (new data lands, and minutes later the edge serves a better model) on loopback, on embedded
 # defaults:
 #
-#   scripts/loop.sh [--once] [--web-demo]
+#   scripts/loop.sh [--once] [--web-demo] [--dump POSTS.xml]
 #
 #   --once      stop once the second model serves (else serve until Ctrl-C)
 #   --web-demo  also build the browser module and serve the web demo at the gateway's /demo/
 #               (wasm-bindgen-cli and a second wasm build: minutes on a fresh machine)
+#   --dump F    the second batch is a Stack Exchange data dump's questions (Posts.xml, plain or
+#               gzip), labelled by their tags, instead of the rest of the 16k training set
 #
 # What `stacktag up` does, prints and returns: docs/operations.md. Its story goes to stderr,
 # its report (one JSON object) is the one line on stdout. State lives under
@@ -16,12 +18,19 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 up=() web=0
-for arg in "$@"; do
-  case "$arg" in
+usage="usage: scripts/loop.sh [--once] [--web-demo] [--dump POSTS.xml]"
+while (($# > 0)); do
+  case "$1" in
     --once) up+=(--once) ;;
     --web-demo) web=1 ;;
-    *) die "unknown argument \`$arg\` (usage: scripts/loop.sh [--once] [--web-demo])" ;;
+    --dump)
+      (($# > 1)) || die "\`--dump\` needs a file ($usage)"
+      up+=(--dump "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")")
+      shift
+      ;;
+    *) die "unknown argument \`$1\` ($usage)" ;;
   esac
+  shift
 done
 
 log "set-up and builds, side by side (a fresh machine: docs/benchmarks.md says how long)"

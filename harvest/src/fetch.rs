@@ -128,6 +128,10 @@ pub async fn from_api(
     Ok(report)
 }
 
+/// Rows per batch of a dump unless told otherwise: a large dump lands in pieces the trainer
+/// reads one file at a time.
+pub const DEFAULT_BATCH_ROWS: usize = 50_000;
+
 /// Every question of a dump (plain or gzip `Posts.xml`), in batches of at most `batch_rows`,
 /// each put as soon as it is full, so memory stays bounded however large the dump (the reader
 /// runs on a blocking thread and waits while a batch is being written). Batches are named for

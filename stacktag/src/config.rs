@@ -42,6 +42,9 @@ pub struct UpConfig {
     pub web_demo: Option<PathBuf>,
     /// Stop once the second model serves, instead of serving until Ctrl-C.
     pub once: bool,
+    /// A Stack Exchange data dump's `Posts.xml` (plain or gzip): the second batch is its
+    /// questions, landed by the harvest's rules, instead of the rest of the 16k training set.
+    pub dump: Option<PathBuf>,
 }
 
 impl UpConfig {
@@ -74,6 +77,9 @@ impl UpConfig {
         need(&self.generic_component, "the generic edge component (run `scripts/build-edge.sh build`)")?;
         need(&self.tools.wasmtime, "wasmtime-cli (run `scripts/setup.sh`, or set STACKTAG_WASMTIME)")?;
         need(&self.repo.join("prometheus/prometheus.yml"), "the Prometheus configuration")?;
+        if let Some(dump) = &self.dump {
+            need(dump, "the data dump")?;
+        }
         if let Some(site) = &self.web_demo {
             need(&site.join("index.html"), "the web demo's site (run `scripts/build-web.sh --out DIR`)")?;
         }

@@ -27,6 +27,12 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// Real test questions classified through the gateway at the end.
     pub questions: Vec<Answered>,
+    /// The last trained round's judgement of the champion on the batches it had not seen.
+    #[serde(default)]
+    pub judged: Option<String>,
+    /// The gate's answer when it kept the champion (the new batch's model was not better).
+    #[serde(default)]
+    pub rejected: Option<String>,
 }
 
 /// A step of the loop.

@@ -24,6 +24,29 @@ pub struct Rounds {
     pub finished: u64,
     /// The last round's "nothing to do" reason, if it skipped.
     pub last_skip: Option<String>,
+    /// The last round that trained a model: its version, the gate's answer, and the champion's
+    /// judgement before it.
+    pub last_trained: Option<Trained>,
+}
+
+/// A round that trained, registered and gated a model.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The version registered.
+    pub version: String,
+    /// Whether the gate made it the champion.
+    pub promoted: bool,
+    /// The gate's answer in words.
+    pub gate: String,
+    /// The champion's judgement on the new batches, in words.
+    pub judged: String,
+}
+
+/// What one round did.
+enum Round {
+    Skipped(String),
+    Trained(Trained),
+    Other,
 }
 
 /// The running scheduler; [`Scheduler::stop`] (or drop) ends it after the current round.
@@ -87,20 +110,25 @@ fn run(
     while !stop.load(Ordering::Relaxed) {
         // Each round's bundle in a fresh temporary directory, as `trainer retrain` does: the
         // registry keeps what was registered.
-        let skipped = match tempfile::Builder::new().prefix("stacktag-retrain-").tempdir() {
+        let done = match tempfile::Builder::new().prefix("stacktag-retrain-").tempdir() {
             Ok(tmp) => {
                 cfg.out = tmp.path().join("bundle");
                 round(conn, &cfg, gate)
             }
             Err(e) => {
                 warn!(target: events::SCHEDULER, error = %e, "cannot create a temporary directory");
-                None
+                Round::Other
             }
         };
         {
             let mut r = rounds.lock().unwrap_or_else(|p| p.into_inner());
             r.finished += 1;
-            r.last_skip = skipped;
+            r.last_skip = None;
+            match done {
+                Round::Skipped(reason) => r.last_skip = Some(reason),
+                Round::Trained(t) => r.last_trained = Some(t),
+                Round::Other => {}
+            }
         }
         let until = Instant::now() + every;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -109,13 +137,13 @@ fn run(
     }
 }
 
-/// One retrain; returns why it did nothing, if it did nothing.
-fn round(conn: &Connection, cfg: &TrainConfig, gate: &GateConfig) -> Option<String> {
+/// One retrain.
+fn round(conn: &Connection, cfg: &TrainConfig, gate: &GateConfig) -> Round {
     let started = Instant::now();
     match retrain(conn, cfg, gate) {
         Ok(Retrain::Skipped { reason, .. }) => {
             debug!(target: events::SCHEDULER, %reason, "nothing to do");
-            Some(reason)
+            Round::Skipped(reason)
         }
         Ok(Retrain::Regated { version, reason, gate, .. }) => {
             info!(
@@ -127,7 +155,7 @@ fn round(conn: &Connection, cfg: &TrainConfig, gate: &GateConfig) -> Option<Stri
                 "gated again: {}",
                 gate.describe()
             );
-            None
+            Round::Other
         }
         Ok(Retrain::Trained { judged, registered, gate }) => {
             info!(target: events::SCHEDULER, "{}", judged.describe());
@@ -140,11 +168,16 @@ fn round(conn: &Connection, cfg: &TrainConfig, gate: &GateConfig) -> Option<Stri
                 "{}",
                 gate.describe()
             );
-            None
+            Round::Trained(Trained {
+                version: registered.version,
+                promoted: gate.decision.is_champion(),
+                gate: gate.describe(),
+                judged: judged.describe(),
+            })
         }
         Err(e) => {
             warn!(target: events::SCHEDULER, error = %format!("{e:#}"), "retrain failed; the next round tries again");
-            None
+            Round::Other
         }
     }
 }

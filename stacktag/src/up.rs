@@ -20,7 +20,7 @@ use crate::config::{FIRST_BATCH_PER_LABEL, MODEL, UpConfig};
 use crate::events;
 use crate::load::Load;
 use crate::report::{Answered, Report, Step};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, Trained};
 
 /// Tells the loop to stop (Ctrl-C, SIGTERM): it then stops everything it started and returns.
 #[derive(Debug, Clone)]
@@ -210,27 +210,44 @@ async fn run(cfg: &UpConfig, stack: &mut Stack, mut stop: Stop) -> anyhow::Resul
         wait_scraped(&http, &prometheus, &v1, &mut stop).await?;
     }
 
-    // 6. The next batch lands while a client classifies through the gateway.
-    let (mut load_requests, mut failed_requests, mut v2) = (0, 0, None);
-    if !inbox.join("batch-0002.parquet").is_file() {
+    // 6. The next batch lands while a client classifies through the gateway: the rest of the
+    // 16k set, or a dump's questions.
+    let (mut load_requests, mut failed_requests, mut v2, mut rejected) = (0, 0, None, None);
+    let landed = match &cfg.dump {
+        None => inbox.join("batch-0002.parquet").is_file(),
+        Some(_) => has_dump_batch(&inbox)?,
+    };
+    let scheduler = stack.scheduler.as_ref().context("the scheduler is not running")?;
+    if !landed {
+        let trained_before = scheduler.rounds().last_trained.map(|t| t.version);
         let load = Load::start(http.clone(), &gateway);
-        land(&batches, &inbox, "batch-0002.parquet")?;
-        clock.mark(format!("landed batch-0002.parquet in {}, under load", inbox.display()));
-        let served =
-            wait_serving(&reg, running, Some(&v1), "the model trained on the new batch", cfg.serve_timeout, &mut stop)
-                .await;
+        let what = match &cfg.dump {
+            None => {
+                land(&batches, &inbox, "batch-0002.parquet")?;
+                "batch-0002.parquet".to_owned()
+            }
+            Some(dump) => land_dump(dump, &inbox, &cfg.test_csv()).await?,
+        };
+        clock.mark(format!("landed {what} in {}, under load", inbox.display()));
+        let outcome = wait_outcome(&reg, running, scheduler, &v1, trained_before, cfg.serve_timeout, &mut stop).await;
         let (ok, failed) = load.stop().await;
-        let served = served?;
-        clock.mark(format!("version {served} serves"));
         info!(target: events::LOOP, answered = ok, failed, "load through the gateway during the swap");
         (load_requests, failed_requests) = (ok + failed, failed);
-        if scraping {
-            wait_scraped(&http, &prometheus, &served, &mut stop).await?;
+        match outcome? {
+            Outcome::Serves(served) => {
+                clock.mark(format!("version {served} serves"));
+                if scraping {
+                    wait_scraped(&http, &prometheus, &served, &mut stop).await?;
+                }
+                v2 = Some(served);
+            }
+            Outcome::Rejected(t) => {
+                clock.mark(format!("version {} was not promoted; version {v1} serves on: {}", t.version, t.gate));
+                rejected = Some(t.gate);
+            }
         }
-        v2 = Some(served);
     } else {
         // Every batch is in already: the scheduler's first round says there is nothing to do.
-        let scheduler = stack.scheduler.as_ref().context("the scheduler is not running")?;
         let deadline = Instant::now() + Duration::from_secs(120);
         let reason = loop {
             if let Some(reason) = scheduler.rounds().last_skip {
@@ -243,6 +260,7 @@ async fn run(cfg: &UpConfig, stack: &mut Stack, mut stop: Stop) -> anyhow::Resul
         };
         clock.mark(format!("every batch is in the inbox already; nothing to do: {reason}"));
     }
+    let judged = scheduler.rounds().last_trained.map(|t| t.judged);
     let loop_seconds = (clock.started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
 
     // 7. What serves now: real test questions through the gateway.
@@ -278,6 +296,8 @@ async fn run(cfg: &UpConfig, stack: &mut Stack, mut stop: Stop) -> anyhow::Resul
         state_dir: cfg.state_dir.clone(),
         steps: clock.steps,
         questions,
+        judged,
+        rejected,
     })
 }
 
@@ -326,6 +346,87 @@ async fn wait_serving(
         }
         pause(stop, Duration::from_millis(200)).await?;
     }
+}
+
+/// How the round after a landing ended.
+enum Outcome {
+    /// A new champion serves.
+    Serves(String),
+    /// The gate kept the champion.
+    Rejected(Trained),
+}
+
+/// Until a new champion (not `previous`) serves, or the scheduler trained a model after
+/// `trained_before` that the gate did not promote.
+async fn wait_outcome(
+    reg: &Registry,
+    running: &Running,
+    scheduler: &Scheduler,
+    previous: &str,
+    trained_before: Option<String>,
+    timeout: Duration,
+    stop: &mut Stop,
+) -> anyhow::Result<Outcome> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let champion = champion(reg).await;
+        let served = running.app.upstream().current().map(|i| i.model.version.clone());
+        if let Some(c) = &champion
+            && served.as_ref() == Some(c)
+            && c != previous
+        {
+            return Ok(Outcome::Serves(c.clone()));
+        }
+        if let Some(t) = scheduler.rounds().last_trained
+            && Some(&t.version) != trained_before.as_ref()
+            && !t.promoted
+        {
+            return Ok(Outcome::Rejected(t));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the model trained on the new batch did not reach the gateway within {timeout:?} (champion: {}, \
+                 served: {}); the scheduler's and registry-sync's events above say why",
+                champion.as_deref().unwrap_or("none"),
+                served.as_deref().unwrap_or("none")
+            );
+        }
+        pause(stop, Duration::from_millis(200)).await?;
+    }
+}
+
+/// Whether a dump's batches are in the inbox (the harvest names them `batch-<time>-dump…`).
+fn has_dump_batch(inbox: &Path) -> anyhow::Result<bool> {
+    Ok(std::fs::read_dir(inbox)
+        .with_context(|| format!("cannot list `{}`", inbox.display()))?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_str().is_some_and(|n| n.contains("-dump") && n.ends_with(".parquet"))))
+}
+
+/// Lands the dump's questions in the inbox as `trainer fetch dump` does (labelled by their
+/// tags; none the inbox or the test set has); says what landed.
+async fn land_dump(dump: &Path, inbox: &Path, eval: &Path) -> anyhow::Result<String> {
+    let location = inbox.to_str().with_context(|| format!("the inbox `{}` is not UTF-8", inbox.display()))?;
+    let store = harvest::inbox::Inbox::open(location, std::iter::empty::<(String, String)>())?;
+    let eval_texts: Vec<String> = dataset::read_sources(&[eval.to_path_buf()], "evaluation")?
+        .into_iter()
+        .flat_map(|b| b.rows)
+        .filter_map(|r| match r.text {
+            dataset::RawText::Text(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let file = std::fs::File::open(dump).with_context(|| format!("cannot open the dump `{}`", dump.display()))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let report = harvest::fetch::from_dump(file, &store, &eval_texts, harvest::fetch::DEFAULT_BATCH_ROWS, now)
+        .await
+        .with_context(|| format!("cannot read the dump `{}`", dump.display()))?;
+    if let Some(why) = report.failure() {
+        bail!("the dump `{}` stopped early: {why}", dump.display());
+    }
+    let rows: u64 = report.labels.values().sum();
+    anyhow::ensure!(rows > 0, "the dump `{}` holds no new question with one language tag", dump.display());
+    Ok(format!("{rows} questions of the dump ({})", report.written.join(", ")))
 }
 
 /// Prometheus's answer to an instant query: the label sets of its series.

@@ -88,6 +88,28 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
     // loop starts it.
     let (prometheus, _dir) = start_prometheus(root().join("prometheus"), running.addr).await;
     let prom = prometheus.url().to_owned();
+    // Version 2 judged on newer data, as a retrain records it (the trainer computes the
+    // figures; the tag's writer is the one used here), so the arrivals panels and alerts have
+    // their series once registry-sync reads the alias.
+    let labels: Vec<String> = ["csharp", "java", "javascript", "python"].map(str::to_owned).to_vec();
+    let mix = |shares: [f64; 4]| labels.iter().cloned().zip(shares).collect();
+    let arrivals = model_registry::arrivals::Arrivals {
+        champion_version: v2.version.clone(),
+        since_batch: "batch-0001.parquet".into(),
+        batches: vec![model_registry::arrivals::BatchFigures {
+            name: "batch-20261203T101112Z-api.parquet".into(),
+            questions: 4,
+            accuracy: 0.75,
+            unseen_feature_share: 0.04,
+        }],
+        questions: 4,
+        evaluation: edge_classifier::metrics::evaluate(&labels, [(0, 0), (1, 1), (2, 2), (3, 0)]),
+        label_mix: mix([0.25; 4]),
+        training_label_mix: mix([0.25; 4]),
+        unseen_feature_share: 0.04,
+    };
+    let provenance = model_registry::Provenance { git_commit: "test".into(), trainer_version: "test".into() };
+    model_registry::arrivals::record(&reg, &arrivals, &provenance).await.expect("record the judgement");
     // A sync while Prometheus scrapes, so the sync-duration panel has an increase to show.
     set_champion(&reg, &v2.version).await;
     wait_for_version(&http, &base, &v2.version).await;

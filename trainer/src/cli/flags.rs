@@ -128,7 +128,7 @@ pub struct FetchDumpArgs {
     #[arg(long)]
     pub posts: PathBuf,
     /// Rows per batch at most (memory stays bounded by it).
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = harvest::fetch::DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
 }
 

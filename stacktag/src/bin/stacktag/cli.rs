@@ -51,6 +51,10 @@ enum Command {
         /// The repository (its `prometheus/` configuration).
         #[arg(long, default_value = ".")]
         repo: PathBuf,
+        /// Take the second batch from a Stack Exchange data dump (`Posts.xml`, plain or gzip)
+        /// instead of the rest of the 16k training set: real questions, labelled by their tags.
+        #[arg(long, value_name = "FILE")]
+        dump: Option<PathBuf>,
     },
     /// A local MLflow server as the loop starts it (sqlite and artifacts in DIR, webhooks on),
     /// in the foreground until Ctrl-C: for the bench scripts and for trying things.
@@ -93,6 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             generic_component,
             web_demo,
             repo,
+            dump,
         } => {
             if !(retrain_every.is_finite() && retrain_every > 0.0) {
                 anyhow::bail!("`--retrain-every` must be a positive number of seconds, not {retrain_every}");
@@ -125,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| target.join(edge_classifier_bake::GENERIC_IN_TARGET)),
                 web_demo,
                 once,
+                dump: dump.map(|d| absolute(&d)).transpose()?,
             };
             let report = stacktag::up(&cfg, stop_on_signals()?).await?;
             // The report is the last thing printed, and the only thing on stdout.
