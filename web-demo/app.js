@@ -96,10 +96,11 @@ async function update() {
     return;
   }
   try {
-    const { prediction } = await classify(text);
+    const { prediction, ms } = await classify(text);
     if (mine !== latest) return; // a newer text is on its way
     render(text, prediction);
-    status(`Answer: ${prediction.label}.`);
+    // The heading says the answer; the status says how it was reached, not the answer again.
+    status(`Classified in your browser in ${ms.toFixed(1)} ms.`);
   } catch (e) {
     if (mine !== latest) return;
     $('result').hidden = true;

@@ -154,17 +154,69 @@ fn classify(classifier: &Classifier, request: &Request<'_>, limits: &Limits) -> 
             );
         }
     };
+    let charset = request.content_type.and_then(charset_of);
     match kind {
-        Body::Text => match std::str::from_utf8(request.body) {
-            Ok(text) => one(classifier, text),
-            Err(e) => Response::error(ErrorCode::InvalidUtf8, format!("body is not UTF-8: {e}")),
+        Body::Text => match decode_text(request.body, charset.as_deref()) {
+            Ok(text) => one(classifier, &text),
+            Err(response) => response,
         },
+        Body::Json
+            if charset
+                .as_deref()
+                .is_some_and(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8")) =>
+        {
+            Response::error(
+                ErrorCode::UnsupportedCharset,
+                format!(
+                    "JSON is UTF-8 (RFC 8259), not `{}`; send the body as UTF-8 or as `text/plain; charset=...`",
+                    charset.unwrap_or_default()
+                ),
+            )
+        }
         Body::Json => match parse_json(request.body) {
             Ok(PredictRequest::One { text }) => one(classifier, &text),
             Ok(PredictRequest::Batch { texts }) => batch(classifier, &texts, limits),
             Err(response) => response,
         },
     }
+}
+
+/// The `charset` parameter of a `Content-Type`, unquoted (`text/plain; charset="utf-8"`).
+fn charset_of(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("charset").then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// A `text/plain` body as text: a byte-order mark decides (UTF-8, UTF-16LE or BE, as the WHATWG
+/// Encoding Standard has it), then the declared charset (any label the Encoding Standard knows:
+/// `iso-8859-1` and `windows-1252` are one, `latin1` too), then UTF-8. Bytes that are not valid
+/// in that encoding are refused, never replaced: a question is classified as it was written or
+/// not at all.
+fn decode_text<'b>(body: &'b [u8], charset: Option<&str>) -> Result<std::borrow::Cow<'b, str>, Response> {
+    let declared = match charset {
+        None => encoding_rs::UTF_8,
+        Some(label) => encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+            Response::error(
+                ErrorCode::UnsupportedCharset,
+                format!("charset `{label}` is not one this service knows (the WHATWG Encoding Standard's labels)"),
+            )
+        })?,
+    };
+    let (encoding, bom) = encoding_rs::Encoding::for_bom(body).unwrap_or((declared, 0));
+    encoding.decode_without_bom_handling_and_without_replacement(&body[bom..]).ok_or_else(|| {
+        let (code, name) = match encoding == encoding_rs::UTF_8 {
+            true => (ErrorCode::InvalidUtf8, "UTF-8".to_owned()),
+            false => (ErrorCode::InvalidEncoding, encoding.name().to_owned()),
+        };
+        let message = match charset {
+            Some(label) if bom == 0 => format!("body is not valid {name} (declared `charset={label}`)"),
+            _ if bom > 0 => format!("body is not valid {name} (its byte-order mark says {name})"),
+            _ => format!("body is not valid {name}; declare its encoding with `text/plain; charset=...`"),
+        };
+        Response::error(code, message)
+    })
 }
 
 /// Parses a `POST /classify` JSON body, telling bad JSON from a missing or mistyped field.

@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use edge_classifier::api::Evaluation;
-use mlflow_client::types::{Metric, ModelVersion, Param, RunStatus, Tag};
+use mlflow_client::types::{Metric, ModelVersion, Param, Tag};
 use serde::{Deserialize, Serialize};
 
 use std::path::Path;
 
 use crate::download::{Downloaded, download_verified};
 use crate::names::{aliases, tags};
-use crate::register::Provenance;
-use crate::registry::Registry;
+use crate::register::{Provenance, in_run};
+use crate::registry::{Registry, aliased_version, registered_model};
 
 /// The artifact of a judgement's run: the whole [`Arrivals`] as JSON.
 pub const ARTIFACT: &str = "arrivals.json";
@@ -110,16 +110,8 @@ impl Summary {
 /// The champion version, if the registered model has one, with its bundle downloaded into
 /// `dest` and verified (signature included) as the gate verifies it: the one to judge.
 pub async fn champion(reg: &Registry, dest: &Path) -> anyhow::Result<Option<(ModelVersion, Downloaded)>> {
-    let c = reg.client();
-    let name = reg.model();
-    let model = match c.get_registered_model(name).await {
-        Ok(m) => m,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(anyhow::Error::from(e).context(format!("cannot read registered model `{name}`"))),
-    };
-    let Some(v) = model.alias(aliases::CHAMPION) else { return Ok(None) };
-    let version =
-        c.get_model_version(name, v).await.with_context(|| format!("cannot read champion version {v} of `{name}`"))?;
+    let Some(model) = registered_model(reg).await? else { return Ok(None) };
+    let Some(version) = aliased_version(reg, &model, aliases::CHAMPION).await? else { return Ok(None) };
     let downloaded = download_verified(reg, &version, dest).await?;
     Ok(Some((version, downloaded)))
 }
@@ -129,11 +121,6 @@ pub async fn champion(reg: &Registry, dest: &Path) -> anyhow::Result<Option<(Mod
 /// is written last, so a champion's tag always points at a complete run.
 pub async fn record(reg: &Registry, a: &Arrivals, from: &Provenance) -> anyhow::Result<String> {
     let c = reg.client();
-    let cfg = reg.config();
-    let experiment_id = c
-        .get_or_create_experiment(&cfg.experiment)
-        .await
-        .with_context(|| format!("cannot open MLflow experiment `{}`", cfg.experiment))?;
     let last = a.batches.last().map_or(a.since_batch.as_str(), |b| b.name.as_str());
     let run_tags = vec![
         Tag::new(tags::GIT_COMMIT, &from.git_commit),
@@ -144,11 +131,7 @@ pub async fn record(reg: &Registry, a: &Arrivals, from: &Provenance) -> anyhow::
         Tag::new("mlflow.source.type", "LOCAL"),
     ];
     let run_name = format!("arrivals-v{}-{}", a.champion_version, last.trim_end_matches(".parquet"));
-    let run = c
-        .create_run(&experiment_id, Some(&run_name), &run_tags)
-        .await
-        .with_context(|| format!("cannot start an MLflow run in experiment `{}`", cfg.experiment))?;
-    let logged = async {
+    let run_id = in_run(reg, &run_name, &run_tags, async |_, run| {
         let now = mlflow_client::now_ms();
         c.log_batch(&run.run_id, &metrics(a, now), &params(a, last), &[])
             .await
@@ -157,18 +140,9 @@ pub async fn record(reg: &Registry, a: &Arrivals, from: &Provenance) -> anyhow::
         c.upload_artifact(&run.artifact_uri, ARTIFACT, json)
             .await
             .with_context(|| format!("cannot upload `{ARTIFACT}`"))?;
-        anyhow::Ok(())
-    }
-    .await;
-    let status = if logged.is_ok() { RunStatus::Finished } else { RunStatus::Failed };
-    let closed = c.update_run(&run.run_id, status).await;
-    match (logged, closed) {
-        (Ok(()), Ok(())) => {}
-        (Ok(()), Err(e)) => {
-            return Err(anyhow::Error::from(e).context(format!("cannot finish MLflow run `{}`", run.run_id)));
-        }
-        (Err(e), _) => return Err(e.context(format!("MLflow run `{}` marked FAILED", run.run_id))),
-    }
+        anyhow::Ok(run.run_id.clone())
+    })
+    .await?;
     let summary = Summary {
         accuracy: a.accuracy(),
         questions: a.questions,
@@ -177,13 +151,13 @@ pub async fn record(reg: &Registry, a: &Arrivals, from: &Provenance) -> anyhow::
         training_label_mix: a.training_label_mix.clone(),
         last_batch: last.to_owned(),
         judged_at: now_unix(),
-        run_id: run.run_id.clone(),
+        run_id: run_id.clone(),
     };
     let value = serde_json::to_string(&summary).context("cannot encode the judgement's summary")?;
     c.set_model_version_tag(reg.model(), &a.champion_version, tags::ARRIVALS, &value).await.with_context(|| {
         format!("cannot tag champion version {} of `{}` with its judgement", a.champion_version, reg.model())
     })?;
-    Ok(run.run_id)
+    Ok(run_id)
 }
 
 fn metrics(a: &Arrivals, now: i64) -> Vec<Metric> {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use edge_classifier::api::{ModelManifest, files};
-use mlflow_client::types::{Metric, Param, RunStatus, Tag};
+use mlflow_client::types::{Metric, Param, RunInfo, RunStatus, Tag};
 
 use crate::names::{BUNDLE_ARTIFACT_DIR, aliases, tags};
 use crate::registry::Registry;
@@ -45,10 +45,6 @@ pub async fn register(
 ) -> anyhow::Result<Registered> {
     let c = reg.client();
     let cfg = reg.config();
-    let experiment_id = c
-        .get_or_create_experiment(&cfg.experiment)
-        .await
-        .with_context(|| format!("cannot open MLflow experiment `{}`", cfg.experiment))?;
     let run_tags = vec![
         Tag::new(tags::GIT_COMMIT, &from.git_commit),
         Tag::new(tags::DATA_SNAPSHOT, &manifest.data_snapshot),
@@ -57,11 +53,7 @@ pub async fn register(
         Tag::new("mlflow.source.type", "LOCAL"),
     ];
     let run_name = format!("train-{}", &manifest.data_snapshot[..manifest.data_snapshot.len().min(12)]);
-    let run = c
-        .create_run(&experiment_id, Some(&run_name), &run_tags)
-        .await
-        .with_context(|| format!("cannot start an MLflow run in experiment `{}`", cfg.experiment))?;
-    let logged = async {
+    in_run(reg, &run_name, &run_tags, async |experiment_id, run| {
         let now = mlflow_client::now_ms();
         c.log_batch(&run.run_id, &metrics_of(manifest, now), &params_of(manifest), &[])
             .await
@@ -133,11 +125,33 @@ pub async fn register(
             model: model.name,
             version: version.version,
             run_id: run.run_id.clone(),
-            experiment_id: experiment_id.clone(),
+            experiment_id: experiment_id.to_owned(),
             source,
         })
-    }
-    .await;
+    })
+    .await
+}
+
+/// Starts a run named `name` with `tags` in the registry's experiment, runs `body` on it (with
+/// the experiment's id), and ends the run FINISHED, or FAILED when `body` failed: a run is
+/// logged whole or marked as not.
+pub(crate) async fn in_run<T>(
+    reg: &Registry,
+    name: &str,
+    tags: &[Tag],
+    body: impl AsyncFnOnce(&str, &RunInfo) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let c = reg.client();
+    let experiment = &reg.config().experiment;
+    let experiment_id = c
+        .get_or_create_experiment(experiment)
+        .await
+        .with_context(|| format!("cannot open MLflow experiment `{experiment}`"))?;
+    let run = c
+        .create_run(&experiment_id, Some(name), tags)
+        .await
+        .with_context(|| format!("cannot start an MLflow run in experiment `{experiment}`"))?;
+    let logged = body(&experiment_id, &run).await;
     let status = if logged.is_ok() { RunStatus::Finished } else { RunStatus::Failed };
     // Closing the run is best effort when logging already failed: that error is the news.
     let closed = c.update_run(&run.run_id, status).await;

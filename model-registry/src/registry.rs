@@ -1,6 +1,7 @@
 //! Where the registry is, which names to use, and what it already holds.
 
 use anyhow::Context;
+use mlflow_client::types::{ModelVersion, RegisteredModel};
 use mlflow_client::{Client, ClientConfig};
 
 use crate::names::{aliases, tags};
@@ -87,6 +88,32 @@ pub struct TrainedBefore {
     pub gate_again: bool,
 }
 
+/// The registered model, or `None` while it does not exist.
+pub(crate) async fn registered_model(reg: &Registry) -> anyhow::Result<Option<RegisteredModel>> {
+    let name = reg.model();
+    match reg.client().get_registered_model(name).await {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(anyhow::Error::from(e).context(format!("cannot read registered model `{name}`"))),
+    }
+}
+
+/// The version `alias` names on `model`, read whole (with its tags), or `None` without one.
+pub(crate) async fn aliased_version(
+    reg: &Registry,
+    model: &RegisteredModel,
+    alias: &str,
+) -> anyhow::Result<Option<ModelVersion>> {
+    let Some(v) = model.alias(alias) else { return Ok(None) };
+    let name = reg.model();
+    let version = reg
+        .client()
+        .get_model_version(name, v)
+        .await
+        .with_context(|| format!("cannot read {alias} version {v} of `{name}`"))?;
+    Ok(Some(version))
+}
+
 /// The version that makes training on `snapshot` pointless, if any: the champion, when it was
 /// trained on it; or the newest version, when it was trained on it and the gate decided on it
 /// (a rejected model on the same data would be rejected again, so it is not registered
@@ -96,23 +123,15 @@ pub struct TrainedBefore {
 pub async fn trained_before(reg: &Registry, snapshot: &str) -> anyhow::Result<Option<TrainedBefore>> {
     let c = reg.client();
     let name = reg.model();
-    let model = match c.get_registered_model(name).await {
-        Ok(m) => m,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(anyhow::Error::from(e).context(format!("cannot read registered model `{name}`"))),
-    };
-    if let Some(champ) = model.alias(aliases::CHAMPION) {
-        let v = c
-            .get_model_version(name, champ)
-            .await
-            .with_context(|| format!("cannot read champion version {champ} of `{name}`"))?;
-        if v.tag(tags::DATA_SNAPSHOT) == Some(snapshot) {
-            return Ok(Some(TrainedBefore {
-                reason: format!("data snapshot unchanged since champion version {}", v.version),
-                version: v.version,
-                gate_again: false,
-            }));
-        }
+    let Some(model) = registered_model(reg).await? else { return Ok(None) };
+    if let Some(v) = aliased_version(reg, &model, aliases::CHAMPION).await?
+        && v.tag(tags::DATA_SNAPSHOT) == Some(snapshot)
+    {
+        return Ok(Some(TrainedBefore {
+            reason: format!("data snapshot unchanged since champion version {}", v.version),
+            version: v.version,
+            gate_again: false,
+        }));
     }
     let versions = c.model_versions(name).await.with_context(|| format!("cannot list versions of `{name}`"))?;
     let Some(newest) = versions.last() else { return Ok(None) };

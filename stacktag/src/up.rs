@@ -204,7 +204,13 @@ async fn run(cfg: &UpConfig, stack: &mut Stack, mut stop: Stop) -> anyhow::Resul
     // 5. The scheduler: a retrain round every few seconds.
     stack.scheduler = Some(Scheduler::start(registry.clone(), inbox.clone(), cfg.test_csv(), cfg.retrain_every)?);
     let running = stack.sync.as_ref().context("registry-sync is not running")?;
-    let v1 = wait_serving(&reg, running, None, "the first model", cfg.serve_timeout, &mut stop).await?;
+    let scheduler = stack.scheduler.as_ref().context("the scheduler is not running")?;
+    let v1 = match wait_outcome(&reg, running, scheduler, None, None, "the first model", cfg.serve_timeout, &mut stop)
+        .await?
+    {
+        Outcome::Serves(v) => v,
+        Outcome::Rejected(t) => bail!("the first model, version {}, was not promoted: {}", t.version, t.gate),
+    };
     clock.mark(format!("version {v1} serves"));
     if scraping {
         wait_scraped(&http, &prometheus, &v1, &mut stop).await?;
@@ -217,7 +223,6 @@ async fn run(cfg: &UpConfig, stack: &mut Stack, mut stop: Stop) -> anyhow::Resul
         None => inbox.join("batch-0002.parquet").is_file(),
         Some(_) => has_dump_batch(&inbox)?,
     };
-    let scheduler = stack.scheduler.as_ref().context("the scheduler is not running")?;
     if !landed {
         let trained_before = scheduler.rounds().last_trained.map(|t| t.version);
         let load = Load::start(http.clone(), &gateway);
@@ -229,7 +234,9 @@ async fn run(cfg: &UpConfig, stack: &mut Stack, mut stop: Stop) -> anyhow::Resul
             Some(dump) => land_dump(dump, &inbox, &cfg.test_csv()).await?,
         };
         clock.mark(format!("landed {what} in {}, under load", inbox.display()));
-        let outcome = wait_outcome(&reg, running, scheduler, &v1, trained_before, cfg.serve_timeout, &mut stop).await;
+        let what = "the model trained on the new batch";
+        let outcome =
+            wait_outcome(&reg, running, scheduler, Some(&v1), trained_before, what, cfg.serve_timeout, &mut stop).await;
         let (ok, failed) = load.stop().await;
         info!(target: events::LOOP, answered = ok, failed, "load through the gateway during the swap");
         (load_requests, failed_requests) = (ok + failed, failed);
@@ -317,37 +324,6 @@ async fn champion(reg: &Registry) -> Option<String> {
     reg.client().get_model_version_by_alias(reg.model(), aliases::CHAMPION).await.ok().map(|v| v.version)
 }
 
-/// Until `champion` is set, other than `previous`, and the gateway serves it.
-async fn wait_serving(
-    reg: &Registry,
-    running: &Running,
-    previous: Option<&str>,
-    what: &str,
-    timeout: Duration,
-    stop: &mut Stop,
-) -> anyhow::Result<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let champion = champion(reg).await;
-        let served = running.app.upstream().current().map(|i| i.model.version.clone());
-        if let Some(c) = &champion
-            && served.as_ref() == Some(c)
-            && previous != Some(c.as_str())
-        {
-            return Ok(c.clone());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{what} did not reach the gateway within {timeout:?} (champion: {}, served: {}); the scheduler's and \
-                 registry-sync's events above say why",
-                champion.as_deref().unwrap_or("none"),
-                served.as_deref().unwrap_or("none")
-            );
-        }
-        pause(stop, Duration::from_millis(200)).await?;
-    }
-}
-
 /// How the round after a landing ended.
 enum Outcome {
     /// A new champion serves.
@@ -356,14 +332,16 @@ enum Outcome {
     Rejected(Trained),
 }
 
-/// Until a new champion (not `previous`) serves, or the scheduler trained a model after
-/// `trained_before` that the gate did not promote.
+/// Until a champion other than `previous` is set and the gateway serves it, or the scheduler
+/// trained a model after `trained_before` that the gate did not promote.
+#[allow(clippy::too_many_arguments)] // each is one thing the wait reads; a struct would only rename them
 async fn wait_outcome(
     reg: &Registry,
     running: &Running,
     scheduler: &Scheduler,
-    previous: &str,
+    previous: Option<&str>,
     trained_before: Option<String>,
+    what: &str,
     timeout: Duration,
     stop: &mut Stop,
 ) -> anyhow::Result<Outcome> {
@@ -373,7 +351,7 @@ async fn wait_outcome(
         let served = running.app.upstream().current().map(|i| i.model.version.clone());
         if let Some(c) = &champion
             && served.as_ref() == Some(c)
-            && c != previous
+            && previous != Some(c.as_str())
         {
             return Ok(Outcome::Serves(c.clone()));
         }
@@ -385,8 +363,8 @@ async fn wait_outcome(
         }
         if Instant::now() > deadline {
             bail!(
-                "the model trained on the new batch did not reach the gateway within {timeout:?} (champion: {}, \
-                 served: {}); the scheduler's and registry-sync's events above say why",
+                "{what} did not reach the gateway within {timeout:?} (champion: {}, served: {}); the scheduler's \
+                 and registry-sync's events above say why",
                 champion.as_deref().unwrap_or("none"),
                 served.as_deref().unwrap_or("none")
             );

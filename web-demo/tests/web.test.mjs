@@ -92,6 +92,9 @@ test('typing a question shows its label, a bar per language and the deciding wor
     await page.waitForFunction((text) => document.getElementById('highlighted').textContent === text, JAVA);
     const view = await shown(page);
     assert.equal(view.label, 'java');
+    // Said once, in the heading: the status line does not repeat it.
+    const said = await page.evaluate(() => document.body.innerText.match(/answer: java/gi)?.length ?? 0);
+    assert.equal(said, 1, 'the answer is printed once');
     assertSameAnswer({ label: view.label, probabilities: view.bars }, expected, 'the page');
     assert.deepEqual(view.bars.map((b) => b.label), manifest.labels);
     for (const bar of view.bars) {

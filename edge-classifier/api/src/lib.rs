@@ -209,8 +209,10 @@ macro_rules! error_codes {
 error_codes! {
     /// The body is not valid JSON.
     InvalidJson = "invalid_json", 400;
-    /// A `text/plain` body is not UTF-8.
+    /// A `text/plain` body is not valid UTF-8 (declared so, or declaring nothing).
     InvalidUtf8 = "invalid_utf8", 400;
+    /// A `text/plain` body is not valid in the charset it declared (or its byte-order mark says).
+    InvalidEncoding = "invalid_encoding", 400;
     /// Neither `text` nor `texts` is there.
     MissingField = "missing_field", 400;
     /// `text` or `texts` has the wrong type, or both are there.
@@ -243,6 +245,8 @@ error_codes! {
     BodyTooLarge = "body_too_large", 413;
     /// A content type other than `application/json` or `text/plain`, or none.
     UnsupportedMediaType = "unsupported_media_type", 415;
+    /// A charset no Encoding Standard label names, or JSON declared as other than UTF-8.
+    UnsupportedCharset = "unsupported_charset", 415;
     /// A bug: an answer could not be encoded.
     Internal = "internal", 500;
     /// Running the model failed.

@@ -75,6 +75,11 @@ fn every_error_has_its_status_and_code() {
         ("POST", "/classify", json, b"{\"text\": \"\\n\\t \"}", 400, "empty_text"),
         ("POST", "/classify", json, b"{\"texts\": []}", 400, "empty_batch"),
         ("POST", "/classify", Some("text/plain"), b"\xc3\x28", 400, "invalid_utf8"),
+        ("POST", "/classify", Some("text/plain; charset=utf-8"), b"caf\xe9", 400, "invalid_utf8"),
+        // A lone high surrogate: not UTF-16.
+        ("POST", "/classify", Some("text/plain; charset=utf-16le"), b"\x00\xd8a\x00", 400, "invalid_encoding"),
+        ("POST", "/classify", Some("text/plain; charset=klingon"), b"a", 415, "unsupported_charset"),
+        ("POST", "/classify", Some("application/json; charset=utf-16"), b"{}", 415, "unsupported_charset"),
         ("POST", "/classify", Some("text/plain"), &big, 413, "body_too_large"),
         ("POST", "/classify", Some("text/html"), b"a", 415, "unsupported_media_type"),
         ("POST", "/classify", None, b"a", 415, "unsupported_media_type"),
@@ -88,6 +93,36 @@ fn every_error_has_its_status_and_code() {
         assert_eq!(error(&response).error.code.as_str(), code, "{method} {path} {content_type:?}");
         assert_eq!(response.allow.is_some(), status == 405);
     }
+}
+
+#[test]
+fn a_declared_charset_or_a_byte_order_mark_is_honoured_and_the_answer_is_the_utf8_one() {
+    let question = "Comment déclarer une List<String> en Java? « café »";
+    let utf8 = prediction(&send("POST", "/classify", Some("text/plain"), question.as_bytes()));
+    // ISO-8859-1 is windows-1252 to the Encoding Standard (and to browsers).
+    let latin1: Vec<u8> = question.chars().map(|c| u8::try_from(u32::from(c)).expect("latin-1")).collect();
+    let utf16le: Vec<u8> = question.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let utf16be_bom: Vec<u8> =
+        [0xFE, 0xFF].into_iter().chain(question.encode_utf16().flat_map(u16::to_be_bytes)).collect();
+    let utf8_bom: Vec<u8> = [0xEF, 0xBB, 0xBF].iter().chain(question.as_bytes()).copied().collect();
+    for (content_type, body) in [
+        ("text/plain; charset=iso-8859-1", &latin1),
+        ("text/plain; charset=\"windows-1252\"", &latin1),
+        ("text/plain;charset=Latin1", &latin1),
+        ("text/plain; charset=utf-16le", &utf16le),
+        // The byte-order mark wins over no charset and over a wrong one, as browsers decode.
+        ("text/plain", &utf16be_bom),
+        ("text/plain; charset=iso-8859-1", &utf16be_bom),
+        ("text/plain", &utf8_bom),
+    ] {
+        let response = send("POST", "/classify", Some(content_type), body);
+        assert_eq!(response.status, 200, "{content_type}: {}", String::from_utf8_lossy(&response.body));
+        assert_eq!(prediction(&response), utf8, "{content_type}");
+    }
+}
+
+fn prediction(response: &Response) -> Prediction {
+    serde_json::from_slice(&response.body).expect("a prediction")
 }
 
 #[test]

@@ -117,21 +117,33 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/classify", observed("classify", any(proxy::forward)))
         .route("/model", observed("model", any(proxy::forward)))
         .route("/health", observed("health", any(proxy::forward)))
-        .route("/metrics", observed("metrics", get(ops::metrics)))
-        .route("/gateway/health", observed("gateway_health", get(ops::health)))
-        .route("/webhooks/mlflow", observed("webhook", post(hooks::mlflow)));
+        .route("/metrics", observed("metrics", only("GET", get(ops::metrics))))
+        .route("/gateway/health", observed("gateway_health", only("GET", get(ops::health))))
+        .route("/webhooks/mlflow", observed("webhook", only("POST", post(hooks::mlflow))));
     if state.web_demo.is_some() {
         router = router
-            .route("/demo", observed("demo", get(demo::redirect)))
-            .route("/demo/", observed("demo", get(demo::site)))
-            .route("/demo/bundle/{file}", observed("demo", get(demo::bundle_file)))
-            .route("/demo/trusted-keys.pem", observed("demo", get(demo::trusted_keys)))
-            .route("/demo/{*path}", observed("demo", get(demo::site)));
+            .route("/demo", observed("demo", only("GET", get(demo::redirect))))
+            .route("/demo/", observed("demo", only("GET", get(demo::site))))
+            .route("/demo/bundle/{file}", observed("demo", only("GET", get(demo::bundle_file))))
+            .route("/demo/trusted-keys.pem", observed("demo", only("GET", get(demo::trusted_keys))))
+            .route("/demo/{*path}", observed("demo", only("GET", get(demo::site))));
     }
     router
         .fallback(observed(UNMATCHED, any(ops::not_found)))
         .layer(middleware::map_response(hardened))
         .with_state(state)
+}
+
+/// `route` for its one method (`allow`); any other method answers 405 with `Allow` and the
+/// API's JSON error, as the edge does (axum's own 405 has an empty body).
+fn only(allow: &'static str, route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
+    route.fallback(move |method: axum::http::Method, uri: axum::http::Uri| async move {
+        let path = uri.path();
+        let mut response =
+            api_error(ErrorCode::MethodNotAllowed, format!("`{method} {path}` is not supported; use `{allow} {path}`"));
+        response.headers_mut().insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));
+        response
+    })
 }
 
 /// What every answer may run, whatever route or instance made it: its own origin's scripts and

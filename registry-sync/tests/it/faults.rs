@@ -252,6 +252,27 @@ async fn files_the_manifest_does_not_list_are_never_downloaded_or_served_and_ans
         assert_eq!(csp, registry_sync::gateway::CONTENT_SECURITY_POLICY, "{path}");
         assert!(csp.contains("default-src 'self'") && csp.contains("object-src 'none'"), "{path}: {csp}");
     }
+    // Every error the gateway itself gives is the API's JSON error, a route with the wrong
+    // method included (with `Allow`).
+    for (method, path, status, code, allow) in [
+        (reqwest::Method::GET, "/no-such-route", 404, "not_found", None),
+        (reqwest::Method::POST, "/metrics", 405, "method_not_allowed", Some("GET")),
+        (reqwest::Method::DELETE, "/gateway/health", 405, "method_not_allowed", Some("GET")),
+        (reqwest::Method::GET, "/webhooks/mlflow", 405, "method_not_allowed", Some("POST")),
+        (reqwest::Method::POST, "/demo/", 405, "method_not_allowed", Some("GET")),
+    ] {
+        let r = http.request(method.clone(), format!("{base}{path}")).send().await.expect("request");
+        assert_eq!(r.status(), status, "{method} {path}");
+        assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), allow, "{method} {path}");
+        assert_eq!(
+            r.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let body: serde_json::Value = r.json().await.expect("a JSON error body");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(path)), "{method} {path}: {body}");
+    }
     running.stop().await;
 }
 

@@ -114,7 +114,8 @@ fn every_error_has_its_status_and_code() {
         (("POST", "/classify", json, b"{\"texts\": []}"), 400, "empty_batch"),
         (("POST", "/classify", json, &too_many), 400, "batch_too_large"),
         (("POST", "/classify", Some("text/plain"), b""), 400, "empty_text"),
-        (("POST", "/classify", Some("text/plain"), b"\xff\xfe bad"), 400, "invalid_utf8"),
+        // Not UTF-8, and no byte-order mark to say otherwise (`\xff\xfe` would be UTF-16LE's).
+        (("POST", "/classify", Some("text/plain"), b"\xc3\x28 bad"), 400, "invalid_utf8"),
         (("POST", "/classify", Some("text/plain"), &over_limit), 413, "body_too_large"),
         (("POST", "/classify", json, &over_limit), 413, "body_too_large"),
         (("POST", "/classify", Some("application/xml"), b"<text/>"), 415, "unsupported_media_type"),
