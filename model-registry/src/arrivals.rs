@@ -58,6 +58,8 @@ pub struct BatchFigures {
     pub accuracy: f64,
     /// Their unseen feature share.
     pub unseen_feature_share: f64,
+    /// Each label's share of its questions.
+    pub label_mix: BTreeMap<String, f64>,
 }
 
 /// What the champion version's [`tags::ARRIVALS`] tag holds: the headline figures of its last
@@ -185,6 +187,9 @@ fn metrics(a: &Arrivals, now: i64) -> Vec<Metric> {
             step: step as i64,
             ..Metric::new("batch_unseen_feature_share", b.unseen_feature_share, now)
         });
+        for (label, share) in &b.label_mix {
+            out.push(Metric { step: step as i64, ..Metric::new(format!("batch_label_share_{label}"), *share, now) });
+        }
     }
     out
 }

@@ -105,6 +105,7 @@ pub fn judge_between(
             questions: rows.len() as u64,
             accuracy: evaluation.accuracy,
             unseen_feature_share: share(unseen, features),
+            label_mix: mix(labels, rows.iter().map(|e| e.label)),
         });
         all_pairs.extend(pairs);
         (all_features, all_unseen) = (all_features + features, all_unseen + unseen);

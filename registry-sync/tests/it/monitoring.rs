@@ -101,6 +101,7 @@ async fn every_dashboard_query_and_alert_rule_gets_data_from_a_real_scrape() {
             questions: 4,
             accuracy: 0.75,
             unseen_feature_share: 0.04,
+            label_mix: mix([0.25; 4]),
         }],
         questions: 4,
         evaluation: edge_classifier::metrics::evaluate(&labels, [(0, 0), (1, 1), (2, 2), (3, 0)]),
