@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 pub use clean::{Dataset, EvalSource, Example, RowReport, SkipReason, clean_labelled, labelled_rows, prepare};
 pub use eval::{EvalSet, Scored};
-pub use read::{Batch, RawRow, RawText, read_source, read_sources, snapshot_of};
+pub use read::{Batch, RawRow, RawText, read_source, read_sources, read_texts, snapshot_of};
 pub use write::{Attribution, BatchKey, BatchRow, COLUMNS as BATCH_COLUMNS, batch_keys, batch_parquet};
 
 /// Why a data source could not be used.

@@ -58,6 +58,19 @@ pub fn read_sources(paths: &[PathBuf], set: &str) -> anyhow::Result<Vec<Batch>> 
     Ok(batches)
 }
 
+/// Every readable text of `paths` (rows with a missing or undecodable text left out): what a
+/// fetch keeps out of the inbox, so that no evaluation question lands in training.
+pub fn read_texts(paths: &[PathBuf], set: &str) -> anyhow::Result<Vec<String>> {
+    Ok(read_sources(paths, set)?
+        .into_iter()
+        .flat_map(|b| b.rows)
+        .filter_map(|r| match r.text {
+            RawText::Text(t) => Some(t),
+            RawText::InvalidUtf8 | RawText::Missing => None,
+        })
+        .collect())
+}
+
 /// Reads one `--data`/`--eval` path: a file is one batch, a directory of data files is one
 /// batch per file (sorted by name: batches that arrived over time), and a directory of
 /// `<label>/` folders is one batch.

@@ -98,14 +98,18 @@ impl Classifier {
     /// them (formats 3 and 4), its token ids for the older graphs, which hash pairs inside.
     /// For telling how much of new data a model has never seen.
     pub fn features(&self, text: &str) -> Result<Vec<i64>, Error> {
-        let encoded = self.encode(text)?;
-        Ok(match self.graph.input() {
-            GraphInput::Counted { spec, .. } => crate::features::count(&spec, &encoded.ids).rows,
+        Ok(self.features_of(&self.encode(text)?.ids))
+    }
+
+    /// [`Classifier::features`] of already-encoded ids, for a caller that also runs them.
+    pub fn features_of(&self, ids: &[i64]) -> Vec<i64> {
+        match self.graph.input() {
+            GraphInput::Counted { spec, .. } => crate::features::count(&spec, ids).rows,
             GraphInput::Ids { .. } => {
                 let mut seen = std::collections::HashSet::new();
-                encoded.ids.into_iter().filter(|id| seen.insert(*id)).collect()
+                ids.iter().copied().filter(|id| seen.insert(*id)).collect()
             }
-        })
+        }
     }
 
     /// The inputs [`Classifier::run`] feeds the plan of [`Classifier::graph`] for `ids`, for

@@ -386,14 +386,7 @@ fn has_dump_batch(inbox: &Path) -> anyhow::Result<bool> {
 async fn land_dump(dump: &Path, inbox: &Path, eval: &Path) -> anyhow::Result<String> {
     let location = inbox.to_str().with_context(|| format!("the inbox `{}` is not UTF-8", inbox.display()))?;
     let store = harvest::inbox::Inbox::open(location, std::iter::empty::<(String, String)>())?;
-    let eval_texts: Vec<String> = dataset::read_sources(&[eval.to_path_buf()], "evaluation")?
-        .into_iter()
-        .flat_map(|b| b.rows)
-        .filter_map(|r| match r.text {
-            dataset::RawText::Text(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let eval_texts = dataset::read_texts(&[eval.to_path_buf()], "evaluation")?;
     let file = std::fs::File::open(dump).with_context(|| format!("cannot open the dump `{}`", dump.display()))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let report = harvest::fetch::from_dump(file, &store, &eval_texts, harvest::fetch::DEFAULT_BATCH_ROWS, now)

@@ -82,22 +82,24 @@ pub fn judge_between(
     let mut batches = Vec::new();
     let mut all_pairs = Vec::new();
     let (mut all_features, mut all_unseen) = (0u64, 0u64);
-    let mut arrived_rows: Vec<usize> = Vec::new();
     for b in arrived {
         let (rows, _) = data::labelled_rows(std::slice::from_ref(b), labels);
         let mut pairs = Vec::with_capacity(rows.len());
         let (mut features, mut unseen) = (0u64, 0u64);
         for Example { label, text } in &rows {
+            // Encoded once: the answer and the features read the same ids.
+            let ids = champion
+                .encode(text)
+                .with_context(|| format!("cannot encode a question of `{}`", b.path.display()))?
+                .ids;
             let p = champion
-                .probabilities(text)
-                .with_context(|| format!("cannot classify a question of `{}`", b.path.display()))?;
+                .run(&ids)
+                .with_context(|| format!("cannot classify a question of `{}`", b.path.display()))?
+                .probabilities;
             pairs.push((*label, argmax(&p)));
-            let f = champion
-                .features(text)
-                .with_context(|| format!("cannot encode a question of `{}`", b.path.display()))?;
+            let f = champion.features_of(&ids);
             features += f.len() as u64;
             unseen += f.iter().filter(|x| !seen.contains(*x)).count() as u64;
-            arrived_rows.push(*label);
         }
         let evaluation = edge_classifier::metrics::evaluate(labels, pairs.iter().copied());
         batches.push(BatchFigures {
@@ -120,8 +122,8 @@ pub fn judge_between(
         since_batch: since.to_owned(),
         batches,
         questions: all_pairs.len() as u64,
+        label_mix: mix(labels, all_pairs.iter().map(|&(truth, _)| truth)),
         evaluation: edge_classifier::metrics::evaluate(labels, all_pairs),
-        label_mix: mix(labels, arrived_rows.iter().copied()),
         training_label_mix: mix(labels, train_rows.iter().map(|e| e.label)),
         unseen_feature_share: share(all_unseen, all_features),
     })

@@ -186,14 +186,7 @@ fn fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.copy_to {
         inbox = inbox.with_local_copy(dir);
     }
-    let eval_texts: Vec<String> = trainer::data::read_sources(&args.eval, "evaluation")?
-        .into_iter()
-        .flat_map(|b| b.rows)
-        .filter_map(|r| match r.text {
-            trainer::data::RawText::Text(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let eval_texts = trainer::data::read_texts(&args.eval, "evaluation")?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     // One thread: the dump's reader runs on the blocking pool beside it.
     let runtime =
