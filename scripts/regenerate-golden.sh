@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates a golden tiny bundle and its pinned answers: edge-classifier/tests/fixtures/NAME
-# (default `tiny`; `tiny-presence` is the current format, `tiny-counted` format 3). Run it only when the model or the
-# graph changes on purpose, then review the diff.
+# (default `tiny`; `tiny-calibrated` is the current format, `tiny-presence` format 4,
+# `tiny-counted` format 3). Run it only when the model or the graph changes on purpose, then
+# review the diff.
 #
 #   scripts/regenerate-golden.sh [NAME]
 #
@@ -11,7 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 FIXTURE="edge-classifier/tests/fixtures/${1:-tiny}"
-[ -f "$FIXTURE/train-args" ] || die "no \`$FIXTURE/train-args\`: name a fixture that has one (tiny, tiny-counted, tiny-presence)"
+[ -f "$FIXTURE/train-args" ] || die "no \`$FIXTURE/train-args\`: name a fixture that has one (tiny, tiny-counted, tiny-presence, tiny-calibrated)"
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
 

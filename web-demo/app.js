@@ -118,8 +118,21 @@ function schedule() {
   timer = setTimeout(update, DEBOUNCE_MS);
 }
 
+// Why an answer is flagged unsure (the wire type's `unsure`), in the reader's words.
+const UNSURE = {
+  little_evidence:
+    'Unsure: the text has almost nothing the model learnt from (too few known words), so this is a guess.',
+  low_confidence: 'Unsure: the model gives this answer less than an even chance of being right.',
+};
+
 function render(text, prediction) {
   $('label').textContent = prediction.label;
+  // The label is still shown when unsure, but as a guess, and the page says why.
+  const unsure = prediction.unsure ?? null;
+  $('answer-kind').textContent = unsure ? 'Best guess' : 'Answer';
+  $('unsure').textContent = unsure ? (UNSURE[unsure] ?? `Unsure (${unsure}).`) : '';
+  $('unsure').hidden = !unsure;
+  $('result').classList.toggle('is-unsure', Boolean(unsure));
   const bars = $('bars');
   bars.replaceChildren();
   for (const { label, probability } of prediction.probabilities) {

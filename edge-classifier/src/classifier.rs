@@ -6,12 +6,13 @@ use tokenizers::Tokenizer;
 use tract_onnx::prelude::{TValue, TVec, TypedRunnableModel};
 
 use crate::api::{
-    COUNTED_MANIFEST_FORMAT_VERSION, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION, LabelProbability,
-    MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, Prediction, files,
+    COUNTED_MANIFEST_FORMAT_VERSION, Calibration, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION,
+    LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, PRESENCE_MANIFEST_FORMAT_VERSION, Prediction,
+    Unsure, UnsureRule, files,
 };
 use crate::bundle::{self, BundleFiles};
 use crate::encode::{Encoded, TextEncoder};
-use crate::graph::{Graph, GraphInput, Scores};
+use crate::graph::{Graph, GraphInput, Outputs, Scores};
 use crate::normalize::Normalization;
 use crate::piece_cache::PieceCache;
 use crate::{EXPLANATION_TOP_K, Error, explain};
@@ -39,6 +40,7 @@ impl Classifier {
         bundle::verify_file(&manifest, files::MODEL, files.model)?;
         bundle::verify_file(&manifest, files::TOKENIZER, files.tokenizer)?;
         check_labels(&manifest.labels)?;
+        check_calibration(&manifest)?;
         if manifest.graph.max_tokens < 2 {
             return Err(Error::InvalidGraphSpec(format!(
                 "graph max_tokens {} leaves no room for [BOS] and [EOS]",
@@ -123,6 +125,22 @@ impl Classifier {
         Ok(self.graph.run(ids)?.into_scores(ids.len()))
     }
 
+    /// The label probabilities for already-encoded ids, and whether that answer is
+    /// [`Unsure`] (always `None` for bundles without [`ModelManifest::calibration`]): what
+    /// [`Classifier::classify`] says, without the explanation.
+    pub fn judge(&self, ids: &[i64]) -> Result<(Vec<f32>, Option<Unsure>), Error> {
+        let outputs = self.graph.run(ids)?;
+        let unsure = self.unsure_of(&outputs, argmax(&outputs.probabilities));
+        Ok((outputs.probabilities, unsure))
+    }
+
+    /// The bundle's [`unsure`] rule on one run's outputs, `winner` being the label answered.
+    fn unsure_of(&self, outputs: &Outputs, winner: usize) -> Option<Unsure> {
+        let rule = &self.manifest.calibration.as_ref()?.unsure;
+        // Format 5 graphs read distinct features (checked at load), so the count is there.
+        unsure(rule, outputs.probabilities[winner], outputs.known_features().unwrap_or(u32::MAX))
+    }
+
     /// The label probabilities for `text`, in manifest label order.
     pub fn probabilities(&self, text: &str) -> Result<Vec<f32>, Error> {
         let encoded = self.encode(text)?;
@@ -139,6 +157,7 @@ impl Classifier {
         let labels = &self.manifest.labels;
         let winner = argmax(&outputs.probabilities);
         let explanation = explain::top_tokens(&self.tokenizer, &encoded.ids, &outputs, winner, EXPLANATION_TOP_K);
+        let unsure = self.unsure_of(&outputs, winner);
         Ok(Prediction {
             label: labels[winner].clone(),
             probabilities: labels
@@ -148,9 +167,57 @@ impl Classifier {
                 .collect(),
             explanation,
             truncated: encoded.truncated,
+            unsure,
             model: ModelRef { name: self.manifest.model_name.clone(), version: self.manifest.model_version.clone() },
         })
     }
+}
+
+/// Whether an answer whose label has probability `confidence`, from a text with `known`
+/// features the model learnt weights for, is unsure under `rule`, and why. Evidence first: with
+/// too little of it, a middling confidence is not to be trusted (one strong word, `println`,
+/// is evidence enough). The trainer derives the rule through this same function.
+pub fn unsure(rule: &UnsureRule, confidence: f32, known: u32) -> Option<Unsure> {
+    if known < rule.min_known_features && confidence < rule.little_evidence_below {
+        Some(Unsure::LittleEvidence)
+    } else if confidence < rule.below_confidence {
+        Some(Unsure::LowConfidence)
+    } else {
+        None
+    }
+}
+
+/// A manifest's calibration fits its format and its labels: required in format 5 (whose
+/// graph reads distinct features, so the core can count the known ones), refused before; one
+/// finite scale and shift per label, scales positive; a threshold in `[0, 1]`.
+fn check_calibration(manifest: &ModelManifest) -> Result<(), Error> {
+    let bad = |m: String| Err(Error::BadCalibration(m));
+    let format = manifest.format_version;
+    let c: &Calibration = match (&manifest.calibration, format) {
+        (None, MANIFEST_FORMAT_VERSION) => return bad(format!("format {format} requires `calibration`")),
+        (None, _) => return Ok(()),
+        (Some(_), MANIFEST_FORMAT_VERSION) => manifest.calibration.as_ref().expect("matched Some"),
+        (Some(_), _) => return bad(format!("format {format} has no `calibration` (it came with format 5)")),
+    };
+    let labels = manifest.labels.len();
+    if c.scale.len() != labels || c.shift.len() != labels {
+        return bad(format!(
+            "{} scales and {} shifts for {labels} labels: one of each per label",
+            c.scale.len(),
+            c.shift.len()
+        ));
+    }
+    if !c.scale.iter().all(|s| s.is_finite() && *s > 0.0) || !c.shift.iter().all(|s| s.is_finite()) {
+        return bad(format!("scales must be finite and positive, shifts finite: {:?}, {:?}", c.scale, c.shift));
+    }
+    for (name, v) in
+        [("below_confidence", c.unsure.below_confidence), ("little_evidence_below", c.unsure.little_evidence_below)]
+    {
+        if !(0.0..=1.0).contains(&v) {
+            return bad(format!("`unsure.{name}` must be in [0, 1], got {v}"));
+        }
+    }
+    Ok(())
 }
 
 /// The normalisation a manifest asks for. Format 1 predates the field, so it must be absent
@@ -164,8 +231,20 @@ fn normalization_of(manifest: &ModelManifest) -> Result<Normalization, Error> {
                 "format {LEGACY_MANIFEST_FORMAT_VERSION} has no `normalization` field, found {v}"
             )));
         }
-        (IDS_MANIFEST_FORMAT_VERSION | COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, Some(v)) => v,
-        (format @ (IDS_MANIFEST_FORMAT_VERSION | COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION), None) => {
+        (
+            IDS_MANIFEST_FORMAT_VERSION
+            | COUNTED_MANIFEST_FORMAT_VERSION
+            | PRESENCE_MANIFEST_FORMAT_VERSION
+            | MANIFEST_FORMAT_VERSION,
+            Some(v),
+        ) => v,
+        (
+            format @ (IDS_MANIFEST_FORMAT_VERSION
+            | COUNTED_MANIFEST_FORMAT_VERSION
+            | PRESENCE_MANIFEST_FORMAT_VERSION
+            | MANIFEST_FORMAT_VERSION),
+            None,
+        ) => {
             return Err(Error::BadNormalization(format!("format {format} requires a `normalization` field")));
         }
         (found, _) => {
@@ -182,8 +261,8 @@ fn normalization_of(manifest: &ModelManifest) -> Result<Normalization, Error> {
     })
 }
 
-/// What the graph reads. Formats 3 and 4 require [`crate::api::GraphSpec::counted`] (format 3
-/// with its counts input, format 4 without) and formats 1 and 2 must not have it: feeding a
+/// What the graph reads. Formats 3 to 5 require [`crate::api::GraphSpec::counted`] (format 3
+/// with its counts input, formats 4 and 5 without) and formats 1 and 2 must not have it: feeding a
 /// graph the other input would fail at best. The feature spec must fit the tokenizer (every id
 /// a row of the table) and keep the pair key within i64, so counting can never overflow or
 /// index outside the table.
@@ -191,7 +270,10 @@ fn graph_input(manifest: &ModelManifest, vocab: usize) -> Result<GraphInput, Err
     let bad = |m: String| Err(Error::InvalidGraphSpec(m));
     let format = manifest.format_version;
     match (format, &manifest.graph.counted) {
-        (COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, Some(counted)) => {
+        (
+            COUNTED_MANIFEST_FORMAT_VERSION | PRESENCE_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION,
+            Some(counted),
+        ) => {
             let f = counted.features;
             if f.vocab != vocab {
                 return bad(format!("counted features expect {} token ids, the tokenizer has {vocab}", f.vocab));
@@ -213,16 +295,18 @@ fn graph_input(manifest: &ModelManifest, vocab: usize) -> Result<GraphInput, Err
             }
             match (format, &counted.counts) {
                 (COUNTED_MANIFEST_FORMAT_VERSION, Some(_)) => Ok(GraphInput::Counted { spec: f, counts: true }),
-                (MANIFEST_FORMAT_VERSION, None) => Ok(GraphInput::Counted { spec: f, counts: false }),
+                (PRESENCE_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, None) => {
+                    Ok(GraphInput::Counted { spec: f, counts: false })
+                }
                 (COUNTED_MANIFEST_FORMAT_VERSION, None) => {
                     bad(format!("format {COUNTED_MANIFEST_FORMAT_VERSION} requires `graph.counted.counts`"))
                 }
-                _ => bad(format!(
-                    "format {MANIFEST_FORMAT_VERSION} has no `graph.counted.counts` (its graph reads features by presence)"
-                )),
+                _ => {
+                    bad(format!("format {format} has no `graph.counted.counts` (its graph reads features by presence)"))
+                }
             }
         }
-        (COUNTED_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, None) => {
+        (COUNTED_MANIFEST_FORMAT_VERSION | PRESENCE_MANIFEST_FORMAT_VERSION | MANIFEST_FORMAT_VERSION, None) => {
             bad(format!("format {format} requires `graph.counted`"))
         }
         (format, Some(_)) => bad(format!("format {format} has no `graph.counted` (it came with format 3)")),
@@ -320,6 +404,7 @@ mod tests {
             for (a, b) in g.explanation.iter().zip(&e.explanation) {
                 assert!((a.weight - b.weight).abs() <= 1e-5, "{} vs {}", a.weight, b.weight);
             }
+            assert_eq!(g.unsure, e.unsure, "unsure");
         }
     }
 
@@ -376,9 +461,101 @@ mod tests {
         Classifier::load(fixture!("tiny-counted").0).expect("the counted bundle loads")
     }
 
-    /// The current format's golden bundle: normalisation 2, distinct features by presence.
+    /// Format 4's golden bundle: normalisation 2, distinct features by presence.
     fn presence() -> Classifier {
         Classifier::load(fixture!("tiny-presence").0).expect("the presence bundle loads")
+    }
+
+    /// `tiny-presence` as format 5, with an identity calibration and `rule`: the same graph, so
+    /// the same probabilities, and the core's unsure rule on top.
+    fn presence_with_rule(rule: UnsureRule) -> Result<Classifier, Error> {
+        let (files, _) = fixture!("tiny-presence");
+        let mut m = bundle::parse_manifest(files.manifest).expect("parses");
+        m.format_version = MANIFEST_FORMAT_VERSION;
+        m.calibration = Some(Calibration {
+            method: "temperature".into(),
+            scale: vec![1.0; m.labels.len()],
+            shift: vec![0.0; m.labels.len()],
+            unsure: rule,
+            fitted: Default::default(),
+        });
+        let bytes = serde_json::to_vec(&m).expect("serialise");
+        Classifier::load(BundleFiles { manifest: &bytes, ..files })
+    }
+
+    #[test]
+    fn the_unsure_rule_flags_little_evidence_first_then_low_confidence() {
+        let rule = UnsureRule { min_known_features: 3, little_evidence_below: 0.9, below_confidence: 0.5 };
+        assert_eq!(unsure(&rule, 0.89, 2), Some(Unsure::LittleEvidence), "evidence before confidence");
+        assert_eq!(unsure(&rule, 0.3, 2), Some(Unsure::LittleEvidence));
+        assert_eq!(unsure(&rule, 0.9, 2), None, "little evidence, but strong");
+        assert_eq!(unsure(&rule, 0.89, 3), None, "enough evidence");
+        assert_eq!(unsure(&rule, 0.49, 3), Some(Unsure::LowConfidence));
+        assert_eq!(unsure(&rule, 0.5, 3), None, "at the line is sure");
+    }
+
+    #[test]
+    fn format_5_answers_as_its_graph_does_and_flags_what_its_rule_says() {
+        let sure =
+            presence_with_rule(UnsureRule { min_known_features: 5, little_evidence_below: 1.0, below_confidence: 0.0 })
+                .expect("loads");
+        let old = presence();
+        for text in &golden_texts() {
+            let (a, b) = (sure.classify(text).expect("classify"), old.classify(text).expect("classify"));
+            assert_eq!((&a.label, &a.probabilities, &a.explanation), (&b.label, &b.probabilities, &b.explanation));
+            assert_eq!(b.unsure, None, "format 4 never says unsure");
+        }
+        // A Java line has evidence. A letter outside the tiny vocabulary, repeated, is [UNK]
+        // throughout: at most four features ([UNK] and its pairs with itself, [BOS] and [EOS]),
+        // the [BOS] and [EOS] tokens aside, so under five known.
+        let java = "public static void main(String[] args) { System.out.println(x); }";
+        assert_eq!(sure.classify(java).expect("classify").unsure, None);
+        let nothing = sure.classify(&"\u{10348}".repeat(2_000)).expect("classify");
+        assert_eq!(nothing.unsure, Some(Unsure::LittleEvidence), "{nothing:?}");
+        // The confidence rule alone: at 1.0 nothing is sure, and the reason is the confidence.
+        let strict =
+            presence_with_rule(UnsureRule { min_known_features: 0, little_evidence_below: 1.0, below_confidence: 1.0 })
+                .expect("loads");
+        assert_eq!(strict.classify(java).expect("classify").unsure, Some(Unsure::LowConfidence));
+        // `judge` says what `classify` says.
+        let ids = strict.encode(java).expect("encode").ids;
+        assert_eq!(strict.judge(&ids).expect("judge").1, Some(Unsure::LowConfidence));
+    }
+
+    #[test]
+    fn a_calibration_that_does_not_fit_the_format_or_the_labels_is_refused() {
+        let rule = UnsureRule { min_known_features: 1, little_evidence_below: 0.9, below_confidence: 0.5 };
+        let (files, _) = fixture!("tiny-presence");
+        let base = || bundle::parse_manifest(files.manifest).expect("parses");
+        let load = |m: &ModelManifest| {
+            let bytes = serde_json::to_vec(m).expect("serialise");
+            Classifier::load(BundleFiles { manifest: &bytes, ..files })
+        };
+        let says = |m: &ModelManifest, what: &str| {
+            let err = load(m).expect_err(what);
+            assert!(matches!(&err, Error::BadCalibration(msg) if msg.contains(what)), "{what}: {err}");
+        };
+        let calibration = |scale: Vec<f32>, below: f32| Calibration {
+            method: "temperature".into(),
+            shift: vec![0.0; 4],
+            scale,
+            unsure: UnsureRule { below_confidence: below, ..rule },
+            fitted: Default::default(),
+        };
+        let mut m = base();
+        m.format_version = MANIFEST_FORMAT_VERSION;
+        says(&m, "format 5 requires `calibration`");
+        let mut m = base();
+        m.calibration = Some(calibration(vec![1.0; 4], 0.5));
+        says(&m, "format 4 has no `calibration`");
+        m.format_version = MANIFEST_FORMAT_VERSION;
+        load(&m).expect("format 5 with a calibration loads");
+        m.calibration = Some(calibration(vec![1.0; 3], 0.5));
+        says(&m, "for 4 labels");
+        m.calibration = Some(calibration(vec![1.0, 1.0, 0.0, 1.0], 0.5));
+        says(&m, "positive");
+        m.calibration = Some(calibration(vec![1.0; 4], 1.5));
+        says(&m, "below_confidence");
     }
 
     #[test]
@@ -394,9 +571,23 @@ mod tests {
     fn a_presence_bundle_gives_its_pinned_answers() {
         let (files, expected) = fixture!("tiny-presence");
         let c = Classifier::load(files).expect("loads");
-        assert_eq!(c.manifest().format_version, MANIFEST_FORMAT_VERSION);
+        assert_eq!(c.manifest().format_version, PRESENCE_MANIFEST_FORMAT_VERSION);
         assert!(c.manifest().graph.counted.as_ref().is_some_and(|c| c.counts.is_none()));
         check_golden(&c, expected);
+    }
+
+    #[test]
+    fn a_calibrated_bundle_gives_its_pinned_answers_and_unsure_flags() {
+        let (files, expected) = fixture!("tiny-calibrated");
+        let c = Classifier::load(files).expect("loads");
+        assert_eq!(c.manifest().format_version, MANIFEST_FORMAT_VERSION);
+        assert!(c.manifest().calibration.is_some());
+        check_golden(&c, expected);
+        // The golden texts include hostile ones with nothing the tiny model knows in them: at
+        // least one answer is flagged, and the four plain questions are not.
+        let answers: Vec<Prediction> = golden_texts().iter().map(|t| c.classify(t).expect("classify")).collect();
+        assert!(answers[..4].iter().all(|p| p.unsure.is_none()), "{answers:?}");
+        assert!(answers.iter().any(|p| p.unsure.is_some()), "no golden text is unsure");
     }
 
     #[test]
@@ -683,7 +874,7 @@ mod tests {
         says(&m, "at most 2^32 rows");
         // Counts belong to format 3 only.
         let mut m = counted_manifest();
-        m.format_version = MANIFEST_FORMAT_VERSION;
+        m.format_version = PRESENCE_MANIFEST_FORMAT_VERSION;
         says(&m, "format 4 has no `graph.counted.counts`");
         let mut m = counted_manifest();
         if let Some(c) = m.graph.counted.as_mut() {

@@ -39,6 +39,10 @@ pub enum Error {
     /// format predates it, or a version this core does not know.
     #[error("bundle manifest normalization is invalid: {0}")]
     BadNormalization(String),
+    /// The manifest's calibration is missing where its format requires it, present where its
+    /// format predates it, or does not fit the labels.
+    #[error("bundle manifest calibration is invalid: {0}")]
+    BadCalibration(String),
     /// The manifest's labels are unusable.
     #[error("bundle manifest labels are invalid: {0}")]
     BadLabels(String),

@@ -75,6 +75,18 @@ pub fn count(spec: &FeatureSpec, ids: &[i64]) -> Counted {
     out
 }
 
+/// How many of a text's distinct features are known, `is_known` telling by feature index
+/// (into [`Counted::rows`]); `of_position` is [`Counted::of_position`]. The features of the first
+/// and last tokens ([BOS] and [EOS], which the core's encode puts there) are never counted:
+/// every text has them, so they carry no evidence about this one. The core counts a served
+/// answer's evidence with it and the trainer the evidence its unsure rule is derived from, so
+/// both count alike.
+pub fn known(of_position: &[u32], features: usize, is_known: impl Fn(usize) -> bool) -> u32 {
+    let tokens = of_position.len().div_ceil(2);
+    let specials = [of_position.first(), tokens.checked_sub(1).and_then(|last| of_position.get(last))];
+    (0..features).filter(|&f| !specials.contains(&Some(&(f as u32))) && is_known(f)).count() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +114,19 @@ mod tests {
             assert_eq!(c.rows[f as usize], positions[i], "position {i}");
         }
         assert_eq!(c.counts.iter().sum::<f32>(), positions.len() as f32);
+    }
+
+    #[test]
+    fn known_features_leave_out_the_first_and_last_tokens() {
+        // Tokens [BOS]=0, 5, 6, 5, [EOS]=1: features 0, 5, 6, 1 and the four pairs.
+        let c = count(&SPEC, &[0, 5, 6, 5, 1]);
+        let all = known(&c.of_position, c.rows.len(), |_| true);
+        assert_eq!(all as usize, c.rows.len() - 2, "every feature but [BOS] and [EOS]");
+        let tokens_only = known(&c.of_position, c.rows.len(), |f| c.rows[f] < 100);
+        assert_eq!(tokens_only, 2, "5 and 6, each once");
+        let none = known(&c.of_position, c.rows.len(), |f| c.rows[f] == 0 || c.rows[f] == 1);
+        assert_eq!(none, 0, "the specials alone are no evidence");
+        assert_eq!(known(&[], 0, |_| true), 0);
     }
 
     #[test]

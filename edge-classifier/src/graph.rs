@@ -210,6 +210,17 @@ impl Outputs {
         self.of_position.as_ref().map(|_| self.contributions.len() / self.probabilities.len())
     }
 
+    /// How many of the text's distinct features the model learnt weights for
+    /// ([`features::known`]): those whose row is not all zeros, since training never moves the
+    /// row of a feature no training text has, and the trainer's scalings keep a zero a zero.
+    /// `None` for a token-id graph, whose rows are positions.
+    pub(crate) fn known_features(&self) -> Option<u32> {
+        let of_position = self.of_position.as_ref()?;
+        let labels = self.probabilities.len();
+        let row = |f: usize| &self.contributions[f * labels..][..labels];
+        Some(features::known(of_position, self.contributions.len() / labels, |f| row(f).iter().any(|v| *v != 0.0)))
+    }
+
     /// Each feature's contribution to each label's logit at one of its positions, in feature
     /// order.
     pub(crate) fn contributions(&self) -> std::slice::ChunksExact<'_, f32> {

@@ -22,7 +22,7 @@ mod piece_cache;
 pub mod service;
 
 pub use bundle::{BundleFiles, OwnedBundle, hex, sha256_hex};
-pub use classifier::{Classifier, argmax};
+pub use classifier::{Classifier, argmax, unsure};
 pub use edge_classifier_api as api;
 pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, TextEncoder, UNK_TOKEN};
 pub use error::{Cause, Error, chain};

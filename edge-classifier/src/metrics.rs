@@ -59,9 +59,45 @@ pub fn evaluate(labels: &[String], pairs: impl IntoIterator<Item = (usize, usize
     }
 }
 
+/// Bins of [`calibration_error`] in every figure the workspace reports (Guo et al. 2017, "On
+/// Calibration of Modern Neural Networks", use 15).
+pub const CALIBRATION_BINS: usize = 15;
+
+/// The expected calibration error of `answers`, each (the probability given to the label
+/// answered, whether that label was right): the answers fall into `bins` equal-width bins of
+/// probability, and each bin's |accuracy − mean probability| is weighed by its share of the
+/// answers. 0 for a model whose probabilities are exactly as often right as they say; 0 for no
+/// answers.
+pub fn calibration_error(answers: impl IntoIterator<Item = (f32, bool)>, bins: usize) -> f64 {
+    let bins = bins.max(1);
+    let (mut n, mut confidence, mut right) = (vec![0usize; bins], vec![0f64; bins], vec![0usize; bins]);
+    for (p, correct) in answers {
+        let b = ((f64::from(p) * bins as f64) as usize).min(bins - 1);
+        n[b] += 1;
+        confidence[b] += f64::from(p);
+        right[b] += usize::from(correct);
+    }
+    let total: usize = n.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    (0..bins).filter(|&b| n[b] > 0).map(|b| (right[b] as f64 - confidence[b]).abs() / total as f64).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calibration_error_matches_a_hand_worked_example() {
+        // Bin [0.9, 1): four answers at 0.95, three right: |0.75 - 0.95| = 0.2, weight 4/6.
+        // Bin [0.6, 0.7): two at 0.6, one right: |0.5 - 0.6| = 0.1, weight 2/6.
+        let answers = [(0.95, true), (0.95, true), (0.95, true), (0.95, false), (0.6, true), (0.6, false)];
+        let e = calibration_error(answers, 10);
+        assert!((e - (0.2 * 4.0 / 6.0 + 0.1 * 2.0 / 6.0)).abs() < 1e-6, "{e}");
+        assert!(calibration_error([(1.0, true)], 15).abs() < 1e-12, "1.0 falls in the last bin");
+        assert_eq!(calibration_error(std::iter::empty(), 15), 0.0);
+    }
 
     #[test]
     fn figures_match_a_hand_worked_example() {

@@ -62,6 +62,13 @@ pub struct PredictedLabel {
     pub label: String,
 }
 
+/// Why an answer was unsure (`edge_classifier::api::Unsure`, by its wire name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnsureReason {
+    /// `little_evidence` or `low_confidence`.
+    pub reason: &'static str,
+}
+
 /// The champion version a judgement is about.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JudgedVersion {
@@ -123,6 +130,10 @@ pub struct Metrics {
     pub request_duration: Family<Route, Histogram, LatencyBuckets>,
     /// `stacktag_predictions_total{label}`: the drift signal.
     pub predictions: Family<PredictedLabel, Counter>,
+    /// `stacktag_unsure_predictions_total{reason}`: answers flagged unsure, of those counted in
+    /// `stacktag_predictions_total`. Both reasons exist from the start, at 0, so the share is
+    /// 0 rather than absent while no answer is unsure.
+    pub unsure: Family<UnsureReason, Counter>,
     /// `stacktag_arrivals_*{version}`: the champion's last judgement on the data that arrived
     /// after its training data (its version tag `stacktag.arrivals`), read with every alias
     /// read; absent while the champion has none.
@@ -171,8 +182,13 @@ impl Metrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(LatencyBuckets),
             predictions: Family::default(),
+            unsure: Family::default(),
             arrivals: ArrivalsGauges::default(),
         };
+        for reason in edge_classifier::api::Unsure::ALL {
+            // Created at 0; the guard it hands back is not needed.
+            drop(m.unsure.get_or_create(&UnsureReason { reason: reason.as_str() }));
+        }
         // Counters get `_total` from the encoder; the other names are written in full.
         registry.register("stacktag_model_info", "The model the gateway serves (value 1)", m.model_info.clone());
         registry.register("stacktag_sync", "Syncs by outcome", m.sync.clone());
@@ -213,6 +229,11 @@ impl Metrics {
             "stacktag_predictions",
             "Predicted labels answered through the gateway",
             m.predictions.clone(),
+        );
+        registry.register(
+            "stacktag_unsure_predictions",
+            "Answers through the gateway flagged unsure, by reason",
+            m.unsure.clone(),
         );
         let a = &m.arrivals;
         registry.register(

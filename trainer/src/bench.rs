@@ -26,7 +26,28 @@ pub struct BenchReport {
     /// Accuracy on the raw-dev questions (Stack Overflow HTML, capitals, names), or null when
     /// that file was not found.
     pub accuracy_raw_dev: Option<f64>,
-    /// Tokenizer training + encoding + fitting, in seconds.
+    /// Expected calibration error (15 bins) of the bundle's answers on DIR/test.csv.gz.
+    pub ece_test: f64,
+    /// The same, of the model before calibration.
+    pub ece_test_uncalibrated: f64,
+    /// Expected calibration error on the raw-dev questions (null without them).
+    pub ece_raw_dev: Option<f64>,
+    /// The same, of the model before calibration.
+    pub ece_raw_dev_uncalibrated: Option<f64>,
+    /// Share of the test set's answers flagged unsure (0 for an uncalibrated bundle).
+    pub unsure_rate_test: f64,
+    /// Accuracy of the test set's answers not flagged unsure.
+    pub accuracy_sure_test: f64,
+    /// Share of the raw-dev answers flagged unsure.
+    pub unsure_rate_raw_dev: Option<f64>,
+    /// Accuracy of the raw-dev answers not flagged unsure.
+    pub accuracy_sure_raw_dev: Option<f64>,
+    /// The unsure rule the bundle applies (null for an uncalibrated one).
+    pub unsure_rule: Option<edge_classifier::api::UnsureRule>,
+    /// Coverage against accuracy on the test set: for each confidence threshold (with the
+    /// bundle's known-feature rule), the share of answers it leaves sure and their accuracy.
+    pub coverage_test: Vec<CoveragePoint>,
+    /// Tokenizer training + encoding + fitting + calibration, in seconds.
     pub train_seconds: f64,
     /// The whole `train` run: reading data, learning, export and the tract check.
     pub total_seconds: f64,
@@ -95,6 +116,15 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
         ),
         None => None,
     };
+    let model = &outcome.uncalibrated;
+    let on_test = answers(&classifier, model, &test)?;
+    let on_raw_dev = match &args.raw_dev {
+        Some(path) => {
+            Some(answers(&classifier, model, &evaluate::read_examples(std::slice::from_ref(path), labels)?.0)?)
+        }
+        None => None,
+    };
+    let rule = classifier.manifest().calibration.as_ref().map(|c| c.unsure);
     let mut bundle_bytes = 0;
     let mut served_bytes = 0;
     for entry in std::fs::read_dir(&out).with_context(|| format!("cannot list `{}`", out.display()))? {
@@ -118,6 +148,16 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
         macro_f1: outcome.manifest.metrics.macro_f1,
         accuracy_unblanked,
         accuracy_raw_dev,
+        ece_test: on_test.ece(false),
+        ece_test_uncalibrated: on_test.ece(true),
+        ece_raw_dev: on_raw_dev.as_ref().map(|a| a.ece(false)),
+        ece_raw_dev_uncalibrated: on_raw_dev.as_ref().map(|a| a.ece(true)),
+        unsure_rate_test: on_test.unsure_rate(),
+        accuracy_sure_test: on_test.accuracy_sure(),
+        unsure_rate_raw_dev: on_raw_dev.as_ref().map(Answers::unsure_rate),
+        accuracy_sure_raw_dev: on_raw_dev.as_ref().map(Answers::accuracy_sure),
+        unsure_rule: rule,
+        coverage_test: on_test.coverage(rule),
         train_seconds: outcome.timings.train_seconds(),
         total_seconds: outcome.timings.total_seconds(),
         latency,
@@ -126,6 +166,94 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
         timings: outcome.timings,
         parity: outcome.parity,
     })
+}
+
+/// One point of the coverage against accuracy curve.
+#[derive(Debug, Serialize)]
+pub struct CoveragePoint {
+    /// Answers under this calibrated probability are unsure.
+    pub below_confidence: f32,
+    /// Share of answers left sure.
+    pub coverage: f64,
+    /// Their accuracy.
+    pub accuracy: f64,
+}
+
+/// One served answer and what it would have been before calibration.
+struct Answer {
+    /// The served (calibrated) probability of the label answered, and whether it is right.
+    served: (f32, bool),
+    /// The same for the model before calibration.
+    uncalibrated: (f32, bool),
+    /// The served answer was flagged unsure.
+    unsure: bool,
+    /// Its known features ([`crate::calibrate::known_features`]).
+    known: u32,
+}
+
+/// A labelled set's answers.
+struct Answers(Vec<Answer>);
+
+/// Runs every example through the serving core (its calibrated answer and unsure flag) and the
+/// trainer's model before calibration (`model`), on the same ids.
+fn answers(
+    classifier: &Classifier,
+    model: &crate::model::LinearModel,
+    examples: &[Example],
+) -> anyhow::Result<Answers> {
+    let mut out = Vec::with_capacity(examples.len());
+    for e in examples {
+        let ids = classifier.encode(&e.text)?.ids;
+        let (p, unsure) = classifier.judge(&ids)?;
+        let q = model.probabilities(&ids);
+        let (top, raw_top) = (edge_classifier::argmax(&p), edge_classifier::argmax(&q));
+        out.push(Answer {
+            served: (p[top], top == e.label),
+            uncalibrated: (q[raw_top], raw_top == e.label),
+            unsure: unsure.is_some(),
+            known: crate::calibrate::known_features(model, &ids),
+        });
+    }
+    Ok(Answers(out))
+}
+
+impl Answers {
+    fn ece(&self, uncalibrated: bool) -> f64 {
+        let pick = |a: &Answer| if uncalibrated { a.uncalibrated } else { a.served };
+        edge_classifier::metrics::calibration_error(self.0.iter().map(pick), edge_classifier::metrics::CALIBRATION_BINS)
+    }
+
+    fn unsure_rate(&self) -> f64 {
+        self.0.iter().filter(|a| a.unsure).count() as f64 / self.0.len().max(1) as f64
+    }
+
+    fn accuracy_sure(&self) -> f64 {
+        let sure: Vec<&Answer> = self.0.iter().filter(|a| !a.unsure).collect();
+        sure.iter().filter(|a| a.served.1).count() as f64 / sure.len().max(1) as f64
+    }
+
+    /// Coverage and accuracy of the sure answers at each confidence line, the bundle's
+    /// little-evidence rule (`rule`, none for an uncalibrated bundle) kept as it is.
+    fn coverage(&self, rule: Option<edge_classifier::api::UnsureRule>) -> Vec<CoveragePoint> {
+        let rule = rule.unwrap_or(edge_classifier::api::UnsureRule {
+            min_known_features: 0,
+            little_evidence_below: 0.0,
+            below_confidence: 0.0,
+        });
+        [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
+            .into_iter()
+            .map(|t: f32| {
+                let rule = edge_classifier::api::UnsureRule { below_confidence: t, ..rule };
+                let sure: Vec<&Answer> =
+                    self.0.iter().filter(|a| edge_classifier::unsure(&rule, a.served.0, a.known).is_none()).collect();
+                CoveragePoint {
+                    below_confidence: t,
+                    coverage: sure.len() as f64 / self.0.len().max(1) as f64,
+                    accuracy: sure.iter().filter(|a| a.served.1).count() as f64 / sure.len().max(1) as f64,
+                }
+            })
+            .collect()
+    }
 }
 
 /// What `trainer latency` prints.

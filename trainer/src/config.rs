@@ -46,6 +46,10 @@ pub struct ModelParams {
     pub normalization: u32,
     /// Feature weighting (decides the graph's input and the manifest format).
     pub weighting: Weighting,
+    /// Folds of the out-of-fold answers the calibration and the unsure rule are fitted on
+    /// ([`crate::calibrate`]); `presence` models only (format 5). 0 leaves the model
+    /// uncalibrated, without an unsure rule (format 4).
+    pub calibration_folds: usize,
 }
 
 impl Default for ModelParams {
@@ -67,6 +71,7 @@ impl Default for ModelParams {
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,
+            calibration_folds: crate::calibrate::DEFAULT_FOLDS,
         }
     }
 }
@@ -110,6 +115,8 @@ pub struct TrainConfig {
     pub normalization: Normalization,
     /// Feature weighting.
     pub weighting: Weighting,
+    /// Calibration folds.
+    pub calibration_folds: usize,
     /// No progress bars or notes.
     pub quiet: bool,
 }
@@ -151,6 +158,9 @@ impl TrainConfig {
         if !(m.nb_alpha.is_finite() && m.nb_alpha >= 0.0) {
             anyhow::bail!("`--nb-alpha` must be zero or positive, got {}", m.nb_alpha);
         }
+        if m.calibration_folds == 1 {
+            anyhow::bail!("`--calibration-folds` must be 0 (uncalibrated) or at least 2, got 1");
+        }
         if m.max_tokens < 3 {
             anyhow::bail!("`--max-tokens` must be at least 3, got {}", m.max_tokens);
         }
@@ -180,6 +190,7 @@ impl TrainConfig {
             max_tokens: m.max_tokens,
             normalization,
             weighting: m.weighting,
+            calibration_folds: m.calibration_folds,
             quiet: false,
         })
     }

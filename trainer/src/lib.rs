@@ -12,6 +12,7 @@ pub mod arrivals;
 pub mod batches;
 pub mod bench;
 pub mod bundle;
+pub mod calibrate;
 pub mod config;
 pub mod evaluate;
 pub mod export;

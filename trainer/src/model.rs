@@ -141,6 +141,24 @@ impl LinearModel {
         (0..l).map(|c| sum[c] * p.scale + self.bias[c]).collect()
     }
 
+    /// This model with every label's logit `z` turned into `scale · z + shift` (a calibration,
+    /// [`crate::calibrate`]): its weights and bias scaled, so the graph computes it with no
+    /// node of its own. The scaled weights are rounded to f16 again, as the graph stores them;
+    /// a zero weight stays zero, so the features the model knows stay the ones it learnt.
+    pub fn calibrated(&self, scale: &[f32], shift: &[f32]) -> LinearModel {
+        let l = self.labels;
+        let weights = self.weights.iter().enumerate().map(|(i, w)| round_f16(w * scale[i % l])).collect();
+        let bias = (0..l).map(|c| self.bias[c] * scale[c] + shift[c]).collect();
+        LinearModel {
+            spec: self.spec,
+            labels: l,
+            weights,
+            idf_sq: self.idf_sq.clone(),
+            bias,
+            weighting: self.weighting,
+        }
+    }
+
     /// Label probabilities for already-encoded `ids`.
     pub fn probabilities(&self, ids: &[i64]) -> Vec<f32> {
         softmax(&self.logits(ids))

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use edge_classifier::api::{
-    COUNTED_MANIFEST_FORMAT_VERSION, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION,
-    MANIFEST_FORMAT_VERSION, ModelManifest, files,
+    COUNTED_MANIFEST_FORMAT_VERSION, Calibration, IDS_MANIFEST_FORMAT_VERSION, LEGACY_MANIFEST_FORMAT_VERSION,
+    MANIFEST_FORMAT_VERSION, ModelManifest, PRESENCE_MANIFEST_FORMAT_VERSION, files,
 };
 use edge_classifier::normalize::Normalization;
 use edge_classifier::{BundleFiles, Classifier, TextEncoder, argmax};
@@ -37,15 +37,17 @@ pub struct Timings {
     pub encode: f64,
     /// Fitting the classifier.
     pub fit: f64,
+    /// Fitting it again once per calibration fold, and the calibration (0 when uncalibrated).
+    pub calibrate: f64,
     /// Writing ONNX and verifying it with tract over the evaluation set.
     pub export_and_verify: f64,
 }
 
 impl Timings {
-    /// Learning time: tokenizer + encoding + fit (what a model costs to train, without I/O
+    /// Learning time: tokenizer + encoding + fit + calibration (what a model costs to train, without I/O
     /// and the export check).
     pub fn train_seconds(&self) -> f64 {
-        self.tokenizer + self.encode + self.fit
+        self.tokenizer + self.encode + self.fit + self.calibrate
     }
 
     /// Everything.
@@ -82,6 +84,9 @@ pub struct TrainOutcome {
     pub parity: Parity,
     /// Evaluation texts, for callers that go on to measure the bundle (bench).
     pub eval_texts: Vec<String>,
+    /// The model before calibration (the same as the bundle's when uncalibrated), for callers
+    /// that report what calibration changed (bench).
+    pub uncalibrated: LinearModel,
 }
 
 /// Trains a model as `cfg` says and writes a verified bundle to `cfg.out`.
@@ -140,30 +145,42 @@ pub fn train_on(
     let spec = FeatureSpec { vocab: tokenizer.get_vocab_size(true), buckets: cfg.buckets, pair_mul: cfg.pair_mul };
     let targets: Vec<usize> = dataset.train.iter().map(|e| e.label).collect();
     let bar = progress.bar(cfg.epochs as u64, "fitting");
-    let fitted = model::fit(
-        &train_ids,
-        &targets,
-        spec,
-        dataset.labels.len(),
-        FitParams {
-            epochs: cfg.epochs,
-            learning_rate: cfg.learning_rate,
-            l2: cfg.l2,
-            seed: cfg.seed,
-            nb_alpha: cfg.nb_alpha,
-            weighting: cfg.weighting,
-        },
-        |_| bar.inc(1),
-    );
+    let fitted = model::fit(&train_ids, &targets, spec, dataset.labels.len(), fit_params(cfg), |_| bar.inc(1));
     bar.finish_and_clear();
     timings.fit = t.elapsed().as_secs_f64();
+
+    // Format 5 (presence) models are calibrated; the older weightings stay as they were, and
+    // so does presence with no folds (format 4).
+    let t = Instant::now();
+    let calibrated = match cfg.weighting {
+        Weighting::Presence if cfg.calibration_folds > 0 => {
+            let bar = progress.bar(cfg.calibration_folds as u64, "calibrating (out-of-fold fits)");
+            let c = crate::calibrate::calibrate(
+                &train_ids,
+                &targets,
+                spec,
+                dataset.labels.len(),
+                fit_params(cfg),
+                cfg.calibration_folds,
+                |_| bar.inc(1),
+            )?;
+            bar.finish_and_clear();
+            Some(c)
+        }
+        Weighting::Presence | Weighting::Sublinear | Weighting::Occurrences => None,
+    };
+    timings.calibrate = t.elapsed().as_secs_f64();
+    let served = match &calibrated {
+        Some(c) => fitted.calibrated(&c.scaling.scale, &c.scaling.shift),
+        None => fitted.clone(),
+    };
 
     let t = Instant::now();
     let (bytes, manifest, parity) = export_and_verify(
         cfg,
         &dataset,
         &tokenizer,
-        &fitted,
+        (&served, calibrated.map(|c| c.calibration)),
         &eval_ids,
         train.last().map(|b| crate::arrivals::batch_name(&b.path)),
         &progress,
@@ -187,7 +204,20 @@ pub fn train_on(
         timings,
         parity,
         eval_texts: dataset.eval.into_iter().map(|e| e.text).collect(),
+        uncalibrated: fitted,
     })
+}
+
+/// The optimiser settings of `cfg`, for the model and each calibration fold alike.
+fn fit_params(cfg: &TrainConfig) -> FitParams {
+    FitParams {
+        epochs: cfg.epochs,
+        learning_rate: cfg.learning_rate,
+        l2: cfg.l2,
+        seed: cfg.seed,
+        nb_alpha: cfg.nb_alpha,
+        weighting: cfg.weighting,
+    }
 }
 
 /// Encodes `examples` with the core's own encoder, on every core.
@@ -229,11 +259,13 @@ fn encode_all(
     Ok(all)
 }
 
+/// Exports `served` (the model the bundle serves, and its calibration when it has one, already
+/// folded into the model) and checks the export through the serving core.
 fn export_and_verify(
     cfg: &TrainConfig,
     dataset: &Dataset,
     tokenizer: &Tokenizer,
-    fitted: &LinearModel,
+    (fitted, calibration): (&LinearModel, Option<Calibration>),
     eval_ids: &[Vec<i64>],
     last_batch: Option<String>,
     progress: &Progress,
@@ -244,13 +276,14 @@ fn export_and_verify(
     // A token-id graph with normalisation 1 is written exactly as before the field existed
     // (format 1, no field), so rebuilding an old bundle (the golden `tiny`) gives the same
     // manifest shape; with a newer normalisation it is format 2. Counted features need format
-    // 3, distinct features alone format 4. Cores that predate a format refuse it rather than
-    // serve it wrongly.
+    // 3, distinct features alone format 4, and calibrated with an unsure rule format 5. Cores
+    // that predate a format refuse it rather than serve it wrongly.
     let (format_version, normalization) = match (cfg.weighting, cfg.normalization) {
         (Weighting::Occurrences, Normalization::V1) => (LEGACY_MANIFEST_FORMAT_VERSION, None),
         (Weighting::Occurrences, n) => (IDS_MANIFEST_FORMAT_VERSION, Some(n.version())),
         (Weighting::Sublinear, n) => (COUNTED_MANIFEST_FORMAT_VERSION, Some(n.version())),
-        (Weighting::Presence, n) => (MANIFEST_FORMAT_VERSION, Some(n.version())),
+        (Weighting::Presence, n) if calibration.is_some() => (MANIFEST_FORMAT_VERSION, Some(n.version())),
+        (Weighting::Presence, n) => (PRESENCE_MANIFEST_FORMAT_VERSION, Some(n.version())),
     };
     let mut manifest = ModelManifest {
         format_version,
@@ -264,6 +297,7 @@ fn export_and_verify(
         training: training_params(cfg, dataset, fitted, last_batch),
         // Filled in below from the verified bundle's own answers.
         metrics: edge_classifier::metrics::evaluate(&dataset.labels, std::iter::empty()),
+        calibration,
         files: BTreeMap::new(),
     };
     manifest.files.insert(files::MODEL.into(), bundle::digest(&onnx));
@@ -338,6 +372,7 @@ fn training_params(
         "l2": cfg.l2,
         "nb_alpha": cfg.nb_alpha,
         "weighting": cfg.weighting,
+        "calibration_folds": (cfg.weighting == Weighting::Presence && cfg.calibration_folds > 0).then_some(cfg.calibration_folds),
         "max_tokens": cfg.max_tokens,
         "train_rows": dataset.train.len(),
         "eval_rows": dataset.eval.len(),

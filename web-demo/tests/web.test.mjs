@@ -120,6 +120,30 @@ test('typing a question shows its label, a bar per language and the deciding wor
   });
 });
 
+test('a text the model knows nothing in is shown as a guess, with why', async () => {
+  // The issue's case: 60 KB of one letter was answered "csharp" as if it were an answer.
+  const nothing = 'x'.repeat(60_000);
+  const [expected] = native([nothing]).predictions;
+  assert.ok(expected.unsure, `the core flags it unsure (got ${JSON.stringify(expected.unsure)})`);
+  await withPage(server.url, async (page) => {
+    await page.waitForFunction(() => !document.getElementById('result').hidden, null, { timeout: 30_000 });
+    const box = page.getByLabel('Your question');
+    await box.fill(nothing);
+    await page.waitForFunction(() => document.getElementById('answer-kind').textContent === 'Best guess', null,
+      { timeout: 30_000 });
+    assert.equal(await page.locator('#label').textContent(), expected.label);
+    const why = await page.locator('#unsure').textContent();
+    assert.match(why, expected.unsure === 'little_evidence' ? /too few known words/ : /less than an even chance/);
+    assert.equal(await page.locator('#result.is-unsure').count(), 1);
+    // A sure answer clears it.
+    await box.fill(JAVA);
+    await page.waitForFunction(() => document.getElementById('answer-kind').textContent === 'Answer'
+      && document.getElementById('label').textContent === 'java', null, { timeout: 30_000 });
+    assert.ok(await page.locator('#unsure').isHidden());
+    assert.equal(await page.locator('#result.is-unsure').count(), 0);
+  });
+});
+
 test('the examples work from the keyboard, and the page fits a phone', async () => {
   await withPage(
     server.url,
@@ -157,6 +181,7 @@ test('the worker answers 500 real test questions exactly as the native core does
     answers.forEach((answer, i) => {
       assert.ok(answer.ok, `question ${i}: ${answer.message}`);
       assertSameAnswer(answer.prediction, expected[i], `question ${i}`);
+      assert.equal(answer.prediction.unsure, expected[i].unsure, `question ${i}: unsure`);
       answer.prediction.probabilities.forEach((p, j) => {
         maxDiff = Math.max(maxDiff, Math.abs(p.probability - expected[i].probabilities[j].probability));
       });

@@ -31,7 +31,16 @@ use serde::{Deserialize, Serialize};
 /// Format 4 keeps [`GraphSpec::counted`] without [`CountedInput::counts`]: the graph reads each
 /// distinct feature once, by presence, and nothing else. A format 3 core would feed such a
 /// graph an input it lacks, so the format moved again.
-pub const MANIFEST_FORMAT_VERSION: u32 = 4;
+///
+/// Format 5 is format 4's graph with calibrated probabilities and [`ModelManifest::calibration`],
+/// which it requires: the graph's weights already carry the calibration, and the manifest says
+/// when an answer is [`Unsure`]. A format 4 core would serve such a bundle without ever saying
+/// so, so the format moved.
+pub const MANIFEST_FORMAT_VERSION: u32 = 5;
+
+/// The format of bundles whose graph reads distinct features by presence, uncalibrated and
+/// without an unsure rule: still read, answered exactly as before format 5.
+pub const PRESENCE_MANIFEST_FORMAT_VERSION: u32 = 4;
 
 /// The format of bundles whose graph reads distinct features and their counts: still read,
 /// and still written by `trainer train --weighting sublinear`.
@@ -91,8 +100,39 @@ pub struct Prediction {
     pub explanation: Vec<TokenContribution>,
     /// True when the text was longer than the model reads and its tail was ignored.
     pub truncated: bool,
+    /// Why the label is not to be trusted, when it is not: the label is still the model's best
+    /// guess, flagged. `null` when the answer is sure, and always for bundles before format 5,
+    /// which have no rule for it.
+    #[serde(default)]
+    pub unsure: Option<Unsure>,
     /// Which model answered.
     pub model: ModelRef,
+}
+
+/// Why an answer is unsure ([`Prediction::unsure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unsure {
+    /// The text has fewer features the model learnt anything about than
+    /// [`UnsureRule::min_known_features`], and its label's probability is under
+    /// [`UnsureRule::little_evidence_below`]: on so little, a probability that size is not to
+    /// be trusted.
+    LittleEvidence,
+    /// The calibrated probability of the label is under [`UnsureRule::below_confidence`].
+    LowConfidence,
+}
+
+impl Unsure {
+    /// Every reason.
+    pub const ALL: [Unsure; 2] = [Unsure::LittleEvidence, Unsure::LowConfidence];
+
+    /// The wire name, e.g. `low_confidence` (for metric labels; serde writes the same).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unsure::LittleEvidence => "little_evidence",
+            Unsure::LowConfidence => "low_confidence",
+        }
+    }
 }
 
 /// The answer for a batch: one [`Prediction`] per text, in order.
@@ -317,8 +357,49 @@ pub struct ModelManifest {
     pub training: BTreeMap<String, serde_json::Value>,
     /// Figures on the evaluation set the trainer used.
     pub metrics: Evaluation,
+    /// How the probabilities were calibrated and when an answer is unsure. Required from format
+    /// 5 on, absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
     /// sha256 and size of every other file in the bundle, by file name.
     pub files: BTreeMap<String, FileDigest>,
+}
+
+/// [`ModelManifest::calibration`]: what was fitted to make the probabilities mean what they
+/// say, and the rule that flags an answer [`Unsure`].
+///
+/// The calibration maps each label's logit `z` to `scale · z + shift`; the trainer has already
+/// folded it into the graph's weights and bias, so the graph's probabilities are the calibrated
+/// ones and no reader applies it again. It is recorded for people and for tools that compare
+/// the model before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// `temperature` (one scale for every label, no shift) or `vector_scaling` (a scale and a
+    /// shift per label).
+    pub method: String,
+    /// Per label, in label order: the logit multiplier.
+    pub scale: Vec<f32>,
+    /// Per label, in label order: the logit offset.
+    pub shift: Vec<f32>,
+    /// When an answer is flagged [`Unsure`]; the core applies it.
+    pub unsure: UnsureRule,
+    /// How it was fitted and chosen (folds, examples, each method's held-out figures), for
+    /// people.
+    #[serde(default)]
+    pub fitted: BTreeMap<String, serde_json::Value>,
+}
+
+/// When an answer is [`Unsure`]: the first rule that holds names the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UnsureRule {
+    /// [`Unsure::LittleEvidence`] when the text has fewer distinct features (tokens and token
+    /// pairs, the two specials aside) that the model learnt weights for…
+    pub min_known_features: u32,
+    /// …and its label's probability is under this: with little evidence, only a probability
+    /// this high was right as often as it said.
+    pub little_evidence_below: f32,
+    /// [`Unsure::LowConfidence`] when the label's calibrated probability is under this.
+    pub below_confidence: f32,
 }
 
 /// The ONNX graph's interface.
@@ -432,6 +513,23 @@ mod tests {
             assert_eq!(back.error.code, code);
             assert!((400..600).contains(&code.status()), "{code}");
         }
+    }
+
+    #[test]
+    fn unsure_reasons_are_written_by_their_wire_names() {
+        for reason in Unsure::ALL {
+            assert_eq!(serde_json::to_string(&reason).expect("encode"), format!("\"{}\"", reason.as_str()));
+        }
+    }
+
+    #[test]
+    fn an_answer_without_unsure_reads_as_sure() {
+        // What an edge that predates format 5 answers.
+        let old = r#"{"label":"java","probabilities":[],"explanation":[],"truncated":false,"model":{"name":"m","version":null}}"#;
+        let p: Prediction = serde_json::from_str(old).expect("decode");
+        assert_eq!(p.unsure, None);
+        let json = serde_json::to_string(&Prediction { unsure: Some(Unsure::LittleEvidence), ..p }).expect("encode");
+        assert!(json.contains(r#""unsure":"little_evidence""#), "{json}");
     }
 
     #[test]

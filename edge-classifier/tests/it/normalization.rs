@@ -48,8 +48,8 @@ macro_rules! golden {
 #[test]
 fn version_2_gives_html_markdown_and_plain_text_the_same_label() {
     // On the golden graph under a manifest that names version 2, and on the bundles trained with it.
-    // `tiny-counted` is format 3, `tiny-presence` the current format (4).
-    for c in [tiny_with(2), golden!("tiny-counted"), golden!("tiny-presence")] {
+    // `tiny-counted` is format 3, `tiny-presence` format 4, `tiny-calibrated` the current (5).
+    for c in [tiny_with(2), golden!("tiny-counted"), golden!("tiny-presence"), golden!("tiny-calibrated")] {
         assert_eq!(c.normalization(), Normalization::V2);
         same_label_in_every_form(&c);
     }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use edge_classifier::api::{ClassifyAnswer, ErrorCode};
 
 use super::{AppState, api_error, no_model, with_model};
-use crate::metrics::{Metrics, PredictedLabel};
+use crate::metrics::{Metrics, PredictedLabel, UnsureReason};
 use crate::state::DeployedModel;
 
 /// Largest request body forwarded (the component applies its own, smaller limit).
@@ -92,5 +92,56 @@ fn count_predictions(metrics: &Metrics, model: &DeployedModel, body: &Bytes) {
     for p in answer.predictions() {
         let label = if model.labels.contains(&p.label) { p.label.as_str() } else { "other" };
         metrics.predictions.get_or_create(&PredictedLabel { label: label.to_owned() }).inc();
+        if let Some(reason) = p.unsure {
+            metrics.unsure.get_or_create(&UnsureReason { reason: reason.as_str() }).inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsure_answers_are_counted_by_reason_beside_every_label() {
+        let metrics = Metrics::new();
+        // Both reasons exist at 0 before any answer, so the dashboard's share is 0, not absent.
+        let text = metrics.encode();
+        for reason in ["little_evidence", "low_confidence"] {
+            let line = format!(r#"stacktag_unsure_predictions_total{{reason="{reason}"}} 0"#);
+            assert!(text.lines().any(|l| l == line), "`{line}` missing from:\n{text}");
+        }
+        let model = DeployedModel {
+            model: "stacktag".into(),
+            version: "5".into(),
+            run_id: "r".into(),
+            data_snapshot: "s".into(),
+            labels: vec!["java".into(), "python".into()],
+            wasm_sha256: None,
+        };
+        let one = |label: &str, unsure: &str| {
+            format!(
+                r#"{{"label":"{label}","probabilities":[],"explanation":[],"truncated":false,"unsure":{unsure},"model":{{"name":"stacktag","version":"5"}}}}"#
+            )
+        };
+        let batch = format!(
+            r#"{{"predictions":[{},{},{}]}}"#,
+            one("java", r#""little_evidence""#),
+            one("python", "null"),
+            one("java", r#""low_confidence""#)
+        );
+        count_predictions(&metrics, &model, &Bytes::from(batch));
+        // An edge that predates format 5 writes no `unsure`: counted as a sure answer.
+        let old = r#"{"label":"python","probabilities":[],"explanation":[],"truncated":false,"model":{"name":"stacktag","version":"4"}}"#;
+        count_predictions(&metrics, &model, &Bytes::from(old));
+        let text = metrics.encode();
+        for line in [
+            r#"stacktag_predictions_total{label="java"} 2"#,
+            r#"stacktag_predictions_total{label="python"} 2"#,
+            r#"stacktag_unsure_predictions_total{reason="little_evidence"} 1"#,
+            r#"stacktag_unsure_predictions_total{reason="low_confidence"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "`{line}` missing from:\n{text}");
+        }
     }
 }

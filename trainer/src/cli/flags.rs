@@ -238,6 +238,11 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = ModelParams::default().weighting,
         value_parser = PossibleValuesParser::new(Weighting::VARIANTS).try_map(|s| s.parse::<Weighting>()))]
     pub weighting: Weighting,
+    /// Folds of the out-of-fold answers that the calibration and the unsure rule are fitted on
+    /// (`presence` models, format 5; see docs/trainer.md): the model is fitted this many more
+    /// times. 0 leaves it uncalibrated, with no unsure rule (format 4).
+    #[arg(long, default_value_t = ModelParams::default().calibration_folds)]
+    pub calibration_folds: usize,
     /// No progress bars or notes.
     #[arg(long, short)]
     pub quiet: bool,
@@ -258,6 +263,7 @@ impl ModelArgs {
             learning_rate: self.learning_rate,
             l2: self.l2,
             nb_alpha: self.nb_alpha,
+            calibration_folds: self.calibration_folds,
             max_tokens: self.max_tokens,
             normalization: self.normalization,
             weighting: self.weighting,

@@ -38,6 +38,7 @@ pub fn tiny_params() -> ModelParams {
         epochs: 30,
         learning_rate: 0.5,
         l2: 0.0,
+        calibration_folds: trainer::calibrate::DEFAULT_FOLDS,
         nb_alpha: 1.0,
         max_tokens: 256,
         normalization: edge_classifier::normalize::Normalization::CURRENT.version(),

@@ -379,9 +379,10 @@ fn the_documented_command_reproduces_the_golden_model() {
     // scripts/regenerate-golden.sh trains with them: the same flags must give the committed
     // files byte for byte, or the golden answers no longer describe what the trainer makes.
     // `tiny` is a format 1 bundle (old normalisation, token-id graph), `tiny-counted` format
-    // 3 (counts), `tiny-presence` the current format.
+    // 3 (counts), `tiny-presence` format 4, `tiny-calibrated` the current format (5, its
+    // calibration folded into the graph's weights).
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for name in ["tiny", "tiny-counted", "tiny-presence"] {
+    for name in ["tiny", "tiny-counted", "tiny-presence", "tiny-calibrated"] {
         let fixture = root.join("edge-classifier/tests/fixtures").join(name);
         let flags = fs::read_to_string(fixture.join("train-args")).expect("train-args");
         let dir = tempfile::tempdir().expect("tempdir");
