@@ -272,8 +272,9 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The run's metrics: accuracy, macro-F1, the evaluation size, and precision, recall, F1
-/// and support per class (`f1_python`, ...).
+/// The run's metrics: accuracy, macro-F1, the evaluation size, precision, recall, F1 and
+/// support per class (`f1_python`, ...), and for a calibrated bundle the out-of-fold
+/// calibration error before and after (`ece_out_of_fold_before`, `_after`).
 pub fn metrics_of(manifest: &ModelManifest, timestamp: i64) -> Vec<Metric> {
     let m = &manifest.metrics;
     let mut out = vec![
@@ -288,6 +289,12 @@ pub fn metrics_of(manifest: &ModelManifest, timestamp: i64) -> Vec<Metric> {
         out.push(Metric::new(format!("recall_{label}"), c.recall, timestamp));
         out.push(Metric::new(format!("f1_{label}"), c.f1, timestamp));
         out.push(Metric::new(format!("support_{label}"), c.support as f64, timestamp));
+    }
+    let out_of_fold = manifest.calibration.as_ref().and_then(|c| c.fitted.get("out_of_fold"));
+    for when in ["before", "after"] {
+        if let Some(ece) = out_of_fold.and_then(|f| f.get(format!("ece_{when}"))).and_then(|v| v.as_f64()) {
+            out.push(Metric::new(format!("ece_out_of_fold_{when}"), ece, timestamp));
+        }
     }
     out
 }
@@ -309,6 +316,13 @@ pub fn params_of(manifest: &ModelManifest) -> Vec<Param> {
         .collect();
     map.insert("model_name".into(), manifest.model_name.clone());
     map.insert("labels".into(), manifest.labels.join(","));
+    // The calibration as people compare runs by it; its tables stay in the bundle's manifest.
+    if let Some(c) = &manifest.calibration {
+        map.insert("calibration_method".into(), c.method.clone());
+        map.insert("unsure_min_known_features".into(), c.unsure.min_known_features.to_string());
+        map.insert("unsure_little_evidence_below".into(), c.unsure.little_evidence_below.to_string());
+        map.insert("unsure_below_confidence".into(), c.unsure.below_confidence.to_string());
+    }
     map.into_iter().map(|(k, v)| Param::new(k, v)).collect()
 }
 
@@ -321,6 +335,24 @@ mod tests {
         let manifest = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/manifest.json")).expect("fixture"))
             .expect("manifest");
         (manifest, std::fs::read(format!("{dir}/model.onnx")).expect("onnx"))
+    }
+
+    #[test]
+    fn a_calibrated_bundle_logs_its_calibration_and_an_older_one_nothing_of_it() {
+        let (calibrated, _) = fixture("tiny-calibrated");
+        let metrics = metrics_of(&calibrated, 1);
+        let fitted = &calibrated.calibration.as_ref().expect("format 5").fitted["out_of_fold"];
+        for when in ["before", "after"] {
+            let m = metrics.iter().find(|m| m.key == format!("ece_out_of_fold_{when}")).expect(when);
+            assert_eq!(Some(m.value), fitted[format!("ece_{when}")].as_f64());
+        }
+        let params = params_of(&calibrated);
+        let param = |k: &str| params.iter().find(|p| p.key == k).map(|p| p.value.clone());
+        assert_eq!(param("calibration_method").as_deref(), Some("temperature"));
+        assert_eq!(param("unsure_below_confidence").as_deref(), Some("0.5"));
+        let (old, _) = fixture("tiny-presence");
+        assert!(!metrics_of(&old, 1).iter().any(|m| m.key.starts_with("ece_")));
+        assert!(!params_of(&old).iter().any(|p| p.key.starts_with("unsure_") || p.key == "calibration_method"));
     }
 
     #[test]
