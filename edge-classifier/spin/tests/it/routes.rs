@@ -94,6 +94,31 @@ fn classify_json_text_plain_and_batch_agree() {
 }
 
 #[test]
+fn a_text_with_nothing_the_model_knows_is_answered_unsure_as_natively() {
+    // The case over HTTP: 60 KB of one letter was answered "csharp" with nothing to
+    // say there was no evidence. The baked bundle is format 5, so the core flags it.
+    assert!(native().manifest().calibration.is_some(), "the baked bundle is calibrated (format 5)");
+    let server = Server::start(Instances::Reused, &[]);
+    let nothing = "x".repeat(60_000);
+    let answer = server.send("POST", "/classify", Some("text/plain"), nothing.as_bytes());
+    assert_eq!(answer.status, 200);
+    let got: Prediction = serde_json::from_slice(&answer.body).expect("a Prediction");
+    assert!(got.unsure.is_some(), "{got:?}");
+    // The same answer as the native core (probabilities to the parity tests' 1e-6: wasm's
+    // float sums may differ in the last bit).
+    let native = native().classify(&nothing).expect("native");
+    assert_eq!((&got.label, got.unsure), (&native.label, native.unsure));
+    for (a, b) in got.probabilities.iter().zip(&native.probabilities) {
+        assert!((a.probability - b.probability).abs() <= 1e-6, "{a:?} vs {b:?}");
+    }
+    // A real question stays sure.
+    assert_eq!(
+        server.classify("public static void main(String[] args) { System.out.println(x); }", "java").unsure,
+        None
+    );
+}
+
+#[test]
 fn every_error_has_its_status_and_code() {
     let server = Server::start(Instances::Reused, &[]);
     let json = Some("application/json");
