@@ -196,7 +196,7 @@ fn check_calibration(manifest: &ModelManifest) -> Result<(), Error> {
     let c: &Calibration = match (&manifest.calibration, format) {
         (None, MANIFEST_FORMAT_VERSION) => return bad(format!("format {format} requires `calibration`")),
         (None, _) => return Ok(()),
-        (Some(_), MANIFEST_FORMAT_VERSION) => manifest.calibration.as_ref().expect("matched Some"),
+        (Some(c), MANIFEST_FORMAT_VERSION) => c,
         (Some(_), _) => return bad(format!("format {format} has no `calibration` (it came with format 5)")),
     };
     let labels = manifest.labels.len();

@@ -105,19 +105,11 @@ struct Answer {
     known: u32,
 }
 
-/// What [`calibrate`] found.
-#[derive(Debug, Clone)]
-pub struct Calibrated {
-    /// What the manifest records (and the core applies the unsure rule of).
-    pub calibration: Calibration,
-    /// The chosen scaling, for [`LinearModel::calibrated`].
-    pub scaling: Scaling,
-}
-
 /// Fits `k = folds` models on the training set without one fold each, and from their
 /// out-of-fold answers chooses and fits the calibration and derives the unsure rule (see the
-/// module's documentation). `on_fold` is called after each fold. Fails if a fold would be
-/// empty.
+/// module's documentation): what the manifest records, whose scale and shift
+/// [`LinearModel::calibrated`] folds into the final model. `on_fold` is called after each
+/// fold. Fails with fewer than two rows per fold.
 pub fn calibrate(
     docs: &[Vec<i64>],
     targets: &[usize],
@@ -126,7 +118,7 @@ pub fn calibrate(
     params: FitParams,
     folds: usize,
     mut on_fold: impl FnMut(usize),
-) -> anyhow::Result<Calibrated> {
+) -> anyhow::Result<Calibration> {
     if folds < 2 {
         anyhow::bail!("calibration needs at least 2 folds, got {folds}");
     }
@@ -218,15 +210,12 @@ pub fn calibrate(
         serde_json::Value::Object(map) => map.into_iter().collect(),
         _ => BTreeMap::new(),
     };
-    Ok(Calibrated {
-        calibration: Calibration {
-            method: scaling.method.to_owned(),
-            scale: scaling.scale.clone(),
-            shift: scaling.shift.clone(),
-            unsure: rule,
-            fitted,
-        },
-        scaling,
+    Ok(Calibration {
+        method: scaling.method.to_owned(),
+        scale: scaling.scale,
+        shift: scaling.shift,
+        unsure: rule,
+        fitted,
     })
 }
 
@@ -277,6 +266,7 @@ fn paired_gain(a: &[f64], b: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
+/// The expected calibration error of `answers` once scaled by `s`.
 fn ece_of(s: &Scaling, answers: &[Answer]) -> f64 {
     calibration_error(
         answers.iter().map(|a| {
@@ -289,7 +279,8 @@ fn ece_of(s: &Scaling, answers: &[Answer]) -> f64 {
 }
 
 /// Temperature scaling: the one multiplier of every logit with the lowest log loss. The loss is
-/// convex in it; a golden-section search over its logarithm finds it to 1e-6.
+/// convex in the multiplier, so it has one minimum along its logarithm too, which a
+/// golden-section search over [e⁻⁶, e⁴] finds to 1e-6.
 fn fit_temperature(answers: &[Answer], labels: usize) -> Scaling {
     let loss = |ln_a: f64| {
         let s = Scaling { method: "temperature", scale: vec![ln_a.exp() as f32; labels], shift: vec![0.0; labels] };

@@ -170,9 +170,10 @@ pub fn train_on(
         Weighting::Presence | Weighting::Sublinear | Weighting::Occurrences => None,
     };
     timings.calibrate = t.elapsed().as_secs_f64();
+    // The model the bundle serves; the uncalibrated one is kept for the outcome.
     let served = match &calibrated {
-        Some(c) => fitted.calibrated(&c.scaling.scale, &c.scaling.shift),
-        None => fitted.clone(),
+        Some(c) => std::borrow::Cow::Owned(fitted.calibrated(&c.scale, &c.shift)),
+        None => std::borrow::Cow::Borrowed(&fitted),
     };
 
     let t = Instant::now();
@@ -180,7 +181,7 @@ pub fn train_on(
         cfg,
         &dataset,
         &tokenizer,
-        (&served, calibrated.map(|c| c.calibration)),
+        (&*served, calibrated),
         &eval_ids,
         train.last().map(|b| crate::arrivals::batch_name(&b.path)),
         &progress,
