@@ -107,23 +107,18 @@ pub fn bench(args: &BenchConfig) -> anyhow::Result<BenchReport> {
         test.iter().map(|e| Example { text: evaluate::unblank(&e.text, &labels[e.label]), label: e.label }).collect();
     let accuracy_unblanked =
         edge_classifier::metrics::score(&classifier, unblanked.iter().map(Example::pair))?.accuracy;
-    let accuracy_raw_dev = match &args.raw_dev {
+    let model = &outcome.uncalibrated;
+    let on_test = answers(&classifier, model, &test)?;
+    // Raw-dev is read and classified once, for its accuracy and its calibration figures alike.
+    let on_raw_dev = match &args.raw_dev {
         Some(path) => Some(
-            evaluate::evaluate_paths(&classifier, std::slice::from_ref(path))
-                .with_context(|| format!("failed to score the raw-dev set `{}`", path.display()))?
-                .metrics
-                .accuracy,
+            evaluate::read_examples(std::slice::from_ref(path), labels)
+                .and_then(|(examples, _)| answers(&classifier, model, &examples))
+                .with_context(|| format!("failed to score the raw-dev set `{}`", path.display()))?,
         ),
         None => None,
     };
-    let model = &outcome.uncalibrated;
-    let on_test = answers(&classifier, model, &test)?;
-    let on_raw_dev = match &args.raw_dev {
-        Some(path) => {
-            Some(answers(&classifier, model, &evaluate::read_examples(std::slice::from_ref(path), labels)?.0)?)
-        }
-        None => None,
-    };
+    let accuracy_raw_dev = on_raw_dev.as_ref().map(Answers::accuracy);
     let rule = classifier.manifest().calibration.as_ref().map(|c| c.unsure);
     let mut bundle_bytes = 0;
     let mut served_bytes = 0;
@@ -225,6 +220,11 @@ impl Answers {
 
     fn unsure_rate(&self) -> f64 {
         self.0.iter().filter(|a| a.unsure).count() as f64 / self.0.len().max(1) as f64
+    }
+
+    /// Accuracy of every served answer.
+    fn accuracy(&self) -> f64 {
+        self.0.iter().filter(|a| a.served.1).count() as f64 / self.0.len().max(1) as f64
     }
 
     fn accuracy_sure(&self) -> f64 {
