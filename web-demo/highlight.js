@@ -1,53 +1,42 @@
-// Where the deciding tokens are in the text: the explanation lists tokens (lower case, as the
-// tokenizer wrote them) and how often each occurs, not their offsets, so they are found again
-// in the text as typed, case-insensitively, whole words first.
+// Where the deciding tokens are in the text: the core gives each explanation token its spans,
+// byte offsets into the text's UTF-8 that point at what the person wrote (`Java` for the token
+// `blank`, `&lt;` for `<`). This turns them into string indices, which are UTF-16.
 
-const WORD = /[\p{L}\p{N}_]/u;
-
-// Returns non-overlapping [start, end, contribution] ranges in `text`, in text order. Each
-// token is marked at most `count` times; longer tokens are placed first, so `foreach` is not
-// taken apart by a `for` found inside it.
+// Returns non-overlapping [start, end, contribution] ranges in `text`, in text order, for the
+// tokens that pushed towards the answer. Tokens come strongest first, so where two share a place
+// (a name read as `bl` + `ank`), the stronger one marks it.
 export function highlightRanges(text, explanation) {
-  const lower = lowerSameLength(text);
+  const index = utf16IndexOfByte(text);
   const taken = new Uint8Array(text.length);
   const ranges = [];
-  const tokens = explanation
-    .filter((t) => t.weight > 0 && t.token.trim() !== '')
-    .sort((a, b) => b.token.length - a.token.length);
-  for (const t of tokens) {
-    const token = t.token.toLowerCase();
-    let left = t.count;
-    // Whole-word matches first; then, for words of two letters or more, inside longer words
-    // (a BPE token can be part of a word: `readline` is `read` + `line`).
-    for (const wholeWord of [true, false]) {
-      if (!wholeWord && (token.length < 2 || !WORD.test(token))) break;
-      for (let at = lower.indexOf(token); at !== -1 && left > 0; at = lower.indexOf(token, at + 1)) {
-        const end = at + token.length;
-        if (wholeWord && !atBoundary(lower, at, end, token)) continue;
-        if (taken.subarray(at, end).some((x) => x)) continue;
-        taken.fill(1, at, end);
-        ranges.push([at, end, t]);
-        left -= 1;
-      }
+  for (const t of explanation) {
+    if (!(t.weight > 0)) continue;
+    for (const [startByte, endByte] of t.spans ?? []) {
+      const start = index[startByte];
+      const end = index[endByte];
+      // An offset inside a character or past the end is not where the core points: skip it.
+      if (start === undefined || end === undefined || start < 0 || end < 0 || end <= start) continue;
+      if (taken.subarray(start, end).some((x) => x)) continue;
+      taken.fill(1, start, end);
+      ranges.push([start, end, t]);
     }
   }
   return ranges.sort((a, b) => a[0] - b[0]);
 }
 
-function atBoundary(text, start, end, token) {
-  const before = start > 0 ? text[start - 1] : '';
-  const after = end < text.length ? text[end] : '';
-  const okBefore = !WORD.test(token[0]) || !before || !WORD.test(before);
-  const okAfter = !WORD.test(token[token.length - 1]) || !after || !WORD.test(after);
-  return okBefore && okAfter;
-}
-
-// Lower case without moving any offset (a few characters change length when lowered).
-function lowerSameLength(text) {
-  const lowered = text.toLowerCase();
-  if (lowered.length === text.length) return lowered;
-  return Array.from(text, (c) => {
-    const l = c.toLowerCase();
-    return l.length === c.length ? l : c;
-  }).join('');
+// For each UTF-8 byte offset of `text` (its length included), the UTF-16 index there, or -1
+// inside a character.
+function utf16IndexOfByte(text) {
+  const bytes = new TextEncoder().encode(text).length;
+  const index = new Int32Array(bytes + 1).fill(-1);
+  let b = 0;
+  let u = 0;
+  for (const c of text) {
+    index[b] = u;
+    const cp = c.codePointAt(0);
+    b += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    u += c.length;
+  }
+  index[b] = u;
+  return index;
 }

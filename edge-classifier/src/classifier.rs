@@ -150,13 +150,14 @@ impl Classifier {
     /// Classifies `text`: the winning label, every label's probability and the tokens that
     /// pushed the winner most.
     pub fn classify(&self, text: &str) -> Result<Prediction, Error> {
-        let encoded = self.encode(text)?;
+        let (encoded, placed) = self.encoder.encode_placed(&self.pieces, text)?;
         // The graph's outputs per feature: the explanation reads them there, without handing
         // them back to positions first.
         let outputs = self.graph.run(&encoded.ids)?;
         let labels = &self.manifest.labels;
         let winner = argmax(&outputs.probabilities);
-        let explanation = explain::top_tokens(&self.tokenizer, &encoded.ids, &outputs, winner, EXPLANATION_TOP_K);
+        let explanation =
+            explain::top_tokens(&self.tokenizer, &encoded.ids, &placed, &outputs, winner, EXPLANATION_TOP_K);
         let unsure = self.unsure_of(&outputs, winner);
         Ok(Prediction {
             label: labels[winner].clone(),

@@ -4,7 +4,7 @@ use tokenizers::Tokenizer;
 
 use crate::Error;
 use crate::bpe::Bpe;
-use crate::normalize::{Normalization, pieces};
+use crate::normalize::{Normalization, Normalized, Origins, pieces};
 use crate::piece_cache::PieceCache;
 
 /// The special token the core puts before a text's tokens.
@@ -34,6 +34,67 @@ pub struct TextEncoder {
     bos: i64,
     eos: i64,
     max_tokens: usize,
+    spellings: Spellings,
+}
+
+/// Where a text's tokens are: each one's range in the normalised text, and the way back from
+/// there to the text as sent, taken only for the tokens an explanation lists (mapping every
+/// token was a third of a classify).
+#[derive(Debug)]
+pub(crate) struct Placed {
+    ranges: Vec<[u32; 2]>,
+    origins: Origins,
+}
+
+impl Placed {
+    /// The byte range of the text as sent that the token at `position` (of the framed ids)
+    /// stands for, if it could be placed.
+    pub(crate) fn original(&self, position: usize) -> Option<[u32; 2]> {
+        let [start, end] = *self.ranges.get(position.checked_sub(1)?)?;
+        (start < end).then(|| {
+            let r = self.origins.original(start as usize..end as usize);
+            [r.start as u32, r.end as u32]
+        })
+    }
+}
+
+/// Each token's text, concatenated, to find a text's tokens again in its normalised form (the
+/// ids alone do not say where they were): token `id` is `text[ends[id - 1]..ends[id]]`.
+#[derive(Debug)]
+struct Spellings {
+    text: String,
+    ends: Vec<u32>,
+    unk: Option<i64>,
+}
+
+impl Spellings {
+    fn new(tokenizer: &Tokenizer) -> Self {
+        let vocab = tokenizer.get_vocab(true);
+        let size = vocab.values().max().map_or(0, |&m| m as usize + 1);
+        let mut by_id = vec![""; size];
+        for (token, &id) in &vocab {
+            by_id[id as usize] = token;
+        }
+        let mut text = String::with_capacity(by_id.iter().map(|t| t.len()).sum());
+        let ends = by_id
+            .iter()
+            .map(|t| {
+                text.push_str(t);
+                text.len() as u32
+            })
+            .collect();
+        let unk = tokenizer.token_to_id(UNK_TOKEN).map(i64::from);
+        Self { text, ends, unk }
+    }
+
+    /// The text of token `id` (empty for an id the vocabulary lacks).
+    fn of(&self, id: i64) -> &str {
+        let Ok(id) = usize::try_from(id) else { return "" };
+        match self.ends.get(id) {
+            Some(&end) => &self.text[id.checked_sub(1).map_or(0, |p| self.ends[p] as usize)..end as usize],
+            None => "",
+        }
+    }
 }
 
 impl TextEncoder {
@@ -45,7 +106,14 @@ impl TextEncoder {
         let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
         normalization.prepare();
-        Ok(Self { normalization, bpe: Bpe::new(tokenizer)?, bos, eos, max_tokens })
+        Ok(Self {
+            normalization,
+            bpe: Bpe::new(tokenizer)?,
+            bos,
+            eos,
+            max_tokens,
+            spellings: Spellings::new(tokenizer),
+        })
     }
 
     /// The normalisation it applies.
@@ -62,7 +130,7 @@ impl TextEncoder {
     /// through its piece cache, which gives the same ids).
     pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
         let mut ids = Vec::new();
-        self.encode_pieces(text, |pieces, on_id| {
+        self.encode_pieces(&self.normalization.apply(text), |pieces, on_id| {
             for piece in pieces {
                 ids.clear();
                 self.bpe.tokenize(piece, &mut ids);
@@ -77,10 +145,55 @@ impl TextEncoder {
 
     /// Encodes `text`, taking the ids of pieces seen before from `cache`.
     pub(crate) fn encode_cached(&self, cache: &PieceCache, text: &str) -> Result<Encoded, Error> {
-        self.encode_pieces(text, |pieces, on_id| cache.encode(&self.bpe, pieces, on_id))
+        self.encode_pieces(&self.normalization.apply(text), |pieces, on_id| cache.encode(&self.bpe, pieces, on_id))
     }
 
-    /// Normalises `text`, cuts it into pieces and frames the ids `ids_of` gives for them with
+    /// [`TextEncoder::encode_cached`], and where each token came from in `text`
+    /// ([`Placed`]).
+    pub(crate) fn encode_placed(&self, cache: &PieceCache, text: &str) -> Result<(Encoded, Placed), Error> {
+        let (normalized, origins) = self.normalization.trace(text);
+        let encoded = self.encode_pieces(&normalized, |pieces, on_id| cache.encode(&self.bpe, pieces, on_id))?;
+        let ranges = self.place(&normalized.text, &encoded.ids);
+        Ok((encoded, Placed { ranges, origins }))
+    }
+
+    /// Finds the tokens `ids` (framed by the specials) again in `normalized`, one after the
+    /// other as [`pieces`] and BPE cut it (the tokens of a piece spell it; whitespace separates
+    /// pieces): each one's byte range there, empty for one that cannot be placed.
+    fn place(&self, normalized: &str, ids: &[i64]) -> Vec<[u32; 2]> {
+        // Encoding always frames the ids with [BOS] and [EOS].
+        let inner = &ids[1..ids.len() - 1];
+        let mut at = 0;
+        inner
+            .iter()
+            .map(|&id| {
+                let rest = &normalized[at..];
+                at += rest.len() - rest.trim_start().len();
+                let rest = &normalized[at..];
+                let spelled = self.spellings.of(id);
+                let len = if Some(id) == self.spellings.unk {
+                    rest.chars().next().map_or(0, char::len_utf8)
+                } else if rest.starts_with(spelled) {
+                    spelled.len()
+                } else {
+                    // A character the tokenizer dropped (one without [UNK]): the token is
+                    // further on.
+                    match rest.find(spelled) {
+                        Some(skip) if !spelled.is_empty() => {
+                            at += skip;
+                            spelled.len()
+                        }
+                        _ => 0,
+                    }
+                };
+                let range = [at as u32, (at + len) as u32];
+                at += len;
+                range
+            })
+            .collect()
+    }
+
+    /// Cuts a normalised text into pieces and frames the ids `ids_of` gives for them with
     /// `[BOS]` and `[EOS]`, truncating at `max_tokens`.
     ///
     /// The BPE model runs on each piece directly: `Tokenizer::encode` would rebuild the same
@@ -88,10 +201,9 @@ impl TextEncoder {
     /// two thirds of a request's time. A test checks that both give the same ids.
     fn encode_pieces(
         &self,
-        text: &str,
+        normalized: &Normalized,
         ids_of: impl FnOnce(&mut dyn Iterator<Item = &str>, &mut dyn FnMut(u32) -> bool),
     ) -> Result<Encoded, Error> {
-        let normalized = self.normalization.apply(text);
         if normalized.blank {
             return Err(Error::EmptyText);
         }

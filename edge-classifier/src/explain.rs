@@ -7,14 +7,17 @@
 use tokenizers::Tokenizer;
 
 use crate::api::TokenContribution;
+use crate::encode::Placed;
 use crate::graph::Outputs;
 
 /// The `k` tokens that pushed label `winner` most above the mean of the other labels. A pair's
 /// share is split evenly between its two tokens; specials ([BOS], [EOS]) are not listed, and
-/// their half of a pair goes to the real token beside them.
+/// their half of a pair goes to the real token beside them. Each token comes with where its
+/// occurrences are in the text as sent.
 pub(crate) fn top_tokens(
     tokenizer: &Tokenizer,
     ids: &[i64],
+    placed: &Placed,
     outputs: &Outputs,
     winner: usize,
     k: usize,
@@ -82,13 +85,22 @@ pub(crate) fn top_tokens(
         ranked.truncate(k);
     }
     ranked.sort_by(order);
+    ranked.truncate(k);
+    // Each listed token's places, in text order: one pass over the positions.
+    let mut spans: Vec<Vec<[u32; 2]>> = vec![Vec::new(); ranked.len()];
+    for (i, id) in ids.iter().enumerate().take(n.saturating_sub(1)).skip(1) {
+        if let Some(j) = ranked.iter().position(|r| r.0 == *id) {
+            spans[j].extend(placed.original(i));
+        }
+    }
     ranked
         .into_iter()
-        .take(k)
-        .map(|(id, weight, count)| TokenContribution {
+        .zip(spans)
+        .map(|((id, weight, count), spans)| TokenContribution {
             token: u32::try_from(id).ok().and_then(|id| tokenizer.id_to_token(id)).unwrap_or_else(|| format!("#{id}")),
             weight,
             count,
+            spans,
         })
         .collect()
 }

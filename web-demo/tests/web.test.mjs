@@ -106,7 +106,9 @@ test('typing a question shows its label, a bar per language and the deciding wor
     const weights = new Map(expected.explanation.map((t) => [t.token, t.weight]));
     for (const mark of view.marks) {
       assert.ok(weights.has(mark.token), `\`${mark.token}\` is not in the explanation`);
-      assert.equal(mark.text.toLowerCase(), mark.token);
+      // The mark is what was typed: this text has no names or entities, so only its line
+      // breaks read differently (as `.`).
+      assert.equal(mark.text.toLowerCase().replace(/\n/g, '.'), mark.token);
       assert.match(mark.title, new RegExp(`^\\S+: \\+${weights.get(mark.token).toFixed(2)} towards java`));
     }
     assert.ok(view.marks.some((m) => m.token === 'system' || m.token === 'println' || m.token === 'string'),
@@ -117,6 +119,30 @@ test('typing a question shows its label, a bar per language and the deciding wor
     assert.equal(await page.locator('#model-created').textContent(), `${manifest.created_at.slice(0, 16).replace('T', ' ')} UTC`);
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+});
+
+test('a pasted Stack Overflow question is highlighted where its words were written', async () => {
+  // HTML as Stack Overflow stores it, with a name and entities: the model reads `blank` and
+  // `<`, the page marks `Java` and `&lt;` (the core's spans), never a tag.
+  const html = '<p>Why does Java throw here?</p>\n<pre><code>List&lt;String&gt; names = null;\nSystem.out.println(names.size());\n</code></pre>';
+  const [expected] = native([html]).predictions;
+  await withPage(server.url, async (page) => {
+    await page.waitForFunction(() => !document.getElementById('result').hidden, null, { timeout: 30_000 });
+    await page.getByLabel('Your question').fill(html);
+    await page.waitForFunction((text) => document.getElementById('highlighted').textContent === text, html);
+    const view = await shown(page);
+    assert.equal(view.label, expected.label);
+    assert.ok(view.marks.length >= 3, `only ${view.marks.length} highlights`);
+    for (const mark of view.marks) {
+      const token = expected.explanation.find((t) => t.token === mark.token);
+      assert.ok(token, `\`${mark.token}\` is not in the explanation`);
+      assert.ok(!/<\/?(p|pre|code)>/.test(mark.text), `a tag is marked: ${JSON.stringify(mark.text)}`);
+      // The marked text is one of the places the core gives for that token.
+      const bytes = new TextEncoder().encode(html);
+      const written = token.spans.map(([s, e]) => new TextDecoder().decode(bytes.slice(s, e)));
+      assert.ok(written.includes(mark.text), `${JSON.stringify(mark.text)} is not at a span of \`${mark.token}\``);
+    }
   });
 });
 
@@ -187,6 +213,8 @@ test('the worker answers 500 real test questions exactly as the native core does
       });
       // The whole wire answer agrees: explanation tokens, truncation, model.
       assert.deepEqual(answer.prediction.explanation.map((t) => t.token), expected[i].explanation.map((t) => t.token), `question ${i}: explanation`);
+      // And where they are in the text: the same byte spans.
+      assert.deepEqual(answer.prediction.explanation.map((t) => t.spans), expected[i].explanation.map((t) => t.spans), `question ${i}: spans`);
       answer.prediction.explanation.forEach((t, j) =>
         assert.ok(Math.abs(t.weight - expected[i].explanation[j].weight) <= 1e-5, `question ${i}: weight of \`${t.token}\``));
       assert.equal(answer.prediction.truncated, expected[i].truncated);

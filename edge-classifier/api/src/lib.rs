@@ -161,6 +161,12 @@ pub struct TokenContribution {
     pub weight: f32,
     /// How often the token occurs in the text.
     pub count: u32,
+    /// Where it occurs in the text as sent: one `[start, end)` pair of byte offsets into the
+    /// text's UTF-8 per occurrence, in text order. They point at what the person wrote, not at
+    /// what the model read: the token `blank` at `Java`, `<` at `&lt;`. Empty from an edge older
+    /// than the field.
+    #[serde(default)]
+    pub spans: Vec<[u32; 2]>,
 }
 
 /// The model that answered a request.

@@ -76,3 +76,48 @@ fn a_bundle_without_the_field_still_reads_markup_as_version_1_did() {
     assert_ne!(golden.encode(html).expect("html").ids, golden.encode(plain).expect("plain").ids);
     assert_eq!(golden.encode(html).expect("v1").ids, tiny_with(1).encode(html).expect("v1 named").ids);
 }
+
+#[test]
+fn version_3_reads_the_forms_alike_and_keeps_plain_texts_generics() {
+    let c = tiny_with(3);
+    assert_eq!(c.normalization(), Normalization::V3);
+    same_label_in_every_form(&c);
+    // Version 2 made this whole text HTML for its `<br>` and lost the generics; 3 keeps them.
+    let code = r#"Map<String, List<Integer>> m; // "<br>""#;
+    let v2 = tiny_with(2).encode(code).expect("v2").ids;
+    let v3 = c.encode(code).expect("v3").ids;
+    assert!(v3.len() > v2.len() + 4, "v3 {} ids, v2 {}", v3.len(), v2.len());
+}
+
+#[test]
+fn explanations_point_at_the_words_people_wrote() {
+    // Each token of the explanation comes with where it occurs in the text as sent: the
+    // spans' text, normalised alone, is that token (a name as `blank`, an entity decoded).
+    let texts = [
+        "<p>Why does <code>list.get(0)</code> throw in Java?</p>\n\n<pre><code>List&lt;String&gt; list = new ArrayList&lt;&gt;();\r\nSystem.out.println(list.get(0));\n</code></pre>",
+        "How do I read a file line by line in **Python**?\n\n```python\nwith open('a.txt') as fh:\n    print(line)\n```\n",
+        "Ünïcode façade: console.log(`${x}`) — and in C#, Console.WriteLine(x); İ",
+    ];
+    for c in [tiny_with(3), golden!("tiny-calibrated"), tiny_with(1)] {
+        for text in texts {
+            let p = c.classify(text).expect("classify");
+            assert!(!p.explanation.is_empty());
+            for t in &p.explanation {
+                assert_eq!(t.spans.len(), t.count as usize, "{:?} in {text:?}", t.token);
+                for &[start, end] in &t.spans {
+                    let written = text.get(start as usize..end as usize).expect("a span on char boundaries");
+                    let read = c.normalization().apply(written).text;
+                    assert!(read.contains(&t.token), "{:?} at {written:?} reads {read:?}", t.token);
+                }
+                // In order, and never overlapping one another.
+                assert!(t.spans.windows(2).all(|w| w[0][1] <= w[1][0]), "{:?}", t.spans);
+            }
+        }
+    }
+    // The name the model reads as `blank` is highlighted where the person wrote it.
+    let p = tiny_with(3).classify("Why does Java throw here? Java, java and JAVA").expect("classify");
+    let blank = p.explanation.iter().find(|t| t.token == "blank").expect("`blank` decides this text");
+    let text = "Why does Java throw here? Java, java and JAVA";
+    let written: Vec<&str> = blank.spans.iter().map(|&[s, e]| &text[s as usize..e as usize]).collect();
+    assert_eq!(written, ["Java", "Java", "java", "JAVA"]);
+}

@@ -13,11 +13,23 @@
 //! - [`Normalization::V2`]: first markup and names, then V1: Stack Overflow HTML loses its tags
 //!   (code text kept), Markdown loses its code fences and inline-code backticks, `""` becomes
 //!   `"`, and the language names become `blank` ([`BLANKED_NAMES`]).
+//! - [`Normalization::V3`]: V2 with an HTML step that recognises a Stack Overflow body by its
+//!   structure, turns block tags and `<br>` into spaces, and leaves plain text's `<` alone
+//!   (generics, comparisons), where V2 made a whole text HTML for one `</p>` anywhere.
+//!
+//! Every version can also say where each part of its output came from ([`Normalization::trace`],
+//! [`Origins`]), so an explanation points at the words a person wrote.
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
+
+mod html;
+mod markdown;
+mod origins;
+
+pub use origins::Origins;
+use origins::Writer;
 
 /// A normalisation version. A bundle records the one it was trained with (manifest field
 /// `normalization`; absent means [`Normalization::V1`]) and is served with that one only.
@@ -27,13 +39,18 @@ pub enum Normalization {
     V1,
     /// Markup stripped and language names blanked, then V1 (see the module docs).
     V2,
+    /// V2 with Stack Overflow HTML recognised by its structure (see the module docs).
+    V3,
 }
+
+/// A step before V1's: it returns `None` when it leaves the text as it is.
+type MarkupStep = fn(&str, bool) -> Option<Writer>;
 
 impl Normalization {
     /// What the trainer uses for new bundles.
-    pub const CURRENT: Self = Self::V2;
+    pub const CURRENT: Self = Self::V3;
     /// Every version this core can apply, oldest first.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
 
     /// The version with this number, if this core knows it.
     pub fn from_version(version: u32) -> Option<Self> {
@@ -45,6 +62,7 @@ impl Normalization {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
+            Self::V3 => 3,
         }
     }
 
@@ -52,17 +70,44 @@ impl Normalization {
     /// calls it when it loads, so that the edge component's pre-initialised snapshot holds it:
     /// there a fresh instance serves each request, and would build it every time.
     pub(crate) fn prepare(self) {
-        if self == Self::V2 {
+        if self != Self::V1 {
             LazyLock::force(&QUOTES_AND_NAMES);
+        }
+    }
+
+    /// The steps this version runs before V1's, in order.
+    fn markup_steps(self) -> &'static [MarkupStep] {
+        match self {
+            Self::V1 => &[],
+            Self::V2 => &[html::strip_v2, markdown::strip_v2, collapse_quotes_and_blank_names],
+            Self::V3 => &[html::strip_v3, markdown::strip_v3, collapse_quotes_and_blank_names],
         }
     }
 
     /// Normalises `text` the way this version does.
     pub fn apply(self, text: &str) -> Normalized {
-        match self {
-            Self::V1 => normalize_v1(text),
-            Self::V2 => normalize_v1(&collapse_quotes_and_blank_names(&strip_markdown_code(&strip_html(text)))),
+        self.run(text, false).0
+    }
+
+    /// Normalises `text` as [`Normalization::apply`] does, and says where each part of the
+    /// result came from in `text`.
+    pub fn trace(self, text: &str) -> (Normalized, Origins) {
+        self.run(text, true)
+    }
+
+    fn run(self, text: &str, traced: bool) -> (Normalized, Origins) {
+        let mut origins = Origins::default();
+        let mut current = std::borrow::Cow::Borrowed(text);
+        for step in self.markup_steps() {
+            if let Some(w) = step(&current, traced) {
+                let (out, record) = w.finish();
+                origins.push(record);
+                current = std::borrow::Cow::Owned(out);
+            }
         }
+        let (normalized, record) = normalize_v1(&current, traced);
+        origins.push(record);
+        (normalized, origins)
     }
 }
 
@@ -87,95 +132,6 @@ pub const BLANKED_NAMES: [&str; 6] = ["blankscript", "javascript", "csharp", "py
 
 /// What a blanked name becomes, as in the data set.
 const BLANK: &str = "blank";
-
-/// Tags that only Stack Overflow's HTML form has: a text with one of them is read as HTML and
-/// loses every tag. Plain text and Markdown keep their `<…>` (generics such as `List<String>`,
-/// HTML written as code), which is how the data set has them (entities, decoded by V1).
-const HTML_MARKERS: [&str; 6] = ["</p>", "</pre>", "</code>", "<br>", "<br/>", "<br />"];
-
-/// Version 2's first step: a Stack Overflow HTML body loses its tags, and keeps the text
-/// between them (code included; the code's `<` and `>` are entities there, decoded later).
-/// A tag is `<` then a letter, `/` or `!`, up to the next `>`; a `<` that starts none stays.
-fn strip_html(text: &str) -> Cow<'_, str> {
-    let is_html = text.match_indices('<').any(|(i, _)| {
-        let rest = &text.as_bytes()[i..];
-        HTML_MARKERS.iter().any(|m| rest.len() >= m.len() && rest[..m.len()].eq_ignore_ascii_case(m.as_bytes()))
-    });
-    if !is_html {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let opens_tag = after.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'/' || b == b'!');
-        match after.find('>') {
-            Some(end) if opens_tag => rest = &after[end + 1..],
-            _ => {
-                out.push('<');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
-}
-
-/// Version 2's Markdown step: a code fence line (```` ``` ```` or `~~~`, with its info string
-/// such as `java`) goes whole with its line break, and inline code loses its backticks (a run
-/// of backticks paired with the next run of the same length on the line), so
-/// `` `foo()` `` reads like `<code>foo()</code>` once stripped. Other backticks stay.
-fn strip_markdown_code(text: &str) -> Cow<'_, str> {
-    // Bytes, not chars: both marks are ASCII, and a char-set `contains` decodes every char.
-    if memchr::memchr2(b'`', b'~', text.as_bytes()).is_none() {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start_matches([' ', '\t']);
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            continue;
-        }
-        if !line.contains('`') {
-            out.push_str(line);
-            continue;
-        }
-        // Runs of backticks on this line: (start, length), then the paired ones removed.
-        let bytes = line.as_bytes();
-        let mut runs = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'`' {
-                let start = i;
-                while i < bytes.len() && bytes[i] == b'`' {
-                    i += 1;
-                }
-                runs.push((start, i - start, false));
-            } else {
-                i += 1;
-            }
-        }
-        for a in 0..runs.len() {
-            if runs[a].2 {
-                continue;
-            }
-            if let Some(b) = (a + 1..runs.len()).find(|&b| !runs[b].2 && runs[b].1 == runs[a].1) {
-                runs[a].2 = true;
-                runs[b].2 = true;
-            }
-        }
-        let mut from = 0;
-        for &(start, len, paired) in &runs {
-            if paired {
-                out.push_str(&line[from..start]);
-                from = start + len;
-            }
-        }
-        out.push_str(&line[from..]);
-    }
-    Cow::Owned(out)
-}
 
 /// The doubled quote [`collapse_quotes_and_blank_names`] collapses.
 const DOUBLED_QUOTE: &str = "\"\"";
@@ -202,22 +158,20 @@ static QUOTES_AND_NAMES: LazyLock<AhoCorasick> = LazyLock::new(|| {
 /// prefilter skips the text between candidates (a byte-by-byte scan was half of this
 /// normalisation's time). One pass gives what collapsing first and blanking second gave: no
 /// name holds a `"`, so neither step can make or break a match of the other.
-fn collapse_quotes_and_blank_names(text: &str) -> Cow<'_, str> {
+fn collapse_quotes_and_blank_names(text: &str, traced: bool) -> Option<Writer> {
     let mut matches = QUOTES_AND_NAMES.find_iter(text).peekable();
-    if matches.peek().is_none() {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
+    matches.peek()?;
+    let mut out = Writer::new(text.len() + 16, traced);
     let mut copied = 0;
     // The patterns are ASCII and only match ASCII bytes, so every match starts and ends on a
     // char boundary.
     for m in matches {
-        out.push_str(&text[copied..m.start()]);
-        out.push_str(if m.pattern().as_usize() == BLANKED_NAMES.len() { "\"" } else { BLANK });
+        out.copy(copied, &text[copied..m.start()]);
+        out.replace(m.range(), if m.pattern().as_usize() == BLANKED_NAMES.len() { "\"" } else { BLANK });
         copied = m.end();
     }
-    out.push_str(&text[copied..]);
-    Cow::Owned(out)
+    out.copy(copied, &text[copied..]);
+    Some(out)
 }
 
 /// Texts longer than this many characters (after normalisation) are cut here. It bounds the
@@ -244,8 +198,8 @@ const ENTITIES: [(&str, char); 7] =
 /// Version 1: lower case, HTML entities decoded, line breaks as `.`, other control characters
 /// as spaces, cut at [`MAX_TEXT_CHARS`] characters. Its output must never change: bundles
 /// trained with it answer bit-identically only while it stays as it is.
-fn normalize_v1(text: &str) -> Normalized {
-    let mut out = String::with_capacity(text.len().min(MAX_TEXT_CHARS * 4));
+fn normalize_v1(text: &str, traced: bool) -> (Normalized, Option<origins::Step>) {
+    let mut out = Writer::new(text.len().min(MAX_TEXT_CHARS * 4), traced);
     let mut chars = 0usize;
     let mut truncated = false;
     let mut rest = text;
@@ -255,9 +209,9 @@ fn normalize_v1(text: &str) -> Normalized {
         let plain = rest.bytes().take_while(|b| b.is_ascii() && *b != b'&' && !b.is_ascii_control()).count();
         if plain > 0 {
             let take = plain.min(MAX_TEXT_CHARS - chars);
-            let start = out.len();
-            out.push_str(&rest[..take]);
-            out[start..].make_ascii_lowercase();
+            let start = out.out.len();
+            out.copy(text.len() - rest.len(), &rest[..take]);
+            out.out[start..].make_ascii_lowercase();
             chars += take;
             rest = &rest[take..];
             if take < plain {
@@ -282,18 +236,36 @@ fn normalize_v1(text: &str) -> Normalized {
         } else {
             (c, c.len_utf8())
         };
+        let at = text.len() - rest.len();
         rest = &rest[consumed..];
+        // At most three chars (a lower case can be longer than its capital).
+        let mut lowered = [0u8; 12];
+        let mut len = 0;
+        let mut cut = false;
         for lower in emit.to_lowercase() {
             if chars == MAX_TEXT_CHARS {
-                truncated = true;
-                break 'outer;
+                cut = true;
+                break;
             }
-            out.push(lower);
+            len += lower.encode_utf8(&mut lowered[len..]).len();
             chars += 1;
         }
+        let written = std::str::from_utf8(&lowered[..len]).unwrap_or_else(|e| unreachable!("whole chars: {e}"));
+        // Same length: byte for byte (`É` → `é`, `\n` → `.`); else it stands for the whole input
+        // (`&lt;` → `<`, `\r\n` → `.`, `İ` → `i̇`).
+        if len == consumed {
+            out.copy(at, written);
+        } else {
+            out.replace(at..at + consumed, written);
+        }
+        if cut {
+            truncated = true;
+            break 'outer;
+        }
     }
-    let blank = text.chars().all(|c| c.is_whitespace() || c.is_control()) || out.trim().is_empty();
-    Normalized { text: out, truncated, blank }
+    let blank = text.chars().all(|c| c.is_whitespace() || c.is_control()) || out.out.trim().is_empty();
+    let (text, record) = out.finish();
+    (Normalized { text, truncated, blank }, record)
 }
 
 /// True when `text` holds nothing to classify under any normalisation (the trainer skips such
@@ -347,6 +319,10 @@ fn starts_with_ignore_ascii_case(haystack: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v1(text: &str) -> Normalized {
+        normalize_v1(text, false).0
+    }
 
     fn v2(text: &str) -> String {
         Normalization::V2.apply(text).text
@@ -403,6 +379,100 @@ mod tests {
         assert_eq!(v2(markdown), v2(plain));
     }
 
+    fn v3(text: &str) -> String {
+        Normalization::V3.apply(text).text
+    }
+
+    #[test]
+    fn v3_keeps_generics_and_strings_of_plain_text() {
+        // The issue's examples: V2 read both as HTML for their `<br>` and ate the generics.
+        let code = r#"Map<String, List<Integer>> m; // "<br>""#;
+        assert_eq!(v2(code), r#"map> m; // ""#);
+        assert_eq!(v3(code), r#"map<string, list<integer>> m; // "<br>""#);
+        assert_eq!(v3("a < b </p>"), "a < b </p>");
+    }
+
+    #[test]
+    fn v3_turns_block_tags_between_words_into_line_breaks() {
+        assert_eq!(v2("Hello<br>World"), "helloworld");
+        assert_eq!(v3("Hello<br>World"), "hello.world");
+        assert_eq!(v3("<ul><li>one</li><li>two</li></ul>"), "one.two");
+        // Beside whitespace a block tag leaves nothing, so the HTML's own line breaks read as
+        // the training data has them (its tags were removed without a trace).
+        assert_eq!(v3("<p>a</p>\n\n<pre><code>x = 1\n</code></pre>\n\n<p>b</p>"), "a..x = 1...b");
+        // Inline tags glue, as in the data set.
+        assert_eq!(v3("<p>a <code>f()</code>, <strong>b</strong>c</p>"), "a f(), bc");
+    }
+
+    #[test]
+    fn v3_reads_a_body_after_a_plain_title() {
+        // raw-dev's texts are a title, a line break, then the body: the title's `<T>` is text.
+        let text = "Why not inherit from List<T>?\n<p>I have <code>List&lt;T&gt;</code>.</p>";
+        assert_eq!(v3(text), "why not inherit from list<t>?.i have list<t>.");
+        // A stray `<` inside the body makes it plain text: every `<` stays.
+        assert_eq!(v3("t\n<p>a <x b</p>"), "t.<p>a <x b</p>");
+    }
+
+    #[test]
+    fn v3_needs_tags_that_nest_and_that_stack_overflow_keeps() {
+        assert_eq!(v3("<p>x</b></p>"), "<p>x</b></p>");
+        assert_eq!(v3("<script>x</script>"), "<script>x</script>");
+        assert_eq!(v3("<p>cut short"), "cut short");
+        assert_eq!(v3(r#"<p><a href="http://x?a=1&amp;b>2">link</a></p><!-- c <p> -->"#), "link");
+        assert_eq!(v3("<hr/><img src='a.png' alt=\"x\"/>end"), "end");
+    }
+
+    #[test]
+    fn v3_drops_the_marks_and_urls_of_markdown_links() {
+        assert_eq!(v3("See [the docs](https://docs.python.org/3/) and ![a](/i.png)."), "see the docs and a.");
+        // Code keeps its brackets, and emphasis marks stay (see `markdown::strip_v3`).
+        for code in ["a[0](b)", "x = [1](2)", "def f(*args, **kwargs)", "it is **bold**"] {
+            assert_eq!(v3(code), code.to_lowercase(), "{code:?}");
+        }
+        // Inside inline code and fenced blocks, a link is code.
+        assert_eq!(v3("`[b](/c)` [d](/e)\n```\n[f](/g)\n```\n"), "[b](/c) d.[f](/g).");
+    }
+
+    #[test]
+    fn every_version_traces_what_it_applies() {
+        let texts = [
+            "<p>Why does <code>List&lt;String&gt;</code> fail in Java?</p>\r\n<pre><code>x\n</code></pre>",
+            "See [docs](https://x.y) **now** `c#` ```\nprint(\"\"hi\"\")\n```\nİstanbul &amp; É\u{0}",
+            "Map<String, List<Integer>> m; // \"<br>\" Hello<br>World",
+        ];
+        for n in Normalization::ALL {
+            for text in texts {
+                assert_eq!(n.trace(text).0, n.apply(text), "{n:?} {text:?}");
+            }
+        }
+    }
+
+    /// The original text behind `part`, the first place it occurs in `text` normalised by `n`.
+    fn origin_of(n: Normalization, text: &str, part: &str) -> String {
+        let (normalized, origins) = n.trace(text);
+        let at = normalized.text.find(part).unwrap_or_else(|| panic!("{part:?} not in {:?}", normalized.text));
+        text[origins.original(at..at + part.len())].to_string()
+    }
+
+    #[test]
+    fn origins_point_at_what_was_written() {
+        let html = "<p>Why does <code>List&lt;String&gt;</code> fail in Java?</p>\r\n<p>Ünïcode  <b>x</b></p>";
+        for n in [Normalization::V2, Normalization::V3] {
+            assert_eq!(origin_of(n, html, "blank"), "Java");
+            assert_eq!(origin_of(n, html, "list<string>"), "List&lt;String&gt;");
+            assert_eq!(origin_of(n, html, "<"), "&lt;");
+            assert_eq!(origin_of(n, html, "ünïcode"), "Ünïcode");
+            assert_eq!(origin_of(n, html, "x"), "x");
+        }
+        assert_eq!(origin_of(Normalization::V3, html, "?."), "?</p>\r\n");
+        assert_eq!(origin_of(Normalization::V1, "A\r\nB", "."), "\r\n");
+        assert_eq!(origin_of(Normalization::V3, "Hello<br>World", "o.w"), "o<br>W");
+        assert_eq!(origin_of(Normalization::V3, "[Python](https://python.org) 3", "blank"), "Python");
+        assert_eq!(origin_of(Normalization::V3, r#"say ""C#"""#, "\"blank\""), r#"""C#"""#);
+        // A lower case longer than its capital stands for the whole capital.
+        assert_eq!(origin_of(Normalization::V1, "xİy", "i\u{307}"), "İ");
+    }
+
     #[test]
     fn v1_is_unchanged_by_v2() {
         // V1 is what every bundle without a `normalization` field was trained with.
@@ -422,25 +492,25 @@ mod tests {
             assert_eq!(Normalization::from_version(n.version()), Some(n));
         }
         assert_eq!(Normalization::from_version(0), None);
-        assert_eq!(Normalization::from_version(3), None);
+        assert_eq!(Normalization::from_version(4), None);
     }
 
     #[test]
     fn lowercases_and_decodes_entities() {
-        let n = normalize_v1("X =&GT; Y &amp;&amp; Z &lt;T&gt; &unknown;");
+        let n = v1("X =&GT; Y &amp;&amp; Z &lt;T&gt; &unknown;");
         assert_eq!(n.text, "x => y && z <t> &unknown;");
         assert!(!n.truncated);
     }
 
     #[test]
     fn line_breaks_become_dots_like_the_training_data() {
-        assert_eq!(normalize_v1("a\r\nb\nc\rd\te").text, "a.b.c.d e");
+        assert_eq!(v1("a\r\nb\nc\rd\te").text, "a.b.c.d e");
     }
 
     #[test]
     fn cuts_long_text_on_a_char_boundary() {
         let long = "é".repeat(MAX_TEXT_CHARS + 5);
-        let n = normalize_v1(&long);
+        let n = v1(&long);
         assert!(n.truncated);
         assert_eq!(n.text.chars().count(), MAX_TEXT_CHARS);
     }
@@ -464,32 +534,32 @@ mod tests {
 
     #[test]
     fn exactly_the_limit_is_not_truncated() {
-        let n = normalize_v1(&"a".repeat(MAX_TEXT_CHARS));
+        let n = v1(&"a".repeat(MAX_TEXT_CHARS));
         assert!(!n.truncated);
     }
 
     #[test]
     fn ascii_runs_are_cut_at_the_limit_too() {
-        let n = normalize_v1(&"AbC".repeat(MAX_TEXT_CHARS));
+        let n = v1(&"AbC".repeat(MAX_TEXT_CHARS));
         assert!(n.truncated);
         assert_eq!(n.text, "abc".repeat(MAX_TEXT_CHARS)[..MAX_TEXT_CHARS]);
         // The cut falls right after an ASCII run, on the next (non-ASCII) char.
-        let n = normalize_v1(&format!("{}ÉB", "A".repeat(MAX_TEXT_CHARS - 1)));
+        let n = v1(&format!("{}ÉB", "A".repeat(MAX_TEXT_CHARS - 1)));
         assert!(n.truncated);
         assert_eq!(n.text, format!("{}é", "a".repeat(MAX_TEXT_CHARS - 1)));
-        let n = normalize_v1(&format!("{}É", "A".repeat(MAX_TEXT_CHARS - 1)));
+        let n = v1(&format!("{}É", "A".repeat(MAX_TEXT_CHARS - 1)));
         assert!(!n.truncated);
     }
 
     #[test]
     fn mixed_text_reads_the_same_across_ascii_runs() {
-        assert_eq!(normalize_v1("Hello&GT;Wörld\tX\u{1b}[1m &amp; ÀB\r\nc").text, "hello>wörld x [1m & àb.c");
+        assert_eq!(v1("Hello&GT;Wörld\tX\u{1b}[1m &amp; ÀB\r\nc").text, "hello>wörld x [1m & àb.c");
     }
 
     #[test]
     fn multi_char_lowercase_counts_each_char() {
         // 'İ' lower-cases to two chars; the limit is on output chars.
-        let n = normalize_v1(&"İ".repeat(MAX_TEXT_CHARS));
+        let n = v1(&"İ".repeat(MAX_TEXT_CHARS));
         assert!(n.truncated);
         assert_eq!(n.text.chars().count(), MAX_TEXT_CHARS);
     }
