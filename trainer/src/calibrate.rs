@@ -231,7 +231,7 @@ pub fn known_features(model: &LinearModel, ids: &[i64]) -> u32 {
 
 /// Stratified folds: each label's examples shuffled, then dealt in turn, so every fold has
 /// each label's share.
-fn assign_folds(targets: &[usize], labels: usize, folds: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn assign_folds(targets: &[usize], labels: usize, folds: usize, seed: u64) -> Vec<usize> {
     let mut rng = SplitMix64::new(seed ^ FOLD_SALT);
     let mut fold_of = vec![0; targets.len()];
     let mut next = 0;

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod bundle;
 pub mod calibrate;
 pub mod config;
+pub mod cv;
 pub mod evaluate;
 pub mod export;
 pub mod model;

@@ -49,6 +49,9 @@ pub enum Command {
     Judge(JudgeArgs),
     /// Train on DIR/train.csv.gz, evaluate on DIR/test.csv.gz, and print the figures.
     Bench(BenchArgs),
+    /// Choose settings by cross-validation on the training data alone (the tokenizer learnt in
+    /// each fold too), then, with `--test`, score the chosen ones on the test set once (JSON).
+    Cv(CvArgs),
     /// Time the serving core on a bundle: one classify per question of the data, each seen
     /// for the first time (after a warm-up), in this process; prints one JSON object.
     Latency(LatencyArgs),
@@ -454,6 +457,28 @@ pub struct LatencyArgs {
     /// Print one JSON object (the default prints it too; kept for symmetry with other tools).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `trainer cv`.
+#[derive(Debug, Args)]
+pub struct CvArgs {
+    /// Training data (repeat or comma-separate); nothing else shapes the choice.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
+    /// Stratified folds.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// A setting to search and its candidates, `NAME=V1,V2,...` with NAME a `trainer train`
+    /// flag (`nb-alpha`, `weighting`, `vocab-size`...); repeat for several, searched in that
+    /// order. Without any: every setting with its default candidates (docs/trainer.md).
+    #[arg(long = "try", value_name = "NAME=VALUES")]
+    pub tries: Vec<String>,
+    /// Test data, scored once by a model trained on all of `--data` with the chosen settings.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Model settings: where the search starts.
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Flags of `trainer bench`.

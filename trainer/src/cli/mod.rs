@@ -86,6 +86,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = bench::bench(&args.resolve())?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Cv(args) => {
+            let cfg = trainer::cv::CvConfig {
+                data: args.data.clone(),
+                start: args.model.params(),
+                folds: args.folds,
+                axes: trainer::cv::axes(&args.tries)?,
+                quiet: args.model.quiet,
+            };
+            let report = trainer::cv::search(&cfg)?;
+            // The test set, once, with what the training data chose.
+            let test = match &args.test {
+                Some(test) => {
+                    let dir = tempfile::tempdir()?;
+                    let mut train = trainer::config::TrainConfig::new(
+                        args.data.clone(),
+                        vec![test.clone()],
+                        dir.path().join("bundle"),
+                        &report.params,
+                    )?;
+                    train.quiet = args.model.quiet;
+                    let m = trainer::pipeline::train(&train)?.manifest.metrics;
+                    Some(
+                        serde_json::json!({"path": test, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "examples": m.examples}),
+                    )
+                }
+                None => None,
+            };
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"cv": report, "test": test}))?);
+        }
         Command::Latency(args) => {
             let report = bench::latency_of_bundle(
                 &args.target.bundle,

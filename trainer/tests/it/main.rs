@@ -1,6 +1,7 @@
 //! The trainer's one integration-test binary.
 
 mod common;
+mod cv;
 mod data;
 mod databricks;
 mod pipeline;
