@@ -45,6 +45,8 @@ ready.catch(() => {});
 
 worker.onmessage = ({ data }) => {
   if (data.type === 'ready') {
+    // The worker's steps, for scripts/bench-web.sh.
+    performance.mark('model-ready', { detail: data.timings });
     resolveReady(data.manifest);
     return;
   }

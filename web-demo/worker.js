@@ -14,11 +14,15 @@ import init, { WebClassifier } from './pkg/edge_classifier_web.js';
 
 const BUNDLE = new URL('bundle/', self.location.href);
 const TRUSTED_KEYS = new URL('trusted-keys.pem', self.location.href);
+// The bundle's files besides its manifest, which the module reads.
+const FILES = ['model.onnx', 'tokenizer.json'];
 
 let classifier = null;
+// How long each step of loading took (ms), posted with `ready` for scripts/bench-web.sh.
+const timings = { module_ms: 0, manifest_ms: 0, files_ms: 0, sha256_ms: 0, signature_ms: 0, load_ms: 0 };
 const ready = load().then(
   (manifest) => {
-    self.postMessage({ type: 'ready', manifest });
+    self.postMessage({ type: 'ready', manifest, timings });
     return null;
   },
   (e) => {
@@ -45,19 +49,32 @@ self.onmessage = async ({ data }) => {
 };
 
 async function load() {
-  // The module compiles while the bundle downloads.
-  const [, manifestBytes] = await Promise.all([init(), fetchBytes('manifest.json')]);
+  // The module compiles while the whole bundle downloads: the files are checked once the
+  // manifest (and the module) are there, but fetched from the start.
+  const since = (t) => performance.now() - t;
+  let t = performance.now();
+  const early = Object.fromEntries(FILES.map((name) => [name, fetchBytes(name)]));
+  // Awaited below; a failure before then (the manifest's) must not be reported twice.
+  Object.values(early).forEach((p) => p.catch(() => {}));
+  const [, manifestBytes] = await Promise.all([
+    init().then(() => { timings.module_ms = since(t); }),
+    fetchBytes('manifest.json').then((bytes) => { timings.manifest_ms = since(t); return bytes; }),
+  ]);
   let manifest;
   try {
     manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
   } catch (e) {
     throw bundleError(`bundle manifest \`manifest.json\` is invalid: ${e.message}`);
   }
-  const [model, tokenizer] = await Promise.all(
-    ['model.onnx', 'tokenizer.json'].map((name) => fetchVerified(manifest, name)),
-  );
+  t = performance.now();
+  const [model, tokenizer] = await Promise.all(FILES.map((name) => verified(manifest, name, early[name])));
+  timings.files_ms = since(t);
+  t = performance.now();
   await checkSignature(manifest, { 'manifest.json': manifestBytes, 'model.onnx': model, 'tokenizer.json': tokenizer });
+  timings.signature_ms = since(t);
+  t = performance.now();
   classifier = WebClassifier.load(manifestBytes, model, tokenizer);
+  timings.load_ms = since(t);
   return JSON.parse(classifier.manifest());
 }
 
@@ -75,17 +92,20 @@ async function fetchBytes(name) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-// The same checks, and the same words, as the core's `bundle::verify_file`.
-async function fetchVerified(manifest, name) {
+// The same checks, and the same words, as the core's `bundle::verify_file`, on the bytes
+// `fetching` brings.
+async function verified(manifest, name, fetching) {
   const expected = manifest.files && manifest.files[name];
   if (!expected) throw bundleError(`bundle manifest has no digest for \`${name}\``);
-  const bytes = await fetchBytes(name);
+  const bytes = await fetching;
   if (bytes.length !== expected.bytes) {
     throw bundleError(
       `bundle file \`${name}\` has ${bytes.length} bytes, but its manifest says ${expected.bytes}`,
     );
   }
+  const hashing = performance.now();
   const actual = await sha256Hex(bytes);
+  timings.sha256_ms += performance.now() - hashing;
   if (actual !== String(expected.sha256).toLowerCase()) {
     throw bundleError(
       `bundle file \`${name}\` does not match its manifest digest (expected sha256 ${expected.sha256}, got ${actual})`,

@@ -85,6 +85,8 @@ fn compare(server: &Server, questions: &[(String, String)]) {
         for (rank, (e, n)) in edge.explanation.iter().zip(&here.explanation).enumerate() {
             assert_eq!(e.token, n.token, "question {i}, explanation rank {rank}");
             assert_eq!(e.count, n.count, "question {i}, token `{}`", e.token);
+            // Where in the text: the same byte spans.
+            assert_eq!(e.spans, n.spans, "question {i}, spans of token `{}`", e.token);
             let what = || format!("question {i}, weight of token `{}`", e.token);
             close(e.weight, n.weight, WEIGHT_TOLERANCE, &mut worst_weight, what);
         }
