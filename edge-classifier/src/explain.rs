@@ -85,7 +85,6 @@ pub(crate) fn top_tokens(
         ranked.truncate(k);
     }
     ranked.sort_by(order);
-    ranked.truncate(k);
     // Each listed token's places, in text order: one pass over the positions.
     let mut spans: Vec<Vec<[u32; 2]>> = vec![Vec::new(); ranked.len()];
     for (i, id) in ids.iter().enumerate().take(n.saturating_sub(1)).skip(1) {

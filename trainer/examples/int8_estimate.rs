@@ -19,7 +19,7 @@ use edge_classifier::normalize::Normalization;
 use trainer::config::{ModelParams, PAIR_MUL};
 use trainer::data::Example;
 use trainer::evaluate;
-use trainer::model::{self, FeatureSpec, FitParams, LinearModel};
+use trainer::model::{self, FeatureSpec, LinearModel};
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: int8_estimate DATA_DIR"))?;
@@ -55,14 +55,7 @@ fn score(p: &ModelParams, fit: &[Example], on: &[Example]) -> anyhow::Result<(f6
     };
     let (docs, held) = (encode(fit)?, encode(on)?);
     let spec = FeatureSpec { vocab: tokenizer.get_vocab_size(true), buckets: p.buckets, pair_mul: PAIR_MUL };
-    let params = FitParams {
-        epochs: p.epochs,
-        learning_rate: p.learning_rate,
-        l2: p.l2,
-        seed: p.seed,
-        nb_alpha: p.nb_alpha,
-        weighting: p.weighting,
-    };
+    let params = p.fit_params();
     let targets: Vec<usize> = fit.iter().map(|e| e.label).collect();
     let f32_model = model::fit(&docs, &targets, spec, p.labels.len(), params, |_| {});
     let int8_model = int8(&f32_model);

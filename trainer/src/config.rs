@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use edge_classifier::normalize::Normalization;
 
-use crate::model::Weighting;
+use crate::model::{FitParams, Weighting};
 
 /// The labels a Stacktag model tells apart unless told otherwise.
 pub const DEFAULT_LABELS: [&str; 4] = ["csharp", "java", "javascript", "python"];
@@ -72,6 +72,20 @@ impl Default for ModelParams {
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,
             calibration_folds: crate::calibrate::DEFAULT_FOLDS,
+        }
+    }
+}
+
+impl ModelParams {
+    /// The optimiser's settings among these.
+    pub fn fit_params(&self) -> FitParams {
+        FitParams {
+            epochs: self.epochs,
+            learning_rate: self.learning_rate,
+            l2: self.l2,
+            seed: self.seed,
+            nb_alpha: self.nb_alpha,
+            weighting: self.weighting,
         }
     }
 }

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::{ModelParams, PAIR_MUL};
 use crate::data::{self, Example};
-use crate::model::{self, FeatureSpec, FitParams, Weighting};
+use crate::model::{self, FeatureSpec, Weighting};
 use crate::progress::Progress;
 use crate::tokenizer;
 
@@ -401,14 +401,7 @@ impl Folds<'_> {
             self.encoded.insert(key.clone(), per_fold);
         }
         let encoded = &self.encoded[&key];
-        let fit = FitParams {
-            epochs: p.epochs,
-            learning_rate: p.learning_rate,
-            l2: p.l2,
-            seed: p.seed,
-            nb_alpha: p.nb_alpha,
-            weighting: p.weighting,
-        };
+        let fit = p.fit_params();
         (0..self.k)
             .map(|fold| {
                 let (ids, vocab) = &encoded[fold];

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::tiny_csv;
+use crate::common::{TINY_FLAGS, tiny_csv};
 
 fn cv(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_trainer")).arg("cv").args(args).output().expect("trainer runs")
@@ -26,27 +26,10 @@ fn cv_chooses_on_the_training_folds_and_scores_the_test_set_once() {
     std::fs::write(&train_csv, train.join("\n")).expect("write");
     std::fs::write(&test_csv, test.join("\n")).expect("write");
     let (train, test) = (train_csv.to_str().expect("utf-8"), test_csv.to_str().expect("utf-8"));
-    let args = [
-        "--data",
-        train,
-        "--test",
-        test,
-        "--folds",
-        "3",
-        "--vocab-size",
-        "400",
-        "--min-frequency",
-        "1",
-        "--buckets",
-        "1009",
-        "--epochs",
-        "5",
-        "--try",
-        "nb-alpha=0.5,1,2",
-        "--try",
-        "weighting=presence,sublinear",
-        "--quiet",
-    ];
+    // The fixture's flags (as `train` takes them) are where the search starts.
+    let mut args = vec!["--data", train, "--test", test, "--folds", "3"];
+    args.extend(TINY_FLAGS);
+    args.extend(["--try", "nb-alpha=0.5,1,2", "--try", "weighting=presence,sublinear"]);
     let out = cv(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
