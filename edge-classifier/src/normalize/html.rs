@@ -124,12 +124,27 @@ struct Tag {
     closing: bool,
 }
 
+/// Where each `-->` of a text ends, in order: found once, so that finding each comment's end is
+/// a binary search (a search from every `<!--` made 16,000 of them take 0.3 s).
+struct CommentEnds(Vec<usize>);
+
+impl CommentEnds {
+    fn of(text: &str) -> Self {
+        Self(memchr::memmem::find_iter(text.as_bytes(), b"-->").map(|i| i + 3).collect())
+    }
+
+    /// The end of the first `-->` that starts at or after `from`.
+    fn after(&self, from: usize) -> Option<usize> {
+        self.0.get(self.0.partition_point(|&end| end < from + 3)).copied()
+    }
+}
+
 /// The tag of [`SO_TAGS`], or the comment, that starts at `text[at]` (a `<`), if one does.
-fn tag_at(text: &str, at: usize) -> Option<Tag> {
+fn tag_at(text: &str, at: usize, comments: &CommentEnds) -> Option<Tag> {
     let rest = &text[at + 1..];
-    if let Some(comment) = rest.strip_prefix("!--") {
-        let end = comment.find("-->")?;
-        return Some(Tag { start: at, end: at + 1 + 3 + end + 3, name: "!--".into(), closing: false });
+    if rest.starts_with("!--") {
+        let end = comments.after(at + 4)?;
+        return Some(Tag { start: at, end, name: "!--".into(), closing: false });
     }
     let (closing, rest) = match rest.strip_prefix('/') {
         Some(r) => (true, r),
@@ -170,12 +185,13 @@ fn tag_at(text: &str, at: usize) -> Option<Tag> {
 /// words ([`BLOCK_TAGS`]); the code's `<` and `>` are entities there, decoded later.
 pub(super) fn strip_v3(text: &str, traced: bool) -> Option<Writer> {
     let lts: Vec<usize> = memchr::memchr_iter(b'<', text.as_bytes()).collect();
+    let comments = CommentEnds::of(text);
     // The last `<` that is no tag: a body can only start after it.
-    let tags: Vec<Option<Tag>> = lts.iter().map(|&at| tag_at(text, at)).collect();
+    let tags: Vec<Option<Tag>> = lts.iter().map(|&at| tag_at(text, at, &comments)).collect();
     let after_last_stray = lts.iter().zip(&tags).rev().find(|(_, t)| t.is_none()).map(|(&at, _)| at + 1);
     let body = match after_last_stray {
         None => 0,
-        Some(from) => first_block_line(text, from)?,
+        Some(from) => first_block_line(text, from, &comments)?,
     };
     let tags: Vec<Tag> = lts.iter().zip(tags).filter(|(at, _)| **at >= body).filter_map(|(_, t)| t).collect();
     if tags.is_empty() || !nested(&tags) {
@@ -215,11 +231,11 @@ pub(super) fn strip_v3(text: &str, traced: bool) -> Option<Writer> {
 
 /// The start of the first line at or after `from` that opens (after spaces or tabs) with a
 /// block tag.
-fn first_block_line(text: &str, from: usize) -> Option<usize> {
+fn first_block_line(text: &str, from: usize, comments: &CommentEnds) -> Option<usize> {
     memchr::memchr_iter(b'\n', &text.as_bytes()[from..]).map(|i| from + i + 1).find(|&line| {
         let start = line + text[line..].bytes().take_while(|b| *b == b' ' || *b == b'\t').count();
         text[start..].starts_with('<')
-            && tag_at(text, start).is_some_and(|t| !t.closing && BLOCK_TAGS.contains(&t.name.as_str()))
+            && tag_at(text, start, comments).is_some_and(|t| !t.closing && BLOCK_TAGS.contains(&t.name.as_str()))
     })
 }
 
