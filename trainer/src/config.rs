@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use edge_classifier::normalize::Normalization;
 
-use crate::model::{FitParams, Weighting};
+use crate::model::{FitParams, Weighting, Weights};
 
 /// The labels a Stacktag model tells apart unless told otherwise.
 pub const DEFAULT_LABELS: [&str; 4] = ["csharp", "java", "javascript", "python"];
@@ -46,6 +46,8 @@ pub struct ModelParams {
     pub normalization: u32,
     /// Feature weighting (decides the graph's input and the manifest format).
     pub weighting: Weighting,
+    /// How the graph stores the table.
+    pub weights: Weights,
     /// Folds of the out-of-fold answers the calibration and the unsure rule are fitted on
     /// ([`crate::calibrate`]); `presence` models only (format 5). 0 leaves the model
     /// uncalibrated, without an unsure rule (format 4).
@@ -71,6 +73,10 @@ impl Default for ModelParams {
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,
+            // int8 makes the page's table 40% smaller at no held-out accuracy, but its graph
+            // dequantises each gathered row (a broadcast over the symbolic feature count), which
+            // costs a quarter more per classify than the 60 µs p50 allows (docs/benchmarks.md).
+            weights: Weights::F16,
             calibration_folds: crate::calibrate::DEFAULT_FOLDS,
         }
     }
@@ -129,6 +135,8 @@ pub struct TrainConfig {
     pub normalization: Normalization,
     /// Feature weighting.
     pub weighting: Weighting,
+    /// Table storage.
+    pub weights: Weights,
     /// Calibration folds.
     pub calibration_folds: usize,
     /// No progress bars or notes.
@@ -204,6 +212,7 @@ impl TrainConfig {
             max_tokens: m.max_tokens,
             normalization,
             weighting: m.weighting,
+            weights: m.weights,
             calibration_folds: m.calibration_folds,
             quiet: false,
         })

@@ -17,7 +17,17 @@ use tract_onnx::pb::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-use crate::model::{LinearModel, Weighting};
+use crate::model::{Int8Table, LinearModel, Weighting};
+
+/// How [`to_onnx`] stores the table: f16, or the model's [`Int8Table`] (whose
+/// [`LinearModel::with_table`] is the model passed).
+#[derive(Debug, Clone, Copy)]
+pub enum Table<'a> {
+    /// Every value as f16 (the model's values must be f16-exact).
+    F16,
+    /// 8-bit steps and their scales.
+    Int8(&'a Int8Table),
+}
 
 /// Tensor names of the graph's interface; the manifest's `graph` section repeats them.
 pub mod names {
@@ -60,11 +70,11 @@ const OPSET: i64 = 17;
 /// - the per-feature contributions are left as the gathered weight rows plus the scales, for
 ///   the core to multiply: a `[n, labels] × [n, 1]` product in the graph took as long as the
 ///   rest of it.
-pub fn to_onnx(model: &LinearModel, labels: &[String], model_name: &str) -> Vec<u8> {
+pub fn to_onnx(model: &LinearModel, table: Table<'_>, labels: &[String], model_name: &str) -> Vec<u8> {
     let Parts { input, mut node, initializer, features, scales } = match model.weighting {
-        Weighting::Occurrences => occurrence_nodes(model),
-        Weighting::Sublinear => counted_nodes(model),
-        Weighting::Presence => presence_nodes(model),
+        Weighting::Occurrences => occurrence_nodes(model, table),
+        Weighting::Sublinear => counted_nodes(model, table),
+        Weighting::Presence => presence_nodes(model, table),
     };
     let l = model.labels as i64;
     for (i, n) in node.iter_mut().enumerate() {
@@ -129,24 +139,36 @@ struct Parts {
     scales: Dim,
 }
 
-/// The initialisers every graph starts with: the combined `[weights…, idf²]` table in f16,
-/// the bias (with the idf² column's), the norm column's mask and 1.
-fn table_initializers(model: &LinearModel) -> Vec<TensorProto> {
+/// The initialisers every graph starts with: the table (the combined `[weights…, idf²]` rows
+/// in f16, or their 8-bit steps and scales), the bias (with the idf² column's), the norm
+/// column's mask and 1.
+fn table_initializers(model: &LinearModel, table: Table<'_>) -> Vec<TensorProto> {
     let l = model.labels as i64;
     let rows = model.spec.vocab + model.spec.buckets;
-    let mut table = Vec::with_capacity(rows * (model.labels + 1));
-    for r in 0..rows {
-        table.extend_from_slice(&model.weights[r * model.labels..][..model.labels]);
-        table.push(model.idf_sq[r]);
-    }
+    let mut initializer = match table {
+        Table::F16 => {
+            let mut values = Vec::with_capacity(rows * (model.labels + 1));
+            for r in 0..rows {
+                values.extend_from_slice(&model.weights[r * model.labels..][..model.labels]);
+                values.push(model.idf_sq[r]);
+            }
+            vec![f16_tensor("table_f16", &[rows as i64, l + 1], &values)]
+        }
+        Table::Int8(t) => vec![
+            tensor("table_i8", &[rows as i64, l], DataType::Int8, t.weights.iter().map(|q| *q as u8).collect()),
+            f16_tensor("row_scales_f16", &[rows as i64, 1], &t.scales),
+            tensor("idf_u8", &[rows as i64, 1], DataType::Uint8, t.idf.clone()),
+            f32_tensor("idf_step", &[], &[t.idf_step]),
+        ],
+    };
     let bias_ext: Vec<f32> = model.bias.iter().copied().chain([NO_LABEL_LOGIT]).collect();
     let norm_mask: Vec<f32> = (0..=model.labels).map(|j| if j == model.labels { 1.0 } else { 0.0 }).collect();
-    vec![
-        f16_tensor("table_f16", &[rows as i64, l + 1], &table),
+    initializer.extend([
         f32_tensor("bias_ext", &[l + 1], &bias_ext),
         f32_tensor("norm_mask", &[l + 1], &norm_mask),
         f32_tensor("one_f", &[], &[1.0]),
-    ]
+    ]);
+    initializer
 }
 
 /// The tail both graphs share: from `sums` (`[labels + 1]`: the weighted logit sums, then the
@@ -168,13 +190,29 @@ fn softmax_tail(inv_norm: &str) -> Vec<NodeProto> {
     ]
 }
 
-/// The rows `[weights…, idf²]` of `rows`, stored as f16: only the gathered rows are cast
-/// (tract does not fold a cast of the whole table, which would cost 2 ms a request).
-fn gather_rows(rows: &str) -> Vec<NodeProto> {
-    vec![
-        op("Gather", &["table_f16", rows], "row_table_f16", vec![int_attr("axis", 0)]),
-        op("Cast", &["row_table_f16"], names::CONTRIBUTIONS, vec![int_attr("to", DataType::Float as i64)]),
-    ]
+/// The rows `[weights…, idf²]` of `rows`: only the gathered rows are cast (tract does not
+/// fold a cast of the whole table, which would cost 2 ms a request), and in 8 bits only they
+/// are scaled.
+fn gather_rows(rows: &str, table: Table<'_>) -> Vec<NodeProto> {
+    let float = || vec![int_attr("to", DataType::Float as i64)];
+    let axis0 = || vec![int_attr("axis", 0)];
+    match table {
+        Table::F16 => vec![
+            op("Gather", &["table_f16", rows], "row_table_f16", axis0()),
+            op("Cast", &["row_table_f16"], names::CONTRIBUTIONS, float()),
+        ],
+        Table::Int8(_) => vec![
+            op("Gather", &["table_i8", rows], "row_steps_i8", axis0()),
+            op("Cast", &["row_steps_i8"], "row_steps", float()),
+            op("Gather", &["row_scales_f16", rows], "row_scale_f16", axis0()),
+            op("Cast", &["row_scale_f16"], "row_scale", float()),
+            op("Mul", &["row_steps", "row_scale"], "row_weights", vec![]),
+            op("Gather", &["idf_u8", rows], "row_idf_u8", axis0()),
+            op("Cast", &["row_idf_u8"], "row_idf_steps", float()),
+            op("Mul", &["row_idf_steps", "idf_step"], "row_idf", vec![]),
+            op("Concat", &["row_weights", "row_idf"], names::CONTRIBUTIONS, vec![int_attr("axis", 1)]),
+        ],
+    }
 }
 
 /// [`Weighting::Sublinear`]: the core counts (see `edge_classifier::features`), the graph
@@ -182,7 +220,7 @@ fn gather_rows(rows: &str) -> Vec<NodeProto> {
 /// `tf = 1 + ln c`. One `[2, m] × [m, labels + 1]` product gives both `Σ tf · W` (the weight
 /// columns of its first row) and `Σ tf² · idf²` (the last column of its second), picked out
 /// by a 0/1 mask and a sum.
-fn counted_nodes(model: &LinearModel) -> Parts {
+fn counted_nodes(model: &LinearModel, table: Table<'_>) -> Parts {
     let l = model.labels;
     let select: Vec<f32> = (0..2 * (l + 1))
         .map(|i| {
@@ -190,7 +228,7 @@ fn counted_nodes(model: &LinearModel) -> Parts {
             if (row == 0) == (col < l) { 1.0 } else { 0.0 }
         })
         .collect();
-    let mut initializer = table_initializers(model);
+    let mut initializer = table_initializers(model, table);
     initializer.extend([
         i64_tensor("axis0", &[1], &[0]),
         i64_tensor("zero", &[1], &[0]),
@@ -198,7 +236,7 @@ fn counted_nodes(model: &LinearModel) -> Parts {
         f32_tensor("select", &[2, l as i64 + 1], &select),
         i64_tensor("two_rows", &[2], &[2, -1]),
     ]);
-    let mut node = gather_rows(names::FEATURE_ROWS);
+    let mut node = gather_rows(names::FEATURE_ROWS, table);
     node.extend([
         op("Log", &[names::FEATURE_COUNTS], "log_counts", vec![]),
         op("Add", &["log_counts", "one_f"], "tf", vec![]),
@@ -223,14 +261,14 @@ fn counted_nodes(model: &LinearModel) -> Parts {
 /// graph's sum, without its pair arithmetic and over fewer rows, and none of the counted
 /// graph's weighting (a `[2, m] × [m, labels + 1]` product whose packing alone cost more than
 /// this whole sum).
-fn presence_nodes(model: &LinearModel) -> Parts {
-    let mut initializer = table_initializers(model);
+fn presence_nodes(model: &LinearModel, table: Table<'_>) -> Parts {
+    let mut initializer = table_initializers(model, table);
     initializer.extend([
         i64_tensor("axis0", &[1], &[0]),
         i64_tensor("zero", &[1], &[0]),
         i64_tensor("labels", &[1], &[model.labels as i64]),
     ]);
-    let mut node = gather_rows(names::FEATURE_ROWS);
+    let mut node = gather_rows(names::FEATURE_ROWS, table);
     node.push(op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]));
     node.extend(softmax_tail(names::SCALES));
     let input = vec![value_info(names::FEATURE_ROWS, DataType::Int64, &[Dim::Param("m")])];
@@ -238,10 +276,10 @@ fn presence_nodes(model: &LinearModel) -> Parts {
 }
 
 /// [`Weighting::Occurrences`]: token ids in; every position adds its row once.
-fn occurrence_nodes(model: &LinearModel) -> Parts {
+fn occurrence_nodes(model: &LinearModel, table: Table<'_>) -> Parts {
     let spec = &model.spec;
     // In the order these graphs always had, so old bundles rebuild byte for byte.
-    let mut initializer = table_initializers(model);
+    let mut initializer = table_initializers(model, table);
     initializer.extend([
         i64_tensor("pair_mul", &[], &[spec.pair_mul]),
         i64_tensor("buckets", &[], &[spec.buckets as i64]),
@@ -265,7 +303,7 @@ fn occurrence_nodes(model: &LinearModel) -> Parts {
         op("Add", &["pair_bucket", "vocab"], "pair_row", vec![]),
         op("Concat", &[names::INPUT, "pair_row"], "rows", vec![int_attr("axis", 0)]),
     ];
-    node.extend(gather_rows("rows"));
+    node.extend(gather_rows("rows", table));
     // One sum over the positions gives both the unnormalised logits (the weight columns) and
     // the squared norm (the idf² column).
     node.push(op("ReduceSum", &[names::CONTRIBUTIONS, "axis0"], "sums", vec![int_attr("keepdims", 0)]));

@@ -19,7 +19,7 @@ use crate::bundle::{self, BundleBytes};
 use crate::config::TrainConfig;
 use crate::data::{self, Batch, Dataset, EvalSource, Example, RowReport};
 use crate::export;
-use crate::model::{self, FeatureSpec, FitParams, LinearModel, Weighting};
+use crate::model::{self, FeatureSpec, FitParams, LinearModel, Weighting, Weights};
 use crate::progress::Progress;
 use crate::tokenizer;
 
@@ -271,7 +271,14 @@ fn export_and_verify(
     last_batch: Option<String>,
     progress: &Progress,
 ) -> anyhow::Result<(BundleBytes, ModelManifest, Parity)> {
-    let onnx = export::to_onnx(fitted, &dataset.labels, &cfg.model_name);
+    // In 8 bits, the model served (and checked below) is the one the 8-bit table holds.
+    let int8 = (cfg.weights == Weights::Int8).then(|| fitted.int8_table());
+    let stored = int8.as_ref().map(|t| fitted.with_table(t));
+    let (fitted, table) = match (&int8, &stored) {
+        (Some(t), Some(m)) => (m, export::Table::Int8(t)),
+        _ => (fitted, export::Table::F16),
+    };
+    let onnx = export::to_onnx(fitted, table, &dataset.labels, &cfg.model_name);
     let tokenizer_json =
         tokenizer.to_string(false).map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?.into_bytes();
     // A token-id graph with normalisation 1 is written exactly as before the field existed
@@ -386,10 +393,15 @@ fn training_params(
         (crate::arrivals::LAST_BATCH): last_batch,
         "holdout_rule": data::holdout::RULE,
     });
-    match value {
+    let mut params: BTreeMap<String, serde_json::Value> = match value {
         serde_json::Value::Object(map) => map.into_iter().collect(),
         _ => BTreeMap::new(),
+    };
+    // Only when not f16, so bundles trained as before (the golden ones) keep their bytes.
+    if cfg.weights != Weights::F16 {
+        params.insert("weights".into(), json!(cfg.weights));
     }
+    params
 }
 
 /// Reads and verifies the bundle at `dir` and loads it in the core.

@@ -10,7 +10,7 @@ use model_registry::{GateConfig, GateMetric, RegistryConfig};
 use strum::VariantNames;
 use trainer::bench::BenchConfig;
 use trainer::config::{ModelParams, TrainConfig};
-use trainer::model::Weighting;
+use trainer::model::{Weighting, Weights};
 
 /// Environment variables the trainer reads (through clap, here and nowhere else), besides
 /// MLflow's own (`mlflow_client::env_vars`).
@@ -241,6 +241,12 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = ModelParams::default().weighting,
         value_parser = PossibleValuesParser::new(Weighting::VARIANTS).try_map(|s| s.parse::<Weighting>()))]
     pub weighting: Weighting,
+    /// How the graph stores the table: `f16` (every value) or `int8` (each row's weights in
+    /// 8-bit steps of its own scale, idf² in 8 bits: `model.onnx` 40% smaller gzipped, accuracy
+    /// unchanged on held-out data, each classify about a quarter slower; docs/trainer.md).
+    #[arg(long, default_value_t = ModelParams::default().weights,
+        value_parser = PossibleValuesParser::new(Weights::VARIANTS).try_map(|s| s.parse::<Weights>()))]
+    pub weights: Weights,
     /// Folds of the out-of-fold answers that the calibration and the unsure rule are fitted on
     /// (`presence` models, format 5; see docs/trainer.md): the model is fitted this many more
     /// times. 0 leaves it uncalibrated, with no unsure rule (format 4).
@@ -270,6 +276,7 @@ impl ModelArgs {
             max_tokens: self.max_tokens,
             normalization: self.normalization,
             weighting: self.weighting,
+            weights: self.weights,
         }
     }
 

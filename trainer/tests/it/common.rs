@@ -43,6 +43,7 @@ pub fn tiny_params() -> ModelParams {
         max_tokens: 256,
         normalization: edge_classifier::normalize::Normalization::CURRENT.version(),
         weighting: trainer::model::Weighting::Presence,
+        weights: trainer::model::Weights::F16,
     }
 }
 

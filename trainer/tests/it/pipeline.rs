@@ -10,7 +10,7 @@ use trainer::pipeline;
 
 use crate::common::{TINY_FLAGS, tiny_config, tiny_csv, tiny_params, tokenizer_json_ids, train_config};
 use trainer::config::ModelParams;
-use trainer::model::Weighting;
+use trainer::model::{Weighting, Weights};
 
 fn train_tiny(out: &Path) -> pipeline::TrainOutcome {
     pipeline::train(&tiny_config(out)).expect("tiny fixture trains")
@@ -125,14 +125,16 @@ fn onnxruntime_check(model: &Path, cases: &Path) -> std::process::Output {
 fn onnxruntime_and_onnx_checker_accept_the_export_and_agree_with_the_core() {
     // The current format (presence, no counts) and format 3 (counts), which registries may
     // still hold and `--weighting sublinear` still writes.
-    check_with_onnxruntime(Weighting::Presence);
-    check_with_onnxruntime(Weighting::Sublinear);
+    check_with_onnxruntime(Weighting::Presence, Weights::F16);
+    check_with_onnxruntime(Weighting::Sublinear, Weights::F16);
+    // And the 8-bit table (`--weights int8`): its dequantising nodes run alike in both.
+    check_with_onnxruntime(Weighting::Presence, Weights::Int8);
 }
 
-fn check_with_onnxruntime(weighting: Weighting) {
+fn check_with_onnxruntime(weighting: Weighting, weights: Weights) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bundle");
-    let params = ModelParams { weighting, ..tiny_params() };
+    let params = ModelParams { weighting, weights, ..tiny_params() };
     let outcome = pipeline::train(&train_config(vec![tiny_csv()], vec![], out.clone(), &params)).expect("trains");
     let classifier = pipeline::load_bundle(&out).expect("load");
     let mut cases: Vec<serde_json::Value> = outcome
@@ -187,6 +189,40 @@ fn check_with_onnxruntime(weighting: Weighting) {
     let bad = onnxruntime_check(&out.join(files::MODEL), &cases_path);
     assert!(!bad.status.success(), "a wrong contribution passed the onnxruntime check");
     assert!(String::from_utf8_lossy(&bad.stdout).contains("case 1"), "{}", String::from_utf8_lossy(&bad.stdout));
+}
+
+#[test]
+fn an_int8_table_answers_as_its_f16_model_within_a_step_and_is_smaller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let train = |weights: Weights, name: &str| {
+        let out = dir.path().join(name);
+        let params = ModelParams { weights, ..tiny_params() };
+        let outcome = pipeline::train(&train_config(vec![tiny_csv()], vec![], out.clone(), &params)).expect("trains");
+        (
+            outcome,
+            pipeline::load_bundle(&out).expect("loads"),
+            fs::metadata(out.join(files::MODEL)).expect("model").len(),
+        )
+    };
+    let (f16, f16_core, f16_bytes) = train(Weights::F16, "f16");
+    let (int8, int8_core, int8_bytes) = train(Weights::Int8, "int8");
+    // The export check held the graph to the trainer's dequantised model; the manifest says so.
+    assert_eq!(int8.manifest.training.get("weights"), Some(&serde_json::json!("int8")));
+    assert_eq!(f16.manifest.training.get("weights"), None, "f16 bundles keep their manifest as before");
+    assert!(int8.parity.max_abs_diff <= 1e-6, "{:?}", int8.parity);
+    assert!(int8_bytes * 10 < f16_bytes * 8, "int8 {int8_bytes} bytes against f16 {f16_bytes}");
+    // Same fit, so the same answers but for the rounding: probabilities close, labels equal
+    // wherever the f16 model is clear.
+    for text in &f16.eval_texts {
+        let (a, b) = (f16_core.classify(text).expect("f16"), int8_core.classify(text).expect("int8"));
+        let top = a.probabilities.iter().map(|p| p.probability).fold(0f32, f32::max);
+        for (x, y) in a.probabilities.iter().zip(&b.probabilities) {
+            assert!((x.probability - y.probability).abs() < 0.02, "{text:?}: {} vs {}", x.probability, y.probability);
+        }
+        if top > 0.6 {
+            assert_eq!(a.label, b.label, "{text:?}");
+        }
+    }
 }
 
 #[test]
