@@ -73,10 +73,9 @@ impl Default for ModelParams {
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,
-            // int8 makes the page's table 40% smaller at no held-out accuracy, but its graph
-            // dequantises each gathered row (a broadcast over the symbolic feature count), which
-            // costs a quarter more per classify than the 60 µs p50 allows (docs/benchmarks.md).
-            weights: Weights::F16,
+            // The page's table 40% smaller gzipped at no held-out accuracy, and the same speed:
+            // the graph dequantises the table once, when it loads (docs/benchmarks.md#int8).
+            weights: Weights::Int8,
             calibration_folds: crate::calibrate::DEFAULT_FOLDS,
         }
     }

@@ -41,15 +41,16 @@ pub enum Weights {
     /// Every value as f16.
     F16,
     /// Each row's weights as int8 steps of its own f16 scale, the idf² column as uint8 steps of
-    /// one f16 step ([`Int8Table`]): 0.0000 of held-out accuracy, the table gzipped 40% smaller,
-    /// each classify about a quarter slower (docs/benchmarks.md#int8).
+    /// one f16 step ([`Int8Table`]): 0.0000 of held-out accuracy, the table gzipped 40% smaller;
+    /// the graph dequantises it once when it loads (docs/benchmarks.md#int8).
     Int8,
 }
 
 /// A model's table in 8 bits: row `r`'s weights are `weights[r·l..] × scales[r]`, its idf² is
-/// `idf[r] × idf_step`. The scales and the step are f16 values, rounded up so that no weight
-/// needs more than 127 steps and no idf² more than 255; each product is exact in f32, so the
-/// graph and [`LinearModel::with_table`] compute the same numbers.
+/// `idf[r] × idf_step`, each product rounded to f16. The scales and the step are f16 values,
+/// rounded up so that no weight needs more than 127 steps and no idf² more than 255; each
+/// product is exact in f32 before that one rounding, so the graph (which dequantises the table
+/// in f16 once, when it loads) and [`LinearModel::with_table`] compute the same numbers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Int8Table {
     /// `[rows × labels]` steps.
@@ -217,8 +218,9 @@ impl LinearModel {
     /// This model as `table` stores it: the weights and idf² the graph computes from it.
     pub fn with_table(&self, table: &Int8Table) -> LinearModel {
         let l = self.labels;
-        let weights = table.weights.iter().enumerate().map(|(i, q)| f32::from(*q) * table.scales[i / l]).collect();
-        let idf_sq = table.idf.iter().map(|q| f32::from(*q) * table.idf_step).collect();
+        let weights =
+            table.weights.iter().enumerate().map(|(i, q)| round_f16(f32::from(*q) * table.scales[i / l])).collect();
+        let idf_sq = table.idf.iter().map(|q| round_f16(f32::from(*q) * table.idf_step)).collect();
         LinearModel { weights, idf_sq, ..self.clone() }
     }
 
@@ -409,8 +411,8 @@ mod tests {
             assert!((a - b).abs() <= t.idf_step / 2.0 + f32::EPSILON, "{a} vs {b}");
         }
         assert_eq!(q.bias, m.bias);
-        // What the graph computes is exact in f32: steps × f16 scales.
-        assert_eq!(q.weights[0], f32::from(t.weights[0]) * t.scales[0]);
+        // What the graph computes: steps × f16 scales, exact in f32, then rounded to f16 once.
+        assert_eq!(q.weights[0], round_f16(f32::from(t.weights[0]) * t.scales[0]));
         assert_eq!(t.weights[8], 127, "the largest weight of a row is 127 steps");
     }
 }
