@@ -1,8 +1,10 @@
 //! A loaded bundle, and classifying a text with it.
 
+#[cfg(feature = "tract")]
 use std::sync::Arc;
 
 use tokenizers::Tokenizer;
+#[cfg(feature = "tract")]
 use tract_onnx::prelude::{TValue, TVec, TypedRunnableModel};
 
 use crate::api::{
@@ -15,7 +17,7 @@ use crate::encode::{Encoded, TextEncoder};
 use crate::graph::{Graph, GraphInput, Outputs, Scores};
 use crate::normalize::Normalization;
 use crate::piece_cache::PieceCache;
-use crate::{EXPLANATION_TOP_K, Error, explain};
+use crate::{EXPLANATION_TOP_K, Error, Runtime, explain};
 
 /// A loaded, verified bundle, ready to classify. Loading parses and optimises the graph once;
 /// classifying reuses it, so hold on to a `Classifier` for as long as you serve.
@@ -30,8 +32,13 @@ pub struct Classifier {
 
 impl Classifier {
     /// Verifies the bundle (format version, the size and sha256 of the files it uses, labels,
-    /// the graph's output shape) and prepares it to run.
+    /// the graph's output shape) and prepares it to run with [`Runtime::DEFAULT`].
     pub fn load(files: BundleFiles<'_>) -> Result<Self, Error> {
+        Self::load_with(files, Runtime::DEFAULT)
+    }
+
+    /// [`Classifier::load`], with the graph run by `runtime`.
+    pub fn load_with(files: BundleFiles<'_>, runtime: Runtime) -> Result<Self, Error> {
         let manifest = bundle::parse_manifest(files.manifest)?;
         // Format 1 also covers two older graph shapes (no `scales`, and one scale per
         // feature), told apart by `graph.scales` and the output's length; see
@@ -53,7 +60,7 @@ impl Classifier {
         let encoder = TextEncoder::new(&tokenizer, normalization, manifest.graph.max_tokens)?;
 
         let input = graph_input(&manifest, tokenizer.get_vocab_size(true))?;
-        let graph = Graph::load(files.model, input)?;
+        let graph = Graph::load(files.model, input, runtime)?;
         let (bos, eos) = encoder.specials();
         let classifier = Self { manifest, tokenizer, graph, encoder, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
@@ -83,9 +90,10 @@ impl Classifier {
         &self.tokenizer
     }
 
-    /// The optimised tract plan this classifier runs, for tools that look inside it (the
-    /// trainer's per-node profile); classifying never needs it.
-    pub fn graph(&self) -> &Arc<TypedRunnableModel> {
+    /// The optimised tract plan this classifier runs (`None` when the interpreter runs it),
+    /// for tools that look inside it (the trainer's per-node profile); classifying never needs it.
+    #[cfg(feature = "tract")]
+    pub fn graph(&self) -> Option<&Arc<TypedRunnableModel>> {
         self.graph.plan()
     }
 
@@ -116,6 +124,7 @@ impl Classifier {
 
     /// The inputs [`Classifier::run`] feeds the plan of [`Classifier::graph`] for `ids`, for
     /// tools that run that plan themselves.
+    #[cfg(feature = "tract")]
     pub fn graph_inputs(&self, ids: &[i64]) -> TVec<TValue> {
         self.graph.inputs(ids).1
     }
@@ -435,7 +444,7 @@ mod tests {
     fn raw_outputs(files: BundleFiles<'_>) -> (usize, TVec<TValue>) {
         let c = Classifier::load(files).expect("loads");
         let ids = c.encode("public static void main").expect("encode").ids;
-        (ids.len(), c.graph().run(c.graph_inputs(&ids)).expect("runs"))
+        (ids.len(), c.graph().expect("tract runs it").run(c.graph_inputs(&ids)).expect("runs"))
     }
 
     #[test]
@@ -603,7 +612,7 @@ mod tests {
         assert_eq!(inputs.len(), 1, "rows only, no counts");
         let rows = inputs[0].len();
         assert!(rows < 2 * ids.len() - 1, "{rows} rows for {} tokens", ids.len());
-        let outputs = c.graph().run(inputs).expect("runs");
+        let outputs = c.graph().expect("tract runs it").run(inputs).expect("runs");
         assert_eq!(outputs[1].len(), rows * (c.manifest().labels.len() + 1));
         assert_eq!(outputs[2].len(), 1, "one scale for all");
         // Every occurrence still counts in the explanation: each token listed thrice.
@@ -618,7 +627,7 @@ mod tests {
         // Three tokens and two pairs repeat: the graph sees fewer rows than positions, one
         // scale per row, and the explanation still counts every occurrence.
         let ids = c.encode("print x print x print x").expect("encode").ids;
-        let outputs = c.graph().run(c.graph_inputs(&ids)).expect("runs");
+        let outputs = c.graph().expect("tract runs it").run(c.graph_inputs(&ids)).expect("runs");
         let rows = outputs[2].len();
         assert!(rows < 2 * ids.len() - 1, "{rows} rows for {} tokens", ids.len());
         assert_eq!(outputs[1].len(), rows * (c.manifest().labels.len() + 1));

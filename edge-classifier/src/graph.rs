@@ -1,12 +1,16 @@
-//! The ONNX graph, loaded and optimised by tract, and one run of it.
+//! The ONNX graph, loaded and optimised by tract (or, in builds without tract, by the
+//! interpreter of [`crate::onnx`]), and one run of it.
 
+#[cfg(feature = "tract")]
 use std::sync::{Arc, Mutex};
 
+#[cfg(feature = "tract")]
 use tract_onnx::prelude::*;
 
-use crate::Error;
 use crate::api::FeatureSpec;
 use crate::features::{self, Counted};
+use crate::onnx::{self, Program};
+use crate::{Error, Runtime};
 
 /// The graph's raw outputs for one text.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,25 +56,44 @@ impl GraphInput {
 /// A loaded graph and a run's scratch state.
 #[derive(Debug)]
 pub(crate) struct Graph {
-    plan: Arc<TypedRunnableModel>,
-    /// Kept between runs: building one allocates a slot per node. Whoever finds it taken
-    /// builds their own, so concurrent callers never wait on each other.
-    state: Mutex<Option<TypedSimpleState>>,
+    engine: Engine,
     input: GraphInput,
 }
 
+/// What runs the graph.
+#[derive(Debug)]
+enum Engine {
+    /// tract's optimised plan.
+    #[cfg(feature = "tract")]
+    Tract {
+        plan: Arc<TypedRunnableModel>,
+        /// Kept between runs: building one allocates a slot per node. Whoever finds it taken
+        /// builds their own, so concurrent callers never wait on each other.
+        state: Mutex<Option<TypedSimpleState>>,
+    },
+    /// The interpreter.
+    Interpreted(Program),
+}
+
 impl Graph {
-    /// Parses and optimises `bytes`.
-    pub(crate) fn load(bytes: &[u8], input: GraphInput) -> Result<Self, Error> {
-        let err = |e: TractError| Error::ModelLoad(e.into());
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut &*bytes)
-            .map_err(err)?
-            .into_optimized()
-            .map_err(err)?
-            .into_runnable()
-            .map_err(err)?;
-        Ok(Self { plan, state: Mutex::new(None), input })
+    /// Parses `bytes` and prepares it for `runtime` (tract: optimises it).
+    pub(crate) fn load(bytes: &[u8], input: GraphInput, runtime: Runtime) -> Result<Self, Error> {
+        let engine = match runtime {
+            #[cfg(feature = "tract")]
+            Runtime::Tract => {
+                let err = |e: TractError| Error::ModelLoad(e.into());
+                let plan = tract_onnx::onnx()
+                    .model_for_read(&mut &*bytes)
+                    .map_err(err)?
+                    .into_optimized()
+                    .map_err(err)?
+                    .into_runnable()
+                    .map_err(err)?;
+                Engine::Tract { plan, state: Mutex::new(None) }
+            }
+            Runtime::Interpreter => Engine::Interpreted(Program::load(bytes)?),
+        };
+        Ok(Self { engine, input })
     }
 
     /// What the graph reads.
@@ -78,49 +101,98 @@ impl Graph {
         self.input
     }
 
-    /// The optimised plan.
-    pub(crate) fn plan(&self) -> &Arc<TypedRunnableModel> {
-        &self.plan
+    /// The optimised plan, when tract runs the graph.
+    #[cfg(feature = "tract")]
+    pub(crate) fn plan(&self) -> Option<&Arc<TypedRunnableModel>> {
+        match &self.engine {
+            Engine::Tract { plan, .. } => Some(plan),
+            Engine::Interpreted(_) => None,
+        }
     }
 
-    /// The graph's inputs for `ids` (and, for a counted graph, the counted features).
-    pub(crate) fn inputs(&self, ids: &[i64]) -> (Option<Counted>, TVec<TValue>) {
+    /// The counted features of `ids`, for a counted graph.
+    fn counted(&self, ids: &[i64]) -> Option<Counted> {
         match self.input {
-            GraphInput::Counted { spec, counts } => {
-                let c = features::count(&spec, ids);
-                let inputs = counted_inputs(&c, counts);
-                (Some(c), inputs)
-            }
-            GraphInput::Ids { .. } => (None, graph_inputs(ids)),
+            GraphInput::Counted { spec, .. } => Some(features::count(&spec, ids)),
+            GraphInput::Ids { .. } => None,
         }
+    }
+
+    /// The graph's inputs for `ids` as tract takes them (and, for a counted graph, the
+    /// counted features).
+    #[cfg(feature = "tract")]
+    pub(crate) fn inputs(&self, ids: &[i64]) -> (Option<Counted>, TVec<TValue>) {
+        let counted = self.counted(ids);
+        let inputs = match (&counted, self.input) {
+            (Some(c), GraphInput::Counted { counts, .. }) => {
+                if counts {
+                    tvec!(vector(&c.rows), vector(&c.counts))
+                } else {
+                    tvec!(vector(&c.rows))
+                }
+            }
+            _ => tvec!(vector(ids)),
+        };
+        (counted, inputs)
     }
 
     /// Runs the graph on `ids`: its outputs as computed, one row per feature it read.
     pub(crate) fn run(&self, ids: &[i64]) -> Result<Outputs, Error> {
-        let err = |e: TractError| Error::Inference { what: "running the graph".into(), source: Some(e.into()) };
-        let reused = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let mut state = match reused {
-            Some(state) => state,
-            None => self.plan.spawn().map_err(err)?,
-        };
-        let (counted, inputs) = self.inputs(ids);
-        // A state whose run failed is dropped, not kept: it may hold that run's values.
-        let outputs = state.run(inputs).map_err(err)?;
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
         let expected = if self.input == (GraphInput::Ids { has_scales: false }) { 2 } else { 3 };
-        if outputs.len() != expected {
-            return Err(Error::Inference {
-                what: format!("graph returned {} outputs, expected {expected}", outputs.len()),
-                source: None,
-            });
-        }
-        let read = |i: usize| -> Result<&[f32], Error> {
-            let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());
-            slice.map_err(|e| Error::Inference { what: format!("reading output {i}"), source: Some(e.into()) })
+        let count_error = |n: usize| Error::Inference {
+            what: format!("graph returned {n} outputs, expected {expected}"),
+            source: None,
         };
-        let scales = if expected == 3 { Some(read(2)?) } else { None };
         let positions = (2 * ids.len()).saturating_sub(1);
-        Outputs::new(read(0)?.to_vec(), read(1)?, scales, self.input.scale_count(), counted, positions)
+        match &self.engine {
+            #[cfg(feature = "tract")]
+            Engine::Tract { plan, state } => {
+                let err = |e: TractError| Error::Inference { what: "running the graph".into(), source: Some(e.into()) };
+                let reused = state.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let mut run_state = match reused {
+                    Some(s) => s,
+                    None => plan.spawn().map_err(err)?,
+                };
+                let (counted, inputs) = self.inputs(ids);
+                // A state whose run failed is dropped, not kept: it may hold that run's values.
+                let outputs = run_state.run(inputs).map_err(err)?;
+                *state.lock().unwrap_or_else(|e| e.into_inner()) = Some(run_state);
+                if outputs.len() != expected {
+                    return Err(count_error(outputs.len()));
+                }
+                let read = |i: usize| -> Result<&[f32], Error> {
+                    let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());
+                    slice.map_err(|e| Error::Inference { what: format!("reading output {i}"), source: Some(e.into()) })
+                };
+                let scales = if expected == 3 { Some(read(2)?) } else { None };
+                Outputs::new(read(0)?.to_vec(), read(1)?, scales, self.input.scale_count(), counted, positions)
+            }
+            Engine::Interpreted(program) => {
+                let counted = self.counted(ids);
+                let inputs = match (&counted, self.input) {
+                    (Some(c), GraphInput::Counted { counts, .. }) => {
+                        let rows = onnx::Tensor::i64(vec![c.rows.len()], c.rows.clone());
+                        if counts {
+                            vec![rows, onnx::Tensor::f32(vec![c.counts.len()], c.counts.clone())]
+                        } else {
+                            vec![rows]
+                        }
+                    }
+                    _ => vec![onnx::Tensor::i64(vec![ids.len()], ids.to_vec())],
+                };
+                let outputs = program.run(inputs)?;
+                if outputs.len() != expected {
+                    return Err(count_error(outputs.len()));
+                }
+                let read = |i: usize| -> Result<&[f32], Error> {
+                    outputs[i]
+                        .floats()
+                        .map_err(|e| Error::Inference { what: format!("reading output {i}: {e}"), source: None })
+                };
+                let scales = if expected == 3 { Some(read(2)?) } else { None };
+                Outputs::new(read(0)?.to_vec(), read(1)?, scales, self.input.scale_count(), counted, positions)
+            }
+        }
     }
 }
 
@@ -242,17 +314,8 @@ impl Outputs {
     }
 }
 
-/// A token-id graph's inputs for `ids`.
-fn graph_inputs(ids: &[i64]) -> TVec<TValue> {
-    tvec!(vector(ids))
-}
-
-/// A counted graph's inputs: the distinct rows, then, when it reads them, their counts.
-fn counted_inputs(c: &Counted, counts: bool) -> TVec<TValue> {
-    if counts { tvec!(vector(&c.rows), vector(&c.counts)) } else { tvec!(vector(&c.rows)) }
-}
-
 /// `values` as a rank-1 tensor, copied once (an ndarray detour copies twice).
+#[cfg(feature = "tract")]
 fn vector<T: Datum + Copy>(values: &[T]) -> TValue {
     Tensor::from_shape(&[values.len()], values).expect("a slice fills a shape of its own length").into()
 }

@@ -330,7 +330,7 @@ pub fn latency_of_bundle(
 /// outside the timing), by wrapping tract's per-node evaluation. This is how the graph's cost
 /// was found to be per node rather than per value, and where tract's optimiser had split ops.
 pub fn per_node(classifier: &Classifier, texts: &[&str]) -> anyhow::Result<Vec<NodeTime>> {
-    let plan = classifier.graph();
+    let plan = classifier.graph().context("the classifier runs its graph in the interpreter, not in tract")?;
     let mut state = plan.spawn()?;
     let mut seconds = vec![0f64; plan.model().nodes().len()];
     for t in texts {

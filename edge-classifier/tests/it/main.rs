@@ -3,4 +3,5 @@
 
 mod fuzz_seeds;
 mod normalization;
+mod runtimes;
 mod service;

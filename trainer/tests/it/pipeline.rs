@@ -137,6 +137,18 @@ fn check_with_onnxruntime(weighting: Weighting, weights: Weights) {
     let params = ModelParams { weighting, weights, ..tiny_params() };
     let outcome = pipeline::train(&train_config(vec![tiny_csv()], vec![], out.clone(), &params)).expect("trains");
     let classifier = pipeline::load_bundle(&out).expect("load");
+    // The browser's runtime (the core's interpreter) runs this graph as tract does.
+    let bundle = edge_classifier::bundle::read_verified_dir(&out).expect("read");
+    let interpreted = edge_classifier::Classifier::load_with(bundle.files(), edge_classifier::Runtime::Interpreter)
+        .expect("interpreter");
+    for t in &outcome.eval_texts {
+        let ids = classifier.encode(t).expect("encode").ids;
+        let (a, b) = (classifier.run(&ids).expect("tract"), interpreted.run(&ids).expect("interpreter"));
+        for (x, y) in [(&a.probabilities, &b.probabilities), (&a.token_contributions, &b.token_contributions)] {
+            assert_eq!(x.len(), y.len(), "{weighting} {weights}");
+            assert!(x.iter().zip(y).all(|(p, q)| (p - q).abs() <= 1e-6), "{weighting} {weights}: {x:?} vs {y:?}");
+        }
+    }
     let mut cases: Vec<serde_json::Value> = outcome
         .eval_texts
         .iter()
@@ -214,7 +226,7 @@ fn an_int8_table_answers_as_its_f16_model_within_a_step_and_is_smaller() {
     // tract folds the dequantising nodes into one constant when it loads the graph, so each
     // request runs the f16 graph's nodes and nothing more (a broadcast per request cost 1.3×).
     let ops = |core: &edge_classifier::Classifier| -> Vec<String> {
-        core.graph().model().nodes().iter().map(|n| n.op().name().to_string()).collect()
+        core.graph().expect("tract runs it").model().nodes().iter().map(|n| n.op().name().to_string()).collect()
     };
     assert_eq!(ops(&int8_core), ops(&f16_core), "the int8 plan is the f16 plan");
     // Same fit, so the same answers but for the rounding: probabilities close, labels equal
