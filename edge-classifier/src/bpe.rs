@@ -11,6 +11,7 @@
 //! outdated included, so the ids are the same for every piece; a test compares both on every
 //! piece of the 16k set and on hostile text.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -41,9 +42,10 @@ pub(crate) struct Bpe {
     unk: Option<u32>,
 }
 
-/// The fields of `tokenizers`' serialised BPE model that decide what `tokenize` returns.
+/// The fields of `tokenizers`' serialised BPE model that decide what `tokenize` returns,
+/// borrowed from the JSON where they can be (a token with an escape is copied).
 #[derive(Deserialize)]
-struct BpeModel {
+struct BpeModel<'a> {
     #[serde(rename = "type")]
     kind: String,
     dropout: Option<f32>,
@@ -53,8 +55,10 @@ struct BpeModel {
     fuse_unk: bool,
     byte_fallback: bool,
     ignore_merges: bool,
-    vocab: HashMap<String, u32>,
-    merges: Vec<(String, String)>,
+    #[serde(borrow)]
+    vocab: HashMap<Cow<'a, str>, u32, Hasher>,
+    #[serde(borrow)]
+    merges: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 /// The key of the pair `(left, right)` in [`Bpe`]'s merge table.
@@ -78,8 +82,10 @@ impl Bpe {
     /// its training would be a silent skew.
     pub(crate) fn new(tokenizer: &Tokenizer) -> Result<Self, Error> {
         let bad = |what: String| Error::Tokenizer { what: format!("BPE model: {what}"), source: None };
-        let value = serde_json::to_value(tokenizer.get_model()).map_err(|e| bad(e.to_string()))?;
-        let model: BpeModel = serde_json::from_value(value).map_err(|e| bad(format!("not a BPE model ({e})")))?;
+        // Through JSON bytes, not a `serde_json::Value`: the value's ordered maps and owned
+        // strings were most of a bundle's load in the browser (a third of `WebClassifier.load`).
+        let json = serde_json::to_vec(tokenizer.get_model()).map_err(|e| bad(e.to_string()))?;
+        let model: BpeModel<'_> = serde_json::from_slice(&json).map_err(|e| bad(format!("not a BPE model ({e})")))?;
         if model.kind != "BPE" {
             return Err(bad(format!("type `{}` is not BPE", model.kind)));
         }
@@ -111,9 +117,13 @@ impl Bpe {
             }
         }
         let mut merges = HashMap::with_capacity_and_hasher(model.merges.len(), Hasher::default());
+        let mut merged = String::new();
         for (rank, (a, b)) in model.merges.iter().enumerate() {
+            merged.clear();
+            merged.push_str(a);
+            merged.push_str(b);
             // As `BpeBuilder::build`: a later duplicate of a pair overwrites the earlier one.
-            merges.insert(pair_key(id(a)?, id(b)?), (rank as u32, id(&format!("{a}{b}"))?));
+            merges.insert(pair_key(id(a)?, id(b)?), (rank as u32, id(&merged)?));
         }
         let unk = model.unk_token.as_deref().map(id).transpose()?;
         Ok(Self { ascii, chars, merges, unk })

@@ -124,27 +124,30 @@ impl Graph {
     pub(crate) fn inputs(&self, ids: &[i64]) -> (Option<Counted>, TVec<TValue>) {
         let counted = self.counted(ids);
         let inputs = match (&counted, self.input) {
-            (Some(c), GraphInput::Counted { counts, .. }) => {
-                if counts {
-                    tvec!(vector(&c.rows), vector(&c.counts))
-                } else {
-                    tvec!(vector(&c.rows))
-                }
+            (Some(c), GraphInput::Counted { counts: true, .. }) => tvec!(vector(&c.rows), vector(&c.counts)),
+            (Some(c), _) => tvec!(vector(&c.rows)),
+            (None, _) => tvec!(vector(ids)),
+        };
+        (counted, inputs)
+    }
+
+    /// The same inputs as the interpreter takes them.
+    fn interpreter_inputs(&self, ids: &[i64]) -> (Option<Counted>, Vec<onnx::Tensor>) {
+        let counted = self.counted(ids);
+        let vector = |v: &[i64]| onnx::Tensor::i64(vec![v.len()], v.to_vec());
+        let inputs = match (&counted, self.input) {
+            (Some(c), GraphInput::Counted { counts: true, .. }) => {
+                vec![vector(&c.rows), onnx::Tensor::f32(vec![c.counts.len()], c.counts.clone())]
             }
-            _ => tvec!(vector(ids)),
+            (Some(c), _) => vec![vector(&c.rows)],
+            (None, _) => vec![vector(ids)],
         };
         (counted, inputs)
     }
 
     /// Runs the graph on `ids`: its outputs as computed, one row per feature it read.
     pub(crate) fn run(&self, ids: &[i64]) -> Result<Outputs, Error> {
-        let expected = if self.input == (GraphInput::Ids { has_scales: false }) { 2 } else { 3 };
-        let count_error = |n: usize| Error::Inference {
-            what: format!("graph returned {n} outputs, expected {expected}"),
-            source: None,
-        };
-        let positions = (2 * ids.len()).saturating_sub(1);
-        match &self.engine {
+        let (counted, raw) = match &self.engine {
             #[cfg(feature = "tract")]
             Engine::Tract { plan, state } => {
                 let err = |e: TractError| Error::Inference { what: "running the graph".into(), source: Some(e.into()) };
@@ -157,40 +160,52 @@ impl Graph {
                 // A state whose run failed is dropped, not kept: it may hold that run's values.
                 let outputs = run_state.run(inputs).map_err(err)?;
                 *state.lock().unwrap_or_else(|e| e.into_inner()) = Some(run_state);
-                if outputs.len() != expected {
-                    return Err(count_error(outputs.len()));
-                }
-                let read = |i: usize| -> Result<&[f32], Error> {
-                    let slice = outputs[i].try_as_plain_ram().and_then(|view| view.as_slice::<f32>());
-                    slice.map_err(|e| Error::Inference { what: format!("reading output {i}"), source: Some(e.into()) })
-                };
-                let scales = if expected == 3 { Some(read(2)?) } else { None };
-                Outputs::new(read(0)?.to_vec(), read(1)?, scales, self.input.scale_count(), counted, positions)
+                (counted, Raw::Tract(outputs))
             }
             Engine::Interpreted(program) => {
-                let counted = self.counted(ids);
-                let inputs = match (&counted, self.input) {
-                    (Some(c), GraphInput::Counted { counts, .. }) => {
-                        let rows = onnx::Tensor::i64(vec![c.rows.len()], c.rows.clone());
-                        if counts {
-                            vec![rows, onnx::Tensor::f32(vec![c.counts.len()], c.counts.clone())]
-                        } else {
-                            vec![rows]
-                        }
-                    }
-                    _ => vec![onnx::Tensor::i64(vec![ids.len()], ids.to_vec())],
-                };
-                let outputs = program.run(inputs)?;
-                if outputs.len() != expected {
-                    return Err(count_error(outputs.len()));
-                }
-                let read = |i: usize| -> Result<&[f32], Error> {
-                    outputs[i]
-                        .floats()
-                        .map_err(|e| Error::Inference { what: format!("reading output {i}: {e}"), source: None })
-                };
-                let scales = if expected == 3 { Some(read(2)?) } else { None };
-                Outputs::new(read(0)?.to_vec(), read(1)?, scales, self.input.scale_count(), counted, positions)
+                let (counted, inputs) = self.interpreter_inputs(ids);
+                (counted, Raw::Interpreted(program.run(inputs)?))
+            }
+        };
+        let expected = if self.input == (GraphInput::Ids { has_scales: false }) { 2 } else { 3 };
+        if raw.len() != expected {
+            return Err(Error::Inference {
+                what: format!("graph returned {} outputs, expected {expected}", raw.len()),
+                source: None,
+            });
+        }
+        let scales = if expected == 3 { Some(raw.read(2)?) } else { None };
+        let positions = (2 * ids.len()).saturating_sub(1);
+        Outputs::new(raw.read(0)?.to_vec(), raw.read(1)?, scales, self.input.scale_count(), counted, positions)
+    }
+}
+
+/// A run's outputs, as the engine left them.
+enum Raw {
+    #[cfg(feature = "tract")]
+    Tract(TVec<TValue>),
+    Interpreted(Vec<onnx::Tensor>),
+}
+
+impl Raw {
+    fn len(&self) -> usize {
+        match self {
+            #[cfg(feature = "tract")]
+            Self::Tract(o) => o.len(),
+            Self::Interpreted(o) => o.len(),
+        }
+    }
+
+    /// Output `i` as f32 values.
+    fn read(&self, i: usize) -> Result<&[f32], Error> {
+        match self {
+            #[cfg(feature = "tract")]
+            Self::Tract(o) => o[i]
+                .try_as_plain_ram()
+                .and_then(|view| view.as_slice::<f32>())
+                .map_err(|e| Error::Inference { what: format!("reading output {i}"), source: Some(e.into()) }),
+            Self::Interpreted(o) => {
+                o[i].floats().map_err(|e| Error::Inference { what: format!("reading output {i}: {e}"), source: None })
             }
         }
     }

@@ -49,7 +49,7 @@ struct Step {
     name: String,
     op: Op,
     inputs: Vec<Option<usize>>,
-    outputs: Vec<usize>,
+    output: usize,
 }
 
 /// The operators, with their attributes.
@@ -250,7 +250,7 @@ impl Program {
                 consts.push(Some(value));
             } else {
                 consts.push(None);
-                steps.push(Step { name, op, inputs: node_inputs, outputs: vec![id] });
+                steps.push(Step { name, op, inputs: node_inputs, output: id });
             }
         }
         let outputs = graph
@@ -296,7 +296,7 @@ impl Program {
                     .map_err(|i| fail(format!("node `{}` reads value {i} before it is computed", step.name)))?;
                 step.op.eval(&args).map_err(|e| fail(format!("node `{}`: {e}", step.name)))?
             };
-            values[step.outputs[0]] = Some(value);
+            values[step.output] = Some(value);
         }
         self.outputs
             .iter()

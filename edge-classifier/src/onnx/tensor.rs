@@ -428,28 +428,27 @@ pub(crate) fn concat(inputs: &[&Tensor], axis: i64) -> OpResult<Tensor> {
     shape[axis] = inputs.iter().map(|t| t.shape[axis]).sum();
     let chunk = |t: &Tensor| volume(&t.shape[axis..]);
     let data = match &first.data {
-        Data::Float(_) => {
-            let parts = inputs.iter().map(|t| t.floats()).collect::<OpResult<Vec<_>>>()?;
-            let mut v = Vec::with_capacity(volume(&shape));
-            for o in 0..outer {
-                for (t, p) in inputs.iter().zip(&parts) {
-                    v.extend_from_slice(&p[o * chunk(t)..][..chunk(t)]);
-                }
-            }
-            Data::Float(v)
-        }
-        Data::Int(_) => {
-            let parts = inputs.iter().map(|t| t.ints()).collect::<OpResult<Vec<_>>>()?;
-            let mut v = Vec::with_capacity(volume(&shape));
-            for o in 0..outer {
-                for (t, p) in inputs.iter().zip(&parts) {
-                    v.extend_from_slice(&p[o * chunk(t)..][..chunk(t)]);
-                }
-            }
-            Data::Int(v)
-        }
+        Data::Float(_) => Data::Float(interleave(
+            &inputs.iter().map(|t| Ok((t.floats()?, chunk(t)))).collect::<OpResult<Vec<_>>>()?,
+            outer,
+        )),
+        Data::Int(_) => Data::Int(interleave(
+            &inputs.iter().map(|t| Ok((t.ints()?, chunk(t)))).collect::<OpResult<Vec<_>>>()?,
+            outer,
+        )),
     };
     Ok(first.with(shape, data))
+}
+
+/// For each of `outer` indices, each part's chunk of that many values in turn: a `Concat`.
+fn interleave<T: Copy>(parts: &[(&[T], usize)], outer: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(parts.iter().map(|(p, _)| p.len()).sum());
+    for o in 0..outer {
+        for (p, chunk) in parts {
+            v.extend_from_slice(&p[o * chunk..][..*chunk]);
+        }
+    }
+    v
 }
 
 /// `ReduceSum` over `axes` (all of them when there are none, unless `noop_with_empty_axes`),
