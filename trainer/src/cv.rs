@@ -235,26 +235,30 @@ pub fn search(cfg: &CvConfig) -> anyhow::Result<CvReport> {
     if cfg.folds < 2 {
         anyhow::bail!("`--folds` must be at least 2, got {}", cfg.folds);
     }
+    // The settings checked as `trainer train` checks them, and `--labels` in the form it trains
+    // with (trimmed, lower-cased, sorted), so the search and its `--test` run read them alike.
+    let checked = crate::config::TrainConfig::new(cfg.data.clone(), vec![], PathBuf::new(), &cfg.start)?;
+    let start_params = ModelParams { labels: checked.labels, ..cfg.start.clone() };
     let progress = Progress::new(cfg.quiet);
     let batches = data::read_sources(&cfg.data, "training")?;
-    let (examples, report) = data::labelled_rows(&batches, &cfg.start.labels);
-    let labels = cfg.start.labels.len();
+    let (examples, report) = data::labelled_rows(&batches, &start_params.labels);
+    let labels = start_params.labels.len();
     for label in 0..labels {
         let n = examples.iter().filter(|e| e.label == label).count();
         if n < cfg.folds {
             anyhow::bail!(
                 "label `{}` has {n} usable training rows, fewer than {} folds ({})",
-                cfg.start.labels[label],
+                start_params.labels[label],
                 cfg.folds,
                 report.describe()
             );
         }
     }
     let targets: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    let fold_of = crate::calibrate::assign_folds(&targets, labels, cfg.folds, cfg.start.seed);
+    let fold_of = crate::calibrate::assign_folds(&targets, labels, cfg.folds, start_params.seed);
     let mut folds = Folds { examples: &examples, targets: &targets, fold_of, k: cfg.folds, encoded: HashMap::new() };
 
-    let mut current = cfg.start.clone();
+    let mut current = start_params;
     let mut current_scores = folds.score(&current, &progress)?;
     let start = scored(None, String::new(), &current_scores, &current_scores);
     let mut tried = Vec::new();

@@ -65,6 +65,8 @@ fn cv_refuses_what_it_cannot_search_by_name() {
         (vec!["--data", tiny, "--try", "momentum=0.9"], "`momentum` is not a setting cross-validation can choose"),
         (vec!["--data", tiny, "--folds", "1"], "`--folds` must be at least 2"),
         (vec!["--data", tiny, "--folds", "500"], "fewer than 500 folds"),
+        // `--labels` in the form `trainer train` reads it: `Java` and `java ` are one label.
+        (vec!["--data", tiny, "--labels", "Java,java "], "`--labels` must name at least 2 distinct labels, got 1"),
     ] {
         let out = cv(&args);
         assert!(!out.status.success(), "{args:?}");
