@@ -11,17 +11,11 @@
 //! outdated included, so the ids are the same for every piece; a test compares both on every
 //! piece of the 16k set and on hostile text.
 
-use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use serde::Deserialize;
-use tokenizers::Tokenizer;
-
 use crate::Error;
-
-/// The tables' hasher (see the piece cache's).
-type Hasher = foldhash::fast::RandomState;
+use crate::tokenizer::{BpeModel, Hasher, invalid};
 
 /// Pieces up to this many bytes take [`Bpe::tokenize_short`].
 const SHORT: usize = 32;
@@ -42,25 +36,6 @@ pub(crate) struct Bpe {
     unk: Option<u32>,
 }
 
-/// The fields of `tokenizers`' serialised BPE model that decide what `tokenize` returns,
-/// borrowed from the JSON where they can be (a token with an escape is copied).
-#[derive(Deserialize)]
-struct BpeModel<'a> {
-    #[serde(rename = "type")]
-    kind: String,
-    dropout: Option<f32>,
-    unk_token: Option<String>,
-    continuing_subword_prefix: Option<String>,
-    end_of_word_suffix: Option<String>,
-    fuse_unk: bool,
-    byte_fallback: bool,
-    ignore_merges: bool,
-    #[serde(borrow)]
-    vocab: HashMap<Cow<'a, str>, u32, Hasher>,
-    #[serde(borrow)]
-    merges: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-}
-
 /// The key of the pair `(left, right)` in [`Bpe`]'s merge table.
 fn pair_key(left: u32, right: u32) -> u64 {
     u64::from(left) << 32 | u64::from(right)
@@ -76,16 +51,12 @@ struct Symbol {
 }
 
 impl Bpe {
-    /// The tables of `tokenizer`'s model. Settings the trainer never uses (dropout, subword
+    /// The tables of a tokenizer's BPE model. Settings the trainer never uses (dropout, subword
     /// prefixes or suffixes, byte fallback, fused unknowns, ignored merges) are refused by
     /// name: each changes what `tokenize` returns, and serving a tokenizer differently from
     /// its training would be a silent skew.
-    pub(crate) fn new(tokenizer: &Tokenizer) -> Result<Self, Error> {
-        let bad = |what: String| Error::Tokenizer { what: format!("BPE model: {what}"), source: None };
-        // Through JSON bytes, not a `serde_json::Value`: the value's ordered maps and owned
-        // strings were most of a bundle's load in the browser (a third of `WebClassifier.load`).
-        let json = serde_json::to_vec(tokenizer.get_model()).map_err(|e| bad(e.to_string()))?;
-        let model: BpeModel<'_> = serde_json::from_slice(&json).map_err(|e| bad(format!("not a BPE model ({e})")))?;
+    pub(crate) fn new(model: &BpeModel<'_>) -> Result<Self, Error> {
+        let bad = |what: String| invalid(format_args!("BPE model: {what}"));
         if model.kind != "BPE" {
             return Err(bad(format!("type `{}` is not BPE", model.kind)));
         }
@@ -118,7 +89,8 @@ impl Bpe {
         }
         let mut merges = HashMap::with_capacity_and_hasher(model.merges.len(), Hasher::default());
         let mut merged = String::new();
-        for (rank, (a, b)) in model.merges.iter().enumerate() {
+        for (rank, merge) in model.merges.iter().enumerate() {
+            let (a, b) = merge.pair().ok_or_else(|| bad(format!("merge {rank} is not two tokens")))?;
             merged.clear();
             merged.push_str(a);
             merged.push_str(b);
@@ -248,20 +220,30 @@ impl Bpe {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
     use serde_json::{Value, json};
-    use tokenizers::Model;
+    use tokenizers::{Model, Tokenizer};
 
     use super::*;
+    use crate::tokenizer::TokenizerFile;
 
-    fn tokenizer(model: Value) -> Tokenizer {
+    /// A `tokenizer.json` with `model` as its BPE model.
+    fn tokenizer_json(model: Value) -> Vec<u8> {
         let json = json!({
             "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
             "normalizer": null, "pre_tokenizer": null, "post_processor": null, "decoder": null,
             "model": model,
         });
-        Tokenizer::from_str(&json.to_string()).expect("a valid tokenizer.json")
+        json.to_string().into_bytes()
+    }
+
+    /// `tokenizers`' reading of `json`: the oracle.
+    fn tokenizer(json: &[u8]) -> Tokenizer {
+        Tokenizer::from_bytes(json).expect("a valid tokenizer.json")
+    }
+
+    /// The core's reading of `json`.
+    fn bpe(json: &[u8]) -> Result<Bpe, Error> {
+        Bpe::new(&TokenizerFile::parse(json)?.model)
     }
 
     /// A BPE model over `a b c é 日` whose merges compete: overlapping runs (`a a`), a pair
@@ -333,8 +315,8 @@ mod tests {
         // `x` and `ü` are not in the vocabulary: [UNK] with an unknown token, dropped without.
         let alphabet = ['a', 'a', 'a', 'b', 'c', 'c', 'é', '日', 'x', 'ü'];
         for unk in [Some("[UNK]"), None] {
-            let t = tokenizer(contested(unk));
-            let bpe = Bpe::new(&t).expect("supported");
+            let json = tokenizer_json(contested(unk));
+            let (t, bpe) = (tokenizer(&json), bpe(&json).expect("supported"));
             let (mut short, mut long) = (0, 0);
             for s in strings(&alphabet, 20_000, 40) {
                 let expected = reference(&t, &s);
@@ -354,9 +336,8 @@ mod tests {
 
     #[test]
     fn the_same_ids_as_tokenizers_with_a_trained_vocabulary_and_hostile_text() {
-        let t = Tokenizer::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny/tokenizer.json"))
-            .expect("fixture tokenizer");
-        let bpe = Bpe::new(&t).expect("supported");
+        let json = include_bytes!("../tests/fixtures/tiny/tokenizer.json");
+        let (t, bpe) = (tokenizer(json), bpe(json).expect("supported"));
         let golden: Vec<String> =
             serde_json::from_str(include_str!("../tests/fixtures/golden-texts.json")).expect("json");
         let hostile = [
@@ -393,11 +374,16 @@ mod tests {
             // No merges: `tokenizers` checks merges against a subword prefix when it loads.
             model["merges"] = json!([]);
             model[field] = value;
-            let err = Bpe::new(&tokenizer(model)).expect_err(field).to_string();
+            let json = tokenizer_json(model);
+            // `tokenizers` reads it: the setting is valid, only not what the core serves.
+            tokenizer(&json);
+            let err = bpe(&json).expect_err(field).to_string();
             assert!(err.contains(&format!("`{field}`")), "{err}");
         }
-        let word_level = json!({"type": "WordLevel", "vocab": {"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"});
-        let err = Bpe::new(&tokenizer(word_level)).expect_err("not BPE").to_string();
-        assert!(err.contains("not a BPE model"), "{err}");
+        let word_level =
+            tokenizer_json(json!({"type": "WordLevel", "vocab": {"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"}));
+        tokenizer(&word_level);
+        let err = bpe(&word_level).expect_err("not BPE").to_string();
+        assert!(err.contains("type `WordLevel` is not BPE"), "{err}");
     }
 }

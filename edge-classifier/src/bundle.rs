@@ -156,8 +156,37 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<ModelManifest, BundleError> {
     serde_json::from_slice(bytes).map_err(BundleError::ManifestInvalid)
 }
 
+/// Who hashes the files [`crate::Classifier::load_with`] compares with their manifest digests.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Hashes<'a> {
+    /// The core, with `sha2`.
+    #[default]
+    Computed,
+    /// The host, which hashed exactly the bytes it passes: the hex sha256 of `model.onnx` and
+    /// of `tokenizer.json`. The core still compares them with the manifest (and sizes with
+    /// the bytes). The browser's worker hashes the files with WebCrypto for the signature
+    /// check anyway, and the core's `sha2` compiled to wasm took 61 ms of each load there
+    /// (docs/benchmarks.md#web-load-profile).
+    Given {
+        /// `model.onnx`'s digest.
+        model: &'a str,
+        /// `tokenizer.json`'s digest.
+        tokenizer: &'a str,
+    },
+}
+
 /// Checks `bytes` against the manifest's size and sha256 for `file`.
 pub fn verify_file(manifest: &ModelManifest, file: &str, bytes: &[u8]) -> Result<(), BundleError> {
+    verify_hashed(manifest, file, bytes, None)
+}
+
+/// [`verify_file`], with the sha256 of `bytes` already computed (hex) when `sha256` is given.
+pub(crate) fn verify_hashed(
+    manifest: &ModelManifest,
+    file: &str,
+    bytes: &[u8],
+    sha256: Option<&str>,
+) -> Result<(), BundleError> {
     let expected = manifest.files.get(file).ok_or_else(|| BundleError::MissingDigest { file: file.to_owned() })?;
     if expected.bytes != bytes.len() as u64 {
         return Err(BundleError::SizeMismatch {
@@ -166,7 +195,7 @@ pub fn verify_file(manifest: &ModelManifest, file: &str, bytes: &[u8]) -> Result
             actual: bytes.len() as u64,
         });
     }
-    let actual = sha256_hex(bytes);
+    let actual = sha256.map_or_else(|| sha256_hex(bytes), str::to_ascii_lowercase);
     if !actual.eq_ignore_ascii_case(&expected.sha256) {
         return Err(BundleError::DigestMismatch { file: file.to_owned(), expected: expected.sha256.clone(), actual });
     }

@@ -3,7 +3,6 @@
 #[cfg(feature = "tract")]
 use std::sync::Arc;
 
-use tokenizers::Tokenizer;
 #[cfg(feature = "tract")]
 use tract_onnx::prelude::{TValue, TVec, TypedRunnableModel};
 
@@ -12,7 +11,7 @@ use crate::api::{
     LabelProbability, MANIFEST_FORMAT_VERSION, ModelManifest, ModelRef, PRESENCE_MANIFEST_FORMAT_VERSION, Prediction,
     Unsure, UnsureRule, files,
 };
-use crate::bundle::{self, BundleFiles};
+use crate::bundle::{self, BundleFiles, Hashes};
 use crate::encode::{Encoded, TextEncoder};
 use crate::graph::{Graph, GraphInput, Outputs, Scores};
 use crate::normalize::Normalization;
@@ -24,7 +23,6 @@ use crate::{EXPLANATION_TOP_K, Error, Runtime, explain};
 #[derive(Debug)]
 pub struct Classifier {
     manifest: ModelManifest,
-    tokenizer: Tokenizer,
     graph: Graph,
     encoder: TextEncoder,
     pieces: PieceCache,
@@ -34,18 +32,23 @@ impl Classifier {
     /// Verifies the bundle (format version, the size and sha256 of the files it uses, labels,
     /// the graph's output shape) and prepares it to run with [`Runtime::DEFAULT`].
     pub fn load(files: BundleFiles<'_>) -> Result<Self, Error> {
-        Self::load_with(files, Runtime::DEFAULT)
+        Self::load_with(files, Runtime::DEFAULT, Hashes::Computed)
     }
 
-    /// [`Classifier::load`], with the graph run by `runtime`.
-    pub fn load_with(files: BundleFiles<'_>, runtime: Runtime) -> Result<Self, Error> {
+    /// [`Classifier::load`], with the graph run by `runtime` and the files' digests computed
+    /// as `hashes` says.
+    pub fn load_with(files: BundleFiles<'_>, runtime: Runtime, hashes: Hashes<'_>) -> Result<Self, Error> {
         let manifest = bundle::parse_manifest(files.manifest)?;
         // Format 1 also covers two older graph shapes (no `scales`, and one scale per
         // feature), told apart by `graph.scales` and the output's length; see
         // `GraphSpec::scales` for when that support can go.
         let normalization = normalization_of(&manifest)?;
-        bundle::verify_file(&manifest, files::MODEL, files.model)?;
-        bundle::verify_file(&manifest, files::TOKENIZER, files.tokenizer)?;
+        let (model_sha256, tokenizer_sha256) = match hashes {
+            Hashes::Computed => (None, None),
+            Hashes::Given { model, tokenizer } => (Some(model), Some(tokenizer)),
+        };
+        bundle::verify_hashed(&manifest, files::MODEL, files.model, model_sha256)?;
+        bundle::verify_hashed(&manifest, files::TOKENIZER, files.tokenizer, tokenizer_sha256)?;
         check_labels(&manifest.labels)?;
         check_calibration(&manifest)?;
         if manifest.graph.max_tokens < 2 {
@@ -55,14 +58,12 @@ impl Classifier {
             )));
         }
 
-        let tokenizer = Tokenizer::from_bytes(files.tokenizer)
-            .map_err(|e| Error::Tokenizer { what: format!("`{}` does not load", files::TOKENIZER), source: Some(e) })?;
-        let encoder = TextEncoder::new(&tokenizer, normalization, manifest.graph.max_tokens)?;
+        let encoder = TextEncoder::new(files.tokenizer, normalization, manifest.graph.max_tokens)?;
 
-        let input = graph_input(&manifest, tokenizer.get_vocab_size(true))?;
+        let input = graph_input(&manifest, encoder.vocab_size())?;
         let graph = Graph::load(files.model, input, runtime)?;
         let (bos, eos) = encoder.specials();
-        let classifier = Self { manifest, tokenizer, graph, encoder, pieces: PieceCache::default() };
+        let classifier = Self { manifest, graph, encoder, pieces: PieceCache::default() };
         // One run on the shortest input proves the graph answers with one probability per
         // label before anything is served from it.
         let outputs = classifier.graph.run(&[bos, eos])?;
@@ -85,9 +86,9 @@ impl Classifier {
         self.encoder.normalization()
     }
 
-    /// The bundle's tokenizer.
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+    /// How the bundle turns text into ids (its tokenizer, normalisation and `max_tokens`).
+    pub fn encoder(&self) -> &TextEncoder {
+        &self.encoder
     }
 
     /// The optimised tract plan this classifier runs (`None` when the interpreter runs it),
@@ -166,7 +167,7 @@ impl Classifier {
         let labels = &self.manifest.labels;
         let winner = argmax(&outputs.probabilities);
         let explanation =
-            explain::top_tokens(&self.tokenizer, &encoded.ids, &placed, &outputs, winner, EXPLANATION_TOP_K);
+            explain::top_tokens(&self.encoder, &encoded.ids, &placed, &outputs, winner, EXPLANATION_TOP_K);
         let unsure = self.unsure_of(&outputs, winner);
         Ok(Prediction {
             label: labels[winner].clone(),
@@ -633,8 +634,9 @@ mod tests {
         assert_eq!(outputs[1].len(), rows * (c.manifest().labels.len() + 1));
         let p = c.classify("print x print x print x").expect("classify");
         assert!(!p.explanation.is_empty());
+        let oracle = tokenizers::Tokenizer::from_bytes(fixture!("tiny-counted").0.tokenizer).expect("loads");
         for t in &p.explanation {
-            let id = i64::from(c.tokenizer().token_to_id(&t.token).expect("a vocabulary token"));
+            let id = i64::from(oracle.token_to_id(&t.token).expect("a vocabulary token"));
             let occurrences = ids.iter().filter(|&&i| i == id).count() as u32;
             assert_eq!(t.count, occurrences, "`{}`", t.token);
             assert!(t.count >= 3, "`{}` occurs three times", t.token);
@@ -686,7 +688,8 @@ mod tests {
         let text = "with open('a.txt') as fh: for line in fh: print(line)";
         let p = c.classify(text).expect("classify");
         assert!(!p.explanation.is_empty() && p.explanation.len() <= EXPLANATION_TOP_K);
-        let tokens = c.tokenizer().encode(Normalization::V1.apply(text).text.as_str(), false).expect("encode");
+        let oracle = tokenizers::Tokenizer::from_bytes(TOKENIZER).expect("loads");
+        let tokens = oracle.encode(Normalization::V1.apply(text).text.as_str(), false).expect("encode");
         for t in &p.explanation {
             assert!(tokens.get_tokens().contains(&t.token), "`{}` is not a token of the text", t.token);
             assert!(t.weight > 0.0 && t.count >= 1);
@@ -802,6 +805,32 @@ mod tests {
             matches!(&err, Error::Bundle(BundleError::SizeMismatch { file, .. }) if file == "tokenizer.json"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn digests_the_host_computed_are_still_held_to_the_manifest() {
+        let load = |files: BundleFiles<'_>, model: &str, tokenizer: &str| {
+            Classifier::load_with(files, Runtime::DEFAULT, Hashes::Given { model, tokenizer })
+        };
+        let (model, tokenizer) = (sha256_hex(MODEL), sha256_hex(TOKENIZER));
+        // Upper-case hex is a digest too (WebCrypto's callers format their own).
+        load(files(), &model.to_uppercase(), &tokenizer).expect("the right digests load");
+        // The host hashed a tampered file: its digest is not the manifest's.
+        let mut tampered = MODEL.to_vec();
+        tampered[100] ^= 1;
+        let err = load(BundleFiles { model: &tampered, ..files() }, &sha256_hex(&tampered), &tokenizer)
+            .expect_err("tampered");
+        assert!(
+            matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, actual, .. })
+                if file == "model.onnx" && *actual == sha256_hex(&tampered)),
+            "{err}"
+        );
+        let err = load(files(), &model, "00").expect_err("wrong digest");
+        assert!(matches!(&err, Error::Bundle(BundleError::DigestMismatch { file, .. }) if file == "tokenizer.json"));
+        // Sizes are the core's own check, whoever hashed.
+        let longer = [TOKENIZER, b" "].concat();
+        let err = load(BundleFiles { tokenizer: &longer, ..files() }, &model, &tokenizer).expect_err("longer");
+        assert!(matches!(&err, Error::Bundle(BundleError::SizeMismatch { file, .. }) if file == "tokenizer.json"));
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Text to token ids: normalise, cut into pieces, run the BPE model, frame with the specials.
 
-use tokenizers::Tokenizer;
-
 use crate::Error;
 use crate::bpe::Bpe;
 use crate::normalize::{Normalization, Normalized, Origins, pieces};
 use crate::piece_cache::PieceCache;
+use crate::tokenizer::TokenizerFile;
 
 /// The special token the core puts before a text's tokens.
 pub const BOS_TOKEN: &str = "[BOS]";
@@ -35,6 +34,7 @@ pub struct TextEncoder {
     eos: i64,
     max_tokens: usize,
     spellings: Spellings,
+    vocab_size: usize,
 }
 
 /// Where a text's tokens are: each one's range in the normalised text, and the way back from
@@ -68,13 +68,8 @@ struct Spellings {
 }
 
 impl Spellings {
-    fn new(tokenizer: &Tokenizer) -> Self {
-        let vocab = tokenizer.get_vocab(true);
-        let size = vocab.values().max().map_or(0, |&m| m as usize + 1);
-        let mut by_id = vec![""; size];
-        for (token, &id) in &vocab {
-            by_id[id as usize] = token;
-        }
+    fn new(tokenizer: &TokenizerFile<'_>) -> Result<Self, Error> {
+        let by_id = tokenizer.tokens_by_id()?;
         let mut text = String::with_capacity(by_id.iter().map(|t| t.len()).sum());
         let ends = by_id
             .iter()
@@ -83,8 +78,8 @@ impl Spellings {
                 text.len() as u32
             })
             .collect();
-        let unk = tokenizer.token_to_id(UNK_TOKEN).map(i64::from);
-        Self { text, ends, unk }
+        let unk = tokenizer.id(UNK_TOKEN).map(i64::from);
+        Ok(Self { text, ends, unk })
     }
 
     /// The text of token `id` (empty for an id the vocabulary lacks).
@@ -98,22 +93,36 @@ impl Spellings {
 }
 
 impl TextEncoder {
-    /// An encoder for `tokenizer`, under `normalization`, keeping at most `max_tokens` ids.
-    /// The tokenizer must hold `[BOS]` and `[EOS]` and a BPE model with the settings the trainer
+    /// An encoder for the tokenizer `tokenizer_json` (a bundle's `tokenizer.json`, as
+    /// `tokenizers` saves it), under `normalization`, keeping at most `max_tokens` ids. The
+    /// tokenizer must hold `[BOS]` and `[EOS]` and a BPE model with the settings the trainer
     /// uses; one whose settings would change the ids (dropout, a subword prefix…) is refused,
     /// by the setting's name.
-    pub fn new(tokenizer: &Tokenizer, normalization: Normalization, max_tokens: usize) -> Result<Self, Error> {
-        let special = |t: &'static str| tokenizer.token_to_id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
+    pub fn new(tokenizer_json: &[u8], normalization: Normalization, max_tokens: usize) -> Result<Self, Error> {
+        let tokenizer = TokenizerFile::parse(tokenizer_json)?;
+        let special = |t: &'static str| tokenizer.id(t).map(i64::from).ok_or(Error::MissingSpecialToken(t));
         let (bos, eos) = (special(BOS_TOKEN)?, special(EOS_TOKEN)?);
         normalization.prepare();
         Ok(Self {
             normalization,
-            bpe: Bpe::new(tokenizer)?,
+            bpe: Bpe::new(&tokenizer.model)?,
             bos,
             eos,
             max_tokens,
-            spellings: Spellings::new(tokenizer),
+            spellings: Spellings::new(&tokenizer)?,
+            vocab_size: tokenizer.vocab_size(),
         })
+    }
+
+    /// How many tokens the tokenizer's vocabulary holds: the ids `0..vocab_size` a graph's
+    /// token table covers.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The text of token `id`, if the vocabulary has it (what an explanation lists).
+    pub fn token(&self, id: i64) -> Option<&str> {
+        Some(self.spellings.of(id)).filter(|t| !t.is_empty())
     }
 
     /// The normalisation it applies.

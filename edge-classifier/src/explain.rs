@@ -4,10 +4,8 @@
 //! of every logit is exact, not an approximation. The graph returns those shares, and this
 //! module only ranks them, so the explanation cannot drift from what was computed.
 
-use tokenizers::Tokenizer;
-
 use crate::api::TokenContribution;
-use crate::encode::Placed;
+use crate::encode::{Placed, TextEncoder};
 use crate::graph::Outputs;
 
 /// The `k` tokens that pushed label `winner` most above the mean of the other labels. A pair's
@@ -15,7 +13,7 @@ use crate::graph::Outputs;
 /// their half of a pair goes to the real token beside them. Each token comes with where its
 /// occurrences are in the text as sent.
 pub(crate) fn top_tokens(
-    tokenizer: &Tokenizer,
+    encoder: &TextEncoder,
     ids: &[i64],
     placed: &Placed,
     outputs: &Outputs,
@@ -96,7 +94,7 @@ pub(crate) fn top_tokens(
         .into_iter()
         .zip(spans)
         .map(|((id, weight, count), spans)| TokenContribution {
-            token: u32::try_from(id).ok().and_then(|id| tokenizer.id_to_token(id)).unwrap_or_else(|| format!("#{id}")),
+            token: encoder.token(id).map_or_else(|| format!("#{id}"), str::to_owned),
             weight,
             count,
             spans,

@@ -23,8 +23,9 @@ pub mod normalize;
 mod onnx;
 mod piece_cache;
 pub mod service;
+mod tokenizer;
 
-pub use bundle::{BundleFiles, OwnedBundle, hex, sha256_hex};
+pub use bundle::{BundleFiles, Hashes, OwnedBundle, hex, sha256_hex};
 pub use classifier::{Classifier, argmax, unsure};
 pub use edge_classifier_api as api;
 pub use encode::{BOS_TOKEN, EOS_TOKEN, Encoded, TextEncoder, UNK_TOKEN};

@@ -51,7 +51,7 @@ fn score(p: &ModelParams, fit: &[Example], on: &[Example]) -> anyhow::Result<(f6
         es.iter().map(|e| Ok(encoder.encode(&e.text)?.ids)).collect()
     };
     let (docs, held) = (encode(fit)?, encode(on)?);
-    let spec = FeatureSpec { vocab: tokenizer.get_vocab_size(true), buckets: p.buckets, pair_mul: PAIR_MUL };
+    let spec = FeatureSpec { vocab: encoder.vocab_size(), buckets: p.buckets, pair_mul: PAIR_MUL };
     let params = p.fit_params();
     let targets: Vec<usize> = fit.iter().map(|e| e.label).collect();
     let f32_model = model::fit(&docs, &targets, spec, p.labels.len(), params, |_| {});

@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let test_ids: Vec<Vec<i64>> = ds.eval.iter().map(|e| encode(&e.text)).collect::<Result<_, _>>()?;
 
     // The k most frequent tokens by document frequency, with their idf.
-    let vocab = tokenizer.get_vocab_size(true);
+    let vocab = encoder.vocab_size();
     let mut df = vec![0usize; vocab];
     for ids in &train_ids {
         let mut seen = ids.clone();

@@ -362,12 +362,7 @@ struct Folds<'a> {
 
 impl Folds<'_> {
     /// Fold `fold`'s tokenizer: learnt from the other folds' texts only.
-    fn tokenizer(
-        &self,
-        fold: usize,
-        p: &ModelParams,
-        normalization: Normalization,
-    ) -> anyhow::Result<tokenizers::Tokenizer> {
+    fn tokenizer(&self, fold: usize, p: &ModelParams, normalization: Normalization) -> anyhow::Result<Vec<u8>> {
         let texts: Vec<String> = self
             .examples
             .iter()
@@ -394,13 +389,14 @@ impl Folds<'_> {
                 let spinner = progress.spinner(&format!("fold {}/{}: tokenizer {key:?}", fold + 1, self.k));
                 let tokenizer = self.tokenizer(fold, p, normalization)?;
                 let encoder = TextEncoder::new(&tokenizer, normalization, p.max_tokens)?;
+                let vocab = encoder.vocab_size();
                 let ids = self
                     .examples
                     .iter()
                     .map(|e| encoder.encode(&e.text).map(|enc| enc.ids))
                     .collect::<Result<Vec<_>, _>>()?;
                 spinner.finish_and_clear();
-                per_fold.push((ids, tokenizer.get_vocab_size(true)));
+                per_fold.push((ids, vocab));
             }
             self.encoded.insert(key.clone(), per_fold);
         }
@@ -439,7 +435,8 @@ mod tests {
             Folds { examples: &examples, targets: &targets, fold_of: fold_of.clone(), k: 3, encoded: HashMap::new() };
         let p = ModelParams { vocab_size: 400, min_frequency: 1, ..ModelParams::default() };
         for fold in 0..3 {
-            let vocab = folds.tokenizer(fold, &p, Normalization::CURRENT).expect("trains").get_vocab(true);
+            let json = folds.tokenizer(fold, &p, Normalization::CURRENT).expect("trains");
+            let vocab = tokenizers::Tokenizer::from_bytes(&json).expect("loads").get_vocab(true);
             for (i, f) in fold_of.iter().enumerate() {
                 let word = format!("word{i}zz");
                 assert_eq!(vocab.contains_key(&word), *f != fold, "fold {fold}, row {i} (in fold {f})");

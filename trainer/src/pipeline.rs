@@ -13,7 +13,6 @@ use edge_classifier::normalize::Normalization;
 use edge_classifier::{BundleFiles, Classifier, TextEncoder, argmax};
 use serde::Serialize;
 use serde_json::json;
-use tokenizers::Tokenizer;
 
 use crate::bundle::{self, BundleBytes};
 use crate::config::TrainConfig;
@@ -130,19 +129,19 @@ pub fn train_on(
     let t = Instant::now();
     let spinner = progress.spinner("training tokenizer");
     let train_normalized: Vec<String> = dataset.train.iter().map(|e| cfg.normalization.apply(&e.text).text).collect();
-    let tokenizer = tokenizer::train(&train_normalized, cfg.vocab_size, cfg.min_frequency)?;
+    let tokenizer_json = tokenizer::train(&train_normalized, cfg.vocab_size, cfg.min_frequency)?;
     spinner.finish_and_clear();
     timings.tokenizer = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let encoder = TextEncoder::new(&tokenizer, cfg.normalization, cfg.max_tokens)
+    let encoder = TextEncoder::new(&tokenizer_json, cfg.normalization, cfg.max_tokens)
         .context("the trained tokenizer cannot be served")?;
     let train_ids = encode_all(&encoder, &dataset.train, &progress, "encoding training set")?;
     let eval_ids = encode_all(&encoder, &dataset.eval, &progress, "encoding evaluation set")?;
     timings.encode = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let spec = FeatureSpec { vocab: tokenizer.get_vocab_size(true), buckets: cfg.buckets, pair_mul: cfg.pair_mul };
+    let spec = FeatureSpec { vocab: encoder.vocab_size(), buckets: cfg.buckets, pair_mul: cfg.pair_mul };
     let targets: Vec<usize> = dataset.train.iter().map(|e| e.label).collect();
     let bar = progress.bar(cfg.epochs as u64, "fitting");
     let fitted = model::fit(&train_ids, &targets, spec, dataset.labels.len(), fit_params(cfg), |_| bar.inc(1));
@@ -180,7 +179,7 @@ pub fn train_on(
     let (bytes, manifest, parity) = export_and_verify(
         cfg,
         &dataset,
-        &tokenizer,
+        tokenizer_json,
         (&*served, calibrated),
         &eval_ids,
         train.last().map(|b| crate::arrivals::batch_name(&b.path)),
@@ -265,7 +264,7 @@ fn encode_all(
 fn export_and_verify(
     cfg: &TrainConfig,
     dataset: &Dataset,
-    tokenizer: &Tokenizer,
+    tokenizer_json: Vec<u8>,
     (fitted, calibration): (&LinearModel, Option<Calibration>),
     eval_ids: &[Vec<i64>],
     last_batch: Option<String>,
@@ -279,8 +278,6 @@ fn export_and_verify(
         _ => (fitted, export::Table::F16),
     };
     let onnx = export::to_onnx(fitted, table, &dataset.labels, &cfg.model_name);
-    let tokenizer_json =
-        tokenizer.to_string(false).map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?.into_bytes();
     // A token-id graph with normalisation 1 is written exactly as before the field existed
     // (format 1, no field), so rebuilding an old bundle (the golden `tiny`) gives the same
     // manifest shape; with a newer normalisation it is format 2. Counted features need format

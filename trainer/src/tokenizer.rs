@@ -22,7 +22,10 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer, TokenizerBuilder
 /// The merges are learnt from the core's [`pieces`], the same cut the core encodes with. The
 /// saved `tokenizer.json` carries an equivalent pre-tokenizer, so tools that load only that
 /// file tokenize alike (a test holds the two to the same ids).
-pub fn train(texts: &[String], vocab_size: usize, min_frequency: u64) -> anyhow::Result<Tokenizer> {
+///
+/// Returns `tokenizer.json` as the bundle holds it: the trainer encodes its data through a
+/// [`edge_classifier::TextEncoder`] read from these bytes, as every server reads them.
+pub fn train(texts: &[String], vocab_size: usize, min_frequency: u64) -> anyhow::Result<Vec<u8>> {
     let specials = [UNK_TOKEN, BOS_TOKEN, EOS_TOKEN].map(|t| AddedToken::from(t, true)).to_vec();
     let mut trainer = BpeTrainerBuilder::new()
         .vocab_size(vocab_size)
@@ -59,5 +62,7 @@ pub fn train(texts: &[String], vocab_size: usize, min_frequency: u64) -> anyhow:
         .map_err(|e| anyhow::anyhow!("cannot build tokenizer: {e}"))?;
     // The specials are already in the vocabulary (ids 0..3); this marks them special.
     let _ = tokenizer.add_special_tokens(specials);
-    Ok(Tokenizer::from(tokenizer))
+    let json =
+        Tokenizer::from(tokenizer).to_string(false).map_err(|e| anyhow::anyhow!("cannot serialise tokenizer: {e}"))?;
+    Ok(json.into_bytes())
 }

@@ -3,7 +3,7 @@
 //! flags, explained tokens and spans, probabilities and weights within 1e-6.
 
 use edge_classifier::api::Prediction;
-use edge_classifier::{BundleFiles, Classifier, Runtime};
+use edge_classifier::{BundleFiles, Classifier, Hashes, Runtime};
 
 /// Both runtimes' classifiers of a golden bundle from `tests/fixtures`.
 macro_rules! both {
@@ -15,8 +15,9 @@ macro_rules! both {
         };
         (
             $dir,
-            Classifier::load_with(files, Runtime::Tract).expect(concat!($dir, " loads in tract")),
-            Classifier::load_with(files, Runtime::Interpreter).expect(concat!($dir, " loads in the interpreter")),
+            Classifier::load_with(files, Runtime::Tract, Hashes::Computed).expect(concat!($dir, " loads in tract")),
+            Classifier::load_with(files, Runtime::Interpreter, Hashes::Computed)
+                .expect(concat!($dir, " loads in the interpreter")),
         )
     }};
 }
@@ -87,9 +88,12 @@ fn a_model_the_interpreter_cannot_run_is_refused_by_name() {
     let mut m: serde_json::Value = serde_json::from_slice(manifest).expect("manifest");
     m["files"]["model.onnx"]["sha256"] = edge_classifier::sha256_hex(&other).into();
     let manifest = serde_json::to_vec(&m).expect("json");
-    let err =
-        Classifier::load_with(BundleFiles { manifest: &manifest, model: &other, tokenizer }, Runtime::Interpreter)
-            .expect_err("an operator it does not run");
+    let err = Classifier::load_with(
+        BundleFiles { manifest: &manifest, model: &other, tokenizer },
+        Runtime::Interpreter,
+        Hashes::Computed,
+    )
+    .expect_err("an operator it does not run");
     let message = edge_classifier::chain(&err);
     assert!(message.contains("`Gelu_x` is not one the interpreter runs"), "{message}");
     assert!(message.contains("node `"), "names the node: {message}");
@@ -100,8 +104,11 @@ fn a_model_the_interpreter_cannot_run_is_refused_by_name() {
     m["files"]["model.onnx"]["sha256"] = edge_classifier::sha256_hex(truncated).into();
     m["files"]["model.onnx"]["bytes"] = truncated.len().into();
     let manifest = serde_json::to_vec(&m).expect("json");
-    let err =
-        Classifier::load_with(BundleFiles { manifest: &manifest, model: truncated, tokenizer }, Runtime::Interpreter)
-            .expect_err("half a model");
+    let err = Classifier::load_with(
+        BundleFiles { manifest: &manifest, model: truncated, tokenizer },
+        Runtime::Interpreter,
+        Hashes::Computed,
+    )
+    .expect_err("half a model");
     assert!(edge_classifier::chain(&err).contains("not an ONNX model"), "{}", edge_classifier::chain(&err));
 }

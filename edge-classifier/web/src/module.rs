@@ -2,7 +2,7 @@
 
 use edge_classifier::api::{ApiError, ErrorCode, files};
 use edge_classifier::service::{self, Limits};
-use edge_classifier::{BundleFiles, Classifier};
+use edge_classifier::{BundleFiles, Classifier, Hashes, Runtime};
 use wasm_bindgen::prelude::*;
 
 /// A loaded, verified bundle, ready to classify (`new` is not exported: use `load`).
@@ -17,8 +17,23 @@ impl WebClassifier {
     /// Verifies and loads a bundle from the bytes of its `manifest.json`, `model.onnx` and
     /// `tokenizer.json`. Throws an `Error` with `code` `invalid_bundle` and a message naming
     /// the file that does not match its manifest.
-    pub fn load(manifest: &[u8], model: &[u8], tokenizer: &[u8]) -> Result<WebClassifier, JsValue> {
-        let classifier = Classifier::load(BundleFiles { manifest, model, tokenizer })
+    ///
+    /// `model_sha256` and `tokenizer_sha256`, when given, are the hex sha256 the caller
+    /// computed of exactly these bytes (the worker, with WebCrypto): the core compares them
+    /// with the manifest instead of hashing again. Without them the core hashes.
+    pub fn load(
+        manifest: &[u8],
+        model: &[u8],
+        tokenizer: &[u8],
+        model_sha256: Option<String>,
+        tokenizer_sha256: Option<String>,
+    ) -> Result<WebClassifier, JsValue> {
+        let hashes = match (&model_sha256, &tokenizer_sha256) {
+            (Some(model), Some(tokenizer)) => Hashes::Given { model, tokenizer },
+            (None, None) => Hashes::Computed,
+            _ => return Err(js_error(ErrorCode::Internal, "give both digests (model, tokenizer) or neither")),
+        };
+        let classifier = Classifier::load_with(BundleFiles { manifest, model, tokenizer }, Runtime::DEFAULT, hashes)
             .map_err(|e| js_error(e.code(), &edge_classifier::chain(&e)))?;
         // The page shows the manifest (version, accuracy, date): as the core parsed it, so it
         // cannot disagree with the model that answers.

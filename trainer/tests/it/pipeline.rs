@@ -83,7 +83,7 @@ fn the_export_check_fails_when_the_graph_and_the_trainer_disagree() {
     // A model other than the exported one (one epoch instead of thirty) stands in for a
     // trainer whose arithmetic drifted from the graph: the check must refuse it.
     let spec = trainer::model::FeatureSpec {
-        vocab: classifier.tokenizer().get_vocab_size(true),
+        vocab: classifier.encoder().vocab_size(),
         buckets: cfg.buckets,
         pair_mul: cfg.pair_mul,
     };
@@ -139,8 +139,12 @@ fn check_with_onnxruntime(weighting: Weighting, weights: Weights) {
     let classifier = pipeline::load_bundle(&out).expect("load");
     // The browser's runtime (the core's interpreter) runs this graph as tract does.
     let bundle = edge_classifier::bundle::read_verified_dir(&out).expect("read");
-    let interpreted = edge_classifier::Classifier::load_with(bundle.files(), edge_classifier::Runtime::Interpreter)
-        .expect("interpreter");
+    let interpreted = edge_classifier::Classifier::load_with(
+        bundle.files(),
+        edge_classifier::Runtime::Interpreter,
+        edge_classifier::Hashes::Computed,
+    )
+    .expect("interpreter");
     for t in &outcome.eval_texts {
         let ids = classifier.encode(t).expect("encode").ids;
         let (a, b) = (classifier.run(&ids).expect("tract"), interpreted.run(&ids).expect("interpreter"));

@@ -69,8 +69,9 @@ fn the_16k_train_test_run_meets_the_accuracy_bar() {
     // The core runs its own BPE on its own pieces; `tokenizers` runs the saved tokenizer.json
     // (pre-tokenizer and model). With the real vocabulary, on every question of every set
     // above, whole, both give the same ids.
-    let tokenizer = classifier.tokenizer();
-    let whole = TextEncoder::new(tokenizer, classifier.normalization(), usize::MAX).expect("encoder");
+    let json = std::fs::read(dir.path().join("bundle").join(edge_classifier::api::files::TOKENIZER)).expect("read");
+    let tokenizer = &tokenizers::Tokenizer::from_bytes(&json).expect("tokenizers loads it");
+    let whole = TextEncoder::new(&json, classifier.normalization(), usize::MAX).expect("encoder");
     let (raw_dev, _) = evaluate::read_examples(&[raw_dev], &labels).expect("raw-dev set");
     let mut compared = 0;
     for e in test.iter().chain(&unblanked_set).chain(&raw_dev) {
