@@ -25,6 +25,9 @@ SHARED_DATA="${STACKTAG_SHARED_DATA:-$ROOT/../shared/data}"
 # The workspace's `wasm` profile (Cargo.toml) puts both wasm builds under `<target>/wasm/`.
 EDGE_WASM="$TARGET_DIR/wasm32-wasip2/wasm/edge_classifier_spin.wasm"
 EDGE_BAKED="$TARGET_DIR/wasm32-wasip2/wasm/edge_classifier_spin.baked.wasm"
+# The Python flavor's core, which registering a version puts in it (model-registry reads the
+# variable; `pyfunc_build` builds it): exported for every tool and test the scripts run.
+export STACKTAG_PYFUNC_CORE="${STACKTAG_PYFUNC_CORE:-$TARGET_DIR/wasm32-unknown-unknown/wasm/edge_classifier_python.wasm}"
 # The real 16k bundle the edge and web tests bake and load (scripts/test-edge.sh trains it).
 EDGE_BUNDLE="$TARGET_DIR/stacktag-edge-bundle"
 
@@ -65,8 +68,8 @@ edge_test_env() {
 # `rust_targets [--web]`: the wasm targets the builds need (`--web`: the browser's too), added
 # unless present.
 rust_targets() {
-  local target targets=(wasm32-wasip2)
-  [ "${1:-}" != --web ] || targets+=(wasm32-unknown-unknown)
+  # wasm32-unknown-unknown: the Python flavor's core always, the browser module with `--web`.
+  local target targets=(wasm32-wasip2 wasm32-unknown-unknown)
   for target in "${targets[@]}"; do
     if rustup target list --installed | grep -qx "$target"; then
       log "rust target $target: present"
@@ -116,9 +119,15 @@ edge_build() { wasm_build edge-classifier-spin wasm32-wasip2; }
 # `web_build`: the browser module, before wasm-bindgen (scripts/build-web.sh).
 web_build() { wasm_build edge-classifier-web wasm32-unknown-unknown; }
 
-# `wasm_builds [--web]`: the edge component, then (`--web`) the browser module.
+# `pyfunc_build`: the core for MLflow's `python_function` flavor ($STACKTAG_PYFUNC_CORE), which
+# every registered version carries (docs/mlflow-pyfunc.md).
+pyfunc_build() { wasm_build edge-classifier-python wasm32-unknown-unknown; }
+
+# `wasm_builds [--web]`: the edge component, the Python flavor's core, then (`--web`) the
+# browser module.
 wasm_builds() {
   edge_build
+  pyfunc_build
   [ "${1:-}" != --web ] || web_build
 }
 

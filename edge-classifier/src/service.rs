@@ -78,7 +78,8 @@ pub struct Response {
 }
 
 impl Response {
-    fn json(status: u16, value: &impl serde::Serialize) -> Self {
+    /// `value` as JSON, with `status`.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Self {
         match serde_json::to_vec(value) {
             Ok(body) => Self { status, content_type: JSON, allow: None, body },
             // The wire types hold only strings, numbers and lists, so this is unreachable in
@@ -88,7 +89,7 @@ impl Response {
     }
 
     /// An error body; the code sets the status.
-    fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         let body = serde_json::to_vec(&ApiError::new(code, message))
             .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":""}}"#.to_vec());
         Self { status: code.status(), content_type: JSON, allow: None, body }

@@ -67,9 +67,7 @@ pub async fn register(
             .context("cannot create a temporary directory")?;
         let model_dir = staging.path().join(BUNDLE_ARTIFACT_DIR);
         copy_dir(bundle_dir, &model_dir).with_context(|| format!("cannot stage bundle `{}`", bundle_dir.display()))?;
-        let onnx = std::fs::read(model_dir.join(files::MODEL)).context("cannot read the bundle's ONNX model")?;
-        std::fs::write(model_dir.join(MLMODEL), mlmodel(&run.run_id, &onnx)?)
-            .context("cannot stage the version's `MLmodel`")?;
+        stage_mlflow_model(&model_dir, &run.run_id)?;
         // A signature that came with the copied files is not this version's.
         remove_stale_signature(&model_dir)?;
         c.upload_dir(&run.artifact_uri, BUNDLE_ARTIFACT_DIR, &model_dir)
@@ -175,18 +173,110 @@ fn remove_stale_signature(dir: &Path) -> anyhow::Result<()> {
 /// The MLflow Model descriptor in the version's artifact directory.
 pub const MLMODEL: &str = "MLmodel";
 
-/// An `MLmodel` that makes the bundle directory an MLflow Model with the `onnx` flavor (and
-/// `python_function`, served by onnxruntime), so MLflow's own clients can
-/// `mlflow.onnx.load_model("models:/stacktag@champion")`. The bundle's files stay as they are:
-/// Stacktag reads `manifest.json`, MLflow reads this.
-///
-/// Its `signature` is the graph's own interface, read from the ONNX model: every input that
-/// is not an initializer and every output, with its dtype and shape (a symbolic dimension is
-/// MLflow's `-1`). Unity Catalog refuses a version without one, and MLflow checks inputs
-/// against it.
-pub fn mlmodel(run_id: &str, onnx: &[u8]) -> anyhow::Result<String> {
-    let (inputs, outputs) = signature(onnx)?;
-    Ok(format!(
+/// The environment variable naming the Python flavor's core: the inference core built as a
+/// plain WebAssembly module (crate `edge-classifier-python`; scripts/lib.sh's `pyfunc_build`
+/// builds it and sets this).
+pub const PYFUNC_CORE_ENV: &str = "STACKTAG_PYFUNC_CORE";
+
+/// The Python flavor's files in the version's directory: its loader module and the core it
+/// runs, under `code/` (which MLflow puts on `sys.path`).
+pub mod pyfunc {
+    /// The directory MLflow adds to `sys.path`.
+    pub const CODE_DIR: &str = "code";
+    /// The loader module (`loader_module`), from edge-classifier/python.
+    pub const LOADER: &str = "stacktag_pyfunc.py";
+    /// The core, as the loader module expects it.
+    pub const CORE: &str = "stacktag_core.wasm";
+    /// The loader module's source.
+    pub const LOADER_SOURCE: &str = include_str!("../../edge-classifier/python/stacktag_pyfunc.py");
+    /// What the flavor needs in Python, pinned as the tests ran it (scripts/requirements.txt).
+    pub const REQUIREMENTS: &[&str] = &["mlflow==3.17.2", "pandas==3.1.1", "wasmtime==50.0.1"];
+    /// The Python it was tested with.
+    pub const PYTHON: &str = "3.11.7";
+    /// What `predict` takes: text, one question per row (MLflow's `ModelSignature` JSON).
+    pub const INPUTS: &str = r#"[{"type": "string", "name": "text", "required": true}]"#;
+    /// What `predict` answers: the edge's `Prediction`, one row per text.
+    pub const OUTPUTS: &str = concat!(
+        r#"[{"type": "string", "name": "label", "required": true}, "#,
+        r#"{"type": "array", "items": {"type": "object", "properties": {"label": {"type": "string", "required": true}, "probability": {"type": "float", "required": true}}}, "name": "probabilities", "required": true}, "#,
+        r#"{"type": "string", "name": "unsure", "required": false}, "#,
+        r#"{"type": "boolean", "name": "truncated", "required": true}, "#,
+        r#"{"type": "array", "items": {"type": "object", "properties": {"count": {"type": "long", "required": true}, "spans": {"type": "array", "items": {"type": "array", "items": {"type": "long"}}, "required": true}, "token": {"type": "string", "required": true}, "weight": {"type": "float", "required": true}}}, "name": "explanation", "required": true}, "#,
+        r#"{"type": "object", "properties": {"name": {"type": "string", "required": true}, "version": {"type": "string", "required": false}}, "name": "model", "required": true}]"#
+    );
+}
+
+/// Makes the bundle in `model_dir` a complete MLflow Model: its `MLmodel`, the Python flavor's
+/// code and core, and the environment files that say what the flavor needs. Without the core
+/// no version is registered: one without it would fail every MLflow user who scores text.
+pub fn stage_mlflow_model(model_dir: &Path, run_id: &str) -> anyhow::Result<()> {
+    let core_path = pyfunc_core_path()?;
+    let core = std::fs::read(&core_path)
+        .with_context(|| format!("cannot read the Python flavor's core `{}`", core_path.display()))?;
+    let code = model_dir.join(pyfunc::CODE_DIR);
+    std::fs::create_dir_all(&code).with_context(|| format!("cannot create `{}`", code.display()))?;
+    let requirements: String = pyfunc::REQUIREMENTS.iter().map(|r| format!("{r}\n")).collect();
+    let pip: String = pyfunc::REQUIREMENTS.iter().map(|r| format!("  - {r}\n")).collect();
+    let staged = [
+        (code.join(pyfunc::LOADER), pyfunc::LOADER_SOURCE.as_bytes().to_vec()),
+        (code.join(pyfunc::CORE), core),
+        (model_dir.join("requirements.txt"), requirements.into_bytes()),
+        (
+            model_dir.join("python_env.yaml"),
+            format!(
+                "python: {}\nbuild_dependencies:\n- pip\n- setuptools\n- wheel\ndependencies:\n- -r requirements.txt\n",
+                pyfunc::PYTHON
+            )
+            .into_bytes(),
+        ),
+        (
+            model_dir.join("conda.yaml"),
+            format!(
+                "channels:\n- conda-forge\ndependencies:\n- python={}\n- pip\n- pip:\n{pip}name: mlflow-env\n",
+                pyfunc::PYTHON
+            )
+            .into_bytes(),
+        ),
+        (model_dir.join(MLMODEL), mlmodel(run_id).into_bytes()),
+    ];
+    for (path, bytes) in staged {
+        std::fs::write(&path, bytes).with_context(|| format!("cannot stage `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Where the Python flavor's core is: [`PYFUNC_CORE_ENV`], else where the workspace's `wasm`
+/// build puts it in the target directory this program runs from (`target/debug/trainer`, or a
+/// test in `target/debug/deps/`).
+fn pyfunc_core_path() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os(PYFUNC_CORE_ENV) {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let tried: Vec<_> = exe
+        .ancestors()
+        .skip(2)
+        .take(2)
+        .map(|dir| dir.join("wasm32-unknown-unknown/wasm/edge_classifier_python.wasm"))
+        .collect();
+    tried.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the Python flavor's core is not built: set `{PYFUNC_CORE_ENV}` to edge_classifier_python.wasm \
+             (scripts/lib.sh's `pyfunc_build` builds it; looked in {})",
+            tried.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(" and ")
+        )
+    })
+}
+
+/// An `MLmodel` that makes the bundle directory an MLflow Model with two flavors: `onnx` (the
+/// graph, for `mlflow.onnx.load_model`: it reads the core's feature rows, not text) and
+/// `python_function`, which takes text and answers exactly as the edge does, through the same
+/// core ([`stage_mlflow_model`] puts its files beside it; docs/mlflow-pyfunc.md). The bundle's
+/// files stay as they are: Stacktag reads `manifest.json`, MLflow reads this. The signature is
+/// the Python flavor's (MLflow checks `predict`'s input against it; Unity Catalog refuses a
+/// version without one).
+pub fn mlmodel(run_id: &str) -> String {
+    format!(
         "artifact_path: {BUNDLE_ARTIFACT_DIR}\n\
          flavors:\n\
          \x20 onnx:\n\
@@ -195,8 +285,12 @@ pub fn mlmodel(run_id: &str, onnx: &[u8]) -> anyhow::Result<String> {
          \x20   providers:\n\
          \x20   - CPUExecutionProvider\n\
          \x20 python_function:\n\
-         \x20   data: {model}\n\
-         \x20   loader_module: mlflow.onnx\n\
+         \x20   code: {code}\n\
+         \x20   env:\n\
+         \x20     conda: conda.yaml\n\
+         \x20     virtualenv: python_env.yaml\n\
+         \x20   loader_module: stacktag_pyfunc\n\
+         \x20   python_version: {python}\n\
          run_id: {run_id}\n\
          signature:\n\
          \x20 inputs: '{inputs}'\n\
@@ -204,57 +298,12 @@ pub fn mlmodel(run_id: &str, onnx: &[u8]) -> anyhow::Result<String> {
          \x20 params: null\n\
          utc_time_created: '{created}'\n",
         model = files::MODEL,
+        code = pyfunc::CODE_DIR,
+        python = pyfunc::PYTHON,
+        inputs = pyfunc::INPUTS,
+        outputs = pyfunc::OUTPUTS,
         created = crate::now_rfc3339(),
-    ))
-}
-
-/// MLflow's tensor signature of an ONNX model, as the JSON strings `MLmodel` holds
-/// (`ModelSignature.to_dict`): inputs, then outputs.
-fn signature(onnx: &[u8]) -> anyhow::Result<(String, String)> {
-    use prost::Message;
-    use tract_onnx::pb::{ModelProto, ValueInfoProto, tensor_shape_proto::dimension, type_proto};
-    let model = ModelProto::decode(onnx).context("the bundle's ONNX model does not parse")?;
-    let graph = model.graph.context("the ONNX model has no graph")?;
-    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let tensor = |v: &ValueInfoProto| -> anyhow::Result<serde_json::Value> {
-        let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
-            anyhow::bail!("ONNX value `{}` is not a tensor", v.name);
-        };
-        // ONNX's TensorProto.DataType numbers → numpy's names, as MLflow writes them.
-        let dtype = match t.elem_type {
-            1 => "float32",
-            2 => "uint8",
-            3 => "int8",
-            6 => "int32",
-            7 => "int64",
-            9 => "bool",
-            10 => "float16",
-            11 => "float64",
-            other => anyhow::bail!("ONNX value `{}` has element type {other}, which has no MLflow dtype", v.name),
-        };
-        let shape: Vec<i64> = t
-            .shape
-            .as_ref()
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(dimension::Value::DimValue(n)) if n >= 0 => n,
-                        _ => -1,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(serde_json::json!({ "type": "tensor", "tensor-spec": { "dtype": dtype, "shape": shape }, "name": v.name }))
-    };
-    let inputs: Vec<serde_json::Value> = graph
-        .input
-        .iter()
-        .filter(|v| !initializers.contains(v.name.as_str()))
-        .map(tensor)
-        .collect::<anyhow::Result<_>>()?;
-    let outputs: Vec<serde_json::Value> = graph.output.iter().map(tensor).collect::<anyhow::Result<_>>()?;
-    Ok((serde_json::Value::from(inputs).to_string(), serde_json::Value::from(outputs).to_string()))
+    )
 }
 
 /// Copies the files of `from` into `to` (created), recursively.
@@ -356,55 +405,23 @@ mod tests {
     }
 
     #[test]
-    fn the_mlmodel_names_the_onnx_file_for_both_flavors() {
-        let text = mlmodel("abc123", &fixture("tiny").1).expect("mlmodel");
+    fn the_mlmodel_has_the_onnx_flavor_and_a_text_python_flavor() {
+        let text = mlmodel("abc123");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "artifact_path: bundle");
         assert_eq!(lines[1], "flavors:");
         assert_eq!(lines[2], "  onnx:");
         assert_eq!(lines[4], "    data: model.onnx");
-        assert!(lines.contains(&"  python_function:") && lines.contains(&"    loader_module: mlflow.onnx"), "{text}");
-        assert!(lines.contains(&"run_id: abc123"), "{text}");
-    }
-
-    /// The signature names the tensors the manifest says the graph has (MLflow's client
-    /// compares it with the ONNX model itself in the Databricks tests).
-    #[test]
-    fn the_signature_lists_the_graphs_tensors() {
-        let json_of = |text: &str, key: &str| -> serde_json::Value {
-            let line = text.lines().find(|l| l.starts_with(&format!("  {key}: '"))).expect(key);
-            serde_json::from_str(line.split_once('\'').expect("quoted").1.trim_end_matches('\'')).expect("json")
-        };
-        for name in ["tiny", "tiny-counted", "tiny-feature-scales"] {
-            let (manifest, onnx) = fixture(name);
-            let text = mlmodel("r", &onnx).expect("mlmodel");
-            let names = |v: &serde_json::Value| -> Vec<String> {
-                let mut n: Vec<String> =
-                    v.as_array().expect("list").iter().map(|t| t["name"].as_str().expect("name").to_owned()).collect();
-                n.sort();
-                n
-            };
-            let g = &manifest.graph;
-            let mut inputs = vec![g.input.clone()];
-            inputs.extend(g.counted.as_ref().and_then(|c| c.counts.clone()));
-            inputs.sort();
-            let mut outputs = vec![g.probabilities.clone(), g.contributions.clone()];
-            outputs.extend(g.scales.clone());
-            outputs.sort();
-            assert_eq!(names(&json_of(&text, "inputs")), inputs, "{name}");
-            assert_eq!(names(&json_of(&text, "outputs")), outputs, "{name}");
-            let probabilities = json_of(&text, "outputs")
-                .as_array()
-                .expect("list")
-                .iter()
-                .find(|t| t["name"] == g.probabilities.as_str())
-                .cloned()
-                .expect("probabilities");
-            assert_eq!(
-                probabilities["tensor-spec"],
-                serde_json::json!({ "dtype": "float32", "shape": [manifest.labels.len()] })
-            );
+        for line in ["  python_function:", "    loader_module: stacktag_pyfunc", "    code: code", "run_id: abc123"] {
+            assert!(lines.contains(&line), "{line} in {text}");
         }
-        assert!(mlmodel("r", b"not onnx").is_err(), "a model that does not parse has no signature");
+        // The signature strings are JSON (MLflow's own reader parses them in the registry tests).
+        for key in ["inputs", "outputs"] {
+            let line = text.lines().find(|l| l.starts_with(&format!("  {key}: '"))).expect(key);
+            let json = line.split_once('\'').expect("quoted").1.trim_end_matches('\'');
+            serde_json::from_str::<serde_json::Value>(json).expect(key);
+        }
+        // The loader module is in the crate as MLflow will import it, and names the core's file.
+        assert!(pyfunc::LOADER_SOURCE.contains(&format!("CORE = \"{}\"", pyfunc::CORE)));
     }
 }

@@ -510,6 +510,188 @@ fn mlflow_itself_loads_the_champion_as_an_onnx_model() {
     assert!(!dir.path().join("dl").join(model_registry::MLMODEL).exists());
 }
 
+/// Issue 28: MLflow users score text with the registered champion, in the venv's Python,
+/// through MLflow's own `pyfunc.load_model(...).predict(DataFrame)` and `mlflow models serve`'s
+/// `/invocations`, and get what the edge answers: the same labels, unsure flags and
+/// explanations, probabilities within 1e-6. A bundle of the oldest format the core reads,
+/// registered today, answers through the flavor as the edge answers it.
+#[test]
+fn mlflow_users_score_text_with_the_champion_as_the_edge_answers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    let r = train_and_register(&reg, dir.path(), "a");
+    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    let mut texts: Vec<String> =
+        data::clean_labelled(&data::read_source(&tiny_csv()).expect("read"), &tiny_params().labels)
+            .expect("clean")
+            .0
+            .into_iter()
+            .map(|e| e.text)
+            .collect();
+    // Text no question is made of, and the longest the edge takes.
+    texts.extend([
+        "x".repeat(60_000),
+        "\u{0}\u{7f}\u{feff} <br> Map<String, List<Integer>>".into(),
+        "日本語 🦀".into(),
+    ]);
+    let answer = score_as_mlflow_users(&format!("models:/{}@{}", reg.model(), aliases::CHAMPION), &texts, true);
+    // MLflow's client reads the signature the registry wrote: text in, the edge's fields out.
+    let names = |key: &str| -> Vec<String> {
+        answer["signature"][key]
+            .as_array()
+            .expect(key)
+            .iter()
+            .map(|c| c["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names("inputs"), ["text"]);
+    assert_eq!(names("outputs"), ["label", "probabilities", "unsure", "truncated", "explanation", "model"]);
+    // A text the core refuses is named by its row in the caller's DataFrame, past the first
+    // batch of 1,024 the flavor sends, with the edge's error code.
+    let mut long: Vec<String> = (0..1_030).map(|i| format!("question {i}: how do I sort a list?")).collect();
+    long[1_029] = "   ".into();
+    let refused = score_as_mlflow_users(&format!("models:/{}@{}", reg.model(), aliases::CHAMPION), &long, false);
+    assert_eq!(refused["error"]["code"], "empty_text", "{refused}");
+    assert!(refused["error"]["message"].as_str().is_some_and(|m| m.starts_with("`texts[1029]`")), "{refused}");
+    // `pyfunc.predict` in a notebook's way, and `mlflow models serve`'s `/invocations`.
+    let native = native_classifier(&reg, &r.version, &dir.path().join("native"));
+    assert_answers_as_the_edge(&native, &texts, &answer["predictions"], &r.version);
+    assert_answers_as_the_edge(&native, &texts, &answer["served"], &r.version);
+
+    // Format 1 (token ids, normalisation 1, no calibration): the golden bundle, as old
+    // versions hold it.
+    let legacy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge-classifier/tests/fixtures/tiny-legacy");
+    let manifest: edge_classifier::api::ModelManifest =
+        serde_json::from_slice(&fs::read(legacy.join(files::MANIFEST)).expect("read")).expect("manifest");
+    let old = registry::register(&reg, &legacy, &manifest).expect("register");
+    let answer = score_as_mlflow_users(&format!("models:/{}/{}", reg.model(), old.version), &texts, false);
+    let native = native_classifier(&reg, &old.version, &dir.path().join("legacy"));
+    assert_answers_as_the_edge(&native, &texts, &answer["predictions"], &old.version);
+}
+
+/// Issue 28: a user with nothing but a Python and the registry: a fresh venv gets what the
+/// champion's environment says it needs (`mlflow.pyfunc.get_model_dependencies`, pip from
+/// PyPI), then scores text with it as the edge answers.
+#[test]
+fn a_fresh_venv_scores_the_champion_from_the_registry_alone() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry_for(&unique_name("stacktag"));
+    let r = train_and_register(&reg, dir.path(), "a");
+    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    let uri = format!("models:/{}@{}", reg.model(), aliases::CHAMPION);
+    let python = mlflow_client::testing::tools().python;
+    let run = |command: &mut Command, what: &str| -> Output {
+        let o = command.env("MLFLOW_DISABLE_TELEMETRY", "true").output().expect(what);
+        assert!(o.status.success(), "{what} failed: {}", text(&o));
+        o
+    };
+    let deps = run(
+        Command::new(&python)
+            .args(["-c", "import sys, mlflow.pyfunc as p; print(p.get_model_dependencies(sys.argv[1]))", &uri])
+            .env("MLFLOW_TRACKING_URI", MlflowServer::shared().url()),
+        "get_model_dependencies",
+    );
+    let requirements = String::from_utf8_lossy(&deps.stdout).lines().last().expect("a path").trim().to_owned();
+    let pinned = fs::read_to_string(&requirements).expect("requirements");
+    assert!(pinned.lines().any(|l| l.starts_with("wasmtime==")), "{pinned}");
+    let venv = dir.path().join("venv");
+    run(Command::new(&python).args(["-m", "venv"]).arg(&venv), "python -m venv");
+    run(
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            &requirements,
+        ]),
+        "pip install -r the model's requirements",
+    );
+    let texts: Vec<String> = ["how do I read a file line by line in python?", "public static void main(String[] args)"]
+        .map(str::to_owned)
+        .to_vec();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/score_champion.py");
+    let mut child = Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .arg(MlflowServer::shared().url())
+        .arg(&uri)
+        .arg("--no-serve")
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the fresh venv's python");
+    serde_json::to_writer(child.stdin.take().expect("stdin"), &texts).expect("texts");
+    let o = child.wait_with_output().expect("python");
+    assert!(o.status.success(), "scoring in the fresh venv failed: {}", text(&o));
+    let answer: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let native = native_classifier(&reg, &r.version, &dir.path().join("native"));
+    assert_answers_as_the_edge(&native, &texts, &answer["predictions"], &r.version);
+}
+
+/// `trainer/tests/fixtures/score_champion.py`'s answer for `texts` with the model at `uri`
+/// (`serve`: through `mlflow models serve` too).
+fn score_as_mlflow_users(uri: &str, texts: &[String], serve: bool) -> serde_json::Value {
+    let python = mlflow_client::testing::tools().python;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/score_champion.py");
+    let mut command = Command::new(&python);
+    command.arg(&script).arg(MlflowServer::shared().url()).arg(uri);
+    if !serve {
+        command.arg("--no-serve");
+    }
+    let mut child = command
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the venv's python");
+    serde_json::to_writer(child.stdin.take().expect("stdin"), texts).expect("texts");
+    let o = child.wait_with_output().expect("python");
+    assert!(o.status.success(), "scoring {uri} failed: {}", text(&o));
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+/// The native core with the bundle of `version`, as registry-sync downloads it.
+fn native_classifier(reg: &Registry, version: &str, dest: &Path) -> edge_classifier::Classifier {
+    let v = reg.block(reg.client().get_model_version(reg.model(), version)).expect("version");
+    reg.block(model_registry::download_verified(reg.registry(), &v, dest)).expect("download").classifier.expect("loads")
+}
+
+/// Each of `rows` (the flavor's answers, one per text) is what `native` answers for its text.
+fn assert_answers_as_the_edge(
+    native: &edge_classifier::Classifier,
+    texts: &[String],
+    rows: &serde_json::Value,
+    version: &str,
+) {
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), texts.len());
+    for (text, row) in texts.iter().zip(rows) {
+        let edge = native.classify(text).expect("classifies");
+        let what: String = text.chars().take(40).collect();
+        assert_eq!(row["label"], edge.label.as_str(), "{what:?}");
+        assert_eq!(row["unsure"], serde_json::to_value(edge.unsure).expect("json"), "{what:?}");
+        assert_eq!(row["truncated"], edge.truncated, "{what:?}");
+        assert_eq!(row["model"]["version"], version, "the version names itself");
+        let probabilities = row["probabilities"].as_array().expect("probabilities");
+        assert_eq!(probabilities.len(), edge.probabilities.len());
+        for (p, e) in probabilities.iter().zip(&edge.probabilities) {
+            assert_eq!(p["label"], e.label.as_str());
+            let diff = (p["probability"].as_f64().expect("number") - f64::from(e.probability)).abs();
+            assert!(diff <= 1e-6, "{what:?}: {} differs by {diff}", e.label);
+        }
+        let tokens: Vec<&str> = row["explanation"]
+            .as_array()
+            .expect("explanation")
+            .iter()
+            .map(|t| t["token"].as_str().expect("token"))
+            .collect();
+        let edge_tokens: Vec<&str> = edge.explanation.iter().map(|t| t.token.as_str()).collect();
+        assert_eq!(tokens, edge_tokens, "{what:?}");
+    }
+}
+
 #[test]
 fn cli_works_with_basic_auth_and_names_refused_credentials_without_printing_them() {
     const ADMIN_PASSWORD: &str = "Adm1n-NEVER-PRINT-7781";
