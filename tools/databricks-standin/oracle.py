@@ -326,6 +326,7 @@ def cmd_artifacts(args) -> dict:
 def cmd_check(args) -> dict:
     import mlflow
     from mlflow import MlflowClient
+    import pandas as pd
     from mlflow.models import Model
 
     client = MlflowClient()
@@ -361,8 +362,13 @@ def cmd_check(args) -> dict:
     # pyfunc needs a python_function flavor another client may not write: reported, and
     # fatal only with --require-pyfunc.
     try:
-        mlflow.pyfunc.load_model(uri)
+        loaded = mlflow.pyfunc.load_model(uri)
         result["pyfunc"] = {"ok": True}
+        # A flavor that takes text (Stacktag's) answers a question; another is only loaded.
+        inputs = loaded.metadata.get_input_schema()
+        if inputs is not None and inputs.input_names() == ["text"]:
+            answer = loaded.predict(pd.DataFrame({"text": ["how do I read a file line by line in python?"]}))
+            result["pyfunc"]["labels"] = [str(label) for label in answer["label"]]
     except Exception as err:  # noqa: BLE001
         expect(not args.require_pyfunc, f"mlflow.pyfunc.load_model failed: {err}")
         result["pyfunc"] = {"ok": False, "error": f"{type(err).__name__}: {str(err)[:300]}"}

@@ -118,8 +118,10 @@ def check_job(path):
 
 def check_dockerfile(path, run_trainer):
     want = re.search(r'"STACKTAG_TRAINER", "([^"]+)"', run_trainer.read_text())
-    # The one path the Dockerfile may name before it exists: cargo's release binary.
-    found, _ = check_dockerfile_.problems(path, built=["target/release/trainer"], runs=[want.group(1)] if want else [])
+    # The paths the Dockerfile may name before they exist: cargo's release binary and the
+    # Python flavor's core (retrain.yml builds both before `docker build`).
+    built = ["target/release/trainer", "target/wasm32-unknown-unknown/wasm/edge_classifier_python.wasm"]
+    found, _ = check_dockerfile_.problems(path, built=built, runs=[want.group(1)] if want else [])
     findings.extend(found)
     if want is None:
         finding(path, f"{run_trainer.name} names no STACKTAG_TRAINER default")

@@ -10,6 +10,7 @@ use model_registry::{Decision, RegistryConfig, aliases, tags};
 use serde_json::{Value, json};
 use trainer::registry::{self, Connection as Registry};
 
+use crate::common::tiny_params;
 use crate::registry::{gate_config, train_and_register};
 
 const WHAT: [&str; 2] = ["--experiment", "--registered-model"];
@@ -60,8 +61,11 @@ fn the_registry_path_runs_on_databricks() {
     };
     assert_eq!(names("inputs"), ["text"], "{seen}");
     assert_eq!(names("outputs"), ["label", "probabilities", "unsure", "truncated", "explanation", "model"], "{seen}");
-    // The ONNX flavor's file is still the graph MLflow's client loads.
+    // The ONNX flavor's file is still the graph MLflow's client loads, and the Python flavor,
+    // fetched from Unity Catalog's storage, answers a question with one of the model's labels.
     assert!(seen["onnx_outputs"].as_array().is_some_and(|o| !o.is_empty()), "{seen}");
+    let labels = seen["pyfunc"]["labels"].as_array().unwrap_or_else(|| panic!("pyfunc labels: {seen}"));
+    assert!(matches!(labels.as_slice(), [l] if tiny_params().labels.iter().any(|t| l == t.as_str())), "{seen}");
 
     // A second version wins on the same evaluation set; rollback returns to the first.
     let second = train_and_register(&reg, dir.path(), "v2");
