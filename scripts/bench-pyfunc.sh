@@ -16,14 +16,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUNDLE="${STACKTAG_BUNDLE_DIR:-$EDGE_BUNDLE}"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --bundle) [ $# -ge 2 ] || die "\`--bundle\` needs a directory"; BUNDLE="$2"; shift ;;
-    *) die "unknown argument \`$1\` (see the header of $0)" ;;
-  esac
-  shift
-done
+bundle_arg "$@"
 [ -f "$BUNDLE/manifest.json" ] || die "no bundle at \`$BUNDLE\` (run scripts/test-edge.sh --prepare, or pass --bundle)"
 
 pyfunc_build >&2

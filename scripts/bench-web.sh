@@ -19,14 +19,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUNDLE="${STACKTAG_BUNDLE_DIR:-$TARGET_DIR/stacktag-edge-bundle}"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --bundle) [ $# -ge 2 ] || die "\`--bundle\` needs a directory"; BUNDLE="$2"; shift ;;
-    *) die "unknown argument \`$1\` (see the header of $0)" ;;
-  esac
-  shift
-done
+bundle_arg "$@"
 SITE="$TARGET_DIR/web-demo/bench-site"
 
 bash scripts/build-web.sh --bundle "$BUNDLE" --out "$SITE" >&2

@@ -11,9 +11,10 @@
 #   EDGE_WASM     the generic edge component: what `scripts/build-edge.sh build` compiles
 #   EDGE_BAKED    the default baked component: what `bake` writes and spin.toml serves
 #   EDGE_BUNDLE   the real 16k bundle scripts/test-edge.sh trains and bakes into EDGE_BAKED
-# and defines `log`, `die`, `need_wasmtime`, `native_build`, `edge_test_env`, `rust_targets`,
-# `bg`, `bg_wait`, `wasm_build`, `bundle_out_args`, `wait_http`, `free_port` and
-# `served_version`.
+# and exports STACKTAG_PYFUNC_CORE (the Python flavor's core, which `pyfunc_build` builds and
+# registering puts in every version), and defines `log`, `die`, `need_wasmtime`, `native_build`, `edge_test_env`, `rust_targets`,
+# `bg`, `bg_wait`, `wasm_build`, `pyfunc_build`, `bundle_out_args`, `bundle_arg`, `wait_http`,
+# `free_port` and `served_version`.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -147,6 +148,19 @@ bundle_out_args() {
   case "$bundle" in
     tiny-fixture) bundle="$ROOT/edge-classifier/tests/fixtures/tiny" ;;
   esac
+}
+
+# `bundle_arg ARGS...`: the bench scripts' one argument, `--bundle DIR`, into $BUNDLE (default:
+# $STACKTAG_BUNDLE_DIR, else the 16k bundle scripts/test-edge.sh trains).
+bundle_arg() {
+  BUNDLE="${STACKTAG_BUNDLE_DIR:-$EDGE_BUNDLE}"
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --bundle) [ $# -ge 2 ] || die "\`--bundle\` needs a directory"; BUNDLE="$2"; shift ;;
+      *) die "unknown argument \`$1\` (see the header of $0)" ;;
+    esac
+    shift
+  done
 }
 
 # `wait_http URL TIMEOUT_S WHAT`: polls URL until it answers 2xx, or fails after TIMEOUT_S

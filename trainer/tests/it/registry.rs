@@ -52,6 +52,14 @@ pub(crate) fn train_and_register(reg: &Registry, dir: &Path, name: &str) -> Regi
     registry::register(reg, &outcome.bundle_dir, &outcome.manifest).expect("register")
 }
 
+/// A new registered model whose champion is a tiny version trained in `dir`, promoted first.
+fn tiny_champion(dir: &Path) -> (Registry, Registered) {
+    let reg = registry_for(&unique_name("stacktag"));
+    let r = train_and_register(&reg, dir, "a");
+    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    (reg, r)
+}
+
 /// Writes the tiny fixture with every label replaced by the next one: a model trained on it
 /// is wrong about nearly everything.
 fn mislabelled_csv(path: &Path) {
@@ -481,9 +489,7 @@ fn a_transport_failure_during_the_gate_decides_nothing() {
 #[test]
 fn mlflow_itself_loads_the_champion_as_an_onnx_model() {
     let dir = tempfile::tempdir().expect("tmp");
-    let reg = registry_for(&unique_name("stacktag"));
-    train_and_register(&reg, dir.path(), "a");
-    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    let (reg, _) = tiny_champion(dir.path());
     let python = mlflow_client::testing::tools().python;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_champion.py");
     let o = Command::new(&python)
@@ -518,9 +524,7 @@ fn mlflow_itself_loads_the_champion_as_an_onnx_model() {
 #[test]
 fn mlflow_users_score_text_with_the_champion_as_the_edge_answers() {
     let dir = tempfile::tempdir().expect("tmp");
-    let reg = registry_for(&unique_name("stacktag"));
-    let r = train_and_register(&reg, dir.path(), "a");
-    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    let (reg, r) = tiny_champion(dir.path());
     let mut texts: Vec<String> =
         data::clean_labelled(&data::read_source(&tiny_csv()).expect("read"), &tiny_params().labels)
             .expect("clean")
@@ -575,9 +579,7 @@ fn mlflow_users_score_text_with_the_champion_as_the_edge_answers() {
 #[test]
 fn a_fresh_venv_scores_the_champion_from_the_registry_alone() {
     let dir = tempfile::tempdir().expect("tmp");
-    let reg = registry_for(&unique_name("stacktag"));
-    let r = train_and_register(&reg, dir.path(), "a");
-    assert_eq!(registry::promote(&reg, &gate_config()).expect("gate").decision, Decision::PromotedFirst);
+    let (reg, r) = tiny_champion(dir.path());
     let uri = format!("models:/{}@{}", reg.model(), aliases::CHAMPION);
     let python = mlflow_client::testing::tools().python;
     let run = |command: &mut Command, what: &str| -> Output {
