@@ -538,7 +538,8 @@ fn mlflow_users_score_text_with_the_champion_as_the_edge_answers() {
         "\u{0}\u{7f}\u{feff} <br> Map<String, List<Integer>>".into(),
         "日本語 🦀".into(),
     ]);
-    let answer = score_as_mlflow_users(&format!("models:/{}@{}", reg.model(), aliases::CHAMPION), &texts, true);
+    let answer =
+        score_as_mlflow_users(&venv_python(), &format!("models:/{}@{}", reg.model(), aliases::CHAMPION), &texts, true);
     // MLflow's client reads the signature the registry wrote: text in, the edge's fields out.
     let names = |key: &str| -> Vec<String> {
         answer["signature"][key]
@@ -554,7 +555,8 @@ fn mlflow_users_score_text_with_the_champion_as_the_edge_answers() {
     // batch of 1,024 the flavor sends, with the edge's error code.
     let mut long: Vec<String> = (0..1_030).map(|i| format!("question {i}: how do I sort a list?")).collect();
     long[1_029] = "   ".into();
-    let refused = score_as_mlflow_users(&format!("models:/{}@{}", reg.model(), aliases::CHAMPION), &long, false);
+    let refused =
+        score_as_mlflow_users(&venv_python(), &format!("models:/{}@{}", reg.model(), aliases::CHAMPION), &long, false);
     assert_eq!(refused["error"]["code"], "empty_text", "{refused}");
     assert!(refused["error"]["message"].as_str().is_some_and(|m| m.starts_with("`texts[1029]`")), "{refused}");
     // `pyfunc.predict` in a notebook's way, and `mlflow models serve`'s `/invocations`.
@@ -568,7 +570,8 @@ fn mlflow_users_score_text_with_the_champion_as_the_edge_answers() {
     let manifest: edge_classifier::api::ModelManifest =
         serde_json::from_slice(&fs::read(legacy.join(files::MANIFEST)).expect("read")).expect("manifest");
     let old = registry::register(&reg, &legacy, &manifest).expect("register");
-    let answer = score_as_mlflow_users(&format!("models:/{}/{}", reg.model(), old.version), &texts, false);
+    let answer =
+        score_as_mlflow_users(&venv_python(), &format!("models:/{}/{}", reg.model(), old.version), &texts, false);
     let native = native_classifier(&reg, &old.version, &dir.path().join("legacy"));
     assert_answers_as_the_edge(&native, &texts, &answer["predictions"], &old.version);
 }
@@ -611,32 +614,16 @@ fn a_fresh_venv_scores_the_champion_from_the_registry_alone() {
     let texts: Vec<String> = ["how do I read a file line by line in python?", "public static void main(String[] args)"]
         .map(str::to_owned)
         .to_vec();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/score_champion.py");
-    let mut child = Command::new(venv.join("bin/python"))
-        .arg(&script)
-        .arg(MlflowServer::shared().url())
-        .arg(&uri)
-        .arg("--no-serve")
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the fresh venv's python");
-    serde_json::to_writer(child.stdin.take().expect("stdin"), &texts).expect("texts");
-    let o = child.wait_with_output().expect("python");
-    assert!(o.status.success(), "scoring in the fresh venv failed: {}", text(&o));
-    let answer: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let answer = score_as_mlflow_users(&venv.join("bin/python"), &uri, &texts, false);
     let native = native_classifier(&reg, &r.version, &dir.path().join("native"));
     assert_answers_as_the_edge(&native, &texts, &answer["predictions"], &r.version);
 }
 
-/// `trainer/tests/fixtures/score_champion.py`'s answer for `texts` with the model at `uri`
-/// (`serve`: through `mlflow models serve` too).
-fn score_as_mlflow_users(uri: &str, texts: &[String], serve: bool) -> serde_json::Value {
-    let python = mlflow_client::testing::tools().python;
+/// `trainer/tests/fixtures/score_champion.py`'s answer, run by `python`, for `texts` with the
+/// model at `uri` (`serve`: through `mlflow models serve` too).
+fn score_as_mlflow_users(python: &Path, uri: &str, texts: &[String], serve: bool) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/score_champion.py");
-    let mut command = Command::new(&python);
+    let mut command = Command::new(python);
     command.arg(&script).arg(MlflowServer::shared().url()).arg(uri);
     if !serve {
         command.arg("--no-serve");
@@ -647,11 +634,16 @@ fn score_as_mlflow_users(uri: &str, texts: &[String], serve: bool) -> serde_json
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("run the venv's python");
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", python.display()));
     serde_json::to_writer(child.stdin.take().expect("stdin"), texts).expect("texts");
     let o = child.wait_with_output().expect("python");
     assert!(o.status.success(), "scoring {uri} failed: {}", text(&o));
     serde_json::from_slice(&o.stdout).expect("json")
+}
+
+/// The venv's Python (scripts/setup.sh), MLflow's client in it.
+fn venv_python() -> std::path::PathBuf {
+    mlflow_client::testing::tools().python
 }
 
 /// The native core with the bundle of `version`, as registry-sync downloads it.
