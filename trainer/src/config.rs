@@ -73,10 +73,10 @@ impl Default for ModelParams {
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,
-            // int8 makes the page's table 40% smaller gzipped at no held-out accuracy and the same
-            // speed (the graph dequantises the table once, when it loads), but the edge's bake
-            // refuses its snapshot: tract's fold leaves the pre-init heap too sparse for
-            // copy-on-write (docs/benchmarks.md#int8). Until the pre-init heap packs it, f16.
+            // int8 makes the page's download 0.85 MB smaller at no held-out accuracy and the same
+            // speed per request, but the page's first answer comes later: the browser's
+            // interpreter dequantises the table at load, 80 ms more of it on two cores, and that
+            // answer is the figure the page is short of (docs/benchmarks.md#int8-page).
             weights: Weights::F16,
             calibration_folds: crate::calibrate::DEFAULT_FOLDS,
         }

@@ -42,8 +42,7 @@ pub enum Weights {
     F16,
     /// Each row's weights as int8 steps of its own f16 scale, the idf² column as uint8 steps of
     /// one f16 step ([`Int8Table`]): 0.0000 of held-out accuracy, the table gzipped 40% smaller;
-    /// the graph dequantises it once when it loads (docs/benchmarks.md#int8). The edge's bake
-    /// refuses its snapshot for now (too sparse for copy-on-write).
+    /// the graph dequantises it once when it loads (docs/benchmarks.md#int8).
     Int8,
 }
 

@@ -243,8 +243,8 @@ pub struct ModelArgs {
     pub weighting: Weighting,
     /// How the graph stores the table: `f16` (every value) or `int8` (each row's weights in
     /// 8-bit steps of its own scale, idf² in 8 bits: `model.onnx` 40% smaller gzipped, accuracy
-    /// unchanged on held-out data, dequantised once when the graph loads; the edge's bake does
-    /// not take it yet: docs/trainer.md).
+    /// unchanged on held-out data, dequantised once when the graph loads, which the page's
+    /// first answer feels: docs/trainer.md).
     #[arg(long, default_value_t = ModelParams::default().weights,
         value_parser = PossibleValuesParser::new(Weights::VARIANTS).try_map(|s| s.parse::<Weights>()))]
     pub weights: Weights,
