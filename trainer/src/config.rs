@@ -73,10 +73,10 @@ impl Default for ModelParams {
             max_tokens: 768,
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,
-            // int8 makes the page's download 0.85 MB smaller at no held-out accuracy and the same
-            // speed per request, but the page's first answer comes later: the browser's
-            // interpreter dequantises the table at load, 80 ms more of it on two cores, and that
-            // answer is the figure the page is short of (docs/benchmarks.md#int8-page).
+            // int8 makes the page's download smaller at no held-out accuracy and the same speed
+            // per request, but the page's first answer comes later (the browser's interpreter
+            // dequantises the table at load), and that answer is the figure the page is short
+            // of (docs/benchmarks.md#int8-page).
             weights: Weights::F16,
             calibration_folds: crate::calibrate::DEFAULT_FOLDS,
         }
