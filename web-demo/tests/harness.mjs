@@ -74,21 +74,20 @@ export async function serve(root = SITE, overrides = {}) {
 
 // Debian chromium with the flags docs/toolchain.md gives for running as root; playwright-core
 // gives each launch a fresh temporary --user-data-dir.
+export const CHROMIUM = process.env.STACKTAG_CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.STACKTAG_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
 }
 
 // Records every console error, uncaught exception and crash from the context's pages, workers
