@@ -7,8 +7,11 @@
 #   module_bytes, module_gz_bytes   the wasm module alone, raw and gzipped (-9)
 #   page_gz_bytes                   everything the page fetched before its first answer, each
 #                                   file gzipped (-9): HTML, CSS, JS, module and bundle
-#   first_answer_ms                 navigation start to the first answer drawn (a fresh
-#                                   profile: nothing cached, no service worker yet)
+#   first_answer_ms                 navigation start to the first answer drawn, in a running,
+#                                   idle chromium with a fresh profile (nothing cached, no
+#                                   service worker yet) and nothing attached until then
+#   first_answer_automated_ms       the same in a page Playwright opens right after launching
+#                                   the browser (how it was measured before; kept to compare)
 #   classify_p50_ms, classify_p99_ms  one classify in the worker (the module call), over 500
 #                                   real test questions, each seen for the first time
 #   native_p50_ms, ratio            the native core (release build) on the same questions in

@@ -74,9 +74,8 @@ impl Default for ModelParams {
             normalization: Normalization::CURRENT.version(),
             weighting: Weighting::Presence,
             // int8 makes the page's download smaller at no held-out accuracy and the same speed
-            // per request, but the page's first answer comes later (the browser's interpreter
-            // dequantises the table at load), and that answer is the figure the page is short
-            // of (docs/benchmarks.md#int8-page).
+            // per request, but the page's first answer comes later on a fast link (the
+            // browser's interpreter dequantises the table at load; docs/benchmarks.md#int8-page).
             weights: Weights::F16,
             calibration_folds: crate::calibrate::DEFAULT_FOLDS,
         }

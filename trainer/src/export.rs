@@ -200,9 +200,9 @@ fn softmax_tail(inv_norm: &str) -> Vec<NodeProto> {
 /// product is one f16 rounding of a product exact in f32 (`steps ≤ 127` × an f16 scale), as
 /// onnxruntime computes it too, and [`LinearModel::with_table`] rounds the same way. The fold
 /// stays within tract's constant-folding budget (an f16 output no larger than 4 MB, or than its
-/// inputs): a table of 278,139 rows × 5 is 2.8 MB. The fold's large parts leave the edge
-/// component's pre-init heap too sparse for copy-on-write, so its bake refuses such bundles for
-/// now (docs/benchmarks.md#int8-snapshot).
+/// inputs): a table of 278,139 rows × 5 is 2.8 MB. The fold's large parts also land in the
+/// edge component's pre-init heap, which the bake checks is still mapped copy-on-write
+/// (docs/benchmarks.md#int8-snapshot).
 fn gather_rows(rows: &str, table: Table<'_>) -> Vec<NodeProto> {
     let to = |t: DataType| vec![int_attr("to", t as i64)];
     let mut nodes = match table {
