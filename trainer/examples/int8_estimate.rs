@@ -11,12 +11,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use edge_classifier::TextEncoder;
-use edge_classifier::normalize::Normalization;
-use trainer::config::{ModelParams, PAIR_MUL};
+use trainer::config::ModelParams;
 use trainer::data::Example;
-use trainer::evaluate;
-use trainer::model::{self, FeatureSpec, Int8Table, LinearModel};
+use trainer::model::{Int8Table, LinearModel};
+use trainer::{cv, evaluate};
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: int8_estimate DATA_DIR"))?;
@@ -40,27 +38,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accuracy on `on` of the model fitted on `fit`, with f32 weights and with its 8-bit table, and
-/// the table's sizes.
+/// Accuracy on `on` of the model fitted on `fit` (its tokenizer learnt from `fit` alone, as a
+/// cross-validation fold's), with f32 weights and with its 8-bit table, and the table's sizes.
 fn score(p: &ModelParams, fit: &[Example], on: &[Example]) -> anyhow::Result<(f64, f64, serde_json::Value)> {
-    let normalization = Normalization::CURRENT;
-    let texts: Vec<String> = fit.iter().map(|e| normalization.apply(&e.text).text).collect();
-    let tokenizer = trainer::tokenizer::train(&texts, p.vocab_size, p.min_frequency)?;
-    let encoder = TextEncoder::new(&tokenizer, normalization, p.max_tokens)?;
-    let encode = |es: &[Example]| -> anyhow::Result<Vec<Vec<i64>>> {
-        es.iter().map(|e| Ok(encoder.encode(&e.text)?.ids)).collect()
-    };
-    let (docs, held) = (encode(fit)?, encode(on)?);
-    let spec = FeatureSpec { vocab: encoder.vocab_size(), buckets: p.buckets, pair_mul: PAIR_MUL };
-    let params = p.fit_params();
+    let (ids, vocab) = cv::encode_apart(p, fit, fit.iter().chain(on))?;
+    let (docs, held) = ids.split_at(fit.len());
     let targets: Vec<usize> = fit.iter().map(|e| e.label).collect();
-    let f32_model = model::fit(&docs, &targets, spec, p.labels.len(), params, |_| {});
+    let f32_model = cv::fit(p, vocab, docs, &targets);
     let table = f32_model.int8_table();
     let int8_model = f32_model.with_table(&table);
-    let accuracy = |m: &LinearModel| {
-        let right = held.iter().zip(on).filter(|(ids, e)| edge_classifier::argmax(&m.logits(ids)) == e.label).count();
-        right as f64 / on.len() as f64
-    };
+    let accuracy = |m: &LinearModel| cv::accuracy(m, held.iter().zip(on).map(|(ids, e)| (ids.as_slice(), e.label)));
     Ok((accuracy(&f32_model), accuracy(&int8_model), sizes(&f32_model, &table)))
 }
 

@@ -87,6 +87,13 @@ impl Scaling {
         Self { method: "none", scale: vec![1.0; labels], shift: vec![0.0; labels] }
     }
 
+    /// The calibrated answer to `a`: its top probability, and whether its label is right.
+    fn top(&self, a: &Answer) -> (f32, bool) {
+        let p = self.probabilities(&a.logits);
+        let top = edge_classifier::argmax(&p);
+        (p[top], top == a.target)
+    }
+
     /// Calibrated probabilities for raw `logits`.
     pub fn probabilities(&self, logits: &[f32]) -> Vec<f32> {
         let z: Vec<f32> = logits.iter().zip(&self.scale).zip(&self.shift).map(|((z, a), b)| a * z + b).collect();
@@ -269,11 +276,7 @@ fn paired_gain(a: &[f64], b: &[f64]) -> (f64, f64) {
 /// The expected calibration error of `answers` once scaled by `s`.
 fn ece_of(s: &Scaling, answers: &[Answer]) -> f64 {
     calibration_error(
-        answers.iter().map(|a| {
-            let p = s.probabilities(&a.logits);
-            let top = edge_classifier::argmax(&p);
-            (p[top], top == a.target)
-        }),
+        answers.iter().map(|a| s.top(a)),
         CALIBRATION_BINS,
     )
 }
@@ -364,11 +367,10 @@ fn fit_vector(answers: &[Answer], labels: usize) -> Scaling {
 fn calibrated_below(s: &Scaling, answers: &[Answer]) -> (usize, Option<f64>) {
     let (mut n, mut right) = (0usize, 0usize);
     for a in answers {
-        let p = s.probabilities(&a.logits);
-        let top = edge_classifier::argmax(&p);
-        if p[top] < BELOW_CONFIDENCE {
+        let (confidence, is_right) = s.top(a);
+        if confidence < BELOW_CONFIDENCE {
             n += 1;
-            right += usize::from(top == a.target);
+            right += usize::from(is_right);
         }
     }
     (n, (n > 0).then(|| right as f64 / n as f64))
@@ -388,11 +390,10 @@ fn min_known_features(s: &Scaling, cuts: &[Answer]) -> (u32, serde_json::Value) 
     let (mut n, mut right, mut confidence) = (vec![0usize; bins], vec![0usize; bins], vec![0f64; bins]);
     for a in cuts {
         let bin = a.known.min(MAX_KNOWN_BIN) as usize;
-        let p = s.probabilities(&a.logits);
-        let top = edge_classifier::argmax(&p);
+        let (p, is_right) = s.top(a);
         n[bin] += 1;
-        right[bin] += usize::from(top == a.target);
-        confidence[bin] += f64::from(p[top]);
+        right[bin] += usize::from(is_right);
+        confidence[bin] += f64::from(p);
     }
     let accuracy = |k: usize| right[k] as f64 / n[k] as f64;
     let overstated = |k: usize| {
@@ -419,11 +420,7 @@ fn little_evidence_below(s: &Scaling, cuts: &[Answer], min_known: u32) -> (f32, 
     let little: Vec<(f32, bool)> = cuts
         .iter()
         .filter(|a| a.known < min_known)
-        .map(|a| {
-            let p = s.probabilities(&a.logits);
-            let top = edge_classifier::argmax(&p);
-            (p[top], top == a.target)
-        })
+        .map(|a| s.top(a))
         .collect();
     let mut table = Vec::new();
     let mut line = 1.0;

@@ -360,23 +360,53 @@ struct Folds<'a> {
     encoded: HashMap<TokenizerKey, Vec<FoldEncoding>>,
 }
 
+/// Every text of `encode` under a tokenizer learnt from the texts of `learn` alone, and that
+/// tokenizer's vocabulary size: how a held-out score keeps the held-out texts' words out of
+/// the tokenizer (the cross-validation's folds, `examples/int8_estimate.rs`).
+pub fn encode_apart<'e>(
+    p: &ModelParams,
+    learn: impl IntoIterator<Item = &'e Example>,
+    encode: impl IntoIterator<Item = &'e Example>,
+) -> anyhow::Result<(Vec<Vec<i64>>, usize)> {
+    let (tokenizer, normalization) = learn_tokenizer(p, learn)?;
+    let encoder = TextEncoder::new(&tokenizer, normalization, p.max_tokens)?;
+    let ids = encode.into_iter().map(|e| encoder.encode(&e.text).map(|enc| enc.ids)).collect::<Result<Vec<_>, _>>()?;
+    Ok((ids, encoder.vocab_size()))
+}
+
+/// A tokenizer (`tokenizer.json`) learnt from the texts of `learn` alone, normalised as `p`
+/// says, and that normalisation.
+fn learn_tokenizer<'e>(
+    p: &ModelParams,
+    learn: impl IntoIterator<Item = &'e Example>,
+) -> anyhow::Result<(Vec<u8>, Normalization)> {
+    let normalization = Normalization::from_version(p.normalization)
+        .with_context(|| format!("normalisation {} is not known to this core", p.normalization))?;
+    let texts: Vec<String> = learn.into_iter().map(|e| normalization.apply(&e.text).text).collect();
+    Ok((tokenizer::train(&texts, p.vocab_size, p.min_frequency)?, normalization))
+}
+
+/// The model `p` fits on `docs` (ids under a tokenizer of `vocab` tokens) with `targets`.
+pub fn fit(p: &ModelParams, vocab: usize, docs: &[Vec<i64>], targets: &[usize]) -> model::LinearModel {
+    let spec = FeatureSpec { vocab, buckets: p.buckets, pair_mul: PAIR_MUL };
+    model::fit(docs, targets, spec, p.labels.len(), p.fit_params(), |_| {})
+}
+
+/// The share of `held` (ids, label) that `m` labels right.
+pub fn accuracy<'a>(m: &model::LinearModel, held: impl ExactSizeIterator<Item = (&'a [i64], usize)>) -> f64 {
+    let n = held.len();
+    let right = held.filter(|(ids, label)| edge_classifier::argmax(&m.logits(ids)) == *label).count();
+    right as f64 / n.max(1) as f64
+}
+
 impl Folds<'_> {
-    /// Fold `fold`'s tokenizer: learnt from the other folds' texts only.
-    fn tokenizer(&self, fold: usize, p: &ModelParams, normalization: Normalization) -> anyhow::Result<Vec<u8>> {
-        let texts: Vec<String> = self
-            .examples
-            .iter()
-            .zip(&self.fold_of)
-            .filter(|(_, f)| **f != fold)
-            .map(|(e, _)| normalization.apply(&e.text).text)
-            .collect();
-        tokenizer::train(&texts, p.vocab_size, p.min_frequency)
+    /// The examples outside fold `fold`, which its tokenizer and model learn from.
+    fn outside(&self, fold: usize) -> impl Iterator<Item = &Example> {
+        self.examples.iter().zip(&self.fold_of).filter(move |(_, f)| **f != fold).map(|(e, _)| e)
     }
 
     /// The held-out accuracy of each fold under `p`.
     fn score(&mut self, p: &ModelParams, progress: &Progress) -> anyhow::Result<Vec<f64>> {
-        let normalization = Normalization::from_version(p.normalization)
-            .with_context(|| format!("normalisation {} is not known to this core", p.normalization))?;
         let key = TokenizerKey {
             vocab_size: p.vocab_size,
             min_frequency: p.min_frequency,
@@ -387,36 +417,22 @@ impl Folds<'_> {
             let mut per_fold = Vec::with_capacity(self.k);
             for fold in 0..self.k {
                 let spinner = progress.spinner(&format!("fold {}/{}: tokenizer {key:?}", fold + 1, self.k));
-                let tokenizer = self.tokenizer(fold, p, normalization)?;
-                let encoder = TextEncoder::new(&tokenizer, normalization, p.max_tokens)?;
-                let vocab = encoder.vocab_size();
-                let ids = self
-                    .examples
-                    .iter()
-                    .map(|e| encoder.encode(&e.text).map(|enc| enc.ids))
-                    .collect::<Result<Vec<_>, _>>()?;
+                per_fold.push(encode_apart(p, self.outside(fold), self.examples)?);
                 spinner.finish_and_clear();
-                per_fold.push((ids, vocab));
             }
             self.encoded.insert(key.clone(), per_fold);
         }
         let encoded = &self.encoded[&key];
-        let fit = p.fit_params();
-        (0..self.k)
+        Ok((0..self.k)
             .map(|fold| {
                 let (ids, vocab) = &encoded[fold];
                 let (train, held): (Vec<usize>, Vec<usize>) = (0..ids.len()).partition(|&i| self.fold_of[i] != fold);
                 let docs: Vec<Vec<i64>> = train.iter().map(|&i| ids[i].clone()).collect();
                 let targets: Vec<usize> = train.iter().map(|&i| self.targets[i]).collect();
-                let spec = FeatureSpec { vocab: *vocab, buckets: p.buckets, pair_mul: PAIR_MUL };
-                let model = model::fit(&docs, &targets, spec, p.labels.len(), fit, |_| {});
-                let right = held
-                    .iter()
-                    .filter(|&&i| edge_classifier::argmax(&model.logits(&ids[i])) == self.targets[i])
-                    .count();
-                Ok(right as f64 / held.len().max(1) as f64)
+                let model = fit(p, *vocab, &docs, &targets);
+                accuracy(&model, held.iter().map(|&i| (ids[i].as_slice(), self.targets[i])))
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -435,7 +451,7 @@ mod tests {
             Folds { examples: &examples, targets: &targets, fold_of: fold_of.clone(), k: 3, encoded: HashMap::new() };
         let p = ModelParams { vocab_size: 400, min_frequency: 1, ..ModelParams::default() };
         for fold in 0..3 {
-            let json = folds.tokenizer(fold, &p, Normalization::CURRENT).expect("trains");
+            let (json, _) = learn_tokenizer(&p, folds.outside(fold)).expect("trains");
             let vocab = tokenizers::Tokenizer::from_bytes(&json).expect("loads").get_vocab(true);
             for (i, f) in fold_of.iter().enumerate() {
                 let word = format!("word{i}zz");
