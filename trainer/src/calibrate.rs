@@ -275,10 +275,7 @@ fn paired_gain(a: &[f64], b: &[f64]) -> (f64, f64) {
 
 /// The expected calibration error of `answers` once scaled by `s`.
 fn ece_of(s: &Scaling, answers: &[Answer]) -> f64 {
-    calibration_error(
-        answers.iter().map(|a| s.top(a)),
-        CALIBRATION_BINS,
-    )
+    calibration_error(answers.iter().map(|a| s.top(a)), CALIBRATION_BINS)
 }
 
 /// Temperature scaling: the one multiplier of every logit with the lowest log loss. The loss is
@@ -417,11 +414,7 @@ fn min_known_features(s: &Scaling, cuts: &[Answer]) -> (u32, serde_json::Value) 
 /// [`min_known_features`], with enough cuts) is the rule. With a line of 1, every answer on
 /// little evidence is unsure but a certain one.
 fn little_evidence_below(s: &Scaling, cuts: &[Answer], min_known: u32) -> (f32, serde_json::Value) {
-    let little: Vec<(f32, bool)> = cuts
-        .iter()
-        .filter(|a| a.known < min_known)
-        .map(|a| s.top(a))
-        .collect();
+    let little: Vec<(f32, bool)> = cuts.iter().filter(|a| a.known < min_known).map(|a| s.top(a)).collect();
     let mut table = Vec::new();
     let mut line = 1.0;
     for &c in LITTLE_EVIDENCE_LINES.iter().rev() {
