@@ -73,6 +73,8 @@ async function openUnattached(server) {
     const browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
     const page = browser.contexts().flatMap((c) => c.pages()).find((p) => p.url() === server.url);
     if (!page) throw new Error(`no page at ${server.url} in the browser`);
+    const failed = await page.evaluate(() => window.stacktag.ready.then(() => null, (e) => e.message));
+    if (failed) throw new Error(`the page could not load the model: ${failed}`);
     await page.waitForFunction(() => performance.getEntriesByName('first-answer').length > 0, null, { timeout: 60_000 });
     return { browser, page, close };
   } catch (e) {
