@@ -52,13 +52,15 @@ async function openUnattached(server) {
   const child = spawn(
     CHROMIUM,
     [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--remote-debugging-port=0', `${server.url}${START.slice(1)}`],
-    { stdio: 'ignore' },
+    // Its own process group, so that closing it stops its helper processes too.
+    { stdio: 'ignore', detached: true },
   );
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const close = async () => {
-    child.kill();
+    if (child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
     await exited;
-    rmSync(profile, { recursive: true, force: true });
+    // A helper may still be writing into the profile as it goes.
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
   try {
     const deadline = Date.now() + 60_000;
