@@ -27,6 +27,10 @@ const START = '/bench-start.html';
 const SETTLE_S = 3;
 const START_PAGE = `<!doctype html><meta http-equiv="refresh" content="${SETTLE_S};url=/"><title>waiting</title>`;
 
+function firstAnswerDrawn(page) {
+  return page.waitForFunction(() => performance.getEntriesByName('first-answer').length > 0, null, { timeout: 60_000 });
+}
+
 // The page's own marks: when the first answer was drawn and where its time went (the worker's
 // loading steps on their own clock, and when the page heard the model was ready).
 function marks(page) {
@@ -77,7 +81,7 @@ async function openUnattached(server) {
     if (!page) throw new Error(`no page at ${server.url} in the browser`);
     const failed = await page.evaluate(() => window.stacktag.ready.then(() => null, (e) => e.message));
     if (failed) throw new Error(`the page could not load the model: ${failed}`);
-    await page.waitForFunction(() => performance.getEntriesByName('first-answer').length > 0, null, { timeout: 60_000 });
+    await firstAnswerDrawn(page);
     return { browser, page, close };
   } catch (e) {
     await close();
@@ -92,7 +96,7 @@ async function firstAnswerAutomated(server) {
   try {
     const page = await (await browser.newContext()).newPage();
     await page.goto(server.url);
-    await page.waitForFunction(() => performance.getEntriesByName('first-answer').length > 0, null, { timeout: 60_000 });
+    await firstAnswerDrawn(page);
     return (await marks(page)).first_answer_ms;
   } finally {
     await browser.close();

@@ -72,8 +72,7 @@ export async function serve(root = SITE, overrides = {}) {
   };
 }
 
-// Debian chromium with the flags docs/toolchain.md gives for running as root; playwright-core
-// gives each launch a fresh temporary --user-data-dir.
+// Debian chromium with the flags docs/toolchain.md gives for running as root.
 export const CHROMIUM = process.env.STACKTAG_CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_FLAGS = [
   '--headless',
@@ -86,6 +85,7 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
+// playwright-core gives each launch a fresh temporary --user-data-dir.
 export async function launch() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
 }
@@ -100,11 +100,16 @@ export function watchConsole(context) {
   context.on('console', onConsole('page'));
   context.on('weberror', (e) => problems.push(`uncaught exception: ${e.error().message}`));
   context.on('serviceworker', (w) => w.on('console', onConsole('service worker')));
-  context.on('page', (page) => {
+  const watchWorker = (w) => w.on('console', onConsole('worker'));
+  const watchPage = (page) => {
     page.on('pageerror', (e) => problems.push(`page uncaught exception: ${e.message}`));
     page.on('crash', () => problems.push('page crashed'));
-    page.on('worker', (w) => w.on('console', onConsole('worker')));
-  });
+    page.on('worker', watchWorker);
+    page.workers().forEach(watchWorker);
+  };
+  // Pages open already too: the bench connects to a page that loaded before it.
+  context.pages().forEach(watchPage);
+  context.on('page', watchPage);
   return {
     problems,
     check() {
